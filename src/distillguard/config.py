@@ -1,0 +1,71 @@
+"""Frozen settings, loaded from one TOML file; no globals.
+
+>>> s = Settings()
+>>> s.ingest.max_line_bytes > 0
+True
+>>> s.detect.target_fpr
+0.01
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from distillguard.errors import ConfigError
+
+DEFAULT_DB = "distillguard.duckdb"
+"""Store file used when ``--db`` is not given (in the working directory)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IngestSettings(_Frozen):
+    max_line_bytes: int = Field(16 * 1024 * 1024, gt=0, description="longer lines are quarantined")
+    batch_rows: int = Field(20_000, gt=0, description="rows per Arrow batch written to the store")
+    excerpt_chars: int = Field(200, ge=0, description="chars of a bad line kept in quarantine")
+
+
+class DetectSettings(_Frozen):
+    target_fpr: float = Field(0.01, gt=0, lt=1, description="flag rate allowed on the benign reference")
+    min_exchanges: int = Field(5, ge=1, description="accounts with fewer exchanges are never flagged")
+
+
+class LinkSettings(_Frozen):
+    max_group_accounts: int = Field(500, ge=2, description="shared values seen on more accounts are too common to link")
+    min_template_share: float = Field(0.2, gt=0, le=1, description="a template links accounts only if it is this share of their traffic")
+    min_campaign_accounts: int = Field(2, ge=2)
+    min_flagged_share: float = Field(0.5, gt=0, le=1, description="share of flagged members that makes a cluster a campaign")
+
+
+class PolicySettings(_Frozen):
+    ttl_days: float = Field(7.0, gt=0, description="decisions expire this long after the last exchange seen")
+
+
+class Settings(_Frozen):
+    ingest: IngestSettings = IngestSettings()
+    detect: DetectSettings = DetectSettings()
+    link: LinkSettings = LinkSettings()
+    policy: PolicySettings = PolicySettings()
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read settings from a TOML file; ``None`` gives the defaults."""
+    if path is None:
+        return Settings()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"settings file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from exc

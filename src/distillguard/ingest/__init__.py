@@ -1,0 +1,190 @@
+"""Ingest a traffic directory into the store: stream, validate, quarantine, dedupe.
+
+Memory stays bounded whatever the file size: rows are validated one at a time,
+written to a staging table in batches, and merged into ``exchanges`` by
+``exchange_id`` in DuckDB (which spills to disk), so re-ingesting the same data
+adds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from distillguard.config import IngestSettings
+from distillguard.errors import InputError
+from distillguard.ingest.normalize import RowProblem
+from distillguard.ingest.rows import account_row, event_row, exchange_row
+from distillguard.ingest.sources import Bad, Record, find_files, iter_records
+from distillguard.schema import ACCOUNTS, EVENTS, EXCHANGES, QUARANTINE
+from distillguard.store import Store
+
+__all__ = ["IngestReport", "ingest_traffic_dir"]
+
+log = logging.getLogger(__name__)
+_STAGING = "_staging_exchanges"
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest did; ``quarantined`` counts rows of every kind."""
+
+    files: int
+    exchanges_read: int
+    exchanges_added: int
+    duplicates: int
+    quarantined: int
+    accounts: int
+    events: int
+
+
+def ingest_traffic_dir(
+    traffic_dir: Path, store: Store, settings: IngestSettings | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest every table of ``traffic_dir`` into ``store``; return counts."""
+    settings = settings or IngestSettings()
+    traffic_dir = Path(traffic_dir)
+    if not traffic_dir.exists():
+        raise InputError(f"traffic directory not found: {traffic_dir}")
+    if not traffic_dir.is_dir():
+        raise InputError(f"not a directory: {traffic_dir}")
+    exchange_files = find_files(traffic_dir, "exchanges")
+    if not exchange_files:
+        raise InputError(
+            f"no exchanges in {traffic_dir}: expected exchanges.jsonl[.gz|.zst], "
+            "exchanges.parquet or a folder exchanges/ of such shards"
+        )
+    quarantine = _Quarantine(store, settings.excerpt_chars)
+    files = exchange_files + find_files(traffic_dir, "accounts") + find_files(traffic_dir, "events")
+    quarantine.forget(files)
+    read, added = _ingest_exchanges(exchange_files, store, settings, quarantine, progress)
+    accounts = _ingest_small(find_files(traffic_dir, "accounts"), "accounts", account_row, ACCOUNTS,
+                             store, settings, quarantine)
+    events = _ingest_small(find_files(traffic_dir, "events"), "events", event_row, EVENTS,
+                           store, settings, quarantine)
+    quarantine.flush()
+    report = IngestReport(len(files), read, added, read - added, quarantine.count, accounts, events)
+    log.info("ingest %s: %s", traffic_dir, report)
+    return report
+
+
+def _ingest_exchanges(
+    files: list[Path], store: Store, settings: IngestSettings, quarantine: _Quarantine,
+    progress: Progress | None,
+) -> tuple[int, int]:
+    con = store.con
+    staging_schema = EXCHANGES.append(pa.field("_seq", pa.int64()))
+    con.execute(f"DROP TABLE IF EXISTS {_STAGING}")  # left by an interrupted run
+    empty = staging_schema.empty_table()  # noqa: F841  (scanned by DuckDB)
+    con.execute(f"CREATE TABLE {_STAGING} AS SELECT * FROM empty")
+    rows: list[dict[str, Any]] = []
+    seq = 0
+
+    def flush() -> None:
+        batch = pa.Table.from_pylist(rows, schema=staging_schema)  # noqa: F841
+        con.execute(f"INSERT INTO {_STAGING} SELECT * FROM batch")
+        rows.clear()
+
+    for path in files:
+        for item in iter_records(path, settings.max_line_bytes):
+            if isinstance(item, Bad):
+                quarantine.add(item, "exchanges")
+                continue
+            try:
+                row = exchange_row(item.value, item.raw)
+            except RowProblem as exc:
+                quarantine.add(_bad(item, str(exc)), "exchanges")
+                continue
+            seq += 1
+            row.update(source_file=item.file, source_line=item.line, _seq=seq)
+            rows.append(row)
+            if len(rows) >= settings.batch_rows:
+                flush()
+                if progress:
+                    progress(settings.batch_rows)
+    if rows:
+        if progress:
+            progress(len(rows))
+        flush()
+    before = store.count("exchanges")
+    cols = ", ".join(EXCHANGES.names)
+    with store.transaction():
+        # First occurrence of each id in this run, unless the store already has it.
+        con.execute(
+            f"""INSERT INTO exchanges SELECT {cols} FROM {_STAGING} s
+                SEMI JOIN (SELECT min(_seq) AS _seq FROM {_STAGING} GROUP BY exchange_id) k
+                  USING (_seq)
+                ANTI JOIN exchanges e USING (exchange_id)"""
+        )
+        con.execute(f"DROP TABLE {_STAGING}")
+    return seq, store.count("exchanges") - before
+
+
+def _ingest_small(
+    files: list[Path], kind: str, parse: Callable[[Any], dict[str, Any]], schema: pa.Schema,
+    store: Store, settings: IngestSettings, quarantine: _Quarantine,
+) -> int:
+    """Accounts and events are small: validate, keep the last row per key, upsert."""
+    rows = []
+    for path in files:
+        for item in iter_records(path, settings.max_line_bytes):
+            if isinstance(item, Bad):
+                quarantine.add(item, kind)
+                continue
+            try:
+                rows.append(parse(item.value))
+            except RowProblem as exc:
+                quarantine.add(_bad(item, str(exc)), kind)
+    if not rows:
+        return 0
+    new = pa.Table.from_pylist(rows, schema=schema)  # noqa: F841  (scanned by DuckDB)
+    key = "account_id" if kind == "accounts" else "timestamp, type, model"
+    with store.transaction():
+        store.con.execute(
+            f"""CREATE TEMP TABLE _new AS SELECT * FROM new
+                QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY 1) = 1"""
+        )
+        cond = " AND ".join(f"t.{k.strip()} IS NOT DISTINCT FROM n.{k.strip()}" for k in key.split(","))
+        store.con.execute(f"DELETE FROM {kind} t WHERE EXISTS (SELECT 1 FROM _new n WHERE {cond})")
+        store.con.execute(f"INSERT INTO {kind} SELECT * FROM _new")
+        store.con.execute("DROP TABLE _new")
+    return len(rows)
+
+
+def _bad(item: Record, reason: str) -> Bad:
+    raw = item.raw[:200].decode("utf-8", errors="replace").rstrip("\n") if item.raw else ""
+    return Bad(item.file, item.line, reason, raw)
+
+
+class _Quarantine:
+    """Buffers bad rows and writes them to the ``quarantine`` table."""
+
+    def __init__(self, store: Store, excerpt_chars: int) -> None:
+        self.store, self.excerpt_chars = store, excerpt_chars
+        self.rows: list[dict[str, Any]] = []
+        self.count = 0
+
+    def forget(self, files: Iterable[Path]) -> None:
+        """Drop earlier quarantine rows of files about to be re-read."""
+        names = [str(p) for p in files]
+        self.store.con.execute("DELETE FROM quarantine WHERE list_contains(?, file)", [names])
+
+    def add(self, bad: Bad, kind: str) -> None:
+        self.count += 1
+        log.debug("quarantined %s:%d: %s", bad.file, bad.line, bad.reason)
+        self.rows.append({"file": bad.file, "line": bad.line, "reason": bad.reason, "kind": kind,
+                          "excerpt": bad.excerpt[: self.excerpt_chars]})
+        if len(self.rows) >= 10_000:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.store.append("quarantine", pa.Table.from_pylist(self.rows, schema=QUARANTINE))
+            self.rows.clear()

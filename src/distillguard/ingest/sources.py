@@ -1,0 +1,111 @@
+"""Find the files of a traffic directory and stream their records.
+
+A traffic directory holds ``exchanges`` (required), ``accounts`` and ``events``
+(optional) as JSONL (plain, ``.gz``, ``.zst``), Parquet, or a folder of such
+shards (see the exchange-log spec). Records come out with their file and line
+(row number for Parquet), or as a ``BadLine`` giving the quarantine reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distillguard.errors import InputError
+from distillguard.ingest.lines import BadLine, Line, read_lines
+
+SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet")
+
+
+@dataclass(frozen=True)
+class Record:
+    file: str
+    line: int
+    value: Any
+    raw: bytes | None  # the line's bytes (JSONL) for stable derived ids
+
+
+@dataclass(frozen=True)
+class Bad:
+    file: str
+    line: int
+    reason: str
+    excerpt: str
+
+
+def find_files(traffic_dir: Path, kind: str) -> list[Path]:
+    """Files holding ``kind`` rows: ``kind.<suffix>`` and shards in ``kind/``."""
+    found = [traffic_dir / f"{kind}{s}" for s in SUFFIXES if (traffic_dir / f"{kind}{s}").is_file()]
+    shard_dir = traffic_dir / kind
+    if shard_dir.is_dir():
+        found += sorted(p for p in shard_dir.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
+    return found
+
+
+def iter_records(path: Path, max_line_bytes: int, batch_rows: int = 10_000) -> Iterator[Record | Bad]:
+    """Every record of one file, in order, with its location."""
+    if path.name.endswith(".parquet"):
+        yield from _parquet_records(path, batch_rows)
+    else:
+        yield from _jsonl_records(path, max_line_bytes)
+
+
+def _jsonl_records(path: Path, max_line_bytes: int) -> Iterator[Record | Bad]:
+    name = str(path)
+    for item in read_lines(path, max_line_bytes):
+        if isinstance(item, BadLine):
+            yield Bad(name, item.number, item.reason, _excerpt(item.excerpt))
+            continue
+        yield _decode(name, item)
+
+
+def _decode(name: str, item: Line) -> Record | Bad:
+    try:
+        text = item.data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Bad(name, item.number, f"invalid UTF-8 at byte {exc.start} of the line", _excerpt(item.data))
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        reason = f"invalid JSON: {exc}"
+        if item.last_without_newline:
+            reason = f"truncated last line (no newline at end of file): {reason}"
+        return Bad(name, item.number, reason, _excerpt(item.data))
+    return Record(name, item.number, value, item.data)
+
+
+def _parquet_records(path: Path, batch_rows: int) -> Iterator[Record | Bad]:
+    name = str(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"cannot read Parquet file {path}: {exc}") from exc
+    row = 0
+    try:
+        for batch in pf.iter_batches(batch_size=batch_rows):
+            for value in batch.to_pylist():
+                row += 1
+                yield Record(name, row, _drop_nulls(value), None)
+    except (OSError, pa.ArrowException) as exc:
+        yield Bad(name, row + 1, f"unreadable Parquet data from this row on: {exc}", "")
+
+
+def _drop_nulls(value: Any) -> Any:
+    """Parquet structs carry every field; absent JSON keys come back as None.
+
+    Keeping None is equivalent for every optional field, so only the top level
+    is left as is; this exists to make ``extra_json`` not list null columns.
+    """
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if v is not None or k in ("response",)}
+    return value
+
+
+def _excerpt(data: bytes, limit: int = 200) -> str:
+    return data[:limit].decode("utf-8", errors="replace").rstrip("\n")

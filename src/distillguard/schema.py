@@ -1,0 +1,190 @@
+"""Arrow schemas of every table in the store.
+
+The store holds exchanges *flattened* for analytics (one column per field the
+stages read) plus the normalized request as JSON, so nothing a log carried is
+lost. ``TABLES`` maps each table name to its schema; the store creates them all.
+
+>>> "exchanges" in TABLES and "quarantine" in TABLES
+True
+>>> EXCHANGES.field("timestamp").type
+TimestampType(timestamp[us, tz=UTC])
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+EXCHANGES = pa.schema(
+    [
+        pa.field("exchange_id", pa.string(), nullable=False),
+        pa.field("timestamp", TS, nullable=False),
+        pa.field("account_id", pa.string(), nullable=False),
+        ("api_key_id", pa.string()),
+        ("conversation_id", pa.string()),
+        ("client_ip", pa.string()),
+        ("client_asn", pa.int64()),
+        ("client_country", pa.string()),
+        ("user_agent", pa.string()),
+        ("tls_fingerprint", pa.string()),
+        ("request_format", pa.string()),  # chat | responses | anthropic
+        ("model", pa.string()),
+        ("system_text", pa.string()),  # system/developer instructions, joined
+        ("prompt_text", pa.string()),  # text of the last user turn
+        ("n_messages", pa.int32()),
+        ("n_user_turns", pa.int32()),
+        ("n_tools", pa.int32()),
+        ("n_images", pa.int32()),
+        ("max_tokens", pa.int64()),
+        ("temperature", pa.float64()),
+        ("n_choices", pa.int32()),
+        ("stream", pa.bool_()),
+        ("status", pa.int32()),
+        ("finish_reason", pa.string()),
+        ("response_text", pa.string()),
+        ("reasoning_text", pa.string()),
+        ("n_tool_calls", pa.int32()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("reasoning_tokens", pa.int64()),
+        ("latency_ms", pa.float64()),
+        ("request_json", pa.string()),  # normalized request, unknown keys kept
+        ("extra_json", pa.string()),  # unknown top-level / response keys
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),
+    ]
+)
+
+ACCOUNTS = pa.schema(
+    [
+        pa.field("account_id", pa.string(), nullable=False),
+        ("created_at", TS),
+        ("signup_path", pa.string()),
+        ("tier", pa.string()),
+        ("payment_fingerprint", pa.string()),
+        ("email_domain", pa.string()),
+        ("country", pa.string()),
+        ("organization_id", pa.string()),
+        ("extra_json", pa.string()),
+    ]
+)
+
+EVENTS = pa.schema(
+    [
+        pa.field("timestamp", TS, nullable=False),
+        pa.field("type", pa.string(), nullable=False),
+        ("model", pa.string()),
+        ("extra_json", pa.string()),
+    ]
+)
+
+QUARANTINE = pa.schema(
+    [
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("line", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        ("kind", pa.string()),  # exchanges | accounts | events
+        ("excerpt", pa.string()),
+    ]
+)
+
+# Output of the enrich stage: the columns later stages need, plus signals.
+SIGNALS = pa.schema(
+    [
+        pa.field("exchange_id", pa.string(), nullable=False),
+        pa.field("account_id", pa.string(), nullable=False),
+        pa.field("timestamp", TS, nullable=False),
+        ("t_s", pa.float64()),  # epoch seconds, engine-portable arithmetic
+        ("hour_of_day", pa.int32()),
+        ("day_of_week", pa.int32()),
+        ("day_index", pa.int64()),  # days since epoch
+        ("model", pa.string()),
+        ("client_ip", pa.string()),
+        ("n_user_turns", pa.int32()),
+        ("n_tools", pa.int32()),
+        ("n_choices", pa.int32()),
+        ("max_tokens", pa.int64()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("prompt_chars", pa.int64()),
+        ("template_sig", pa.string()),  # exact hash of the masked prompt
+        ("template_simhash", pa.int64()),  # 64-bit SimHash of masked shingles
+    ]
+)
+
+ACCOUNT_FEATURES = pa.schema(
+    [
+        pa.field("account_id", pa.string(), nullable=False),
+        ("n_exchanges", pa.int64()),
+        ("n_active_days", pa.int64()),
+        ("first_seen", TS),
+        ("last_seen", TS),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("output_input_ratio", pa.float64()),
+        ("mean_prompt_chars", pa.float64()),
+        ("iat_cv", pa.float64()),
+        ("hour_entropy", pa.float64()),
+        ("multi_turn_share", pa.float64()),
+        ("tool_share", pa.float64()),
+        ("distinct_templates", pa.int64()),
+        ("template_reuse", pa.float64()),  # 1 - distinct/n
+        ("top_template_share", pa.float64()),
+        ("exchanges_per_active_day", pa.float64()),
+    ]
+)
+
+ACCOUNT_SCORES = pa.schema(
+    [
+        pa.field("account_id", pa.string(), nullable=False),
+        ("score", pa.float64()),
+        ("flagged", pa.bool_()),
+        ("reasons", pa.list_(pa.string())),
+    ]
+)
+
+ACCOUNT_CLUSTERS = pa.schema(
+    [
+        pa.field("account_id", pa.string(), nullable=False),
+        ("cluster_id", pa.string()),
+        ("link_evidence", pa.list_(pa.string())),
+    ]
+)
+
+POLICY = pa.schema(
+    [
+        pa.field("subject_type", pa.string(), nullable=False),  # account | cluster
+        pa.field("subject_id", pa.string(), nullable=False),
+        pa.field("action", pa.string(), nullable=False),  # allow|monitor|throttle|challenge|block
+        ("reason", pa.string()),
+        ("expires_at", TS),
+    ]
+)
+
+CAMPAIGNS = pa.schema(
+    [
+        pa.field("campaign_id", pa.string(), nullable=False),
+        ("record_json", pa.string()),  # the campaigns.json record
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "exchanges": EXCHANGES,
+    "accounts": ACCOUNTS,
+    "events": EVENTS,
+    "quarantine": QUARANTINE,
+    "signals": SIGNALS,
+    "account_features": ACCOUNT_FEATURES,
+    "account_scores": ACCOUNT_SCORES,
+    "account_clusters": ACCOUNT_CLUSTERS,
+    "policy": POLICY,
+    "campaigns": CAMPAIGNS,
+}
+
+ACTIONS = ("allow", "monitor", "throttle", "challenge", "block")
+
+
+def empty(name: str) -> pa.Table:
+    """An empty table with the schema of ``name``."""
+    return TABLES[name].empty_table()

@@ -1,0 +1,142 @@
+"""The embedded store: one DuckDB database file holding every table of ``schema``.
+
+Writes of one stage happen in one transaction, so an interrupted run leaves the
+previous stage's tables intact and never half-written.
+
+>>> import tempfile, pathlib
+>>> with Store.open(pathlib.Path(tempfile.mkdtemp()) / "t.duckdb") as store:
+...     store.count("exchanges")
+0
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+import pyarrow as pa
+
+from distillguard.errors import SchemaError, StoreError
+from distillguard.schema import TABLES
+
+log = logging.getLogger(__name__)
+
+
+class Store:
+    """A DuckDB database file with the distillguard tables."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.con = con
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path | str, *, read_only: bool = False) -> Store:
+        """Open (creating if needed) the store at ``path``."""
+        path = Path(path)
+        if read_only and not path.exists():
+            raise StoreError(f"no store at {path} (run `distillguard ingest` or `scan` first)")
+        try:
+            if not read_only:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(str(path), read_only=read_only)
+            con.execute("SET TimeZone = 'UTC'")
+        except (duckdb.Error, OSError) as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from exc
+        store = cls(con, path)
+        if not read_only:
+            store._create_tables()
+        return store
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def _create_tables(self) -> None:
+        for name, schema in TABLES.items():
+            empty = schema.empty_table()  # noqa: F841  (scanned by DuckDB below)
+            self.con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM empty")
+
+    # -- reading -------------------------------------------------------------
+
+    def count(self, name: str) -> int:
+        _check_name(name)
+        row = self.con.execute(f"SELECT count(*) FROM {name}").fetchone()
+        return int(row[0]) if row else 0
+
+    def read(self, name: str, columns: list[str] | None = None) -> pa.Table:
+        """The whole table ``name`` as Arrow, cast to its declared schema."""
+        _check_name(name)
+        cols = ", ".join(columns) if columns else "*"
+        table = self.con.execute(f"SELECT {cols} FROM {name}").fetch_arrow_table()
+        schema = TABLES[name]
+        if columns:
+            schema = pa.schema([schema.field(c) for c in columns])
+        return _conform(table, schema)
+
+    def batches(
+        self, name: str, columns: list[str], batch_rows: int = 50_000
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream ``columns`` of ``name`` in record batches (bounded memory)."""
+        _check_name(name)
+        cursor = self.con.cursor()
+        reader = cursor.execute(f"SELECT {', '.join(columns)} FROM {name}").fetch_record_batch(
+            batch_rows
+        )
+        yield from reader
+
+    def query(self, sql: str) -> pa.Table:
+        """Run read-only SQL against the store and return Arrow."""
+        return self.con.execute(sql).fetch_arrow_table()
+
+    # -- writing -------------------------------------------------------------
+
+    def append(self, name: str, data: pa.Table | pa.RecordBatch) -> None:
+        _check_name(name)
+        if isinstance(data, pa.RecordBatch):
+            data = pa.Table.from_batches([data])
+        data = _conform(data, TABLES[name])
+        self.con.execute(f"INSERT INTO {name} SELECT * FROM data")
+
+    def replace(self, name: str, data: pa.Table) -> None:
+        """Replace the rows of ``name`` atomically."""
+        with self.transaction():
+            self.con.execute(f"DELETE FROM {name}")
+            self.append(name, data)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+
+def _check_name(name: str) -> None:
+    if name not in TABLES and not name.startswith("_staging"):
+        raise SchemaError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Reorder and cast ``table`` to ``schema``, naming any missing column."""
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise SchemaError(f"table lacks column(s) {missing}; expected {schema.names}")
+    table = table.select(schema.names)
+    try:
+        return table.cast(pa.schema([pa.field(f.name, f.type) for f in schema]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SchemaError(f"cannot cast columns to the store schema: {exc}") from exc
