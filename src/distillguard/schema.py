@@ -110,6 +110,7 @@ SIGNALS = pa.schema(
         ("prompt_chars", pa.int64()),
         ("template_sig", pa.string()),  # exact hash of the masked prompt
         ("template_simhash", pa.int64()),  # 64-bit SimHash of masked shingles
+        ("capability", pa.string()),  # one of CAPABILITIES
     ]
 )
 
@@ -181,6 +182,11 @@ TABLES: dict[str, pa.Schema] = {
     "policy": POLICY,
     "campaigns": CAMPAIGNS,
 }
+
+CAPABILITIES = (
+    "reasoning", "coding", "tool-use", "vision", "safety", "creative", "chat",
+)
+"""Capability areas an exchange is assigned to (see ``signals.capability``)."""
 
 ACTIONS = ("allow", "monitor", "throttle", "challenge", "block")
 

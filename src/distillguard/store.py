@@ -32,6 +32,8 @@ class Store:
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
         self.con = con
         self.path = path
+        self._views = 0
+        self._depth = 0
 
     @classmethod
     def open(cls, path: Path | str, *, read_only: bool = False) -> Store:
@@ -64,8 +66,8 @@ class Store:
 
     def _create_tables(self) -> None:
         for name, schema in TABLES.items():
-            empty = schema.empty_table()  # noqa: F841  (scanned by DuckDB below)
-            self.con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM empty")
+            with self.registered(schema.empty_table()) as view:
+                self.con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM {view}")
 
     # -- reading -------------------------------------------------------------
 
@@ -106,7 +108,8 @@ class Store:
         if isinstance(data, pa.RecordBatch):
             data = pa.Table.from_batches([data])
         data = _conform(data, TABLES[name])
-        self.con.execute(f"INSERT INTO {name} SELECT * FROM data")
+        with self.registered(data) as view:
+            self.con.execute(f"INSERT INTO {name} SELECT * FROM {view}")
 
     def replace(self, name: str, data: pa.Table) -> None:
         """Replace the rows of ``name`` atomically."""
@@ -115,13 +118,35 @@ class Store:
             self.append(name, data)
 
     @contextmanager
+    def registered(self, data: pa.Table) -> Iterator[str]:
+        """Expose an Arrow table to SQL under a temporary view name."""
+        self._views += 1
+        view = f"_arrow_{self._views}"
+        self.con.register(view, data)
+        try:
+            yield view
+        finally:
+            self.con.unregister(view)
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all; nesting joins the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self.con.execute("BEGIN TRANSACTION")
+        self._depth = 1
         try:
             yield
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+        finally:
+            self._depth = 0
         self.con.execute("COMMIT")
 
 

@@ -82,14 +82,14 @@ def _ingest_exchanges(
     con = store.con
     staging_schema = EXCHANGES.append(pa.field("_seq", pa.int64()))
     con.execute(f"DROP TABLE IF EXISTS {_STAGING}")  # left by an interrupted run
-    empty = staging_schema.empty_table()  # noqa: F841  (scanned by DuckDB)
-    con.execute(f"CREATE TABLE {_STAGING} AS SELECT * FROM empty")
+    with store.registered(staging_schema.empty_table()) as view:
+        con.execute(f"CREATE TABLE {_STAGING} AS SELECT * FROM {view}")
     rows: list[dict[str, Any]] = []
     seq = 0
 
     def flush() -> None:
-        batch = pa.Table.from_pylist(rows, schema=staging_schema)  # noqa: F841
-        con.execute(f"INSERT INTO {_STAGING} SELECT * FROM batch")
+        with store.registered(pa.Table.from_pylist(rows, schema=staging_schema)) as view:
+            con.execute(f"INSERT INTO {_STAGING} SELECT * FROM {view}")
         rows.clear()
 
     for path in files:
@@ -144,12 +144,13 @@ def _ingest_small(
                 quarantine.add(_bad(item, str(exc)), kind)
     if not rows:
         return 0
-    new = pa.Table.from_pylist(rows, schema=schema)  # noqa: F841  (scanned by DuckDB)
     key = "account_id" if kind == "accounts" else "timestamp, type, model"
-    with store.transaction():
+    with store.transaction(), store.registered(pa.Table.from_pylist(rows, schema=schema)) as view:
+        # Last row per key wins (a later line corrects an earlier one).
         store.con.execute(
-            f"""CREATE TEMP TABLE _new AS SELECT * FROM new
-                QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY 1) = 1"""
+            f"""CREATE TEMP TABLE _new AS SELECT * EXCLUDE (_i) FROM (
+                  SELECT *, row_number() OVER () AS _i FROM {view})
+                QUALIFY _i = max(_i) OVER (PARTITION BY {key})"""
         )
         cond = " AND ".join(f"t.{k.strip()} IS NOT DISTINCT FROM n.{k.strip()}" for k in key.split(","))
         store.con.execute(f"DELETE FROM {kind} t WHERE EXISTS (SELECT 1 FROM _new n WHERE {cond})")

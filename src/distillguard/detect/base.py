@@ -1,0 +1,81 @@
+"""The scorer contract and the one place where scores become flags.
+
+Scorers follow scikit-learn/PyOD: settings are constructor keywords with no
+logic in ``__init__``; ``fit(features) -> self``; ``score(features)`` returns
+one float per row, **higher = more suspicious**, and ``explain`` gives reasons.
+Thresholds live only in ``Calibrated``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar, Self
+
+import numpy as np
+import pyarrow as pa
+
+from distillguard.errors import SchemaError
+
+
+class Scorer(ABC):
+    """An account scorer over the ``account_features`` table."""
+
+    name: ClassVar[str]
+    abstract: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.abstract = "name" not in cls.__dict__
+
+    @abstractmethod
+    def fit(self, features: pa.Table) -> Self:
+        """Learn what normal looks like from ``features``."""
+
+    @abstractmethod
+    def score(self, features: pa.Table) -> np.ndarray:
+        """One finite float per row; higher means more suspicious."""
+
+    def explain(self, features: pa.Table) -> list[list[str]]:
+        """Human-readable reasons per row (empty lists by default)."""
+        return [[] for _ in range(features.num_rows)]
+
+
+class Calibrated:
+    """Turns a scorer's raw scores into flags at a target false-positive rate.
+
+    The threshold is the ``1 - target_fpr`` quantile of the scores of a
+    *reference* table assumed benign (by default the fitted table itself).
+
+    >>> import pyarrow as pa
+    >>> from distillguard.detect.robust import RobustZScorer
+    >>> t = pa.table({"n_exchanges": [10, 11, 12, 13, 500]})
+    >>> det = Calibrated(RobustZScorer(features=("n_exchanges",)), target_fpr=0.2).fit(t)
+    >>> det.flag(t).tolist()
+    [False, False, False, False, True]
+    """
+
+    def __init__(self, scorer: Scorer, target_fpr: float = 0.01, min_exchanges: int = 1) -> None:
+        self.scorer = scorer
+        self.target_fpr = target_fpr
+        self.min_exchanges = min_exchanges
+
+    def fit(self, features: pa.Table, reference: pa.Table | None = None) -> Self:
+        self.scorer.fit(features if reference is None else reference)
+        ref_scores = self.scorer.score(features if reference is None else reference)
+        self.threshold_ = float(np.quantile(ref_scores, 1.0 - self.target_fpr)) if len(ref_scores) else np.inf  # noqa: E501
+        return self
+
+    def flag(self, features: pa.Table, scores: np.ndarray | None = None) -> np.ndarray:
+        scores = self.scorer.score(features) if scores is None else scores
+        flagged = scores > self.threshold_
+        if "n_exchanges" in features.column_names:
+            volume = features.column("n_exchanges").to_numpy(zero_copy_only=False)
+            flagged &= volume >= self.min_exchanges
+        return np.asarray(flagged, dtype=bool)
+
+
+def column(features: pa.Table, name: str) -> np.ndarray:
+    """Column ``name`` as float64 with nulls as NaN, or a clear error."""
+    if name not in features.column_names:
+        raise SchemaError(f"feature {name!r} missing; have {features.column_names}")
+    return np.asarray(features.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)

@@ -1,0 +1,63 @@
+"""Per-account behavioural fingerprint over the scanned period (Ibis, built-in ops only).
+
+Volume and tokens, inter-arrival regularity, diurnal spread, conversation depth,
+tool use and template reuse. Every column is an aggregate the same on DuckDB
+and Spark; entropy is normalized to [0, 1] by log(24).
+"""
+
+from __future__ import annotations
+
+import math
+
+import ibis
+import ibis.expr.types as ir
+
+
+def account_features(signals: ir.Table) -> ir.Table:
+    """One row per account with the columns of ``schema.ACCOUNT_FEATURES``."""
+    s = signals
+    w = ibis.window(group_by=s.account_id, order_by=[s.t_s, s.exchange_id])
+    s = s.mutate(iat=s.t_s - s.t_s.lag().over(w))
+    base = s.group_by("account_id").aggregate(
+        n_exchanges=s.count(),
+        n_active_days=s.day_index.nunique(),
+        first_seen=s.timestamp.min(),
+        last_seen=s.timestamp.max(),
+        input_tokens=s.input_tokens.fill_null(0).sum(),
+        output_tokens=s.output_tokens.fill_null(0).sum(),
+        mean_prompt_chars=s.prompt_chars.mean(),
+        iat_mean=s.iat.mean(),
+        iat_std=s.iat.std(how="pop"),
+        multi_turn_share=(s.n_user_turns.fill_null(0) > 1).cast("float64").mean(),
+        tool_share=(s.n_tools.fill_null(0) > 0).cast("float64").mean(),
+        distinct_templates=s.template_sig.nunique(),
+    )
+    hours = signals.group_by(["account_id", "hour_of_day"]).aggregate(c=signals.count())
+    hours = hours.join(base.select("account_id", "n_exchanges"), "account_id")
+    p = hours.c.cast("float64") / hours.n_exchanges.cast("float64")
+    entropy = hours.group_by("account_id").aggregate(
+        hour_entropy=(-(p * p.ln())).sum() / math.log(24)
+    )
+    templates = signals.group_by(["account_id", "template_sig"]).aggregate(c=signals.count())
+    top = templates.group_by("account_id").aggregate(top_template=templates.c.max())
+    t = base.join(entropy, "account_id").join(top, "account_id")
+    n = t.n_exchanges.cast("float64")
+    return t.select(
+        "account_id",
+        "n_exchanges",
+        "n_active_days",
+        "first_seen",
+        "last_seen",
+        "input_tokens",
+        "output_tokens",
+        output_input_ratio=t.output_tokens.cast("float64") / ibis.greatest(t.input_tokens, 1).cast("float64"),
+        mean_prompt_chars=t.mean_prompt_chars.cast("float64"),
+        iat_cv=ibis.ifelse(t.iat_mean > 0, t.iat_std / t.iat_mean, ibis.null("float64")),
+        hour_entropy=t.hour_entropy,
+        multi_turn_share=t.multi_turn_share,
+        tool_share=t.tool_share,
+        distinct_templates=t.distinct_templates,
+        template_reuse=1.0 - t.distinct_templates.cast("float64") / n,
+        top_template_share=t.top_template.cast("float64") / n,
+        exchanges_per_active_day=n / t.n_active_days.cast("float64"),
+    ).order_by("account_id")

@@ -1,0 +1,165 @@
+"""The scan pipeline: ingest → enrich → features → score → link → decide → publish.
+
+Each stage reads the tables the previous one wrote to the store and writes its
+own in one transaction, so an interrupted scan leaves a consistent store and a
+re-run repeats only what is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import distillguard
+from distillguard.config import Settings
+from distillguard.detect import Calibrated
+from distillguard.detect.robust import RobustZScorer
+from distillguard.engine import Engine, make_engine
+from distillguard.features import account_features
+from distillguard.ingest import IngestReport, ingest_traffic_dir
+from distillguard.link import cluster_accounts, shared_values
+from distillguard.link.campaigns import build_campaigns
+from distillguard.link.shared import shared_pairs
+from distillguard.policy import decide
+from distillguard.report import write_outputs
+from distillguard.schema import SIGNALS
+from distillguard.signals import INPUT_COLUMNS, enrich
+from distillguard.store import Store
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int | None], None]
+"""Called as ``progress(stage, advance, total)``."""
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    ingest: IngestReport
+    accounts: int
+    flagged: int
+    campaigns: list[dict[str, Any]]
+    report: Path
+
+
+def run_enrich(store: Store, batch_rows: int = 50_000, progress: Progress | None = None) -> int:
+    """Enrich every exchange into the ``signals`` table; return the row count."""
+    total = store.count("exchanges")
+    with store.transaction():
+        store.con.execute("DELETE FROM signals")
+        for batch in store.batches("exchanges", INPUT_COLUMNS, batch_rows):
+            out = enrich(batch)
+            store.append("signals", pa.Table.from_batches([out]).select(SIGNALS.names))
+            if progress:
+                progress("enrich", batch.num_rows, total)
+    return total
+
+
+def run_features(store: Store, engine: Engine) -> pa.Table:
+    features = engine.execute(account_features(engine.table("signals")))
+    store.replace("account_features", features)
+    return store.read("account_features")
+
+
+def run_score(store: Store, features: pa.Table, settings: Settings) -> tuple[pa.Table, Calibrated]:
+    det = Calibrated(RobustZScorer(), settings.detect.target_fpr, settings.detect.min_exchanges)
+    det.fit(features)
+    scores = det.scorer.score(features) if features.num_rows else np.zeros(0)
+    flagged = det.flag(features, scores) if features.num_rows else np.zeros(0, bool)
+    reasons = det.scorer.explain(features)
+    table = pa.table({
+        "account_id": features.column("account_id"),
+        "score": pa.array(scores, pa.float64()),
+        "flagged": pa.array(flagged, pa.bool_()),
+        "reasons": pa.array(reasons, pa.list_(pa.string())),
+    })
+    store.replace("account_scores", table)
+    return table, det
+
+
+def run_link(store: Store, engine: Engine, settings: Settings) -> pa.Table:
+    values = shared_values(engine.table("signals"), engine.table("accounts"),
+                           settings.link.min_template_share)
+    pairs = engine.execute(shared_pairs(values, settings.link.max_group_accounts))
+    clusters = cluster_accounts(pairs).table
+    store.replace("account_clusters", clusters)
+    return clusters
+
+
+def scan(
+    traffic_dir: Path, out_dir: Path, store: Store, settings: Settings | None = None,
+    engine_name: str = "duckdb", progress: Progress | None = None,
+) -> ScanResult:
+    """Ingest ``traffic_dir`` into ``store``, run every stage, write ``out_dir``."""
+    settings = settings or Settings()
+    ingest_progress = (lambda n: progress("ingest", n, None)) if progress else None
+    report = ingest_traffic_dir(traffic_dir, store, settings.ingest, ingest_progress)
+    run_enrich(store, progress=progress)
+    engine = make_engine(engine_name, store)
+    try:
+        features = run_features(store, engine)
+        scores, det = run_score(store, features, settings)
+        clusters = run_link(store, engine, settings)
+    finally:
+        engine.close()
+    return publish(store, out_dir, settings, report, scores, det, clusters, str(traffic_dir), engine_name)
+
+
+def publish(
+    store: Store, out_dir: Path, settings: Settings, report: IngestReport, scores: pa.Table,
+    det: Calibrated, clusters: pa.Table, traffic_dir: str, engine_name: str,
+) -> ScanResult:
+    """Decide and publish: campaigns, policy and the output files."""
+    scored = _join_account_view(store, scores, clusters)
+    caps = store.query(
+        "SELECT account_id, capability, count(*) AS n FROM signals GROUP BY ALL ORDER BY ALL"
+    )
+    campaigns = build_campaigns(scored, caps, min_accounts=settings.link.min_campaign_accounts,
+                                min_flagged_share=settings.link.min_flagged_share)
+    span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
+    as_of = span["hi"] or datetime.now(UTC)
+    policy = decide(scores, campaigns, as_of, settings.policy.ttl_days)
+    with store.transaction():
+        store.replace("policy", policy)
+        store.replace("campaigns", pa.table({
+            "campaign_id": [c["campaign_id"] for c in campaigns],
+            "record_json": [_json(c) for c in campaigns],
+        }))
+    summary = {
+        "version": distillguard.__version__,
+        "traffic_dir": traffic_dir,
+        "engine": engine_name,
+        "exchanges": store.count("exchanges"),
+        "quarantined": store.count("quarantine"),
+        "first_seen": span["lo"].isoformat() if span["lo"] else None,
+        "last_seen": span["hi"].isoformat() if span["hi"] else None,
+        "threshold": det.threshold_ if np.isfinite(det.threshold_) else None,
+        "target_fpr": settings.detect.target_fpr,
+        "scorer": det.scorer.name,
+        "ingest": report.__dict__,
+    }
+    path = write_outputs(out_dir, scored, campaigns, policy, summary)
+    flagged = int(pc.sum(scores.column("flagged")).as_py() or 0)
+    return ScanResult(report, scores.num_rows, flagged, campaigns, path)
+
+
+def _join_account_view(store: Store, scores: pa.Table, clusters: pa.Table) -> pa.Table:
+    """Scores with cluster and volume columns, one row per account."""
+    with store.registered(scores) as s, store.registered(clusters) as c:
+        return store.query(
+            f"""SELECT s.*, c.cluster_id, c.link_evidence, f.n_exchanges, f.first_seen, f.last_seen
+                FROM {s} s LEFT JOIN {c} c USING (account_id)
+                LEFT JOIN account_features f USING (account_id) ORDER BY s.account_id"""
+        )
+
+
+def _json(obj: Any) -> str:
+    import orjson
+
+    return orjson.dumps(obj).decode()

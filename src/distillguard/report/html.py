@@ -1,0 +1,46 @@
+"""Render ``report.html`` from the files of a scan output directory.
+
+The page is self-contained (inline CSS and SVG, no scripts from the network)
+so it opens offline and can be attached to a ticket.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import orjson
+import pyarrow.parquet as pq
+
+from distillguard.errors import InputError
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("distillguard.report", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def render_report(out_dir: Path, top_accounts: int = 50) -> Path:
+    """(Re)write ``out_dir/report.html`` from the stored results; return its path."""
+    out_dir = Path(out_dir)
+    needed = ["accounts.parquet", "campaigns.json", "summary.json"]
+    missing = [n for n in needed if not (out_dir / n).is_file()]
+    if missing:
+        raise InputError(f"{out_dir} is not a scan output directory: missing {', '.join(missing)}")
+    accounts = pq.read_table(out_dir / "accounts.parquet")
+    campaigns: list[dict[str, Any]] = orjson.loads((out_dir / "campaigns.json").read_bytes())
+    summary: dict[str, Any] = orjson.loads((out_dir / "summary.json").read_bytes())
+    rows = sorted(accounts.to_pylist(), key=lambda r: -(r["score"] or 0.0))
+    flagged = [r for r in rows if r["flagged"]]
+    html = _ENV.get_template("report.html").render(
+        summary=summary,
+        campaigns=campaigns,
+        top=flagged[:top_accounts],
+        n_accounts=len(rows),
+        n_flagged=len(flagged),
+    )
+    path = out_dir / "report.html"
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,42 @@
+"""Write the scan output contract of the exchange-log spec into ``OUT_DIR``.
+
+- ``accounts.parquet``: account_id, score, flagged, cluster_id, reasons
+- ``campaigns.json``: campaign records
+- ``policy.parquet``: the decide stage's table (what the gateway loads)
+- ``summary.json``: counts the report shows
+- ``report.html``: rendered from the files above
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distillguard.errors import InputError
+from distillguard.report.html import render_report
+
+ACCOUNTS_OUT = pa.schema([
+    ("account_id", pa.string()), ("score", pa.float64()), ("flagged", pa.bool_()),
+    ("cluster_id", pa.string()), ("reasons", pa.list_(pa.string())),
+])
+
+
+def write_outputs(
+    out_dir: Path, accounts: pa.Table, campaigns: list[dict[str, Any]], policy: pa.Table,
+    summary: dict[str, Any],
+) -> Path:
+    """Write every output file; return the path of ``report.html``."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output directory {out_dir}: {exc.strerror}") from exc
+    pq.write_table(accounts.select(ACCOUNTS_OUT.names).cast(ACCOUNTS_OUT), out_dir / "accounts.parquet")
+    pq.write_table(policy, out_dir / "policy.parquet")
+    (out_dir / "campaigns.json").write_bytes(orjson.dumps(campaigns, option=orjson.OPT_INDENT_2))
+    (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    return render_report(out_dir)

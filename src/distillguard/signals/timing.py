@@ -1,0 +1,26 @@
+"""Time-of-exchange columns in engine-portable form (epoch seconds, hour, weekday)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distillguard.signals.base import Enricher, with_columns
+
+
+class TimingEnricher(Enricher):
+    """Adds ``t_s`` (epoch seconds), ``hour_of_day``, ``day_of_week`` (0 = Monday), ``day_index``."""
+
+    name = "timing"
+    adds = ("t_s", "hour_of_day", "day_of_week", "day_index")
+
+    def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        ts = batch.column("timestamp")
+        micros = pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC")), pa.int64())
+        t_s = pc.divide(pc.cast(micros, pa.float64()), 1e6)
+        return with_columns(batch, {
+            "t_s": t_s,
+            "hour_of_day": pc.cast(pc.hour(ts), pa.int32()),
+            "day_of_week": pc.cast(pc.day_of_week(ts), pa.int32()),
+            "day_index": pc.cast(pc.floor(pc.divide(t_s, 86400.0)), pa.int64()),
+        })
