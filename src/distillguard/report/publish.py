@@ -22,6 +22,7 @@ from distillguard.report.html import render_report
 ACCOUNTS_OUT = pa.schema([
     ("account_id", pa.string()), ("score", pa.float64()), ("flagged", pa.bool_()),
     ("cluster_id", pa.string()), ("reasons", pa.list_(pa.string())),
+    ("n_exchanges", pa.int64()),  # beyond the contract's minimum: lets bench weight by traffic
 ])
 
 

@@ -1,0 +1,237 @@
+"""The ``distillguard`` command line: parses, calls library functions, prints.
+
+Library errors (``DistillGuardError``) become one red line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from distillguard.config import DEFAULT_DB, load_settings
+from distillguard.errors import DistillGuardError
+
+app = typer.Typer(
+    help="Detect, attribute and deter adversarial distillation of LLM APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+DbOpt = Annotated[Path, typer.Option("--db", help="DuckDB store file.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except DistillGuardError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; the store keeps its last completed stage[/]")
+        raise typer.Exit(130) from None
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
+    bars = Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+    tasks: dict[str, Any] = {}
+
+    def advance(stage: str, n: int, total: int | None) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total)
+        bars.update(tasks[stage], advance=n, total=total)
+
+    with bars:
+        yield advance
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def ingest(
+    traffic_dir: Annotated[Path, typer.Argument(help="Traffic directory (exchange-log spec).")],
+    db: DbOpt = Path(DEFAULT_DB),
+    config: ConfigOpt = None,
+) -> None:
+    """Ingest a traffic directory into the store; bad rows are quarantined.
+
+    Example: distillguard ingest traffic/ --db distillguard.duckdb
+    """
+    from distillguard.ingest import ingest_traffic_dir
+    from distillguard.store import Store
+
+    with _errors():
+        settings = load_settings(config)
+        with Store.open(db) as store, _progress() as progress:
+            report = ingest_traffic_dir(traffic_dir, store, settings.ingest,
+                                        lambda n: progress("ingest", n, None))
+        out.print(f"ingested {report.exchanges_added:,} new exchanges ({report.duplicates:,} already "
+                  f"stored), {report.accounts:,} accounts, {report.events:,} events into {db}")
+        _quarantine_note(report.quarantined, db)
+
+
+@app.command()
+def scan(
+    traffic_dir: Annotated[Path, typer.Argument(help="Traffic directory (exchange-log spec).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the results.")],
+    db: DbOpt = Path(DEFAULT_DB),
+    engine: Annotated[str, typer.Option(help="duckdb or spark (needs distillguard[spark]).")] = "duckdb",
+    config: ConfigOpt = None,
+) -> None:
+    """Ingest, run every stage, write accounts.parquet, campaigns.json and report.html.
+
+    Example: distillguard scan traffic/ --out scan-out/ --engine duckdb
+    """
+    from distillguard.pipeline import scan as run_scan
+    from distillguard.store import Store
+
+    with _errors():
+        settings = load_settings(config)
+        with Store.open(db) as store, _progress() as progress:
+            result = run_scan(traffic_dir, out_dir, store, settings, engine, progress)
+        out.print(f"{result.accounts:,} accounts scanned, {result.flagged:,} flagged, "
+                  f"{len(result.campaigns)} campaigns")
+        _quarantine_note(result.ingest.quarantined, db)
+        out.print(f"report: {result.report}")
+
+
+@app.command()
+def report(out_dir: Annotated[Path, typer.Argument(help="A scan output directory.")]) -> None:
+    """Re-render report.html from the stored results of a scan.
+
+    Example: distillguard report scan-out/
+    """
+    from distillguard.report import render_report
+
+    with _errors():
+        out.print(f"report: {render_report(out_dir)}")
+
+
+@app.command()
+def quarantine(
+    db: DbOpt = Path(DEFAULT_DB),
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List quarantined input rows with file, line and reason.
+
+    Example: distillguard quarantine --db distillguard.duckdb --json
+    """
+    from distillguard.store import Store
+
+    with _errors(), Store.open(db, read_only=True) as store:
+        rows = store.query("SELECT file, line, reason, kind FROM quarantine ORDER BY file, line").to_pylist()
+    if as_json:
+        for row in rows:
+            sys.stdout.write(orjson.dumps({k: row[k] for k in ("file", "line", "reason")}).decode() + "\n")
+        return
+    table = Table("file", "line", "kind", "reason", title=f"{len(rows):,} quarantined rows")
+    for row in rows:
+        table.add_row(row["file"], str(row["line"]), row["kind"], row["reason"])
+    out.print(table)
+
+
+@app.command()
+def simulate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Traffic directory to write.")],
+    scenario: Annotated[str, typer.Option(help="Built-in scenario name or a scenario TOML file.")] = "demo",
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 0,
+    scale: Annotated[float, typer.Option(help="Multiplies accounts and volumes.")] = 1.0,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or jsonl (zstd shards).")] = "parquet",
+    data_dir: Annotated[Path | None, typer.Option(help="Public prompt datasets (default: shared/data).")] = None,
+) -> None:
+    """Write a labelled traffic directory from a scenario.
+
+    Example: distillguard simulate --scenario disclosure-2026 --seed 1 --scale 0.001 --out traffic/
+    """
+    from distillguard.sim import generate, load_scenario
+
+    with _errors(), _progress() as progress:
+        spec = load_scenario(scenario).scaled(scale)
+        stats = generate(spec, out_dir, seed=seed, fmt=fmt, data_dir=data_dir,
+                         progress=lambda n, total: progress("simulate", n, total))
+    out.print(f"wrote {stats.exchanges:,} exchanges from {stats.accounts:,} accounts "
+              f"({stats.attack_accounts:,} attacking) to {out_dir}")
+
+
+@app.command()
+def bench(
+    traffic_dir: Annotated[Path, typer.Argument(help="Traffic directory with labels.")],
+    scan_out: Annotated[Path, typer.Argument(help="Output directory of a scan of it.")],
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the metrics here.")] = None,
+) -> None:
+    """Score a scan against the simulator's labels (ROC-AUC, PR-AUC, FPR, campaign recall, ARI).
+
+    Example: distillguard bench traffic/ scan-out/ --json metrics.json
+    """
+    from distillguard.bench import evaluate, metrics_table
+
+    with _errors():
+        metrics = evaluate(traffic_dir, scan_out)
+    out.print(metrics_table(metrics))
+    if json_path:
+        json_path.write_bytes(orjson.dumps(metrics, option=orjson.OPT_INDENT_2))
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the traffic, store and report go.")] = Path("demo-out"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Simulate the demo scenario, scan it, print a summary and the report path.
+
+    Example: distillguard demo --workdir demo-out
+    """
+    from distillguard.bench import evaluate, metrics_table
+    from distillguard.pipeline import scan as run_scan
+    from distillguard.sim import generate, load_scenario
+    from distillguard.store import Store
+
+    with _errors():
+        traffic, scan_out, db = workdir / "traffic", workdir / "scan", workdir / "distillguard.duckdb"
+        db.unlink(missing_ok=True)
+        with _progress() as progress:
+            generate(load_scenario("demo"), traffic, seed=seed, fmt="jsonl",
+                     progress=lambda n, total: progress("simulate", n, total))
+            with Store.open(db) as store:
+                result = run_scan(traffic, scan_out, store, progress=progress)
+        metrics = evaluate(traffic, scan_out)
+    summary = Table("campaign", "accounts", "exchanges", "score", "top capability", title="Campaigns found")
+    for c in result.campaigns[:10]:
+        top = next(iter(c["capabilities"]), "-")
+        summary.add_row(c["campaign_id"], str(len(c["account_ids"])), f"{c['exchange_count']:,}",
+                        f"{c['score']:.2f}", top)
+    out.print(summary)
+    out.print(metrics_table(metrics, brief=True))
+    out.print(f"{result.accounts:,} accounts, {result.flagged:,} flagged; report: {result.report}")
+
+
+def _quarantine_note(count: int, db: Path) -> None:
+    if count:
+        out.print(f"[yellow]{count:,} malformed rows quarantined[/]; list them with "
+                  f"`distillguard quarantine --db {db}`")
+    else:
+        out.print("0 rows quarantined")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,98 @@
+"""Render planned exchanges into rows of the exchange-log spec."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from distillguard.sim import network
+from distillguard.sim.content import STYLE_BODIES
+from distillguard.sim.datasets import Pools
+from distillguard.sim.plan import DAY, Account
+from distillguard.sim.scenario import Group, Scenario
+
+_SESSION_GAP = 600.0
+
+
+class Renderer:
+    """Turns plan rows into exchange dicts; keeps per-account conversation state."""
+
+    def __init__(self, scenario: Scenario, pools: Pools, accounts: list[Account], ids: list[str],
+                 seed: int, start: float) -> None:
+        self.s, self.pools, self.accounts, self.ids, self.seed = scenario, pools, accounts, ids, seed
+        self.release = start + scenario.release_day * DAY if scenario.release_day is not None else None
+        self.state: dict[int, tuple[float, int | None, int]] = {}
+        self.seq: dict[int, int] = {}
+
+    def row(self, i: int, t: float, acct_index: int, variant: int) -> dict[str, Any]:
+        acct = self.accounts[acct_index]
+        g = self.s.groups[acct.group]
+        r = random.Random(self.seed * 1_000_000_007 + i)
+        conv_seed, turn = self._conversation(acct_index, t, g, r)
+        seq = self.seq.get(acct_index, 0)
+        self.seq[acct_index] = seq + 1
+        ctx = {"account": acct_index, "variant": int(variant), "conv_seed": conv_seed, "turn": turn,
+               "seq": seq + acct_index * 97, "hour_index": int((t + acct.tz * 3600) // 3600)}
+        style = g.style
+        if g.filler_share and r.random() < g.filler_share:
+            style = "chat"  # mimicry filler
+        request, response = STYLE_BODIES[style](self.pools, r, ctx)
+        request = {"model": self._model(t, g, r), **request}
+        if r.random() < 0.3:
+            request["stream"] = True
+        text_len = sum(len(m["content"]) if isinstance(m["content"], str) else 60
+                       for m in request["messages"])
+        response["usage"]["input_tokens"] = max(1, int(text_len / 4 * r.uniform(0.9, 1.1)))
+        if r.random() < 0.004:
+            response = {"status": 429, "finish_reason": None, "content": None, "reasoning_content": None,
+                        "tool_calls": [], "usage": None, "latency_ms": 3}
+        return {
+            "exchange_id": f"ex-{i:010d}",
+            "timestamp": datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "account_id": self.ids[acct_index],
+            "api_key_id": acct.api_key,
+            "client": self._client(acct, r),
+            "request": request,
+            "response": response,
+            "conversation_id": f"conv-{conv_seed:012x}" if conv_seed is not None else None,
+        }
+
+    def _conversation(self, a: int, t: float, g: Group, r: random.Random) -> tuple[int | None, int]:
+        last_t, conv, turn = self.state.get(a, (-1e18, None, 0))
+        if conv is not None and t - last_t < _SESSION_GAP and turn < 6:
+            conv, turn = conv, turn + 1
+        elif g.multi_turn and r.random() < g.multi_turn:
+            conv, turn = r.getrandbits(46), 0
+        else:
+            conv, turn = None, 0
+        self.state[a] = (t, conv, turn)
+        return conv, turn
+
+    def _model(self, t: float, g: Group, r: random.Random) -> str:
+        if self.release is None or t < self.release:
+            return self.s.old_model
+        days = (t - self.release) / DAY
+        share = g.release_pivot if g.release_pivot >= 0.3 else min(0.9, g.release_pivot + 0.04 * days)
+        return self.s.new_model if r.random() < share else self.s.old_model
+
+    def _client(self, acct: Account, r: random.Random) -> dict[str, Any]:
+        ident = acct.identity
+        if acct.proxy_pool and r.random() < acct.proxy_share:
+            ip = acct.proxy_pool[r.randrange(len(acct.proxy_pool))]
+            asn = network.asn_of(ip)
+        else:
+            ip = ident.ips[r.randrange(len(ident.ips))] if ident.ips else ""
+            asn = ident.asn
+        return {"ip": ip, "asn": asn, "country": ident.country, "user_agent": ident.user_agent,
+                "tls_fingerprint": ident.tls}
+
+
+def shuffled_ids(n: int, seed: int) -> list[str]:
+    """Account ids in a random order, so ids say nothing about the group."""
+    rng = np.random.default_rng([seed, 99])
+    codes = rng.choice(np.arange(100_000, 100_000 + max(10 * n, 1000)), size=n, replace=False)
+    return [f"acct-{c:07d}" for c in codes]

@@ -1,0 +1,192 @@
+"""Declarative traffic scenarios: benign populations and attack campaigns.
+
+A scenario is a frozen dataclass (or the same fields in a TOML file), so users
+can write their own. ``scaled(x)`` multiplies account counts; per-account
+behaviour stays the same, so ``--scale 0.001`` of ``disclosure-2026`` is a
+thousandth of the accounts and traffic, each account as busy as at full scale.
+
+>>> s = builtin("disclosure-2026")
+>>> sum(g.accounts for g in s.groups if g.is_attack)
+24000
+>>> builtin("demo").scaled(2.0).groups[0].accounts == 2 * builtin("demo").groups[0].accounts
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from distillguard.errors import ConfigError
+
+STYLES = (
+    # benign
+    "chat", "developer", "enterprise-batch", "eval-harness", "classroom", "saas", "researcher",
+    # attack
+    "agentic-coding", "capability-targeted", "reasoning-traces",
+)
+TIMINGS = ("human", "cron", "bursts", "round-robin", "synchronized")
+NETWORKS = ("residential", "cloud", "campus-nat", "proxy-pool", "fresh")
+
+
+@dataclass(frozen=True)
+class Group:
+    """One benign population or one attack campaign."""
+
+    name: str  # population name (benign) or campaign id (attack)
+    style: str  # content style, one of STYLES
+    accounts: int
+    exchanges_per_account: float  # median over the scenario
+    timing: str = "human"
+    network: str = "residential"
+    is_attack: bool = False
+    actor: str | None = None
+    volume_sigma: float = 0.8  # lognormal spread of per-account volume
+    accounts_per_payment: int = 1  # >1: payment fingerprints shared by that many accounts
+    release_pivot: float = 0.05  # share moved to the new model within 24 h of a release
+    filler_share: float = 0.0  # mimicry: share of benign-looking filler prompts
+    ageing_days: float = 0.0  # accounts created this long before first use
+    multi_turn: float = 0.0  # probability that a session is a multi-turn conversation
+    signup_path: str = "standard"
+    tier: str = "paid"
+    min_accounts: int = 1  # floor when scaled down
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (("style", self.style, STYLES), ("timing", self.timing, TIMINGS),
+                                     ("network", self.network, NETWORKS)):
+            if value not in allowed:
+                raise ConfigError(f"group {self.name!r}: {name} {value!r} is not one of {allowed}")
+        if self.accounts < 0 or self.exchanges_per_account <= 0:
+            raise ConfigError(f"group {self.name!r}: accounts and volume must be positive")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    groups: tuple[Group, ...]
+    start: str = "2026-02-02T00:00:00Z"  # a Monday
+    days: float = 7.0
+    release_day: float | None = 4.5  # a model_release event this many days in
+    old_model: str = "frontier-2"
+    new_model: str = "frontier-3"
+    proxy_benign_share: float = 0.01  # share of consumer accounts that use the attackers' proxy exits
+
+    def scaled(self, factor: float) -> Scenario:
+        if factor <= 0:
+            raise ConfigError(f"scale must be positive, got {factor}")
+        return replace(self, groups=tuple(
+            replace(g, accounts=max(g.min_accounts, round(g.accounts * factor))) for g in self.groups))
+
+
+def _benign(scale: float, heavy: bool = False) -> list[Group]:
+    n = lambda k: max(1, round(k * scale))  # noqa: E731
+    return [
+        Group("chat", "chat", n(1500), 25, multi_turn=0.45, tier="free", min_accounts=5),
+        Group("developer", "developer", n(250), 150, network="cloud", volume_sigma=1.1),
+        Group("enterprise-batch", "enterprise-batch", n(8), 4000 if heavy else 2500, timing="cron",
+              network="cloud", volume_sigma=0.5, signup_path="enterprise", release_pivot=0.0),
+        Group("eval-harness", "eval-harness", n(20), 900, timing="bursts", network="cloud",
+              signup_path="research", release_pivot=0.6),
+        Group("classroom", "classroom", n(90), 30, timing="synchronized", network="campus-nat",
+              signup_path="education", tier="free", accounts_per_payment=1, min_accounts=6),
+        Group("saas", "saas", n(6), 5000, network="cloud", volume_sigma=0.6, signup_path="startup"),
+        Group("researcher", "researcher", n(40), 120, multi_turn=0.3, signup_path="research"),
+    ]
+
+
+def _disclosure() -> Scenario:
+    attacks = [
+        Group("camp-agentic", "agentic-coding", 19000, 680, timing="round-robin", network="proxy-pool",
+              is_attack=True, actor="actor-a", volume_sigma=0.3, accounts_per_payment=12,
+              release_pivot=0.5, min_accounts=12),
+        Group("camp-capability", "capability-targeted", 4500, 750, timing="synchronized",
+              network="proxy-pool", is_attack=True, actor="actor-b", volume_sigma=0.3,
+              accounts_per_payment=8, min_accounts=8),
+        Group("camp-traces", "reasoning-traces", 500, 300, timing="round-robin", network="proxy-pool",
+              is_attack=True, actor="actor-c", volume_sigma=0.3, accounts_per_payment=5, min_accounts=5),
+    ]
+    return Scenario("disclosure-2026", tuple(_benign(100.0) + attacks), days=14, release_day=9.5)
+
+
+def _demo() -> Scenario:
+    attacks = [
+        Group("camp-agentic", "agentic-coding", 30, 400, timing="round-robin", network="proxy-pool",
+              is_attack=True, actor="actor-a", volume_sigma=0.3, accounts_per_payment=6, release_pivot=0.5),
+        Group("camp-capability", "capability-targeted", 16, 350, timing="synchronized",
+              network="proxy-pool", is_attack=True, actor="actor-b", volume_sigma=0.3,
+              accounts_per_payment=4),
+        Group("camp-traces", "reasoning-traces", 8, 150, timing="round-robin", network="proxy-pool",
+              is_attack=True, actor="actor-c", volume_sigma=0.3, accounts_per_payment=4),
+    ]
+    benign = _benign(0.2)
+    return Scenario("demo", tuple(benign + attacks), days=7, release_day=4.5)
+
+
+def _hard_negatives() -> Scenario:
+    benign = _benign(0.4, heavy=True)
+    benign = [replace(g, accounts=g.accounts * 3) if g.style in
+              ("enterprise-batch", "eval-harness", "classroom", "saas", "researcher") else g for g in benign]
+    attacks = [Group("camp-traces", "reasoning-traces", 12, 200, timing="round-robin",
+                     network="proxy-pool", is_attack=True, actor="actor-c", volume_sigma=0.3,
+                     accounts_per_payment=4)]
+    return Scenario("hard-negatives", tuple(benign + attacks), days=7)
+
+
+def _evasive() -> Scenario:
+    attacks = [
+        # slow-and-low: many accounts, each below the benign chat median
+        Group("camp-slow", "agentic-coding", 120, 15, timing="human", network="proxy-pool",
+              is_attack=True, actor="actor-a", volume_sigma=0.4, accounts_per_payment=10,
+              release_pivot=0.5),
+        # mimicry: benign filler and human timing
+        Group("camp-mimic", "capability-targeted", 20, 250, timing="human", network="proxy-pool",
+              is_attack=True, actor="actor-b", filler_share=0.4, multi_turn=0.3),
+        # fresh infrastructure per account, aged accounts
+        Group("camp-fresh", "reasoning-traces", 15, 200, timing="round-robin", network="fresh",
+              is_attack=True, actor="actor-c", ageing_days=60, volume_sigma=0.4),
+    ]
+    return Scenario("evasive", tuple(_benign(0.3) + attacks), days=7)
+
+
+_BUILTIN = {"demo": _demo, "disclosure-2026": _disclosure, "hard-negatives": _hard_negatives,
+            "evasive": _evasive}
+BUILTIN_NAMES = tuple(_BUILTIN)
+
+
+def builtin(name: str) -> Scenario:
+    if name not in _BUILTIN:
+        raise ConfigError(f"unknown scenario {name!r}; built-in: {', '.join(_BUILTIN)} (or a .toml file)")
+    return _BUILTIN[name]()
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A built-in scenario by name, or one described in a TOML file.
+
+    The TOML has the ``Scenario`` fields at top level and ``[[groups]]`` tables
+    with the ``Group`` fields.
+    """
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        return builtin(str(name_or_path))
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"scenario file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    try:
+        groups = tuple(Group(**g) for g in data.pop("groups", []))
+        return Scenario(groups=groups, **data)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def to_toml_dict(s: Scenario) -> dict[str, Any]:
+    """The scenario as plain data (for writing a TOML template)."""
+    return dataclasses.asdict(s)
+
+
+__all__ = ["BUILTIN_NAMES", "Group", "Scenario", "builtin", "field", "load_scenario"]

@@ -1,0 +1,112 @@
+"""Sharded, streaming writers for exchange rows: zstd-compressed JSONL or Parquet.
+
+Parquet needs one fixed type per column, so message ``content`` is always a list
+of parts and tool ``parameters`` (free-form JSON Schema) are stored as JSON text;
+``docs/exchange-log-parquet.md`` documents this backward-compatible encoding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+_PART = pa.struct([("type", pa.string()), ("text", pa.string()),
+                   ("image_url", pa.struct([("url", pa.string())]))])
+_FUNC_CALL = pa.struct([("name", pa.string()), ("arguments", pa.string())])
+PARQUET_EXCHANGES = pa.schema([
+    ("exchange_id", pa.string()),
+    ("timestamp", pa.string()),
+    ("account_id", pa.string()),
+    ("api_key_id", pa.string()),
+    ("client", pa.struct([("ip", pa.string()), ("asn", pa.int64()), ("country", pa.string()),
+                          ("user_agent", pa.string()), ("tls_fingerprint", pa.string())])),
+    ("request", pa.struct([
+        ("model", pa.string()),
+        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.list_(_PART))]))),
+        ("tools", pa.list_(pa.struct([("type", pa.string()), ("function", pa.struct([
+            ("name", pa.string()), ("description", pa.string()), ("parameters", pa.string())]))]))),
+        ("max_tokens", pa.int64()), ("temperature", pa.float64()), ("n", pa.int64()),
+        ("stream", pa.bool_()), ("reasoning_effort", pa.string()),
+    ])),
+    ("response", pa.struct([
+        ("status", pa.int32()), ("finish_reason", pa.string()), ("content", pa.string()),
+        ("reasoning_content", pa.string()),
+        ("tool_calls", pa.list_(pa.struct([("id", pa.string()), ("type", pa.string()),
+                                           ("function", _FUNC_CALL)]))),
+        ("usage", pa.struct([("input_tokens", pa.int64()), ("output_tokens", pa.int64()),
+                             ("reasoning_tokens", pa.int64())])),
+        ("latency_ms", pa.int64()),
+    ])),
+    ("conversation_id", pa.string()),
+])
+
+
+class ShardWriter:
+    """Writes ``exchanges/part-NNNNN.<ext>`` files of at most ``rows_per_shard`` rows."""
+
+    def __init__(self, out_dir: Path, fmt: str, rows_per_shard: int = 250_000) -> None:
+        self.dir = Path(out_dir) / "exchanges"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.fmt, self.rows_per_shard = fmt, rows_per_shard
+        self.shard, self.in_shard = 0, 0
+        self._jsonl: Any = None
+        self._parquet: pq.ParquetWriter | None = None
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        while rows:
+            room = self.rows_per_shard - self.in_shard
+            head, rows = rows[:room], rows[room:]
+            self._write(head)
+            self.in_shard += len(head)
+            if self.in_shard >= self.rows_per_shard:
+                self._close_shard()
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        name = self.dir / f"part-{self.shard:05d}"
+        if self.fmt == "jsonl":
+            if self._jsonl is None:
+                self._raw = open(name.with_suffix(".jsonl.zst"), "wb")  # noqa: SIM115
+                self._jsonl = zstandard.ZstdCompressor(level=3).stream_writer(self._raw)
+            self._jsonl.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+        else:
+            table = pa.Table.from_pylist([_parquet_row(r) for r in rows], schema=PARQUET_EXCHANGES)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(name.with_suffix(".parquet"), PARQUET_EXCHANGES,
+                                                 compression="zstd")
+            self._parquet.write_table(table)
+
+    def _close_shard(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self._raw.close()
+            self._jsonl = None
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        self.shard += 1
+        self.in_shard = 0
+
+    def close(self) -> None:
+        self._close_shard()
+
+
+def _parquet_row(r: dict[str, Any]) -> dict[str, Any]:
+    req = dict(r["request"])
+    req["messages"] = [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]
+                        if isinstance(m["content"], str) else m["content"]} for m in req["messages"]]
+    if req.get("tools"):
+        req["tools"] = [{"type": t["type"], "function": {
+            **t["function"], "parameters": orjson.dumps(t["function"].get("parameters")).decode()}}
+            for t in req["tools"]]
+    return {**r, "request": req}
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "wb") as fh:
+        for row in rows:
+            fh.write(orjson.dumps(row) + b"\n")
