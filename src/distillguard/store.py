@@ -80,7 +80,7 @@ class Store:
         """The whole table ``name`` as Arrow, cast to its declared schema."""
         _check_name(name)
         cols = ", ".join(columns) if columns else "*"
-        table = self.con.execute(f"SELECT {cols} FROM {name}").fetch_arrow_table()
+        table = self.con.execute(f"SELECT {cols} FROM {name}").to_arrow_table()
         schema = TABLES[name]
         if columns:
             schema = pa.schema([schema.field(c) for c in columns])
@@ -99,7 +99,7 @@ class Store:
 
     def query(self, sql: str) -> pa.Table:
         """Run read-only SQL against the store and return Arrow."""
-        return self.con.execute(sql).fetch_arrow_table()
+        return self.con.execute(sql).to_arrow_table()
 
     # -- writing -------------------------------------------------------------
 
