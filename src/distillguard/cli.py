@@ -39,7 +39,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except DistillGuardError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; the store keeps its last completed stage[/]")

@@ -92,7 +92,7 @@ class Store:
         """Stream ``columns`` of ``name`` in record batches (bounded memory)."""
         _check_name(name)
         cursor = self.con.cursor()
-        reader = cursor.execute(f"SELECT {', '.join(columns)} FROM {name}").fetch_record_batch(
+        reader = cursor.execute(f"SELECT {', '.join(columns)} FROM {name}").to_arrow_reader(
             batch_rows
         )
         yield from reader

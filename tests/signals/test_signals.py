@@ -1,0 +1,51 @@
+"""Per-exchange enrichers: registry, contract, template signatures."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+
+from distillguard.signals import enrich, registered_enrichers
+from distillguard.signals.template import mask, signature, simhash
+
+
+def _batch(prompts: list[str], system: str | None = None) -> pa.RecordBatch:
+    n = len(prompts)
+    return pa.RecordBatch.from_pylist([{
+        "exchange_id": f"e{i}", "account_id": "a", "timestamp": dt.datetime(2026, 2, 1, 12, i, tzinfo=dt.UTC),
+        "prompt_text": p, "system_text": system, "n_tools": 0, "n_images": 0} for i, p in enumerate(prompts)][:n])
+
+
+def test_registry_finds_every_enricher_once() -> None:
+    names = [e.name for e in registered_enrichers()]
+    assert names == sorted(set(names))
+    assert {"timing", "template", "size", "capability"} <= set(names)
+
+
+def test_enrichers_add_their_columns_and_keep_input() -> None:
+    batch = _batch(["Solve 2+2", "Write a python function"])
+    for enricher in registered_enrichers():
+        out = enricher.enrich(batch)
+        assert out.num_rows == batch.num_rows
+        assert out.schema.names[: len(batch.schema.names)] == batch.schema.names
+        assert set(enricher.adds) <= set(out.schema.names)
+    out = enrich(batch)
+    assert out.column("capability").to_pylist() == ["reasoning", "coding"]
+
+
+def test_same_template_different_content_shares_signature() -> None:
+    a = "Agent task:\n\nWrite a function to add 3 numbers.\n\nGive the plan, then the full code and tests."
+    b = "Agent task:\n\nWrite a function to sort 12 strings by length fast.\n\nGive the plan, then the full code and tests."
+    c = "What is a good name for my cat?"
+    assert signature(None, a) != signature(None, c)
+    assert signature("sys", "hello 1") == signature("sys", "hello 2")
+    near = bin((simhash(mask(a)) ^ simhash(mask(b))) & (2**64 - 1)).count("1")
+    far = bin((simhash(mask(a)) ^ simhash(mask(c))) & (2**64 - 1)).count("1")
+    assert near < far
+
+
+def test_enrich_is_deterministic_and_handles_redacted_text() -> None:
+    batch = _batch(["x", None])  # type: ignore[list-item]
+    assert enrich(batch).equals(enrich(batch))
+    assert enrich(batch).column("prompt_chars").to_pylist() == [1, 0]
