@@ -37,9 +37,13 @@ class DetectSettings(_Frozen):
 
 class LinkSettings(_Frozen):
     max_group_accounts: int = Field(500, ge=2, description="shared values seen on more accounts are too common to link")
-    min_template_share: float = Field(0.2, gt=0, le=1, description="a template links accounts only if it is this share of their traffic")
+    min_template_share: float = Field(
+        0.2, gt=0, le=1, description="a template links accounts only if it is this share of their traffic"
+    )
     min_campaign_accounts: int = Field(2, ge=2)
-    min_flagged_share: float = Field(0.5, gt=0, le=1, description="share of flagged members that makes a cluster a campaign")
+    min_flagged_share: float = Field(
+        0.5, gt=0, le=1, description="share of flagged members that makes a cluster a campaign"
+    )
 
 
 class PolicySettings(_Frozen):

@@ -39,7 +39,7 @@ class Engine(ABC):
         except Exception as exc:  # translate engine errors at the boundary
             raise EngineError(f"{self.name} failed to run a stage: {exc}") from exc
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook; most engines hold nothing)
         """Release resources (temporary files)."""
 
 

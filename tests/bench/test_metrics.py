@@ -44,8 +44,8 @@ def test_evaluate_on_a_hand_made_scan(tmp_path: Path) -> None:
     labels = [
         {"account_id": "a1", "is_attack": True, "campaign_id": "c1", "actor": "x", "style": "s", "population": None},
         {"account_id": "a2", "is_attack": True, "campaign_id": "c1", "actor": "x", "style": "s", "population": None},
-        {"account_id": "b1", "is_attack": False, "campaign_id": None, "actor": None, "style": "chat", "population": "chat"},
-        {"account_id": "b2", "is_attack": False, "campaign_id": None, "actor": None, "style": "chat", "population": "chat"},
+        *({"account_id": b, "is_attack": False, "campaign_id": None, "actor": None, "style": "chat",
+           "population": "chat"} for b in ("b1", "b2")),
     ]
     (traffic / "labels.jsonl").write_text("\n".join(json.dumps(x) for x in labels))
     pq.write_table(pa.table({

@@ -36,7 +36,8 @@ def test_enrichers_add_their_columns_and_keep_input() -> None:
 
 def test_same_template_different_content_shares_signature() -> None:
     a = "Agent task:\n\nWrite a function to add 3 numbers.\n\nGive the plan, then the full code and tests."
-    b = "Agent task:\n\nWrite a function to sort 12 strings by length fast.\n\nGive the plan, then the full code and tests."
+    b = ("Agent task:\n\nWrite a function to sort 12 strings by length fast.\n\n"
+         "Give the plan, then the full code and tests.")
     c = "What is a good name for my cat?"
     assert signature(None, a) != signature(None, c)
     assert signature("sys", "hello 1") == signature("sys", "hello 2")

@@ -12,4 +12,4 @@ __all__ = ["Calibrated", "Scorer", "registered_scorers"]
 
 def registered_scorers() -> list[type[Scorer]]:
     """Every ``Scorer`` subclass defined in this package, by name."""
-    return discover(sys.modules[__name__], Scorer)
+    return discover(sys.modules[__name__], Scorer)  # type: ignore[type-abstract]

@@ -62,7 +62,7 @@ class Calibrated:
     def fit(self, features: pa.Table, reference: pa.Table | None = None) -> Self:
         self.scorer.fit(features if reference is None else reference)
         ref_scores = self.scorer.score(features if reference is None else reference)
-        self.threshold_ = float(np.quantile(ref_scores, 1.0 - self.target_fpr)) if len(ref_scores) else np.inf  # noqa: E501
+        self.threshold_ = float(np.quantile(ref_scores, 1.0 - self.target_fpr)) if len(ref_scores) else np.inf
         return self
 
     def flag(self, features: pa.Table, scores: np.ndarray | None = None) -> np.ndarray:

@@ -100,7 +100,7 @@ def _from_responses(req: dict[str, Any]) -> dict[str, Any]:
         out["max_tokens"] = req["max_output_tokens"]
     messages: list[dict[str, Any]] = []
     if req.get("instructions") is not None:
-        messages.append({"role": "system", "content": _blocks_to_text(req["instructions"], "request.instructions")})  # noqa: E501
+        messages.append({"role": "system", "content": _blocks_to_text(req["instructions"], "request.instructions")})
     items = req.get("input")
     if isinstance(items, str):
         messages.append({"role": "user", "content": items})

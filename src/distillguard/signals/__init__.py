@@ -37,7 +37,7 @@ INPUT_COLUMNS = [
 @cache
 def registered_enrichers() -> tuple[Enricher, ...]:
     """One instance of every ``Enricher`` subclass defined in this package."""
-    return tuple(cls() for cls in discover(sys.modules[__name__], Enricher))
+    return tuple(cls() for cls in discover(sys.modules[__name__], Enricher))  # type: ignore[type-abstract]
 
 
 def enrich(batch: pa.RecordBatch) -> pa.RecordBatch:

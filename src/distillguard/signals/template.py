@@ -44,7 +44,7 @@ def mask(text: str) -> str:
 def signature(system: str | None, prompt: str | None) -> str:
     """Exact template signature: system prompt plus the prompt's edge words."""
     words = mask(prompt or "").split(" ")
-    edges = words if len(words) <= 2 * _EDGE_WORDS else words[:_EDGE_WORDS] + ["…"] + words[-_EDGE_WORDS:]
+    edges = words if len(words) <= 2 * _EDGE_WORDS else [*words[:_EDGE_WORDS], "…", *words[-_EDGE_WORDS:]]
     key = mask(system or "")[:300] + "\x1f" + " ".join(edges)
     return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 

@@ -147,10 +147,11 @@ def _tool_body(item: dict[str, Any], prompt: str, rng: random.Random, system: st
     props = (chosen.get("parameters") or {}).get("properties") or {}
     args = {k: _fake_value(v, rng) for k, v in props.items()
             if k in ((chosen.get("parameters") or {}).get("required") or [])}
+    arguments = orjson.dumps(args).decode()
     call = {"id": f"call_{rng.getrandbits(48):012x}", "type": "function",
-            "function": {"name": chosen["name"], "arguments": orjson.dumps(args).decode()}}
+            "function": {"name": chosen["name"], "arguments": arguments}}
     resp = _answer("", rng, finish="tool_calls", tool_calls=[call])
-    resp["usage"]["output_tokens"] = 20 + len(call["function"]["arguments"]) // 4
+    resp["usage"]["output_tokens"] = 20 + len(arguments) // 4
     return {"messages": _user(prompt, system), "tools": tools}, resp
 
 

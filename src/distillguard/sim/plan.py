@@ -123,7 +123,7 @@ def _add_accounts(plan: Plan, g: Group, gi: int, rng: np.random.Generator, start
         idx = len(plan.accounts)
         ident = _identity(g, gi, i, rng)
         created = _created(g, rng, start, i)
-        if g.accounts_per_payment > 1 and i % g.accounts_per_payment == 0 or card is None:
+        if (g.accounts_per_payment > 1 and i % g.accounts_per_payment == 0) or card is None:
             card = f"pm-{rng.bytes(5).hex()}"
         payment = card if g.accounts_per_payment > 1 else (
             None if g.tier == "free" and rng.random() < 0.7 else f"pm-{rng.bytes(5).hex()}")
@@ -179,5 +179,5 @@ def _domain(g: Group, gi: int, i: int, rng: np.random.Generator) -> str:
     if g.style == "researcher":
         return f"lab{int(rng.integers(0, 50))}.ac.uk"
     if g.is_attack:
-        return str(rng.choice(_WEBMAIL + (f"mail{gi}.top", f"inbox{gi}.xyz")))
+        return str(rng.choice((*_WEBMAIL, f"mail{gi}.top", f"inbox{gi}.xyz")))
     return str(rng.choice(_WEBMAIL))

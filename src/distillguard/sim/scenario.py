@@ -82,7 +82,9 @@ class Scenario:
 
 
 def _benign(scale: float, heavy: bool = False) -> list[Group]:
-    n = lambda k: max(1, round(k * scale))  # noqa: E731
+    def n(k: int) -> int:
+        return max(1, round(k * scale))
+
     return [
         Group("chat", "chat", n(1500), 25, multi_turn=0.45, tier="free", min_accounts=5),
         Group("developer", "developer", n(250), 150, network="cloud", volume_sigma=1.1),

@@ -35,7 +35,7 @@ def human(rng: np.random.Generator, n: int, start: float, days: float, tz_hours:
         return np.empty(0)
     hours, w = _hour_weights(_WORK_HOURS if work else _HUMAN_HOURS, 0.7 if work else 0.2,
                              start, days, tz_hours)
-    sizes = []
+    sizes: list[int] = []
     while sum(sizes) < n:
         sizes.append(1 + rng.poisson(session_mean - 1))
     sizes[-1] -= sum(sizes) - n
