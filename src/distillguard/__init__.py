@@ -4,7 +4,7 @@ The public façade re-exports what most users call; see the README for a tour.
 
 >>> import distillguard
 >>> sorted(distillguard.__all__)[:3]
-['Calibrated', 'DistillGuardError', 'Settings']
+['Calibrated', 'DistillGuardError', 'IngestReport']
 """
 
 from importlib.metadata import PackageNotFoundError, version
