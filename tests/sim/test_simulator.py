@@ -50,6 +50,14 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
     assert _digest(tmp_path / "a-jsonl") != _digest(tmp_path / "c")
 
 
+def test_output_does_not_depend_on_workers_or_shard_size_within_a_shard(tmp_path: Path) -> None:
+    scenario = load_scenario("demo").scaled(0.05)
+    generate(scenario, tmp_path / "one", seed=4, fmt="parquet", workers=1, rows_per_shard=1000)
+    generate(scenario, tmp_path / "two", seed=4, fmt="parquet", workers=2, rows_per_shard=1000)
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+    assert len(list((tmp_path / "one" / "exchanges").iterdir())) > 1
+
+
 def test_release_pivot_and_hydra_signals(small_traffic: Path, tmp_path: Path) -> None:
     """Harvesters move to the new model after the release and share proxies and cards."""
     with Store.open(tmp_path / "s.duckdb") as store:

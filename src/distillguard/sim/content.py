@@ -139,10 +139,7 @@ def _code_body(item: dict[str, Any], prompt: str, rng: random.Random, system: st
 
 
 def _tool_body(item: dict[str, Any], prompt: str, rng: random.Random, system: str | None = None) -> Body:
-    funcs = item["functions"]
-    tools = [{"type": "function", "function": {
-        "name": f["name"], "description": f.get("description", ""),
-        "parameters": {**f.get("parameters", {}), "type": "object"}}} for f in funcs]
+    funcs, tools = item["functions"], item["tools"]  # tools: shared, never mutated
     chosen = funcs[rng.randrange(len(funcs))]
     props = (chosen.get("parameters") or {}).get("properties") or {}
     args = {k: _fake_value(v, rng) for k, v in props.items()

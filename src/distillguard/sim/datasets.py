@@ -88,7 +88,10 @@ def _load(d: Path) -> Pools:
             first = turns[0] if turns and isinstance(turns[0], list) else turns
             text = next((m["content"] for m in first if m.get("role") == "user"), None)
             if text and r.get("function"):
-                tools.append({"prompt": text, "functions": r["function"]})
+                defs = [{"type": "function", "function": {
+                    "name": f["name"], "description": f.get("description", ""),
+                    "parameters": {**f.get("parameters", {}), "type": "object"}}} for f in r["function"]]
+                tools.append({"prompt": text, "functions": r["function"], "tools": defs})
     instructions = []
     for name in ("seed_tasks.jsonl", "user_oriented_instructions.jsonl"):
         for r in _jsonl(d / "self_instruct" / name):

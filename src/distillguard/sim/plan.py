@@ -15,6 +15,7 @@ from distillguard.sim import network, timing
 from distillguard.sim.scenario import Group, Scenario
 
 DAY = timing.DAY
+SESSION_GAP = 600.0
 _WEBMAIL = ("gmail.com", "outlook.com", "yahoo.com", "proton.me", "icloud.com")
 _CLASS_SIZE = 30
 
@@ -43,12 +44,34 @@ class Plan:
     account: list[np.ndarray] = field(default_factory=list)
     variant: list[np.ndarray] = field(default_factory=list)
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self, multi_turn: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+        """Plan rows in time order, with conversation, turn and per-account sequence.
+
+        ``multi_turn[g]`` is the chance that a session of group ``g`` is a
+        multi-turn conversation. Sessions are runs of one account's exchanges
+        less than ``SESSION_GAP`` apart; a conversation has at most 7 turns.
+        """
         t = np.concatenate(self.t) if self.t else np.empty(0)
         acct = np.concatenate(self.account).astype(np.int32) if self.account else np.empty(0, np.int32)
         var = np.concatenate(self.variant).astype(np.int16) if self.variant else np.empty(0, np.int16)
-        order = np.lexsort((acct, t))
-        return {"t": t[order], "account": acct[order], "variant": var[order]}
+        by_acct = np.lexsort((t, acct))
+        a_s, t_s = acct[by_acct], t[by_acct]
+        first = np.r_[True, a_s[1:] != a_s[:-1]]
+        new_session = first | np.r_[True, np.diff(t_s) >= SESSION_GAP]
+        session = np.cumsum(new_session) - 1
+        idx = np.arange(len(t_s))
+        pos_in_session = idx - np.maximum.accumulate(np.where(new_session, idx, 0))
+        block = session * 1000 + pos_in_session // 7  # a new conversation every 7 turns
+        rng = np.random.default_rng([seed, 5])
+        groups = np.array([a.group for a in self.accounts], dtype=np.int32)
+        is_conv = rng.random(session[-1] + 1 if len(session) else 0) < multi_turn[groups[a_s]][new_session]
+        conv_of_session = np.where(is_conv, rng.integers(0, 2**46, len(is_conv)), -1)
+        conv = np.where(conv_of_session[session] >= 0, conv_of_session[session] + block % 1000, -1)
+        turn = np.where(conv >= 0, pos_in_session % 7, 0)
+        seq = idx - np.maximum.accumulate(np.where(first, idx, 0))
+        out = {"t": t_s, "account": a_s, "variant": var[by_acct], "conv": conv, "turn": turn, "seq": seq}
+        order = np.lexsort((out["account"], out["t"]))
+        return {k: v[order] for k, v in out.items()}
 
 
 def epoch(ts: str) -> float:

@@ -14,26 +14,22 @@ from distillguard.sim.datasets import Pools
 from distillguard.sim.plan import DAY, Account
 from distillguard.sim.scenario import Group, Scenario
 
-_SESSION_GAP = 600.0
-
 
 class Renderer:
-    """Turns plan rows into exchange dicts; keeps per-account conversation state."""
+    """Turns plan rows into exchange dicts."""
 
     def __init__(self, scenario: Scenario, pools: Pools, accounts: list[Account], ids: list[str],
                  seed: int, start: float) -> None:
         self.s, self.pools, self.accounts, self.ids, self.seed = scenario, pools, accounts, ids, seed
         self.release = start + scenario.release_day * DAY if scenario.release_day is not None else None
-        self.state: dict[int, tuple[float, int | None, int]] = {}
-        self.seq: dict[int, int] = {}
 
-    def row(self, i: int, t: float, acct_index: int, variant: int) -> dict[str, Any]:
+    def row(self, i: int, t: float, acct_index: int, variant: int, conv: int, turn: int,
+            seq: int) -> dict[str, Any]:
+        """Exchange number ``i``; depends only on its arguments (rows render in any order)."""
         acct = self.accounts[acct_index]
         g = self.s.groups[acct.group]
         r = random.Random(self.seed * 1_000_000_007 + i)
-        conv_seed, turn = self._conversation(acct_index, t, g, r)
-        seq = self.seq.get(acct_index, 0)
-        self.seq[acct_index] = seq + 1
+        conv_seed = conv if conv >= 0 else None
         ctx = {"account": acct_index, "variant": int(variant), "conv_seed": conv_seed, "turn": turn,
                "seq": seq + acct_index * 97, "hour_index": int((t + acct.tz * 3600) // 3600)}
         style = g.style
@@ -60,17 +56,6 @@ class Renderer:
             "response": response,
             "conversation_id": f"conv-{conv_seed:012x}" if conv_seed is not None else None,
         }
-
-    def _conversation(self, a: int, t: float, g: Group, r: random.Random) -> tuple[int | None, int]:
-        last_t, conv, turn = self.state.get(a, (-1e18, None, 0))
-        if conv is not None and t - last_t < _SESSION_GAP and turn < 6:
-            conv, turn = conv, turn + 1
-        elif g.multi_turn and r.random() < g.multi_turn:
-            conv, turn = r.getrandbits(46), 0
-        else:
-            conv, turn = None, 0
-        self.state[a] = (t, conv, turn)
-        return conv, turn
 
     def _model(self, t: float, g: Group, r: random.Random) -> str:
         if self.release is None or t < self.release:

@@ -49,13 +49,15 @@ PARQUET_EXCHANGES = pa.schema([
 class ShardWriter:
     """Writes ``exchanges/part-NNNNN.<ext>`` files of at most ``rows_per_shard`` rows."""
 
-    def __init__(self, out_dir: Path, fmt: str, rows_per_shard: int = 250_000) -> None:
+    def __init__(self, out_dir: Path, fmt: str, rows_per_shard: int = 250_000, first_shard: int = 0) -> None:
         self.dir = Path(out_dir) / "exchanges"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.fmt, self.rows_per_shard = fmt, rows_per_shard
-        self.shard, self.in_shard = 0, 0
+        self.shard, self.in_shard = first_shard, 0
         self._jsonl: Any = None
         self._parquet: pq.ParquetWriter | None = None
+        # id -> (the list itself, kept alive so the id stays unique; its Parquet form)
+        self._tool_cache: dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         while rows:
@@ -74,7 +76,7 @@ class ShardWriter:
                 self._jsonl = zstandard.ZstdCompressor(level=3).stream_writer(self._raw)
             self._jsonl.write(b"".join(orjson.dumps(r) + b"\n" for r in rows))
         else:
-            table = pa.Table.from_pylist([_parquet_row(r) for r in rows], schema=PARQUET_EXCHANGES)
+            table = pa.Table.from_pylist([self._parquet_row(r) for r in rows], schema=PARQUET_EXCHANGES)
             if self._parquet is None:
                 self._parquet = pq.ParquetWriter(name.with_suffix(".parquet"), PARQUET_EXCHANGES,
                                                  compression="zstd")
@@ -95,15 +97,22 @@ class ShardWriter:
         self._close_shard()
 
 
-def _parquet_row(r: dict[str, Any]) -> dict[str, Any]:
-    req = dict(r["request"])
-    req["messages"] = [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]
-                        if isinstance(m["content"], str) else m["content"]} for m in req["messages"]]
-    if req.get("tools"):
-        req["tools"] = [{"type": t["type"], "function": {
-            **t["function"], "parameters": orjson.dumps(t["function"].get("parameters")).decode()}}
-            for t in req["tools"]]
-    return {**r, "request": req}
+    def _parquet_row(self, r: dict[str, Any]) -> dict[str, Any]:
+        req = dict(r["request"])
+        req["messages"] = [{"role": m["role"], "content": [{"type": "text", "text": m["content"]}]
+                            if isinstance(m["content"], str) else m["content"]} for m in req["messages"]]
+        if req.get("tools"):
+            req["tools"] = self._tools(req["tools"])
+        return {**r, "request": req}
+
+    def _tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Tool lists come from a fixed pool: encode each distinct list once."""
+        key = id(tools)
+        if key not in self._tool_cache:
+            self._tool_cache[key] = (tools, [{"type": t["type"], "function": {
+                **t["function"], "parameters": orjson.dumps(t["function"].get("parameters")).decode()}}
+                for t in tools])
+        return self._tool_cache[key][1]
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
