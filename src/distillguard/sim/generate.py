@@ -48,7 +48,7 @@ _JOB: tuple[Renderer, dict[str, np.ndarray], Path, str, int] | None = None
 
 def _write_shard(shard: int) -> int:
     """Render and write rows ``[shard * R, (shard + 1) * R)`` of the plan."""
-    assert _JOB is not None  # noqa: S101 (internal invariant, set before any call)
+    assert _JOB is not None  # internal invariant: set by generate() before any call
     renderer, arrays, out_dir, fmt, rows_per_shard = _JOB
     lo, hi = shard * rows_per_shard, min(len(arrays["t"]), (shard + 1) * rows_per_shard)
     writer = ShardWriter(out_dir, fmt, rows_per_shard, first_shard=shard)
