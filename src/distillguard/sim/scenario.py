@@ -39,7 +39,7 @@ class Group:
     name: str  # population name (benign) or campaign id (attack)
     style: str  # content style, one of STYLES
     accounts: int
-    exchanges_per_account: float  # median over the scenario
+    exchanges_per_account: float  # median per account per 7 days (lognormal, see volume_sigma)
     timing: str = "human"
     network: str = "residential"
     is_attack: bool = False
@@ -101,13 +101,14 @@ def _benign(scale: float, heavy: bool = False) -> list[Group]:
 
 def _disclosure() -> Scenario:
     attacks = [
-        Group("camp-agentic", "agentic-coding", 19000, 680, timing="round-robin", network="proxy-pool",
+        # Volumes per week chosen so 14 days give the disclosure's totals: 13M, 3.4M, 150k.
+        Group("camp-agentic", "agentic-coding", 19000, 327, timing="round-robin", network="proxy-pool",
               is_attack=True, actor="actor-a", volume_sigma=0.3, accounts_per_payment=12,
               release_pivot=0.5, min_accounts=12),
-        Group("camp-capability", "capability-targeted", 4500, 750, timing="synchronized",
+        Group("camp-capability", "capability-targeted", 4500, 361, timing="synchronized",
               network="proxy-pool", is_attack=True, actor="actor-b", volume_sigma=0.3,
               accounts_per_payment=8, min_accounts=8),
-        Group("camp-traces", "reasoning-traces", 500, 300, timing="round-robin", network="proxy-pool",
+        Group("camp-traces", "reasoning-traces", 500, 143, timing="round-robin", network="proxy-pool",
               is_attack=True, actor="actor-c", volume_sigma=0.3, accounts_per_payment=5, min_accounts=5),
     ]
     return Scenario("disclosure-2026", tuple(_benign(100.0) + attacks), days=14, release_day=9.5)

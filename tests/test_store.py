@@ -1,0 +1,40 @@
+"""The store: tables exist, writes are atomic, bad names and shapes are clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from distillguard.errors import SchemaError, StoreError
+from distillguard.schema import TABLES, empty
+from distillguard.store import Store
+
+
+def test_every_schema_table_exists(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.duckdb") as store:
+        for name in TABLES:
+            assert store.count(name) == 0
+            got, want = store.read(name).schema, empty(name).schema
+            assert [(f.name, f.type) for f in got] == [(f.name, f.type) for f in want]
+
+
+def test_interrupted_stage_leaves_previous_rows(tmp_path: Path) -> None:
+    row = {"file": "f", "line": 1, "reason": "r", "kind": "exchanges", "excerpt": ""}
+    with Store.open(tmp_path / "s.duckdb") as store:
+        store.append("quarantine", pa.Table.from_pylist([row], schema=TABLES["quarantine"]))
+        with pytest.raises(KeyboardInterrupt), store.transaction():
+            store.con.execute("DELETE FROM quarantine")
+            raise KeyboardInterrupt
+        assert store.count("quarantine") == 1
+
+
+def test_errors_name_the_problem(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.duckdb") as store:
+        with pytest.raises(SchemaError, match="unknown table"):
+            store.count("nope")
+        with pytest.raises(SchemaError, match="lacks column"):
+            store.append("quarantine", pa.table({"file": ["f"]}))
+    with pytest.raises(StoreError, match="no store at"):
+        Store.open(tmp_path / "missing.duckdb", read_only=True)
