@@ -26,7 +26,7 @@ class _Frozen(BaseModel):
 
 class IngestSettings(_Frozen):
     max_line_bytes: int = Field(16 * 1024 * 1024, gt=0, description="longer lines are quarantined")
-    batch_rows: int = Field(20_000, gt=0, description="rows per Arrow batch written to the store")
+    batch_rows: int = Field(50_000, gt=0, description="rows per Arrow batch written to the store")
     excerpt_chars: int = Field(200, ge=0, description="chars of a bad line kept in quarantine")
 
 

@@ -46,6 +46,7 @@ class Store:
                 path.parent.mkdir(parents=True, exist_ok=True)
             con = duckdb.connect(str(path), read_only=read_only)
             con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")  # the CLI draws its own
         except (duckdb.Error, OSError) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         store = cls(con, path)
@@ -151,7 +152,7 @@ class Store:
 
 
 def _check_name(name: str) -> None:
-    if name not in TABLES and not name.startswith("_staging"):
+    if name not in TABLES:
         raise SchemaError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
 
 

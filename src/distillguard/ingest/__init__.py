@@ -19,15 +19,15 @@ import pyarrow as pa
 from distillguard.config import IngestSettings
 from distillguard.errors import InputError
 from distillguard.ingest.normalize import RowProblem
-from distillguard.ingest.rows import account_row, event_row, exchange_row
+from distillguard.ingest.parse import parse_files
+from distillguard.ingest.rows import account_row, event_row
 from distillguard.ingest.sources import Bad, Record, find_files, iter_records
-from distillguard.schema import ACCOUNTS, EVENTS, EXCHANGES, QUARANTINE
+from distillguard.schema import ACCOUNTS, EVENTS, QUARANTINE
 from distillguard.store import Store
 
 __all__ = ["IngestReport", "ingest_traffic_dir"]
 
 log = logging.getLogger(__name__)
-_STAGING = "_staging_exchanges"
 Progress = Callable[[int], None]
 
 
@@ -79,52 +79,31 @@ def _ingest_exchanges(
     files: list[Path], store: Store, settings: IngestSettings, quarantine: _Quarantine,
     progress: Progress | None,
 ) -> tuple[int, int]:
-    con = store.con
-    staging_schema = EXCHANGES.append(pa.field("_seq", pa.int64()))
-    con.execute(f"DROP TABLE IF EXISTS {_STAGING}")  # left by an interrupted run
-    with store.registered(staging_schema.empty_table()) as view:
-        con.execute(f"CREATE TABLE {_STAGING} AS SELECT * FROM {view}")
-    rows: list[dict[str, Any]] = []
-    seq = 0
+    """Append each parsed batch's new exchange ids; return (rows read, rows added).
 
-    def flush() -> None:
-        with store.registered(pa.Table.from_pylist(rows, schema=staging_schema)) as view:
-            con.execute(f"INSERT INTO {_STAGING} SELECT * FROM {view}")
-        rows.clear()
-
-    for path in files:
-        for item in iter_records(path, settings.max_line_bytes):
-            if isinstance(item, Bad):
-                quarantine.add(item, "exchanges")
-                continue
-            try:
-                row = exchange_row(item.value, item.raw)
-            except RowProblem as exc:
-                quarantine.add(_bad(item, str(exc)), "exchanges")
-                continue
-            seq += 1
-            row.update(source_file=item.file, source_line=item.line, _seq=seq)
-            rows.append(row)
-            if len(rows) >= settings.batch_rows:
-                flush()
-                if progress:
-                    progress(settings.batch_rows)
-    if rows:
+    Each batch is deduplicated on its own (first occurrence wins) and against
+    the table, so rows are written once; an interrupted run leaves whole
+    batches, and running it again adds only what is missing.
+    """
+    read = added = 0
+    for parsed in parse_files(files, settings):
+        for bad in parsed.bad:
+            quarantine.add(bad, "exchanges")
+        if parsed.table is None:
+            continue
+        before = store.count("exchanges")
+        with store.transaction(), store.registered(parsed.table) as view:
+            store.con.execute(
+                f"""INSERT INTO exchanges
+                    SELECT * FROM {view} b
+                    WHERE NOT EXISTS (SELECT 1 FROM exchanges e WHERE e.exchange_id = b.exchange_id)
+                    QUALIFY row_number() OVER (PARTITION BY exchange_id ORDER BY source_file, source_line) = 1"""
+            )
+        read += parsed.table.num_rows
+        added += store.count("exchanges") - before
         if progress:
-            progress(len(rows))
-        flush()
-    before = store.count("exchanges")
-    cols = ", ".join(EXCHANGES.names)
-    with store.transaction():
-        # First occurrence of each id in this run, unless the store already has it.
-        con.execute(
-            f"""INSERT INTO exchanges SELECT {cols} FROM {_STAGING} s
-                SEMI JOIN (SELECT min(_seq) AS _seq FROM {_STAGING} GROUP BY exchange_id) k
-                  USING (_seq)
-                ANTI JOIN exchanges e USING (exchange_id)"""
-        )
-        con.execute(f"DROP TABLE {_STAGING}")
-    return seq, store.count("exchanges") - before
+            progress(parsed.table.num_rows)
+    return read, added
 
 
 def _ingest_small(

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from distillguard.errors import InputError
 from distillguard.ingest.lines import BadLine, Line, read_lines
@@ -81,29 +81,43 @@ def _decode(name: str, item: Line) -> Record | Bad:
 
 
 def _parquet_records(path: Path, batch_rows: int) -> Iterator[Record | Bad]:
+    """Rows of a Parquet file as JSON objects, numbered from 1.
+
+    DuckDB renders each nested row to JSON text in C++ and orjson decodes it:
+    several times faster than ``pyarrow``'s ``to_pylist`` on nested structs,
+    and the rows then go through exactly the same validation as JSONL lines.
+    """
     name = str(path)
+    con = duckdb.connect()
     try:
-        pf = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as exc:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
+        # Insertion order is preserved (DuckDB's default); rows carry their number anyway.
+        reader = con.execute(
+            "SELECT file_row_number AS n, to_json(t) AS j FROM read_parquet(?, file_row_number = true) t",
+            [name],
+        ).to_arrow_reader(batch_rows)
+    except duckdb.Error as exc:
+        con.close()
         raise InputError(f"cannot read Parquet file {path}: {exc}") from exc
-    row = 0
+    last = 0
     try:
-        for batch in pf.iter_batches(batch_size=batch_rows):
-            for value in batch.to_pylist():
-                row += 1
-                yield Record(name, row, _drop_nulls(value), None)
-    except (OSError, pa.ArrowException) as exc:
-        yield Bad(name, row + 1, f"unreadable Parquet data from this row on: {exc}", "")
+        for batch in reader:
+            for n, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+                last = n + 1
+                value = orjson.loads(text)
+                value.pop("file_row_number", None)
+                yield Record(name, last, _drop_nulls(value), None)
+    except (duckdb.Error, pa.ArrowException, OSError) as exc:
+        yield Bad(name, last + 1, f"unreadable Parquet data from this row on: {exc}", "")
+    finally:
+        con.close()
 
 
 def _drop_nulls(value: Any) -> Any:
-    """Parquet structs carry every field; absent JSON keys come back as None.
-
-    Keeping None is equivalent for every optional field, so only the top level
-    is left as is; this exists to make ``extra_json`` not list null columns.
-    """
+    """Parquet rows carry every column; a null top-level field is an absent one."""
     if isinstance(value, dict):
-        return {k: v for k, v in value.items() if v is not None or k in ("response",)}
+        return {k: v for k, v in value.items() if v is not None or k == "response"}
     return value
 
 
