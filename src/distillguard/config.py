@@ -41,8 +41,11 @@ class LinkSettings(_Frozen):
         0.2, gt=0, le=1, description="a template links accounts only if it is this share of their traffic"
     )
     min_campaign_accounts: int = Field(2, ge=2)
-    min_flagged_share: float = Field(
-        0.5, gt=0, le=1, description="share of flagged members that makes a cluster a campaign"
+    member_fpr: float = Field(
+        0.1, gt=0, lt=1, description="looser per-member bar for clusters: the score this share of accounts exceeds"
+    )
+    min_suspicious_share: float = Field(
+        0.5, gt=0, le=1, description="share of members above the member bar that makes a cluster a campaign"
     )
 
 

@@ -121,11 +121,15 @@ def publish(
         "SELECT account_id, capability, count(*) AS n FROM signals GROUP BY ALL ORDER BY ALL"
     )
     campaigns = build_campaigns(scored, caps, min_accounts=settings.link.min_campaign_accounts,
-                                min_flagged_share=settings.link.min_flagged_share)
+                                min_suspicious_share=settings.link.min_suspicious_share,
+                                suspicious_above=det.threshold_at(settings.link.member_fpr))
+    scores = _flag_campaign_members(scores, campaigns)
+    scored = _join_account_view(store, scores, clusters)
     span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
     as_of = span["hi"] or datetime.now(UTC)
     policy = decide(scores, campaigns, as_of, settings.policy.ttl_days)
     with store.transaction():
+        store.replace("account_scores", scores)
         store.replace("policy", policy)
         store.replace("campaigns", pa.table({
             "campaign_id": [c["campaign_id"] for c in campaigns],
@@ -140,6 +144,8 @@ def publish(
         "first_seen": span["lo"].isoformat() if span["lo"] else None,
         "last_seen": span["hi"].isoformat() if span["hi"] else None,
         "threshold": det.threshold_ if np.isfinite(det.threshold_) else None,
+        "member_threshold": det.threshold_at(settings.link.member_fpr),
+        "member_fpr": settings.link.member_fpr,
         "target_fpr": settings.detect.target_fpr,
         "scorer": det.scorer.name,
         "ingest": report.__dict__,
@@ -147,6 +153,20 @@ def publish(
     path = write_outputs(out_dir, scored, campaigns, policy, summary)
     flagged = int(pc.sum(scores.column("flagged")).as_py() or 0)
     return ScanResult(report, scores.num_rows, flagged, campaigns, path)
+
+
+def _flag_campaign_members(scores: pa.Table, campaigns: list[dict[str, Any]]) -> pa.Table:
+    """Members of a campaign are flagged, with the campaign as their first reason."""
+    member_of = {a: c for c in campaigns for a in c["account_ids"]}
+    flagged, reasons = [], []
+    for account, flag, why in zip(scores.column("account_id").to_pylist(), scores.column("flagged").to_pylist(),
+                                  scores.column("reasons").to_pylist(), strict=True):
+        c = member_of.get(account)
+        flagged.append(bool(flag) or c is not None)
+        reasons.append(([f"member of {c['campaign_id']} ({len(c['account_ids'])} linked accounts)"] if c else [])
+                       + (why or []))
+    return scores.set_column(scores.schema.get_field_index("flagged"), "flagged", pa.array(flagged, pa.bool_())) \
+        .set_column(scores.schema.get_field_index("reasons"), "reasons", pa.array(reasons, pa.list_(pa.string())))
 
 
 def _join_account_view(store: Store, scores: pa.Table, clusters: pa.Table) -> pa.Table:

@@ -38,12 +38,12 @@ def _scored(rows: list[tuple[str, float, bool, str | None]]) -> pa.Table:
     } for a, s, f, c in rows])
 
 
-def test_campaigns_need_enough_flagged_members() -> None:
+def test_campaigns_need_enough_suspicious_members() -> None:
     scored = _scored([("a", 5.0, True, "cluster-0001"), ("b", 4.0, True, "cluster-0001"),
                       ("c", 0.1, False, "cluster-0002"), ("d", 3.0, True, "cluster-0002"),
                       ("e", 0.2, False, "cluster-0002"), ("z", 9.0, True, None)])
     caps = pa.table({"account_id": ["a", "a", "b"], "capability": ["coding", "tool-use", "coding"], "n": [50, 50, 100]})
-    campaigns = build_campaigns(scored, caps, min_accounts=2, min_flagged_share=0.5)
+    campaigns = build_campaigns(scored, caps, min_accounts=2, min_suspicious_share=0.5, suspicious_above=2.0)
     assert [c["cluster_id"] for c in campaigns] == ["cluster-0001"]
     c = campaigns[0]
     assert c["account_ids"] == ["a", "b"] and c["exchange_count"] == 200

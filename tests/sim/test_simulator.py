@@ -104,3 +104,10 @@ def test_bad_scenarios_are_clear_errors(tmp_path: Path, text: str, match: str) -
 def test_unknown_builtin() -> None:
     with pytest.raises(ConfigError, match="unknown scenario"):
         load_scenario("nope")
+
+
+def test_documented_example_scenario_loads() -> None:
+    root = Path(__file__).resolve().parents[2]
+    scenario = load_scenario(str(root / "docs" / "scenario-example.toml"))
+    assert scenario.name == "example" and len(scenario.groups) == 3
+    assert sum(g.is_attack for g in scenario.groups) == 1

@@ -62,8 +62,14 @@ class Calibrated:
     def fit(self, features: pa.Table, reference: pa.Table | None = None) -> Self:
         self.scorer.fit(features if reference is None else reference)
         ref_scores = self.scorer.score(features if reference is None else reference)
-        self.threshold_ = float(np.quantile(ref_scores, 1.0 - self.target_fpr)) if len(ref_scores) else np.inf
+        self.reference_scores_ = np.sort(np.asarray(ref_scores, dtype=np.float64))
+        self.threshold_ = self.threshold_at(self.target_fpr)
         return self
+
+    def threshold_at(self, fpr: float) -> float:
+        """The score that a share ``fpr`` of the reference exceeds (``inf`` without a reference)."""
+        ref = self.reference_scores_
+        return float(np.quantile(ref, 1.0 - fpr)) if len(ref) else float("inf")
 
     def flag(self, features: pa.Table, scores: np.ndarray | None = None) -> np.ndarray:
         scores = self.scorer.score(features) if scores is None else scores

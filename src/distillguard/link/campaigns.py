@@ -1,12 +1,15 @@
 """Turn clusters of suspicious accounts into campaign records (``campaigns.json``).
 
 A cluster becomes a campaign when it has at least ``min_accounts`` members and
-at least ``min_flagged_share`` of them are flagged: a classroom behind one NAT
-is a cluster, but not a campaign unless its members behave like harvesters.
+at least ``min_suspicious_share`` of them score above ``suspicious_above``, a
+bar looser than the per-account flag threshold: group evidence lets each member
+be less extreme (hydra clusters spread volume thin), while a classroom behind
+one NAT stays a cluster, not a campaign, unless most members look like harvesters.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -18,7 +21,8 @@ def build_campaigns(
     capability_counts: pa.Table,
     *,
     min_accounts: int,
-    min_flagged_share: float,
+    min_suspicious_share: float,
+    suspicious_above: float,
 ) -> list[dict[str, Any]]:
     """Campaign records, highest score first.
 
@@ -35,15 +39,15 @@ def build_campaigns(
         caps[row["account_id"]][row["capability"]] = row["n"]
     campaigns = []
     for cluster_id, rows in members.items():
-        flagged = [r for r in rows if r["flagged"]]
-        if len(rows) < min_accounts or len(flagged) < min_flagged_share * len(rows):
+        suspicious = [r for r in rows if r["score"] > suspicious_above]
+        if len(rows) < min_accounts or len(suspicious) < min_suspicious_share * len(rows):
             continue
-        campaigns.append(_record(cluster_id, rows, flagged, caps))
+        campaigns.append(_record(cluster_id, rows, suspicious, caps))
     campaigns.sort(key=lambda c: (-c["score"], c["campaign_id"]))
     return campaigns
 
 
-def _record(cluster_id: str, rows: list[dict[str, Any]], flagged: list[dict[str, Any]],
+def _record(cluster_id: str, rows: list[dict[str, Any]], suspicious: list[dict[str, Any]],
             caps: dict[str, dict[str, int]]) -> dict[str, Any]:
     total = sum(r["n_exchanges"] for r in rows)
     cap_totals: dict[str, int] = defaultdict(int)
@@ -55,16 +59,20 @@ def _record(cluster_id: str, rows: list[dict[str, Any]], flagged: list[dict[str,
     for r in rows:
         for k in r["link_evidence"] or []:
             kinds[k] += 1
-    reasons: dict[str, int] = defaultdict(int)
-    for r in flagged:
+    findings: dict[str, int] = defaultdict(int)  # member reasons with their numbers masked
+    for r in suspicious:
         for reason in r["reasons"] or []:
-            reasons[reason.split(" (")[0].split(" ")[0]] += 1
+            findings[_NUMBER.sub("N", reason.split(" (")[0])] += 1
+    flagged = sum(1 for r in rows if r["flagged"])
     score = sum(r["score"] for r in rows) / len(rows)
     evidence = [
-        f"{len(rows)} linked accounts sent {total:,} exchanges; {len(flagged)} of them "
-        f"({len(flagged) / len(rows):.0%}) are flagged individually.",
+        f"{len(rows)} linked accounts sent {total:,} exchanges; {len(suspicious)} of them "
+        f"({len(suspicious) / len(rows):.0%}) behave unusually and {flagged} are flagged on their own.",
         *(f"{n} accounts are linked by shared {_KIND_NAMES.get(k, k)}." for k, n in sorted(kinds.items())),
     ]
+    common = sorted(findings.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    if common:
+        evidence.append("Most common member findings: " + "; ".join(f"{k} ({n} accounts)" for k, n in common) + ".")
     if capabilities:
         top, share = next(iter(capabilities.items()))
         evidence.append(f"{share:.0%} of the traffic targets {top}.")
@@ -82,5 +90,6 @@ def _record(cluster_id: str, rows: list[dict[str, Any]], flagged: list[dict[str,
     }
 
 
+_NUMBER = re.compile(r"\d[\d,.]*")
 _KIND_NAMES = {"ip": "client IP addresses", "payment": "payment fingerprints",
                "template": "dominant prompt templates"}

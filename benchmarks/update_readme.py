@@ -1,0 +1,29 @@
+"""Copy the benchmark result tables into the README between the results markers.
+
+    python benchmarks/update_readme.py
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = ("detection", "sim_throughput", "ingest_memory")
+
+
+def main() -> None:
+    parts = []
+    for name in ORDER:
+        path = ROOT / "benchmarks" / "results" / f"{name}.md"
+        if path.is_file():
+            # Demote headings one level so they sit under the README's "Benchmarks".
+            parts.append(re.sub(r"^# ", "### ", path.read_text().strip(), flags=re.M))
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    block = "<!-- results:begin -->\n" + "\n\n".join(parts) + "\n<!-- results:end -->"
+    readme.write_text(re.sub(r"<!-- results:begin -->.*<!-- results:end -->", lambda _: block, text, flags=re.S))
+
+
+if __name__ == "__main__":
+    main()
