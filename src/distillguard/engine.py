@@ -85,15 +85,18 @@ def spark_session(master: str = "local[2]") -> Any:
             "the spark engine needs PySpark: pip install 'distillguard[spark]'"
         ) from exc
     try:
-        return (
+        session = (
             SparkSession.builder.master(master)
             .appName("distillguard")
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.shuffle.partitions", "4")
             .config("spark.ui.enabled", "false")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.ui.showConsoleProgress", "false")
             .getOrCreate()
         )
+        session.sparkContext.setLogLevel("ERROR")
+        return session
     except Exception as exc:
         raise EngineError(f"cannot start Spark ({master}): {exc}") from exc
 

@@ -61,3 +61,20 @@ def test_link_pairs_identical_on_duckdb_and_spark(store: Store, spark: SparkEngi
 
     duck = pairs(DuckDBEngine(store))
     _assert_same(duck, pairs(spark).cast(duck.schema), ["src", "dst", "kind"])
+
+
+def test_whole_scan_identical_on_both_engines(small_traffic: Path, tmp_path: Path, spark: SparkEngine) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    from distillguard.pipeline import scan
+
+    outs = {}
+    for name in ("duckdb", "spark"):
+        with Store.open(tmp_path / f"{name}.duckdb") as s:
+            scan(small_traffic, tmp_path / name, s, engine_name=name)
+        outs[name] = pq.read_table(tmp_path / name / "accounts.parquet").sort_by("account_id")
+    _assert_same(outs["duckdb"], outs["spark"], ["account_id"])
+    assert json.loads((tmp_path / "duckdb" / "campaigns.json").read_text()) == json.loads(
+        (tmp_path / "spark" / "campaigns.json").read_text())
