@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -180,6 +181,4 @@ def _join_account_view(store: Store, scores: pa.Table, clusters: pa.Table) -> pa
 
 
 def _json(obj: Any) -> str:
-    import orjson
-
     return orjson.dumps(obj).decode()

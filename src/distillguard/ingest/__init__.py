@@ -21,7 +21,7 @@ from distillguard.errors import InputError
 from distillguard.ingest.normalize import RowProblem
 from distillguard.ingest.parse import parse_files
 from distillguard.ingest.rows import account_row, event_row
-from distillguard.ingest.sources import Bad, Record, find_files, iter_records
+from distillguard.ingest.sources import Bad, find_files, iter_records
 from distillguard.schema import ACCOUNTS, EVENTS, QUARANTINE
 from distillguard.store import Store
 
@@ -120,7 +120,7 @@ def _ingest_small(
             try:
                 rows.append(parse(item.value))
             except RowProblem as exc:
-                quarantine.add(_bad(item, str(exc)), kind)
+                quarantine.add(item.bad(str(exc)), kind)
     if not rows:
         return 0
     key = "account_id" if kind == "accounts" else "timestamp, type, model"
@@ -136,11 +136,6 @@ def _ingest_small(
         store.con.execute(f"INSERT INTO {kind} SELECT * FROM _new")
         store.con.execute("DROP TABLE _new")
     return len(rows)
-
-
-def _bad(item: Record, reason: str) -> Bad:
-    raw = item.raw[:200].decode("utf-8", errors="replace").rstrip("\n") if item.raw else ""
-    return Bad(item.file, item.line, reason, raw)
 
 
 class _Quarantine:

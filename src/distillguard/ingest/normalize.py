@@ -31,7 +31,7 @@ def normalize_request(req: dict[str, Any]) -> tuple[dict[str, Any], str]:
     if "messages" not in req:
         raise RowProblem("missing required field 'request.messages'")
     if not isinstance(req["messages"], list):
-        raise RowProblem(f"'request.messages' must be a list, got {_kind(req['messages'])}")
+        raise RowProblem(f"'request.messages' must be a list, got {kind_of(req['messages'])}")
     if "system" in req or _has_anthropic_blocks(req["messages"]):
         return _from_anthropic(req), "anthropic"
     out = dict(req)
@@ -42,13 +42,13 @@ def normalize_request(req: dict[str, Any]) -> tuple[dict[str, Any], str]:
 def _chat_message(m: Any, i: int) -> dict[str, Any]:
     where = f"request.messages[{i}]"
     if not isinstance(m, dict):
-        raise RowProblem(f"'{where}' must be an object, got {_kind(m)}")
+        raise RowProblem(f"'{where}' must be an object, got {kind_of(m)}")
     role = m.get("role")
     if role not in ROLES:
         raise RowProblem(f"'{where}.role' is {role!r}, not one of {sorted(ROLES)}")
     content = m.get("content")
     if content is not None and not isinstance(content, str | list):
-        raise RowProblem(f"'{where}.content' must be a string or a list, got {_kind(content)}")
+        raise RowProblem(f"'{where}.content' must be a string or a list, got {kind_of(content)}")
     return m
 
 
@@ -80,7 +80,7 @@ def _from_anthropic(req: dict[str, Any]) -> dict[str, Any]:
 
 def _anthropic_part(block: Any, where: str) -> dict[str, Any]:
     if not isinstance(block, dict):
-        raise RowProblem(f"'{where}' blocks must be objects, got {_kind(block)}")
+        raise RowProblem(f"'{where}' blocks must be objects, got {kind_of(block)}")
     kind = block.get("type")
     if kind == "image":
         source = block.get("source") or {}
@@ -108,14 +108,14 @@ def _from_responses(req: dict[str, Any]) -> dict[str, Any]:
         for i, item in enumerate(items):
             messages.append(_responses_item(item, f"request.input[{i}]"))
     elif items is not None:
-        raise RowProblem(f"'request.input' must be a string or a list, got {_kind(items)}")
+        raise RowProblem(f"'request.input' must be a string or a list, got {kind_of(items)}")
     out["messages"] = messages
     return out
 
 
 def _responses_item(item: Any, where: str) -> dict[str, Any]:
     if not isinstance(item, dict):
-        raise RowProblem(f"'{where}' must be an object, got {_kind(item)}")
+        raise RowProblem(f"'{where}' must be an object, got {kind_of(item)}")
     kind = item.get("type", "message")
     if kind == "function_call_output":
         return {"role": "tool", "content": str(item.get("output", ""))}
@@ -141,7 +141,7 @@ def _blocks_to_text(value: Any, where: str) -> str:
         return value
     if isinstance(value, list):
         return "\n".join(str(b.get("text", "")) for b in value if isinstance(b, dict))
-    raise RowProblem(f"'{where}' must be a string or a list of text blocks, got {_kind(value)}")
+    raise RowProblem(f"'{where}' must be a string or a list of text blocks, got {kind_of(value)}")
 
 
 def content_text(content: Any) -> tuple[str, int]:
@@ -165,10 +165,9 @@ def content_text(content: Any) -> tuple[str, int]:
     return "\n".join(texts), images
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """JSON name of a value's type, for error messages."""
     return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), type(value).__name__
     )
 
-
-kind_of = _kind

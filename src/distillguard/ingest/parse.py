@@ -47,8 +47,7 @@ def parse_file(path: Path, settings: IngestSettings) -> Iterator[Parsed]:
         try:
             row = exchange_row(item.value, item.raw)
         except RowProblem as exc:
-            excerpt = item.raw[:200].decode("utf-8", errors="replace").rstrip("\n") if item.raw else ""
-            bad.append(Bad(item.file, item.line, str(exc), excerpt))
+            bad.append(item.bad(str(exc)))
             continue
         row["source_file"], row["source_line"] = item.file, item.line
         rows.append(row)

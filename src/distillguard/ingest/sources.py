@@ -30,6 +30,10 @@ class Record:
     value: Any
     raw: bytes | None  # the line's bytes (JSONL) for stable derived ids
 
+    def bad(self, reason: str) -> Bad:
+        """This record, quarantined for ``reason``."""
+        return Bad(self.file, self.line, reason, _excerpt(self.raw) if self.raw else "")
+
 
 @dataclass(frozen=True)
 class Bad:
