@@ -21,16 +21,28 @@ import pyarrow as pa
 
 from distillguard.signals.base import Enricher, with_columns
 
-_CODING = re.compile(
-    r"```|\bdef \w+\(|\bfunction\b|\bpython\b|\bjavascript\b|\bjava\b|\bsql\b|\bcode\b|"
-    r"\bclass \w+|\bcompile|\bbug\b|\bregex\b|\balgorithm\b|\bimplement", re.I)
-_MATH = re.compile(
-    r"\bhow (many|much)\b|\bcalculate\b|\bsolve\b|\bprove\b|\bequation\b|\bprobability\b|"
-    r"\bpercent|\btotal\b|\baverage\b|\d+\s*[-+*/x=]\s*\d+", re.I)
-_SAFETY = re.compile(
-    r"\bhack|\bweapon|\bdrugs?\b|\bexplosive|\bmalware|\billegal|\bsuicide|\bjailbreak|"
-    r"\bDAN\b|\bno restrictions\b|\bignore (all|your|previous)|\bbypass|\bunfiltered", re.I)
-_CREATIVE = re.compile(r"\b(poem|story|lyrics|haiku|novel|screenplay|limerick|fiction)\b", re.I)
+# Keyword sets rather than one big case-insensitive regex: a set lookup per word
+# is several times faster on long prompts, and the lists stay readable.
+_SAFETY_WORDS = frozenset({
+    "hack", "hacking", "hacked", "hacker", "weapon", "weapons", "drug", "drugs", "explosive",
+    "explosives", "malware", "ransomware", "illegal", "suicide", "jailbreak", "jailbroken",
+    "unfiltered", "uncensored", "bypass", "counterfeit", "poison",
+})
+_SAFETY_PHRASES = ("no restrictions", "ignore all", "ignore your", "ignore previous", "developer mode")
+_CODING_WORDS = frozenset({
+    "function", "python", "javascript", "java", "sql", "code", "bug", "regex", "algorithm",
+    "implement", "compile", "compiler", "typescript", "rust", "golang", "debug", "refactor",
+})
+_CODING_PHRASES = ("```", "def ", "class ", "();", "=>")
+_MATH_WORDS = frozenset({
+    "calculate", "solve", "prove", "equation", "probability", "percent", "percentage", "total",
+    "average", "sum", "product", "integral", "derivative",
+})
+_MATH_PHRASES = ("how many", "how much")
+_ARITHMETIC = re.compile(r"\d\s*[-+*/x=]\s*\d")
+_CREATIVE_WORDS = frozenset({"poem", "story", "lyrics", "haiku", "novel", "screenplay", "limerick", "fiction"})
+_WORD = re.compile(r"[a-z]+")
+_SCAN_CHARS = 2000
 
 
 def area(n_tools: int, n_images: int, text: str) -> str:
@@ -39,13 +51,15 @@ def area(n_tools: int, n_images: int, text: str) -> str:
         return "tool-use"
     if n_images:
         return "vision"
-    if _SAFETY.search(text):
+    lower = text[:_SCAN_CHARS].lower()
+    words = set(_WORD.findall(lower))
+    if words & _SAFETY_WORDS or any(p in lower for p in _SAFETY_PHRASES):
         return "safety"
-    if _CODING.search(text):
+    if words & _CODING_WORDS or any(p in lower for p in _CODING_PHRASES):
         return "coding"
-    if _MATH.search(text):
+    if words & _MATH_WORDS or any(p in lower for p in _MATH_PHRASES) or _ARITHMETIC.search(lower):
         return "reasoning"
-    if _CREATIVE.search(text):
+    if words & _CREATIVE_WORDS:
         return "creative"
     return "chat"
 
@@ -59,10 +73,11 @@ class CapabilityEnricher(Enricher):
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         tools = batch.column("n_tools").to_pylist() if "n_tools" in batch.schema.names else None
         images = batch.column("n_images").to_pylist() if "n_images" in batch.schema.names else None
-        texts = batch.column("prompt_text").to_pylist()
+        # The cues sit in the opening of a request; long pastes add cost, not signal.
+        texts = [(t or "")[:_SCAN_CHARS] for t in batch.column("prompt_text").to_pylist()]
         n = len(texts)
         values = [
-            area((tools[i] or 0) if tools else 0, (images[i] or 0) if images else 0, texts[i] or "")
+            area((tools[i] or 0) if tools else 0, (images[i] or 0) if images else 0, texts[i])
             for i in range(n)
         ]
         return with_columns(batch, {"capability": pa.array(values, pa.string())})

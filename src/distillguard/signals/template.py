@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +25,7 @@ import pyarrow as pa
 from distillguard.signals.base import Enricher, with_columns
 
 _EDGE_WORDS = 6
+_END_CHARS = 1500
 _MASKS = [
     (re.compile(r"```.*?(```|$)", re.S), " <code> "),
     (re.compile(r"https?://\S+"), "<url>"),
@@ -41,26 +43,91 @@ def mask(text: str) -> str:
     return _SPACE.sub(" ", text).strip().lower()
 
 
-def signature(system: str | None, prompt: str | None) -> str:
-    """Exact template signature: system prompt plus the prompt's edge words."""
-    words = mask(prompt or "").split(" ")
-    edges = words if len(words) <= 2 * _EDGE_WORDS else [*words[:_EDGE_WORDS], "…", *words[-_EDGE_WORDS:]]
-    key = mask(system or "")[:300] + "\x1f" + " ".join(edges)
+def _masked_ends(prompt: str | None) -> tuple[list[str], str]:
+    """The prompt's edge words and its masked head.
+
+    Only the ends matter (the edge words and the SimHash's first words), so long
+    prompts are masked at each end instead of whole.
+    """
+    text = prompt or ""
+    head = mask(text[:_END_CHARS])
+    words = head.split(" ")
+    if len(text) > _END_CHARS:
+        return [*words[:_EDGE_WORDS], "…", *mask(text[-_END_CHARS:]).split(" ")[-_EDGE_WORDS:]], head
+    if len(words) > 2 * _EDGE_WORDS:
+        return [*words[:_EDGE_WORDS], "…", *words[-_EDGE_WORDS:]], head
+    return words, head
+
+
+@lru_cache(maxsize=8192)
+def _masked_system(system: str) -> str:
+    # System prompts repeat across an application's traffic: mask each once.
+    return mask(system[:600])[:300]
+
+
+def _signature(system: str | None, edges: list[str]) -> str:
+    key = _masked_system(system or "") + "\x1f" + " ".join(edges)
     return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
 
-def simhash(masked: str, width: int = 3, max_words: int = 64) -> int:
-    """64-bit SimHash of word ``width``-shingles of the first ``max_words``, as int64."""
-    words = masked.split(" ")[:max_words]
-    shingles = [" ".join(words[i : i + width]) for i in range(max(1, len(words) - width + 1))]
-    hashes = np.array(
-        [int.from_bytes(hashlib.blake2b(sh.encode(), digest_size=8).digest(), "little")
-         for sh in shingles], dtype=np.uint64,
-    )
-    bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")
-    votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(shingles)
-    packed = np.packbits(votes > 0, bitorder="little").view(np.int64)
-    return int(packed[0])
+def signature(system: str | None, prompt: str | None) -> str:
+    """Exact template signature: system prompt plus the prompt's edge words."""
+    return _signature(system, _masked_ends(prompt)[0])
+
+
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finalizer: spreads the bits of combined word hashes."""
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def simhash_many(masked: list[str], max_words: int = 64) -> np.ndarray:
+    """64-bit SimHash (as int64) of word 3-shingles of each text's first ``max_words``.
+
+    Word hashes are computed once per distinct word (blake2b); shingle hashes
+    combine them arithmetically and the bit votes are counted for the whole
+    batch at once in NumPy, so the cost per text is a few microseconds.
+    """
+    cache: dict[str, int] = {}
+    flat: list[int] = []
+    lengths = np.empty(len(masked), dtype=np.int64)
+    for i, text in enumerate(masked):
+        words = text.split(" ")[:max_words]
+        words += [""] * (3 - len(words))  # short texts: one shingle, padded
+        for w in words:
+            h = cache.get(w)
+            if h is None:
+                h = cache[w] = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
+            flat.append(h)
+        lengths[i] = len(words)
+    if not len(masked):
+        return np.empty(0, dtype=np.int64)
+    h = np.array(flat, dtype=np.uint64)
+    with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
+        shingles = _splitmix(h[:-2] * _MIX[0] + h[1:-1] * _MIX[1] + h[2:] * _MIX[2])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    # shingle k of text t starts at word starts[t] + k, for k < lengths[t] - 2
+    valid = np.zeros(len(shingles), dtype=bool)
+    counts = lengths - 2
+    idx = np.repeat(starts, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+    valid[idx] = True
+    kept = shingles[valid]
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    votes = np.empty((len(masked), 64), dtype=np.int64)
+    for bit in range(64):  # 1-D reductions per bit are far faster than one 2-D reduceat
+        votes[:, bit] = np.add.reduceat(((kept >> np.uint64(bit)) & np.uint64(1)).astype(np.int64), offsets)
+    signed = votes * 2 - counts[:, None]
+    return np.packbits(signed > 0, axis=1, bitorder="little").view(np.int64).ravel()
+
+
+def simhash(masked: str, max_words: int = 64) -> int:
+    """SimHash of one masked text (see ``simhash_many``)."""
+    return int(simhash_many([masked], max_words)[0])
 
 
 class TemplateEnricher(Enricher):
@@ -72,8 +139,12 @@ class TemplateEnricher(Enricher):
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         systems = batch.column("system_text").to_pylist()
         prompts = batch.column("prompt_text").to_pylist()
-        sigs = [signature(s, p) for s, p in zip(systems, prompts, strict=True)]
-        hashes = [simhash(mask(p or "")[:4000]) for p in prompts]
+        sigs, heads = [], []
+        for system, prompt in zip(systems, prompts, strict=True):
+            edges, head = _masked_ends(prompt)
+            sigs.append(_signature(system, edges))
+            heads.append(head)
+        hashes = simhash_many(heads)
         return with_columns(batch, {
             "template_sig": pa.array(sigs, pa.string()),
             "template_simhash": pa.array(hashes, pa.int64()),
