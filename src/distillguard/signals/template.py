@@ -83,7 +83,8 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
     """SplitMix64 finalizer: spreads the bits of combined word hashes."""
     x = (x ^ (x >> np.uint64(30))) * _M1
     x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
+    out: np.ndarray = x ^ (x >> np.uint64(31))
+    return out
 
 
 def simhash_many(masked: list[str], max_words: int = 64) -> np.ndarray:
@@ -100,10 +101,10 @@ def simhash_many(masked: list[str], max_words: int = 64) -> np.ndarray:
         words = text.split(" ")[:max_words]
         words += [""] * (3 - len(words))  # short texts: one shingle, padded
         for w in words:
-            h = cache.get(w)
-            if h is None:
-                h = cache[w] = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
-            flat.append(h)
+            wh = cache.get(w)
+            if wh is None:
+                wh = cache[w] = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
+            flat.append(wh)
         lengths[i] = len(words)
     if not len(masked):
         return np.empty(0, dtype=np.int64)
