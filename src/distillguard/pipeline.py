@@ -23,7 +23,7 @@ import distillguard
 from distillguard.config import Settings
 from distillguard.detect import Calibrated
 from distillguard.detect.robust import RobustZScorer
-from distillguard.engine import Engine, make_engine
+from distillguard.engine import Engine, SparkEngine, make_engine
 from distillguard.features import account_features
 from distillguard.ingest import IngestReport, ingest_traffic_dir
 from distillguard.link import cluster_accounts, shared_values
@@ -49,11 +49,23 @@ class ScanResult:
     report: Path
 
 
-def run_enrich(store: Store, batch_rows: int = 50_000, progress: Progress | None = None) -> int:
-    """Enrich every exchange into the ``signals`` table; return the row count."""
+def run_enrich(
+    store: Store, engine: Engine | None = None, batch_rows: int = 50_000, progress: Progress | None = None
+) -> int:
+    """Enrich every exchange into the ``signals`` table; return the row count.
+
+    Locally (DuckDB batches) by default; on Spark through ``mapInArrow`` when
+    ``engine`` is a ``SparkEngine``. Either way the same ``signals.enrich`` runs.
+    """
     total = store.count("exchanges")
     with store.transaction():
         store.con.execute("DELETE FROM signals")
+        if isinstance(engine, SparkEngine):
+            with store.registered(engine.enrich_to_arrow()) as view:
+                store.con.execute(f"INSERT INTO signals SELECT {', '.join(SIGNALS.names)} FROM {view}")
+            if progress:
+                progress("enrich", total, total)
+            return total
         for batch in store.batches("exchanges", INPUT_COLUMNS, batch_rows):
             out = enrich(batch)
             store.append("signals", pa.Table.from_batches([out]).select(SIGNALS.names))
@@ -101,9 +113,9 @@ def scan(
     settings = settings or Settings()
     ingest_progress = (lambda n: progress("ingest", n, None)) if progress else None
     report = ingest_traffic_dir(traffic_dir, store, settings.ingest, ingest_progress)
-    run_enrich(store, progress=progress)
     engine = make_engine(engine_name, store)
     try:
+        run_enrich(store, engine, progress=progress)
         features = run_features(store, engine)
         scores, det = run_score(store, features, settings)
         clusters = run_link(store, engine, settings)

@@ -48,6 +48,14 @@ def _assert_same(a: pa.Table, b: pa.Table, keys: list[str]) -> None:
             assert x == y, name
 
 
+def test_enrich_identical_locally_and_on_spark(store: Store, spark: SparkEngine) -> None:
+    from distillguard.schema import SIGNALS
+
+    local = store.read("signals")
+    on_spark = spark.enrich_to_arrow().select(SIGNALS.names).cast(local.schema)
+    _assert_same(local, on_spark, ["exchange_id"])
+
+
 def test_features_identical_on_duckdb_and_spark(store: Store, spark: SparkEngine) -> None:
     duck = DuckDBEngine(store)
     on_duck = duck.execute(account_features(duck.table("signals")))
