@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import platform
 import resource
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +37,22 @@ def machine() -> dict[str, Any]:
 
 
 def write_result(name: str, data: dict[str, Any], markdown: str) -> None:
+    """Write ``results/NAME.json`` and ``results/NAME.md`` and print the table."""
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     (RESULTS / f"{name}.md").write_text(markdown)
+    print(markdown)
+
+
+@contextmanager
+def workdir(given: Path | None, prefix: str) -> Iterator[Path]:
+    """``given`` (kept afterwards), or a temporary folder removed at the end."""
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        yield given
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -11,12 +11,10 @@ plus per-population false-positive rates and per-style recall.
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import machine, timed, write_result
+from _common import machine, timed, workdir, write_result
 
 from distillguard.bench import evaluate
 from distillguard.pipeline import scan
@@ -73,13 +71,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="dg-detect-"))
+    with workdir(args.workdir, "dg-detect-") as work:
+        measure(args, work)
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
     rows = [run(name, SCALES[name], work, args.seed) for name in args.scenarios.split(",")]
     md = markdown(rows)
     write_result("detection", {"machine": machine(), "runs": rows}, md)
-    print(md)
-    if args.workdir is None:
-        shutil.rmtree(work)
 
 
 if __name__ == "__main__":

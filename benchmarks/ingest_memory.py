@@ -11,12 +11,10 @@ quarantine. Writes benchmarks/results/ingest_memory.{json,md}.
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from pathlib import Path
 
 import orjson
-from _common import machine, peak_rss_mib, timed, write_result
+from _common import machine, peak_rss_mib, timed, workdir, write_result
 
 from distillguard.ingest import ingest_traffic_dir
 from distillguard.store import Store
@@ -45,7 +43,11 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=10_000_000)
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="dg-ingest-"))
+    with workdir(args.workdir, "dg-ingest-") as work:
+        measure(args, work)
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
     (work / "traffic").mkdir(parents=True, exist_ok=True)
     result: dict[str, object] = {"lines": args.lines, **machine()}
     with timed(result, "write_s"):
@@ -66,9 +68,6 @@ def main() -> None:
         f"| {report.quarantined:,} ({bad:,}) | {rss:.0f} MiB |\n"
     )
     write_result("ingest_memory", result, md)
-    print(md)
-    if args.workdir is None:
-        shutil.rmtree(work)
 
 
 if __name__ == "__main__":

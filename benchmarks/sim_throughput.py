@@ -9,11 +9,9 @@ bounded memory. Writes benchmarks/results/sim_throughput.{json,md}.
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from pathlib import Path
 
-from _common import machine, peak_rss_mib, timed, write_result
+from _common import machine, peak_rss_mib, timed, workdir, write_result
 
 from distillguard.sim import generate, load_scenario
 
@@ -27,7 +25,11 @@ def main() -> None:
     ap.add_argument("--exchanges", type=float, default=10e6)
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="dg-sim-"))
+    with workdir(args.workdir, "dg-sim-") as work:
+        measure(args, work)
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
     scale = args.exchanges / _EXCHANGES_AT_SCALE_1
     result: dict[str, object] = {"scenario": "disclosure-2026", "scale": round(scale, 4), **machine()}
     with timed(result, "seconds"):
@@ -48,9 +50,6 @@ def main() -> None:
         "Target: 10M exchanges in under 10 minutes on this 2-core machine.\n"
     )
     write_result("sim_throughput", result, md)
-    print(md)
-    if args.workdir is None:
-        shutil.rmtree(work)
 
 
 if __name__ == "__main__":
