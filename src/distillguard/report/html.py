@@ -6,6 +6,7 @@ so it opens offline and can be attached to a ticket.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,16 @@ _ENV = jinja2.Environment(
     autoescape=jinja2.select_autoescape(["html"]),
     undefined=jinja2.StrictUndefined,
 )
+
+
+def _when(iso: str | None) -> str:
+    """``2026-02-02T00:00:40.576+00:00`` → ``2026-02-02 00:00 UTC``."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_ENV.filters["when"] = _when
 
 
 def render_report(out_dir: Path, top_accounts: int = 50) -> Path:
