@@ -111,6 +111,7 @@ SIGNALS = pa.schema(
         ("template_sig", pa.string()),  # exact hash of the masked prompt
         ("template_simhash", pa.int64()),  # 64-bit SimHash of masked shingles
         ("capability", pa.string()),  # one of CAPABILITIES
+        ("elicitation", pa.float64()),  # P(request asks the model to expose its reasoning)
     ]
 )
 
@@ -133,6 +134,7 @@ ACCOUNT_FEATURES = pa.schema(
         ("template_reuse", pa.float64()),  # 1 - distinct/n
         ("top_template_share", pa.float64()),
         ("exchanges_per_active_day", pa.float64()),
+        ("elicitation_rate", pa.float64()),  # share of requests that elicit reasoning
     ]
 )
 

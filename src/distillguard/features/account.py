@@ -31,6 +31,7 @@ def account_features(signals: ir.Table) -> ir.Table:
         multi_turn_share=(s.n_user_turns.fill_null(0) > 1).cast("float64").mean(),
         tool_share=(s.n_tools.fill_null(0) > 0).cast("float64").mean(),
         distinct_templates=s.template_sig.nunique(),
+        elicitation_rate=(s.elicitation.fill_null(0.0) > 0.5).cast("float64").mean(),
     )
     hours = signals.group_by(["account_id", "hour_of_day"]).aggregate(c=signals.count())
     hours = hours.join(base.select("account_id", "n_exchanges"), "account_id")
@@ -60,4 +61,5 @@ def account_features(signals: ir.Table) -> ir.Table:
         template_reuse=1.0 - t.distinct_templates.cast("float64") / n,
         top_template_share=t.top_template.cast("float64") / n,
         exchanges_per_active_day=n / t.n_active_days.cast("float64"),
+        elicitation_rate=t.elicitation_rate,
     ).order_by("account_id")
