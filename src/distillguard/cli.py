@@ -96,11 +96,16 @@ def scan(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the results.")],
     db: DbOpt = Path(DEFAULT_DB),
     engine: Annotated[str, typer.Option(help="duckdb or spark (needs distillguard[spark]).")] = "duckdb",
+    reference: Annotated[Path | None, typer.Option(
+        help="Traffic known to be benign: detectors are fitted and thresholds set on it.")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Ingest, run every stage, write accounts.parquet, campaigns.json and report.html.
 
-    Example: distillguard scan traffic/ --out scan-out/ --engine duckdb
+    Without --reference the scanned population itself is the reference (fine when
+    attackers are a small minority).
+
+    Example: distillguard scan traffic/ --out scan-out/ --reference last-month-benign/
     """
     from distillguard.pipeline import scan as run_scan
     from distillguard.store import Store
@@ -108,7 +113,7 @@ def scan(
     with _errors():
         settings = load_settings(config)
         with Store.open(db) as store, _progress() as progress:
-            result = run_scan(traffic_dir, out_dir, store, settings, engine, progress)
+            result = run_scan(traffic_dir, out_dir, store, settings, engine, progress, reference)
         out.print(f"{result.accounts:,} accounts scanned, {result.flagged:,} flagged, "
                   f"{len(result.campaigns)} campaigns")
         _quarantine_note(result.ingest.quarantined, db)
@@ -158,6 +163,7 @@ def simulate(
     scale: Annotated[float, typer.Option(help="Multiplies accounts and volumes.")] = 1.0,
     fmt: Annotated[str, typer.Option("--format", help="parquet or jsonl (zstd shards).")] = "parquet",
     data_dir: Annotated[Path | None, typer.Option(help="Public prompt datasets (default: shared/data).")] = None,
+    benign_only: Annotated[bool, typer.Option(help="Leave the campaigns out (reference traffic).")] = False,
 ) -> None:
     """Write a labelled traffic directory from a scenario.
 
@@ -167,6 +173,7 @@ def simulate(
 
     with _errors(), _progress() as progress:
         spec = load_scenario(scenario).scaled(scale)
+        spec = spec.benign_only() if benign_only else spec
         stats = generate(spec, out_dir, seed=seed, fmt=fmt, data_dir=data_dir,
                          progress=lambda n, total: progress("simulate", n, total))
     out.print(f"wrote {stats.exchanges:,} exchanges from {stats.accounts:,} accounts "
@@ -197,7 +204,7 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where the traffic, store and report go.")] = Path("demo-out"),
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
-    """Simulate the demo scenario, scan it, print a summary and the report path.
+    """Simulate the demo scenario and a benign reference, scan, print a summary and the report path.
 
     Example: distillguard demo --workdir demo-out
     """
@@ -208,12 +215,17 @@ def demo(
 
     with _errors():
         traffic, scan_out, db = workdir / "traffic", workdir / "scan", workdir / "distillguard.duckdb"
-        db.unlink(missing_ok=True)
+        reference = workdir / "reference"
+        for stale in (db, db.with_suffix(".reference.duckdb")):
+            stale.unlink(missing_ok=True)
         with _progress() as progress:
             generate(load_scenario("demo"), traffic, seed=seed, fmt="jsonl",
                      progress=lambda n, total: progress("simulate", n, total))
+            # Known-benign traffic from another week (another seed): the calibration reference.
+            generate(load_scenario("demo").benign_only(), reference, seed=seed + 1000, fmt="jsonl",
+                     progress=lambda n, total: progress("reference", n, total))
             with Store.open(db) as store:
-                result = run_scan(traffic, scan_out, store, progress=progress)
+                result = run_scan(traffic, scan_out, store, progress=progress, reference_dir=reference)
         metrics = evaluate(traffic, scan_out)
     summary = Table("campaign", "accounts", "exchanges", "score", "top capability", title="Campaigns found")
     for c in result.campaigns[:10]:

@@ -4,7 +4,7 @@
 >>> s.ingest.max_line_bytes > 0
 True
 >>> s.detect.target_fpr
-0.01
+0.001
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ class IngestSettings(_Frozen):
 
 
 class DetectSettings(_Frozen):
-    target_fpr: float = Field(0.01, gt=0, lt=1, description="flag rate allowed on the benign reference")
+    scorer: str = Field("auto", description="robust-z, knn-novelty, or auto (knn-novelty with a reference)")
+    k_neighbors: int = Field(2, ge=1, description="knn-novelty: reference neighbours averaged")
+    target_fpr: float = Field(0.001, gt=0, lt=1, description="flag rate allowed on the benign reference")
     min_exchanges: int = Field(5, ge=1, description="accounts with fewer exchanges are never flagged")
 
 
@@ -42,7 +44,7 @@ class LinkSettings(_Frozen):
     )
     min_campaign_accounts: int = Field(2, ge=2)
     member_fpr: float = Field(
-        0.1, gt=0, lt=1, description="looser per-member bar for clusters: the score this share of accounts exceeds"
+        0.05, gt=0, lt=1, description="looser per-member bar for clusters: the score this share of accounts exceeds"
     )
     min_suspicious_share: float = Field(
         0.5, gt=0, le=1, description="share of members above the member bar that makes a cluster a campaign"

@@ -21,8 +21,7 @@ import pyarrow.compute as pc
 
 import distillguard
 from distillguard.config import Settings
-from distillguard.detect import Calibrated
-from distillguard.detect.robust import RobustZScorer
+from distillguard.detect import Calibrated, make_scorer
 from distillguard.engine import Engine, SparkEngine, make_engine
 from distillguard.features import account_features
 from distillguard.ingest import IngestReport, ingest_traffic_dir
@@ -75,14 +74,19 @@ def run_enrich(
 
 
 def run_features(store: Store, engine: Engine) -> pa.Table:
-    features = engine.execute(account_features(engine.table("signals")))
+    features = engine.execute(account_features(engine.table("signals"), engine.table("accounts"),
+                                               engine.table("events")))
     store.replace("account_features", features)
     return store.read("account_features")
 
 
-def run_score(store: Store, features: pa.Table, settings: Settings) -> tuple[pa.Table, Calibrated]:
-    det = Calibrated(RobustZScorer(), settings.detect.target_fpr, settings.detect.min_exchanges)
-    det.fit(features)
+def run_score(
+    store: Store, features: pa.Table, settings: Settings, reference: pa.Table | None = None
+) -> tuple[pa.Table, Calibrated]:
+    """Score accounts; fit and calibrate on ``reference`` features when given."""
+    scorer = make_scorer(settings.detect.scorer, reference is not None, settings.detect.k_neighbors)
+    det = Calibrated(scorer, settings.detect.target_fpr, settings.detect.min_exchanges)
+    det.fit(features, reference)
     scores = det.scorer.score(features) if features.num_rows else np.zeros(0)
     flagged = det.flag(features, scores) if features.num_rows else np.zeros(0, bool)
     reasons = det.scorer.explain(features)
@@ -107,26 +111,46 @@ def run_link(store: Store, engine: Engine, settings: Settings) -> pa.Table:
 
 def scan(
     traffic_dir: Path, out_dir: Path, store: Store, settings: Settings | None = None,
-    engine_name: str = "duckdb", progress: Progress | None = None,
+    engine_name: str = "duckdb", progress: Progress | None = None, reference_dir: Path | None = None,
 ) -> ScanResult:
-    """Ingest ``traffic_dir`` into ``store``, run every stage, write ``out_dir``."""
+    """Ingest ``traffic_dir`` into ``store``, run every stage, write ``out_dir``.
+
+    ``reference_dir``: traffic known to be benign; it is processed the same way
+    in its own store (``<db>.reference.duckdb``) and the detector is fitted and
+    calibrated on its features only.
+    """
     settings = settings or Settings()
-    ingest_progress = (lambda n: progress("ingest", n, None)) if progress else None
-    report = ingest_traffic_dir(traffic_dir, store, settings.ingest, ingest_progress)
+    reference = None
+    if reference_dir is not None:
+        with Store.open(store.path.with_suffix(".reference.duckdb")) as ref_store:
+            _, reference, _ = _prepare(reference_dir, ref_store, settings, engine_name, progress, "reference", False)
+    report, features, clusters = _prepare(traffic_dir, store, settings, engine_name, progress)
+    assert clusters is not None  # link=True
+    scores, det = run_score(store, features, settings, reference)
+    return publish(store, out_dir, settings, report, scores, det, clusters, str(traffic_dir), engine_name,
+                   str(reference_dir) if reference_dir else None)
+
+
+def _prepare(
+    traffic_dir: Path, store: Store, settings: Settings, engine_name: str, progress: Progress | None,
+    label: str = "ingest", link: bool = True,
+) -> tuple[IngestReport, pa.Table, pa.Table | None]:
+    """Ingest, enrich, featurize (and link) ``traffic_dir`` in ``store``."""
+    report = ingest_traffic_dir(traffic_dir, store, settings.ingest,
+                                (lambda n: progress(label, n, None)) if progress else None)
     engine = make_engine(engine_name, store)
     try:
         run_enrich(store, engine, progress=progress)
         features = run_features(store, engine)
-        scores, det = run_score(store, features, settings)
-        clusters = run_link(store, engine, settings)
+        clusters = run_link(store, engine, settings) if link else None
     finally:
         engine.close()
-    return publish(store, out_dir, settings, report, scores, det, clusters, str(traffic_dir), engine_name)
+    return report, features, clusters
 
 
 def publish(
     store: Store, out_dir: Path, settings: Settings, report: IngestReport, scores: pa.Table,
-    det: Calibrated, clusters: pa.Table, traffic_dir: str, engine_name: str,
+    det: Calibrated, clusters: pa.Table, traffic_dir: str, engine_name: str, reference_dir: str | None = None,
 ) -> ScanResult:
     """Decide and publish: campaigns, policy and the output files."""
     scored = _join_account_view(store, scores, clusters)
@@ -161,6 +185,7 @@ def publish(
         "member_fpr": settings.link.member_fpr,
         "target_fpr": settings.detect.target_fpr,
         "scorer": det.scorer.name,
+        "reference": reference_dir or "the scanned population",
         "ingest": report.__dict__,
     }
     path = write_outputs(out_dir, scored, campaigns, policy, summary)

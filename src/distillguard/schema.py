@@ -135,6 +135,9 @@ ACCOUNT_FEATURES = pa.schema(
         ("top_template_share", pa.float64()),
         ("exchanges_per_active_day", pa.float64()),
         ("elicitation_rate", pa.float64()),  # share of requests that elicit reasoning
+        ("top_capability_share", pa.float64()),  # concentration on one capability area
+        ("new_model_share_24h", pa.float64()),  # new-model share in the 24 h after a release
+        ("account_age_days", pa.float64()),  # account age at its first exchange
     ]
 )
 

@@ -58,8 +58,9 @@ def test_enrich_identical_locally_and_on_spark(store: Store, spark: SparkEngine)
 
 def test_features_identical_on_duckdb_and_spark(store: Store, spark: SparkEngine) -> None:
     duck = DuckDBEngine(store)
-    on_duck = duck.execute(account_features(duck.table("signals")))
-    on_spark = spark.execute(account_features(spark.table("signals")))
+    on_duck = duck.execute(account_features(duck.table("signals"), duck.table("accounts"), duck.table("events")))
+    on_spark = spark.execute(account_features(spark.table("signals"), spark.table("accounts"),
+                                              spark.table("events")))
     _assert_same(on_duck, on_spark.cast(on_duck.schema), ["account_id"])
 
 

@@ -85,3 +85,20 @@ def test_scan_ranks_attackers_above_benign(demo_traffic: Path, tmp_path: Path) -
     metrics = evaluate(demo_traffic, tmp_path / "out")
     assert metrics["roc_auc"] > 0.8
     assert metrics["flagged"]["fpr"] <= 0.05
+
+
+def test_scan_with_a_benign_reference(small_traffic: Path, tmp_path: Path) -> None:
+    from distillguard.bench import evaluate
+    from distillguard.sim import generate, load_scenario
+
+    generate(load_scenario("demo").scaled(0.1).benign_only(), tmp_path / "ref", seed=77, fmt="jsonl")
+    with Store.open(tmp_path / "s.duckdb") as store:
+        scan(small_traffic, tmp_path / "out", store, reference_dir=tmp_path / "ref")
+    assert (tmp_path / "s.reference.duckdb").is_file()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["scorer"] == "knn-novelty" and summary["reference"] == str(tmp_path / "ref")
+    metrics = evaluate(small_traffic, tmp_path / "out")
+    assert metrics["roc_auc"] > 0.9
+    # ~45 benign accounts and a ~40-account reference: one false positive is 2%.
+    assert metrics["flagged"]["fpr"] <= 0.05
+    assert metrics["flagged"]["recall"] >= 0.8

@@ -6,10 +6,27 @@ import sys
 
 from distillguard._registry import discover
 from distillguard.detect.base import Calibrated, Scorer
+from distillguard.errors import ConfigError
 
-__all__ = ["Calibrated", "Scorer", "registered_scorers"]
+__all__ = ["Calibrated", "Scorer", "make_scorer", "registered_scorers"]
 
 
 def registered_scorers() -> list[type[Scorer]]:
     """Every ``Scorer`` subclass defined in this package, by name."""
     return discover(sys.modules[__name__], Scorer)  # type: ignore[type-abstract]
+
+
+def make_scorer(name: str, has_reference: bool, k_neighbors: int = 2) -> Scorer:
+    """The scorer called ``name``; ``auto`` is knn-novelty with a benign reference, else robust-z.
+
+    Nearest-neighbour novelty needs a reference free of attackers (a hydra
+    cluster's members would be each other's neighbours), hence the rule.
+    """
+    if name == "auto":
+        name = "knn-novelty" if has_reference else "robust-z"
+    scorers = {cls.name: cls for cls in registered_scorers()}
+    if name not in scorers:
+        raise ConfigError(f"unknown scorer {name!r}; choose auto or one of {', '.join(sorted(scorers))}")
+    if name == "knn-novelty":
+        return scorers[name](k=k_neighbors)  # type: ignore[call-arg]
+    return scorers[name]()

@@ -35,6 +35,14 @@ class Scorer(ABC):
     def score(self, features: pa.Table) -> np.ndarray:
         """One finite float per row; higher means more suspicious."""
 
+    def score_reference(self, reference: pa.Table) -> np.ndarray:
+        """Scores of the table the scorer was fitted on, for calibration.
+
+        Scorers that remember their training rows (nearest neighbours) override
+        this to leave each row out; the default is ``score``.
+        """
+        return self.score(reference)
+
     def explain(self, features: pa.Table) -> list[list[str]]:
         """Human-readable reasons per row (empty lists by default)."""
         return [[] for _ in range(features.num_rows)]
@@ -60,8 +68,9 @@ class Calibrated:
         self.min_exchanges = min_exchanges
 
     def fit(self, features: pa.Table, reference: pa.Table | None = None) -> Self:
-        self.scorer.fit(features if reference is None else reference)
-        ref_scores = self.scorer.score(features if reference is None else reference)
+        ref = features if reference is None else reference
+        self.scorer.fit(ref)
+        ref_scores = self.scorer.score_reference(ref)
         self.reference_scores_ = np.sort(np.asarray(ref_scores, dtype=np.float64))
         self.threshold_ = self.threshold_at(self.target_fpr)
         return self

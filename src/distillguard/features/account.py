@@ -13,7 +13,7 @@ import ibis
 import ibis.expr.types as ir
 
 
-def account_features(signals: ir.Table) -> ir.Table:
+def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) -> ir.Table:
     """One row per account with the columns of ``schema.ACCOUNT_FEATURES``."""
     s = signals
     w = ibis.window(group_by=s.account_id, order_by=[s.t_s, s.exchange_id])
@@ -32,6 +32,7 @@ def account_features(signals: ir.Table) -> ir.Table:
         tool_share=(s.n_tools.fill_null(0) > 0).cast("float64").mean(),
         distinct_templates=s.template_sig.nunique(),
         elicitation_rate=(s.elicitation.fill_null(0.0) > 0.5).cast("float64").mean(),
+        first_t_s=s.t_s.min(),
     )
     hours = signals.group_by(["account_id", "hour_of_day"]).aggregate(c=signals.count())
     hours = hours.join(base.select("account_id", "n_exchanges"), "account_id")
@@ -41,7 +42,12 @@ def account_features(signals: ir.Table) -> ir.Table:
     )
     templates = signals.group_by(["account_id", "template_sig"]).aggregate(c=signals.count())
     top = templates.group_by("account_id").aggregate(top_template=templates.c.max())
-    t = base.join(entropy, "account_id").join(top, "account_id")
+    caps = signals.group_by(["account_id", "capability"]).aggregate(c=signals.count())
+    top_cap = caps.group_by("account_id").aggregate(top_capability=caps.c.max())
+    t = (base.join(entropy, "account_id").join(top, "account_id").join(top_cap, "account_id")
+         .left_join(_release_pivot(signals, events), "account_id", rname="{name}_pivot")
+         .left_join(accounts.select("account_id", created_s=accounts.created_at.epoch_seconds().cast("float64")),
+                    "account_id", rname="{name}_acct"))
     n = t.n_exchanges.cast("float64")
     return t.select(
         "account_id",
@@ -62,4 +68,24 @@ def account_features(signals: ir.Table) -> ir.Table:
         top_template_share=t.top_template.cast("float64") / n,
         exchanges_per_active_day=n / t.n_active_days.cast("float64"),
         elicitation_rate=t.elicitation_rate,
+        top_capability_share=t.top_capability.cast("float64") / n,
+        new_model_share_24h=t.new_model_share_24h,
+        account_age_days=(t.first_t_s - t.created_s) / 86400.0,
     ).order_by("account_id")
+
+
+def _release_pivot(signals: ir.Table, events: ir.Table) -> ir.Table:
+    """Share of each account's traffic in the 24 h after a model release that used the new model.
+
+    Harvesters move to a new model at once (the disclosure: half the traffic within
+    24 hours); most customers migrate over weeks. Accounts with no traffic in any
+    post-release window get no row (a null feature).
+    """
+    rel = events.filter(events.type == "model_release").select(
+        rel_s=events.timestamp.epoch_seconds().cast("float64"), rel_model=events.model
+    )
+    joined = signals.cross_join(rel)
+    window = joined.filter((joined.t_s >= joined.rel_s) & (joined.t_s < joined.rel_s + 86400.0))
+    return window.group_by("account_id").aggregate(
+        new_model_share_24h=(window.model == window.rel_model).cast("float64").mean()
+    )

@@ -74,6 +74,10 @@ class Scenario:
     new_model: str = "frontier-3"
     proxy_benign_share: float = 0.01  # share of consumer accounts that use the attackers' proxy exits
 
+    def benign_only(self) -> Scenario:
+        """The same scenario without its campaigns: reference traffic for calibration."""
+        return replace(self, name=f"{self.name}-benign", groups=tuple(g for g in self.groups if not g.is_attack))
+
     def scaled(self, factor: float) -> Scenario:
         if factor <= 0:
             raise ConfigError(f"scale must be positive, got {factor}")
