@@ -68,6 +68,8 @@ def evaluate(traffic_dir: Path, scan_out: Path) -> dict[str, Any]:
                                      for s, f in sorted(by_style.items())}
     out["campaigns"] = campaign_recall(by_campaign)
     attack = [r for r in rows if r["is_attack"]]
+    busy = [r["flagged"] for r in attack if r["n_exchanges"] >= 50]
+    out["recall_50plus"] = sum(busy) / len(busy) if busy else None  # accounts with >= 50 exchanges
     out["attack_exchange_share_caught"] = weighted_catch([r["n_exchanges"] for r in attack],
                                                          [r["flagged"] for r in attack])
     out["cluster_ari"] = cluster_agreement([r["campaign_id"] for r in attack],
@@ -87,7 +89,8 @@ def metrics_table(m: dict[str, Any], brief: bool = False) -> Table:
     fl = m["flagged"]
     for name, value in [
         ("ROC-AUC", m["roc_auc"]), ("PR-AUC", m["pr_auc"]), ("precision (flagged)", fl["precision"]),
-        ("recall (flagged)", fl["recall"]), ("false-positive rate", fl["fpr"]),
+        ("recall (flagged)", fl["recall"]), ("recall, accounts with >= 50 exchanges", m["recall_50plus"]),
+        ("false-positive rate", fl["fpr"]),
         ("campaign recall", m["campaigns"]["recall"]),
         ("attack exchanges caught", m["attack_exchange_share_caught"]),
         ("cluster ARI (attack accounts)", m["cluster_ari"]),
