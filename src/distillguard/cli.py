@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from distillguard.config import DEFAULT_DB, load_settings
-from distillguard.errors import DistillGuardError
+from distillguard.errors import ConfigError, DistillGuardError
 
 app = typer.Typer(
     help="Detect, attribute and deter adversarial distillation of LLM APIs.",
@@ -185,6 +186,7 @@ def bench(
     traffic_dir: Annotated[Path, typer.Argument(help="Traffic directory with labels.")],
     scan_out: Annotated[Path, typer.Argument(help="Output directory of a scan of it.")],
     json_path: Annotated[Path | None, typer.Option("--json", help="Also write the metrics here.")] = None,
+    replay_dir: Annotated[Path | None, typer.Option("--replay", help="A replay output: adds time-to-detect.")] = None,
 ) -> None:
     """Score a scan against the simulator's labels (ROC-AUC, PR-AUC, FPR, campaign recall, ARI).
 
@@ -193,10 +195,43 @@ def bench(
     from distillguard.bench import evaluate, metrics_table
 
     with _errors():
-        metrics = evaluate(traffic_dir, scan_out)
+        metrics = evaluate(traffic_dir, scan_out, replay_dir)
     out.print(metrics_table(metrics))
     if json_path:
         json_path.write_bytes(orjson.dumps(metrics, option=orjson.OPT_INDENT_2))
+
+
+@app.command()
+def replay(
+    traffic_dir: Annotated[Path, typer.Argument(help="Traffic directory (exchange-log spec).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the replay.")],
+    window: Annotated[str, typer.Option(help="Window length: 30m, 1h, 6h, 1d.")] = "1h",
+    db: DbOpt = Path(DEFAULT_DB),
+    reference: Annotated[Path | None, typer.Option(help="Benign reference traffic (as for scan).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run detection window by window in time order; record when accounts are first flagged.
+
+    Example: distillguard replay traffic/ --window 1h --out replay-out/ --reference reference/
+    """
+    from distillguard.replay import replay as run_replay
+    from distillguard.store import Store
+
+    with _errors():
+        settings = load_settings(config)
+        with Store.open(db) as store, _progress() as progress:
+            result = run_replay(traffic_dir, out_dir, store, settings, _duration(window), reference, progress)
+    out.print(f"{result.windows} windows, {result.accounts_flagged:,} accounts flagged at some point; "
+              f"results in {result.out_dir}")
+
+
+def _duration(text: str) -> timedelta:
+    """``30m``, ``1h``, ``1d`` → timedelta, or a ConfigError naming the value."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise ConfigError(f"--window {text!r} is not a duration like 30m, 1h or 1d") from None
 
 
 @app.command()

@@ -87,17 +87,35 @@ def run_score(
     scorer = make_scorer(settings.detect.scorer, reference is not None, settings.detect.k_neighbors)
     det = Calibrated(scorer, settings.detect.target_fpr, settings.detect.min_exchanges)
     det.fit(features, reference)
+    table = score_accounts(det, features)
+    store.replace("account_scores", table)
+    return table, det
+
+
+def score_accounts(det: Calibrated, features: pa.Table, explain: bool = True) -> pa.Table:
+    """account_id, score, flagged, reasons (``schema.ACCOUNT_SCORES``) from a fitted detector."""
     scores = det.scorer.score(features) if features.num_rows else np.zeros(0)
     flagged = det.flag(features, scores) if features.num_rows else np.zeros(0, bool)
-    reasons = det.scorer.explain(features)
-    table = pa.table({
+    reasons = det.scorer.explain(features) if explain else [[] for _ in range(features.num_rows)]
+    return pa.table({
         "account_id": features.column("account_id"),
         "score": pa.array(scores, pa.float64()),
         "flagged": pa.array(flagged, pa.bool_()),
         "reasons": pa.array(reasons, pa.list_(pa.string())),
     })
-    store.replace("account_scores", table)
-    return table, det
+
+
+def find_campaigns(
+    scores: pa.Table, clusters: pa.Table, features: pa.Table, capability_counts: pa.Table, det: Calibrated,
+    settings: Settings,
+) -> tuple[pa.Table, list[dict[str, Any]], pa.Table]:
+    """Campaigns from clusters; returns (scores with members flagged, campaigns, account view)."""
+    campaigns = build_campaigns(account_view(scores, clusters, features), capability_counts,
+                                min_accounts=settings.link.min_campaign_accounts,
+                                min_suspicious_share=settings.link.min_suspicious_share,
+                                suspicious_above=det.threshold_at(settings.link.member_fpr))
+    scores = _flag_campaign_members(scores, campaigns)
+    return scores, campaigns, account_view(scores, clusters, features)
 
 
 def run_link(store: Store, engine: Engine, settings: Settings) -> pa.Table:
@@ -153,15 +171,11 @@ def publish(
     det: Calibrated, clusters: pa.Table, traffic_dir: str, engine_name: str, reference_dir: str | None = None,
 ) -> ScanResult:
     """Decide and publish: campaigns, policy and the output files."""
-    scored = _join_account_view(store, scores, clusters)
     caps = store.query(
         "SELECT account_id, capability, count(*) AS n FROM signals GROUP BY ALL ORDER BY ALL"
     )
-    campaigns = build_campaigns(scored, caps, min_accounts=settings.link.min_campaign_accounts,
-                                min_suspicious_share=settings.link.min_suspicious_share,
-                                suspicious_above=det.threshold_at(settings.link.member_fpr))
-    scores = _flag_campaign_members(scores, campaigns)
-    scored = _join_account_view(store, scores, clusters)
+    scores, campaigns, scored = find_campaigns(scores, clusters, store.read("account_features"), caps, det,
+                                               settings)
     span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
     as_of = span["hi"] or datetime.now(UTC)
     policy = decide(scores, campaigns, as_of, settings.policy.ttl_days)
@@ -207,14 +221,22 @@ def _flag_campaign_members(scores: pa.Table, campaigns: list[dict[str, Any]]) ->
         .set_column(scores.schema.get_field_index("reasons"), "reasons", pa.array(reasons, pa.list_(pa.string())))
 
 
-def _join_account_view(store: Store, scores: pa.Table, clusters: pa.Table) -> pa.Table:
-    """Scores with cluster and volume columns, one row per account."""
-    with store.registered(scores) as s, store.registered(clusters) as c:
-        return store.query(
-            f"""SELECT s.*, c.cluster_id, c.link_evidence, f.n_exchanges, f.first_seen, f.last_seen
-                FROM {s} s LEFT JOIN {c} c USING (account_id)
-                LEFT JOIN account_features f USING (account_id) ORDER BY s.account_id"""
-        )
+def account_view(scores: pa.Table, clusters: pa.Table, features: pa.Table) -> pa.Table:
+    """Scores with cluster, link evidence and volume columns, one row per account, sorted by id."""
+    cluster_of = {r["account_id"]: r for r in clusters.to_pylist()}
+    volume = {r["account_id"]: r for r in features.select(["account_id", "n_exchanges", "first_seen",
+                                                             "last_seen"]).to_pylist()}
+    rows = []
+    for r in sorted(scores.to_pylist(), key=lambda r: r["account_id"]):
+        c, v = cluster_of.get(r["account_id"], {}), volume.get(r["account_id"], {})
+        rows.append({**r, "cluster_id": c.get("cluster_id"), "link_evidence": c.get("link_evidence"),
+                     "n_exchanges": v.get("n_exchanges"), "first_seen": v.get("first_seen"),
+                     "last_seen": v.get("last_seen")})
+    schema = scores.schema.append(pa.field("cluster_id", pa.string())).append(
+        pa.field("link_evidence", pa.list_(pa.string()))).append(pa.field("n_exchanges", pa.int64())).append(
+        pa.field("first_seen", features.schema.field("first_seen").type)).append(
+        pa.field("last_seen", features.schema.field("last_seen").type))
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def _json(obj: Any) -> str:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from distillguard.cli import app
 
 runner = CliRunner()
-COMMANDS = ["ingest", "scan", "report", "quarantine", "simulate", "bench", "demo"]
+COMMANDS = ["ingest", "scan", "report", "quarantine", "simulate", "bench", "demo", "replay"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -79,3 +79,9 @@ def test_simulate_scan_report_bench(tmp_path: Path) -> None:
 def test_report_on_wrong_directory(tmp_path: Path) -> None:
     r = runner.invoke(app, ["report", str(tmp_path)])
     assert r.exit_code == 1 and "not a scan output directory" in r.output
+
+
+def test_replay_bad_window_is_one_line(small_traffic: Path, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["replay", str(small_traffic), "--out", str(tmp_path / "o"), "--window", "soon",
+                            "--db", str(tmp_path / "s.duckdb")])
+    assert r.exit_code == 1 and "is not a duration like 30m, 1h or 1d" in r.output

@@ -17,6 +17,7 @@ from distillguard.bench.metrics import (
     ranking,
     weighted_catch,
 )
+from distillguard.bench.replay_metrics import replay_summary
 from distillguard.errors import InputError
 
 
@@ -30,8 +31,8 @@ def _labels(traffic_dir: Path) -> list[dict[str, Any]]:
         return [orjson.loads(line) for line in fh if line.strip()]
 
 
-def evaluate(traffic_dir: Path, scan_out: Path) -> dict[str, Any]:
-    """All metrics of the simulator issue for one scan, as plain data."""
+def evaluate(traffic_dir: Path, scan_out: Path, replay_dir: Path | None = None) -> dict[str, Any]:
+    """All metrics of the simulator issue for one scan (and a replay, if given), as plain data."""
     traffic_dir, scan_out = Path(traffic_dir), Path(scan_out)
     labels = _labels(traffic_dir)
     for name in ("accounts.parquet", "campaigns.json"):
@@ -76,6 +77,11 @@ def evaluate(traffic_dir: Path, scan_out: Path) -> dict[str, Any]:
                                            [r["cluster_id"] for r in attack])
     out["benign_in_attack_campaigns"] = sum(1 for r in rows if not r["is_attack"] and r["account_id"] in in_campaign)
     out["reported_campaigns"] = len(campaigns)
+    if replay_dir is not None:
+        path = Path(replay_dir) / "replay.parquet"
+        if not path.is_file():
+            raise InputError(f"{replay_dir} is not a replay output directory: missing replay.parquet")
+        out["replay"] = replay_summary(pq.read_table(path), {r["account_id"]: r["campaign_id"] for r in attack})
     return out
 
 
@@ -97,6 +103,9 @@ def metrics_table(m: dict[str, Any], brief: bool = False) -> Table:
         ("benign accounts in campaigns", m["benign_in_attack_campaigns"]),
     ]:
         t.add_row(name, _f(value))
+    if "replay" in m:
+        t.add_row("replay: median share sent before first flag", _f(m["replay"]["median_share_before_flag"]))
+        t.add_row("replay: median hours to detect", _f(m["replay"]["median_hours_to_detect"]))
     if not brief:
         for pop, v in m["benign_fpr_by_population"].items():
             t.add_row(f"FPR {pop}", f"{v['fpr']:.3f} ({v['flagged']}/{v['accounts']})")

@@ -14,6 +14,7 @@ other's neighbours and look normal.
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar, Self
 
 import numpy as np
@@ -74,7 +75,8 @@ class KNNNoveltyScorer(Scorer):
 
     def fit(self, features: pa.Table) -> Self:
         x = self._raw(features)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():  # all-null features are allowed
+            warnings.simplefilter("ignore", RuntimeWarning)
             fill = np.nanmedian(x, axis=0) if len(x) else np.zeros(x.shape[1])
             self.fill_ = np.nan_to_num(fill)
             x = np.where(np.isnan(x), self.fill_, x)
