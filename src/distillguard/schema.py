@@ -112,6 +112,8 @@ SIGNALS = pa.schema(
         ("template_simhash", pa.int64()),  # 64-bit SimHash of masked shingles
         ("capability", pa.string()),  # one of CAPABILITIES
         ("elicitation", pa.float64()),  # P(request asks the model to expose its reasoning)
+        ("temperature", pa.float64()),
+        ("harvest_format", pa.float64()),  # 1.0: n > 1, maximal max_tokens or a dataset-format cue
     ]
 )
 
@@ -138,6 +140,8 @@ ACCOUNT_FEATURES = pa.schema(
         ("top_capability_share", pa.float64()),  # concentration on one capability area
         ("new_model_share_24h", pa.float64()),  # new-model share in the 24 h after a release
         ("account_age_days", pa.float64()),  # account age at its first exchange
+        ("harvest_format_share", pa.float64()),  # share of requests with dataset-building cues
+        ("distinct_temperatures", pa.int64()),  # temperature sweeps
     ]
 )
 

@@ -40,6 +40,9 @@ FEATURES: dict[str, bool] = {
     "account_age_days": True,
     "mean_prompt_chars": True,
 }
+# Computed but not used by default: with them the evasive mimicry campaign is caught, but
+# evaluation harnesses (n > 1 for pass@k) cross the 0.1% threshold on hard-negatives.
+OPTIONAL_FEATURES: dict[str, bool] = {"harvest_format_share": False, "distinct_temperatures": True}
 _LABELS = {
     "n_exchanges": "{v:,.0f} exchanges", "exchanges_per_active_day": "{v:,.0f} exchanges per active day",
     "template_reuse": "template reuse {v:.2f}", "top_template_share": "top template {v:.0%} of traffic",
@@ -49,6 +52,8 @@ _LABELS = {
     "top_capability_share": "{v:.0%} of requests in one capability area",
     "new_model_share_24h": "{v:.0%} on the new model within 24 h of its release",
     "account_age_days": "account {v:.1f} days old at first use", "mean_prompt_chars": "prompts of {v:,.0f} chars",
+    "harvest_format_share": "{v:.0%} of requests shaped for dataset building",
+    "distinct_temperatures": "{v:.0f} distinct temperatures",
 }
 
 
@@ -65,7 +70,8 @@ class KNNNoveltyScorer(Scorer):
         cols = []
         for f in self.features:
             x = column(table, f) if f in table.column_names else np.full(table.num_rows, np.nan)
-            cols.append(np.log1p(np.clip(x, 0, None)) if FEATURES.get(f, False) else x)
+            log = FEATURES.get(f, OPTIONAL_FEATURES.get(f, False))
+            cols.append(np.log1p(np.clip(x, 0, None)) if log else x)
         return np.column_stack(cols) if cols else np.zeros((table.num_rows, 0))
 
     def _scaled(self, table: pa.Table) -> np.ndarray:

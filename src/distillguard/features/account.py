@@ -33,6 +33,8 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
         distinct_templates=s.template_sig.nunique(),
         elicitation_rate=(s.elicitation.fill_null(0.0) > 0.5).cast("float64").mean(),
         first_t_s=s.t_s.min(),
+        harvest_format_share=s.harvest_format.fill_null(0.0).mean(),
+        distinct_temperatures=s.temperature.nunique(),
     )
     hours = signals.group_by(["account_id", "hour_of_day"]).aggregate(c=signals.count())
     hours = hours.join(base.select("account_id", "n_exchanges"), "account_id")
@@ -71,6 +73,8 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
         top_capability_share=t.top_capability.cast("float64") / n,
         new_model_share_24h=t.new_model_share_24h,
         account_age_days=(t.first_t_s - t.created_s) / 86400.0,
+        harvest_format_share=t.harvest_format_share,
+        distinct_temperatures=t.distinct_temperatures,
     ).order_by("account_id")
 
 

@@ -1,0 +1,56 @@
+"""Harvest formatting: requests shaped for building a training set rather than for use.
+
+Dataset builders ask for several samples per prompt (``n > 1``), the largest
+output budget, machine-readable answer-plus-rationale records and "respond only
+with" formats. Each cue is weak alone (developers ask for JSON too); the account
+features count how consistently an account's traffic carries them.
+
+>>> harvest_cues("Return a JSON object with keys answer and rationale. Q: 2+2?", 1, 512)
+1.0
+>>> harvest_cues("What's a good pasta recipe?", 1, 512)
+0.0
+>>> harvest_cues("What's a good pasta recipe?", 4, 512)
+1.0
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+
+from distillguard.signals.base import Enricher, with_columns
+
+MAX_TOKENS_HIGH = 4096
+_ENDS = 300
+_FORMAT = re.compile(
+    r"respond only with|reply only with|output only|return only|only output|"
+    r"(json|yaml) (object|record|format)[^.]{0,60}\b(answer|rationale|reasoning|explanation|label)|"
+    r"\b(answer|label)\b[^.]{0,40}\b(rationale|reasoning|explanation|justification)\b[^.]{0,40}\b(json|field|key)|"
+    r"in the following format|use this exact format|for (a|our|the) (dataset|training set|corpus)|"
+    r"as training data|one example per line",
+    re.I,
+)
+
+
+def harvest_cues(prompt: str | None, n_choices: int | None, max_tokens: int | None) -> float:
+    """1.0 when the request carries a dataset-building cue, else 0.0."""
+    if (n_choices or 1) > 1 or (max_tokens or 0) >= MAX_TOKENS_HIGH:
+        return 1.0
+    text = prompt or ""
+    ends = text if len(text) <= 2 * _ENDS else text[:_ENDS] + "\n" + text[-_ENDS:]
+    return 1.0 if _FORMAT.search(ends) else 0.0
+
+
+class HarvestFormatEnricher(Enricher):
+    """Adds ``harvest_format`` (1.0 when a dataset-building cue is present)."""
+
+    name = "harvest"
+    adds = ("harvest_format",)
+
+    def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        prompts = batch.column("prompt_text").to_pylist()
+        n = batch.column("n_choices").to_pylist() if "n_choices" in batch.schema.names else [None] * len(prompts)
+        mx = batch.column("max_tokens").to_pylist() if "max_tokens" in batch.schema.names else [None] * len(prompts)
+        values = [harvest_cues(p, c, m) for p, c, m in zip(prompts, n, mx, strict=True)]
+        return with_columns(batch, {"harvest_format": pa.array(values, pa.float64())})
