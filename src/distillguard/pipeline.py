@@ -8,6 +8,7 @@ re-run repeats only what is needed.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,10 +32,13 @@ from distillguard.link.shared import shared_pairs
 from distillguard.policy import decide
 from distillguard.report import write_outputs
 from distillguard.schema import SIGNALS
-from distillguard.signals import INPUT_COLUMNS, enrich
+from distillguard.signals import INPUT_COLUMNS
+from distillguard.signals.parallel import enrich_batches
 from distillguard.store import Store
 
 log = logging.getLogger(__name__)
+PARALLEL_ENRICH_ROWS = 200_000
+"""Below this many exchanges, starting worker processes costs more than it saves."""
 Progress = Callable[[str, int, int | None], None]
 """Called as ``progress(stage, advance, total)``."""
 
@@ -65,11 +69,11 @@ def run_enrich(
             if progress:
                 progress("enrich", total, total)
             return total
-        for batch in store.batches("exchanges", INPUT_COLUMNS, batch_rows):
-            out = enrich(batch)
-            store.append("signals", pa.Table.from_batches([out]).select(SIGNALS.names))
+        workers = (os.cpu_count() or 1) if total >= PARALLEL_ENRICH_ROWS else 1
+        for table in enrich_batches(store.batches("exchanges", INPUT_COLUMNS, batch_rows), workers):
+            store.append("signals", table)
             if progress:
-                progress("enrich", batch.num_rows, total)
+                progress("enrich", table.num_rows, total)
     return total
 
 

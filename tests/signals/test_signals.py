@@ -50,3 +50,20 @@ def test_enrich_is_deterministic_and_handles_redacted_text() -> None:
     batch = _batch(["x", None])  # type: ignore[list-item]
     assert enrich(batch).equals(enrich(batch))
     assert enrich(batch).column("prompt_chars").to_pylist() == [1, 0]
+
+
+def test_parallel_enrichment_equals_serial() -> None:
+    from distillguard.schema import EXCHANGES
+    from distillguard.signals import INPUT_COLUMNS
+    from distillguard.signals.parallel import enrich_batches
+
+    schema = pa.schema([EXCHANGES.field(c) for c in INPUT_COLUMNS])
+    batches = [pa.RecordBatch.from_pylist([{
+        "exchange_id": f"e{i}-{j}", "account_id": f"a{j % 3}",
+        "timestamp": dt.datetime(2026, 2, 1, 12, j, tzinfo=dt.UTC),
+        "prompt_text": f"Solve {i} + {j} step by step", "n_choices": 1 + j % 2, "max_tokens": 100 * j,
+    } for j in range(50)], schema=schema) for i in range(5)]
+    serial = list(enrich_batches(batches, workers=1))
+    parallel = list(enrich_batches(batches, workers=2))
+    assert len(serial) == len(parallel) == 5
+    assert all(a.equals(b) for a, b in zip(serial, parallel, strict=True))
