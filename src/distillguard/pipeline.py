@@ -26,9 +26,8 @@ from distillguard.detect import Calibrated, make_scorer
 from distillguard.engine import Engine, SparkEngine, make_engine
 from distillguard.features import account_features
 from distillguard.ingest import IngestReport, ingest_traffic_dir
-from distillguard.link import cluster_accounts, shared_values
+from distillguard.link import link_accounts
 from distillguard.link.campaigns import build_campaigns
-from distillguard.link.shared import shared_pairs
 from distillguard.policy import decide
 from distillguard.report import write_outputs
 from distillguard.schema import SIGNALS
@@ -123,10 +122,8 @@ def find_campaigns(
 
 
 def run_link(store: Store, engine: Engine, settings: Settings) -> pa.Table:
-    values = shared_values(engine.table("signals"), engine.table("accounts"),
-                           settings.link.min_template_share)
-    pairs = engine.execute(shared_pairs(values, settings.link.max_group_accounts))
-    clusters = cluster_accounts(pairs).table
+    clusters = link_accounts(engine.execute, engine.table("signals"), engine.table("accounts"),
+                             settings.link.min_template_share, settings.link.max_group_accounts)
     store.replace("account_clusters", clusters)
     return clusters
 
@@ -145,19 +142,19 @@ def scan(
     reference = None
     if reference_dir is not None:
         with Store.open(store.path.with_suffix(".reference.duckdb")) as ref_store:
-            _, reference, _ = _prepare(reference_dir, ref_store, settings, engine_name, progress, "reference", False)
-    report, features, clusters = _prepare(traffic_dir, store, settings, engine_name, progress)
+            _, reference, _ = prepare(reference_dir, ref_store, settings, engine_name, progress, "reference", False)
+    report, features, clusters = prepare(traffic_dir, store, settings, engine_name, progress)
     assert clusters is not None  # link=True
     scores, det = run_score(store, features, settings, reference)
     return publish(store, out_dir, settings, report, scores, det, clusters, str(traffic_dir), engine_name,
                    str(reference_dir) if reference_dir else None)
 
 
-def _prepare(
+def prepare(
     traffic_dir: Path, store: Store, settings: Settings, engine_name: str, progress: Progress | None,
     label: str = "ingest", link: bool = True,
 ) -> tuple[IngestReport, pa.Table, pa.Table | None]:
-    """Ingest, enrich, featurize (and link) ``traffic_dir`` in ``store``."""
+    """Ingest, enrich, featurize (and link) ``traffic_dir`` in ``store``: every stage before scoring."""
     report = ingest_traffic_dir(traffic_dir, store, settings.ingest,
                                 (lambda n: progress(label, n, None)) if progress else None)
     engine = make_engine(engine_name, store)

@@ -36,9 +36,8 @@ from distillguard.engine import DuckDBEngine
 from distillguard.errors import InputError
 from distillguard.features import account_features
 from distillguard.ingest import ingest_traffic_dir
-from distillguard.link import cluster_accounts, shared_values
-from distillguard.link.shared import shared_pairs
-from distillguard.pipeline import _prepare, find_campaigns, run_enrich, score_accounts
+from distillguard.link import link_accounts
+from distillguard.pipeline import find_campaigns, prepare, run_enrich, score_accounts
 from distillguard.store import Store
 
 Progress = Callable[[str, int, int | None], None]
@@ -62,7 +61,7 @@ def replay(
     ref_engine = ref_start = None
     if reference_dir is not None:
         ref_store = Store.open(store.path.with_suffix(".reference.duckdb"))
-        _prepare(reference_dir, ref_store, settings, "duckdb", progress, "reference", False)
+        prepare(reference_dir, ref_store, settings, "duckdb", progress, "reference", False)
         ref_engine = DuckDBEngine(ref_store)
         ref_start = ref_store.query("SELECT min(timestamp) AS lo FROM exchanges").to_pylist()[0]["lo"]
     ingest_traffic_dir(traffic_dir, store, settings.ingest)
@@ -121,10 +120,10 @@ def _window(
     features = engine.execute(account_features(signals, accounts, events))
     det.fit(features, reference)
     scores = score_accounts(det, features, explain=False)
-    pairs = engine.execute(shared_pairs(shared_values(signals, accounts, settings.link.min_template_share),
-                                        settings.link.max_group_accounts))
+    clusters = link_accounts(engine.execute, signals, accounts, settings.link.min_template_share,
+                             settings.link.max_group_accounts)
     caps = engine.execute(signals.group_by(["account_id", "capability"]).aggregate(n=signals.count()))
-    scores, _, view = find_campaigns(scores, cluster_accounts(pairs).table, features, caps, det, settings)
+    scores, _, view = find_campaigns(scores, clusters, features, caps, det, settings)
     return pa.table({
         "window_end": pa.array([end] * view.num_rows, pa.timestamp("us", tz="UTC")),
         "account_id": view.column("account_id"),

@@ -14,7 +14,7 @@ from distillguard.config import Settings
 from distillguard.detect import Calibrated, Scorer, make_scorer, registered_scorers
 from distillguard.detect.knn import KNNNoveltyScorer
 from distillguard.errors import ConfigError
-from distillguard.pipeline import _prepare
+from distillguard.pipeline import prepare
 from distillguard.sim import generate, load_scenario
 from distillguard.store import Store
 
@@ -25,9 +25,9 @@ def features(small_traffic: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     work = tmp_path_factory.mktemp("scorers")
     generate(load_scenario("demo").scaled(0.1).benign_only(), work / "ref", seed=99, fmt="jsonl")
     with Store.open(work / "s.duckdb") as s:
-        _, feats, _ = _prepare(small_traffic, s, Settings(), "duckdb", None, link=False)
+        _, feats, _ = prepare(small_traffic, s, Settings(), "duckdb", None, link=False)
     with Store.open(work / "r.duckdb") as s:
-        _, ref, _ = _prepare(work / "ref", s, Settings(), "duckdb", None, link=False)
+        _, ref, _ = prepare(work / "ref", s, Settings(), "duckdb", None, link=False)
     labels = {json.loads(x)["account_id"]: json.loads(x)["is_attack"]
               for x in (small_traffic / "labels.jsonl").read_text().splitlines()}
     y = np.array([labels[a] for a in feats.column("account_id").to_pylist()])

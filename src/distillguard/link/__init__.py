@@ -1,5 +1,5 @@
 """Link accounts run together into clusters (see ``link.shared``)."""
 
-from distillguard.link.shared import Clusters, cluster_accounts, shared_values
+from distillguard.link.shared import Clusters, cluster_accounts, link_accounts, shared_values
 
-__all__ = ["Clusters", "cluster_accounts", "shared_values"]
+__all__ = ["Clusters", "cluster_accounts", "link_accounts", "shared_values"]

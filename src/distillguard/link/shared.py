@@ -10,6 +10,7 @@ are computed with SciPy's sparse graph routines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import ibis
@@ -48,6 +49,15 @@ def shared_pairs(values: ir.Table, max_group_accounts: int) -> ir.Table:
     pairs = a.join(b, [a.kind == b.kind, a.value == b.value, a.account_id < b.account_id])
     pairs = pairs.select(src=a.account_id, dst=b.account_id, kind=a.kind)
     return pairs.group_by(["src", "dst", "kind"]).aggregate(n=pairs.count())
+
+
+def link_accounts(
+    execute: Callable[[ir.Table], pa.Table], signals: ir.Table, accounts: ir.Table, min_template_share: float,
+    max_group_accounts: int,
+) -> pa.Table:
+    """The link stage: shared values → pairs (run by ``execute`` on any engine) → clusters."""
+    pairs = execute(shared_pairs(shared_values(signals, accounts, min_template_share), max_group_accounts))
+    return cluster_accounts(pairs).table
 
 
 @dataclass(frozen=True)
