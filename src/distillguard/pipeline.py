@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,16 +157,28 @@ def prepare(
     label: str = "ingest", link: bool = True,
 ) -> tuple[IngestReport, pa.Table, pa.Table | None]:
     """Ingest, enrich, featurize (and link) ``traffic_dir`` in ``store``: every stage before scoring."""
-    report = ingest_traffic_dir(traffic_dir, store, settings.ingest,
-                                (lambda n: progress(label, n, None)) if progress else None)
+    with _timed(f"{label}: ingest"):
+        report = ingest_traffic_dir(traffic_dir, store, settings.ingest,
+                                    (lambda n: progress(label, n, None)) if progress else None)
     engine = make_engine(engine_name, store)
     try:
-        run_enrich(store, engine, progress=progress)
-        features = run_features(store, engine)
-        clusters = run_link(store, engine, settings) if link else None
+        with _timed(f"{label}: enrich"):
+            run_enrich(store, engine, progress=progress)
+        with _timed(f"{label}: features"):
+            features = run_features(store, engine)
+        with _timed(f"{label}: link"):
+            clusters = run_link(store, engine, settings) if link else None
     finally:
         engine.close()
     return report, features, clusters
+
+
+@contextmanager
+def _timed(what: str) -> Iterator[None]:
+    """Log how long a stage took (``distillguard -v``): where a slow scan spends its time."""
+    start = time.perf_counter()
+    yield
+    log.info("%s took %.1f s", what, time.perf_counter() - start)
 
 
 def publish(
