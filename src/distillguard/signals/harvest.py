@@ -23,13 +23,17 @@ from distillguard.signals.base import Enricher, with_columns
 
 MAX_TOKENS_HIGH = 4096
 _ENDS = 300
-_FORMAT = re.compile(
-    r"respond only with|reply only with|output only|return only|only output|"
+# Literal phrases are checked with ``in`` on the lower-cased ends (fast); the record
+# patterns need a regex, tried only when a record word occurs at all.
+_PHRASES = (
+    "respond only with", "reply only with", "output only", "return only", "only output",
+    "in the following format", "use this exact format", "for a dataset", "for our dataset",
+    "for the dataset", "for a training set", "as training data", "one example per line",
+)
+_RECORD_WORDS = ("json", "yaml", "rationale", "justification")
+_RECORD = re.compile(
     r"(json|yaml) (object|record|format)[^.]{0,60}\b(answer|rationale|reasoning|explanation|label)|"
-    r"\b(answer|label)\b[^.]{0,40}\b(rationale|reasoning|explanation|justification)\b[^.]{0,40}\b(json|field|key)|"
-    r"in the following format|use this exact format|for (a|our|the) (dataset|training set|corpus)|"
-    r"as training data|one example per line",
-    re.I,
+    r"\b(answer|label)\b[^.]{0,40}\b(rationale|reasoning|explanation|justification)\b[^.]{0,40}\b(json|field|key)"
 )
 
 
@@ -38,8 +42,10 @@ def harvest_cues(prompt: str | None, n_choices: int | None, max_tokens: int | No
     if (n_choices or 1) > 1 or (max_tokens or 0) >= MAX_TOKENS_HIGH:
         return 1.0
     text = prompt or ""
-    ends = text if len(text) <= 2 * _ENDS else text[:_ENDS] + "\n" + text[-_ENDS:]
-    return 1.0 if _FORMAT.search(ends) else 0.0
+    ends = (text if len(text) <= 2 * _ENDS else text[:_ENDS] + "\n" + text[-_ENDS:]).lower()
+    if any(p in ends for p in _PHRASES):
+        return 1.0
+    return 1.0 if any(w in ends for w in _RECORD_WORDS) and _RECORD.search(ends) else 0.0
 
 
 class HarvestFormatEnricher(Enricher):
