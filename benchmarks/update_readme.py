@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("detection", "scan_throughput", "sim_throughput", "ingest_memory", "elicitation")
+ORDER = ("detection", "scan_throughput", "sim_throughput", "ingest_memory", "elicitation", "safeguard")
 
 
 def main() -> None:

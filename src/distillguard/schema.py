@@ -114,6 +114,7 @@ SIGNALS = pa.schema(
         ("elicitation", pa.float64()),  # P(request asks the model to expose its reasoning)
         ("temperature", pa.float64()),
         ("harvest_format", pa.float64()),  # 1.0: n > 1, maximal max_tokens or a dataset-format cue
+        ("safeguard_stripping", pa.float64()),  # P(request is a jailbreak attempt)
     ]
 )
 
@@ -142,6 +143,7 @@ ACCOUNT_FEATURES = pa.schema(
         ("account_age_days", pa.float64()),  # account age at its first exchange
         ("harvest_format_share", pa.float64()),  # share of requests with dataset-building cues
         ("distinct_temperatures", pa.int64()),  # temperature sweeps
+        ("safeguard_rate", pa.float64()),  # share of requests that are jailbreak attempts
     ]
 )
 

@@ -35,6 +35,7 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
         first_t_s=s.t_s.min(),
         harvest_format_share=s.harvest_format.fill_null(0.0).mean(),
         distinct_temperatures=s.temperature.nunique(),
+        safeguard_rate=(s.safeguard_stripping.fill_null(0.0) > 0.5).cast("float64").mean(),
     )
     hours = signals.group_by(["account_id", "hour_of_day"]).aggregate(c=signals.count())
     hours = hours.join(base.select("account_id", "n_exchanges"), "account_id")
@@ -75,6 +76,7 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
         account_age_days=(t.first_t_s - t.created_s) / 86400.0,
         harvest_format_share=t.harvest_format_share,
         distinct_temperatures=t.distinct_temperatures,
+        safeguard_rate=t.safeguard_rate,
     ).order_by("account_id")
 
 
