@@ -14,9 +14,8 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,9 +190,4 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
-def to_toml_dict(s: Scenario) -> dict[str, Any]:
-    """The scenario as plain data (for writing a TOML template)."""
-    return dataclasses.asdict(s)
-
-
-__all__ = ["BUILTIN_NAMES", "Group", "Scenario", "builtin", "field", "load_scenario"]
+__all__ = ["BUILTIN_NAMES", "Group", "Scenario", "builtin", "load_scenario"]
