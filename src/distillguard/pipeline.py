@@ -88,13 +88,14 @@ def run_features(store: Store, engine: Engine) -> pa.Table:
 def run_score(
     store: Store, features: pa.Table, settings: Settings, reference: pa.Table | None = None
 ) -> tuple[pa.Table, Calibrated]:
-    """Score accounts; fit and calibrate on ``reference`` features when given."""
+    """Score accounts; fit and calibrate on ``reference`` features when given.
+
+    ``account_scores`` is written by ``publish``, once campaign members are flagged too.
+    """
     scorer = make_scorer(settings.detect.scorer, reference is not None, settings.detect.k_neighbors)
     det = Calibrated(scorer, settings.detect.target_fpr, settings.detect.min_exchanges)
     det.fit(features, reference)
-    table = score_accounts(det, features)
-    store.replace("account_scores", table)
-    return table, det
+    return score_accounts(det, features), det
 
 
 def score_accounts(det: Calibrated, features: pa.Table, explain: bool = True) -> pa.Table:
@@ -115,12 +116,11 @@ def find_campaigns(
     settings: Settings,
 ) -> tuple[pa.Table, list[dict[str, Any]], pa.Table]:
     """Campaigns from clusters; returns (scores with members flagged, campaigns, account view)."""
-    campaigns = build_campaigns(account_view(scores, clusters, features), capability_counts,
-                                min_accounts=settings.link.min_campaign_accounts,
+    view = account_view(scores, clusters, features)
+    campaigns = build_campaigns(view, capability_counts, min_accounts=settings.link.min_campaign_accounts,
                                 min_suspicious_share=settings.link.min_suspicious_share,
                                 suspicious_above=det.threshold_at(settings.link.member_fpr))
-    scores = _flag_campaign_members(scores, campaigns)
-    return scores, campaigns, account_view(scores, clusters, features)
+    return _flag_campaign_members(scores, campaigns), campaigns, _flag_campaign_members(view, campaigns)
 
 
 def run_link(store: Store, engine: Engine, settings: Settings) -> pa.Table:

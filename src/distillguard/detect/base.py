@@ -94,3 +94,25 @@ def column(features: pa.Table, name: str) -> np.ndarray:
     if name not in features.column_names:
         raise SchemaError(f"feature {name!r} missing; have {features.column_names}")
     return np.asarray(features.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+LOG_SCALED = frozenset({
+    "n_exchanges", "exchanges_per_active_day", "output_input_ratio", "iat_cv", "account_age_days",
+    "mean_prompt_chars", "distinct_temperatures",
+})
+"""Heavy-tailed features that scorers compare on a log scale (``log1p`` of the value, floored at 0)."""
+
+
+def feature_matrix(features: pa.Table, names: tuple[str, ...], allow_missing: bool = False) -> np.ndarray:
+    """Columns ``names`` of ``features`` as a float matrix, ``LOG_SCALED`` ones log-transformed.
+
+    A missing column is an error unless ``allow_missing``, then it is all NaN.
+    """
+    cols = []
+    for name in names:
+        if allow_missing and name not in features.column_names:
+            x = np.full(features.num_rows, np.nan)
+        else:
+            x = column(features, name)
+        cols.append(np.log1p(np.clip(x, 0, None)) if name in LOG_SCALED else x)
+    return np.column_stack(cols) if cols else np.zeros((features.num_rows, 0))

@@ -21,28 +21,17 @@ import numpy as np
 import pyarrow as pa
 from sklearn.neighbors import NearestNeighbors
 
-from distillguard.detect.base import Scorer, column
+from distillguard.detect.base import Scorer, column, feature_matrix
 
-# feature -> log-transform it?
-FEATURES: dict[str, bool] = {
-    "n_exchanges": True,
-    "exchanges_per_active_day": True,
-    "template_reuse": False,
-    "top_template_share": False,
-    "output_input_ratio": True,
-    "hour_entropy": False,
-    "iat_cv": True,
-    "multi_turn_share": False,
-    "tool_share": False,
-    "elicitation_rate": False,
-    "top_capability_share": False,
-    "new_model_share_24h": False,
-    "account_age_days": True,
-    "mean_prompt_chars": True,
-}
+# Log scaling of the heavy-tailed ones: base.LOG_SCALED.
+FEATURES = (
+    "n_exchanges", "exchanges_per_active_day", "template_reuse", "top_template_share", "output_input_ratio",
+    "hour_entropy", "iat_cv", "multi_turn_share", "tool_share", "elicitation_rate", "top_capability_share",
+    "new_model_share_24h", "account_age_days", "mean_prompt_chars",
+)
 # Computed but not used by default: with them the evasive mimicry campaign is caught, but
 # evaluation harnesses (n > 1 for pass@k) cross the 0.1% threshold on hard-negatives.
-OPTIONAL_FEATURES: dict[str, bool] = {"harvest_format_share": False, "distinct_temperatures": True}
+OPTIONAL_FEATURES = ("harvest_format_share", "distinct_temperatures")
 _LABELS = {
     "n_exchanges": "{v:,.0f} exchanges", "exchanges_per_active_day": "{v:,.0f} exchanges per active day",
     "template_reuse": "template reuse {v:.2f}", "top_template_share": "top template {v:.0%} of traffic",
@@ -62,17 +51,12 @@ class KNNNoveltyScorer(Scorer):
 
     name: ClassVar[str] = "knn-novelty"
 
-    def __init__(self, k: int = 5, features: tuple[str, ...] = tuple(FEATURES)) -> None:
+    def __init__(self, k: int = 5, features: tuple[str, ...] = FEATURES) -> None:
         self.k = k
         self.features = features
 
     def _raw(self, table: pa.Table) -> np.ndarray:
-        cols = []
-        for f in self.features:
-            x = column(table, f) if f in table.column_names else np.full(table.num_rows, np.nan)
-            log = FEATURES.get(f, OPTIONAL_FEATURES.get(f, False))
-            cols.append(np.log1p(np.clip(x, 0, None)) if log else x)
-        return np.column_stack(cols) if cols else np.zeros((table.num_rows, 0))
+        return feature_matrix(table, self.features, allow_missing=True)
 
     def _scaled(self, table: pa.Table) -> np.ndarray:
         x = self._raw(table)

@@ -13,17 +13,17 @@ from typing import ClassVar, Self
 import numpy as np
 import pyarrow as pa
 
-from distillguard.detect.base import Scorer, column
+from distillguard.detect.base import Scorer, column, feature_matrix
 
-# feature -> (transform, direction): +1 when high values are suspicious.
-_DEFAULT: dict[str, tuple[str, int]] = {
-    "n_exchanges": ("log", +1),
-    "exchanges_per_active_day": ("log", +1),
-    "template_reuse": ("raw", +1),
-    "top_template_share": ("raw", +1),
-    "output_input_ratio": ("log", +1),
-    "hour_entropy": ("raw", +1),
-    "iat_cv": ("log", -1),
+# feature -> direction: +1 when high values are suspicious (log scaling: base.LOG_SCALED).
+_DEFAULT: dict[str, int] = {
+    "n_exchanges": +1,
+    "exchanges_per_active_day": +1,
+    "template_reuse": +1,
+    "top_template_share": +1,
+    "output_input_ratio": +1,
+    "hour_entropy": +1,
+    "iat_cv": -1,
 }
 _LABELS = {
     "n_exchanges": "volume {v:,.0f} exchanges",
@@ -46,14 +46,8 @@ class RobustZScorer(Scorer):
         self.clip = clip
 
     def _matrix(self, table: pa.Table) -> np.ndarray:
-        cols = []
-        for f in self.features:
-            x = column(table, f)
-            transform, direction = _DEFAULT.get(f, ("raw", +1))
-            if transform == "log":
-                x = np.log1p(np.clip(x, 0, None))
-            cols.append(direction * x)
-        return np.column_stack(cols) if cols else np.zeros((table.num_rows, 0))
+        directions = np.array([_DEFAULT.get(f, +1) for f in self.features], dtype=np.float64)
+        return feature_matrix(table, self.features) * directions
 
     def fit(self, features: pa.Table) -> Self:
         x = self._matrix(features)

@@ -61,14 +61,13 @@ def ingest_traffic_dir(
             f"no exchanges in {traffic_dir}: expected exchanges.jsonl[.gz|.zst], "
             "exchanges.parquet or a folder exchanges/ of such shards"
         )
+    account_files, event_files = find_files(traffic_dir, "accounts"), find_files(traffic_dir, "events")
+    files = exchange_files + account_files + event_files
     quarantine = _Quarantine(store, settings.excerpt_chars)
-    files = exchange_files + find_files(traffic_dir, "accounts") + find_files(traffic_dir, "events")
     quarantine.forget(files)
     read, added = _ingest_exchanges(exchange_files, store, settings, quarantine, progress)
-    accounts = _ingest_small(find_files(traffic_dir, "accounts"), "accounts", account_row, ACCOUNTS,
-                             store, settings, quarantine)
-    events = _ingest_small(find_files(traffic_dir, "events"), "events", event_row, EVENTS,
-                           store, settings, quarantine)
+    accounts = _ingest_small(account_files, "accounts", account_row, ACCOUNTS, store, settings, quarantine)
+    events = _ingest_small(event_files, "events", event_row, EVENTS, store, settings, quarantine)
     quarantine.flush()
     report = IngestReport(len(files), read, added, read - added, quarantine.count, accounts, events)
     log.info("ingest %s: %s", traffic_dir, report)
