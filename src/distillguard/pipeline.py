@@ -148,8 +148,8 @@ def scan(
     report, features, clusters = prepare(traffic_dir, store, settings, engine_name, progress)
     assert clusters is not None  # link=True
     scores, det = run_score(store, features, settings, reference)
-    return publish(store, out_dir, settings, report, scores, det, clusters, str(traffic_dir), engine_name,
-                   str(reference_dir) if reference_dir else None)
+    return publish(store, out_dir, settings, report, features, scores, det, clusters, str(traffic_dir),
+                   engine_name, str(reference_dir) if reference_dir else None)
 
 
 def prepare(
@@ -182,15 +182,14 @@ def _timed(what: str) -> Iterator[None]:
 
 
 def publish(
-    store: Store, out_dir: Path, settings: Settings, report: IngestReport, scores: pa.Table,
+    store: Store, out_dir: Path, settings: Settings, report: IngestReport, features: pa.Table, scores: pa.Table,
     det: Calibrated, clusters: pa.Table, traffic_dir: str, engine_name: str, reference_dir: str | None = None,
 ) -> ScanResult:
     """Decide and publish: campaigns, policy and the output files."""
     caps = store.query(
         "SELECT account_id, capability, count(*) AS n FROM signals GROUP BY ALL ORDER BY ALL"
     )
-    scores, campaigns, scored = find_campaigns(scores, clusters, store.read("account_features"), caps, det,
-                                               settings)
+    scores, campaigns, scored = find_campaigns(scores, clusters, features, caps, det, settings)
     span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
     as_of = span["hi"] or datetime.now(UTC)
     policy = decide(scores, campaigns, as_of, settings.policy.ttl_days)
