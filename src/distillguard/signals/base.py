@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Callable, Hashable, Sequence
+from typing import ClassVar, TypeVar
 
+import numpy as np
 import pyarrow as pa
+
+H = TypeVar("H", bound=Hashable)
 
 
 class Enricher(ABC):
@@ -36,3 +40,29 @@ def with_columns(batch: pa.RecordBatch, columns: dict[str, pa.Array]) -> pa.Reco
         else:
             batch = batch.append_column(name, values)
     return batch
+
+
+def per_distinct(values: Sequence[H], fn: Callable[[list[H]], np.ndarray]) -> np.ndarray:
+    """``fn`` computed once per distinct value of ``values``, spread back to every row.
+
+    Traffic repeats itself (retries, ``n`` samples, evaluation sweeps, shared
+    system prompts), and the text classifiers cost tens of microseconds a row,
+    so each distinct input is scored once per batch.
+
+    >>> per_distinct(["a", "b", "a"], lambda xs: np.array([len(x) * 10 for x in xs])).tolist()
+    [10, 10, 10]
+    """
+    unique, inverse = distinct(values)
+    out: np.ndarray = np.asarray(fn(unique))[inverse] if len(values) else np.asarray(fn([]))
+    return out
+
+
+def distinct(values: Sequence[H]) -> tuple[list[H], np.ndarray]:
+    """The distinct values in first-seen order, and each row's index into them.
+
+    >>> distinct(["a", "b", "a"])[1].tolist()
+    [0, 1, 0]
+    """
+    index: dict[H, int] = {}
+    inverse = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
+    return list(index), inverse

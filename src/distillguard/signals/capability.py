@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pyarrow as pa
 
-from distillguard.signals.base import Enricher, with_columns
+from distillguard.signals.base import Enricher, per_distinct, with_columns
 
 # Keyword sets rather than one big case-insensitive regex: a set lookup per word
 # is several times faster on long prompts, and the lists stay readable.
@@ -76,8 +77,6 @@ class CapabilityEnricher(Enricher):
         # The cues sit in the opening of a request; long pastes add cost, not signal.
         texts = [(t or "")[:_SCAN_CHARS] for t in batch.column("prompt_text").to_pylist()]
         n = len(texts)
-        values = [
-            area((tools[i] or 0) if tools else 0, (images[i] or 0) if images else 0, texts[i])
-            for i in range(n)
-        ]
+        keys = [((tools[i] or 0) if tools else 0, (images[i] or 0) if images else 0, texts[i]) for i in range(n)]
+        values = per_distinct(keys, lambda ks: np.array([area(*k) for k in ks], dtype=object))
         return with_columns(batch, {"capability": pa.array(values, pa.string())})

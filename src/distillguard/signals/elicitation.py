@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from distillguard.signals.base import Enricher, with_columns
+from distillguard.signals.base import Enricher, per_distinct, with_columns
 from distillguard.signals.elicitation_phrases import phrasings
 
 _END_CHARS = 200
@@ -71,5 +71,5 @@ class ElicitationEnricher(Enricher):
     adds = ("elicitation",)
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        values = elicitation_probability(batch.column("prompt_text").to_pylist())
+        values = per_distinct(batch.column("prompt_text").to_pylist(), elicitation_probability)
         return with_columns(batch, {"elicitation": pa.array(values, pa.float64())})

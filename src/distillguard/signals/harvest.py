@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pyarrow as pa
 
-from distillguard.signals.base import Enricher, with_columns
+from distillguard.signals.base import Enricher, per_distinct, with_columns
 
 MAX_TOKENS_HIGH = 4096
 _ENDS = 300
@@ -58,5 +59,6 @@ class HarvestFormatEnricher(Enricher):
         prompts = batch.column("prompt_text").to_pylist()
         n = batch.column("n_choices").to_pylist() if "n_choices" in batch.schema.names else [None] * len(prompts)
         mx = batch.column("max_tokens").to_pylist() if "max_tokens" in batch.schema.names else [None] * len(prompts)
-        values = [harvest_cues(p, c, m) for p, c, m in zip(prompts, n, mx, strict=True)]
+        values = per_distinct(list(zip(prompts, n, mx, strict=True)),
+                              lambda ks: np.array([harvest_cues(*k) for k in ks], dtype=np.float64))
         return with_columns(batch, {"harvest_format": pa.array(values, pa.float64())})

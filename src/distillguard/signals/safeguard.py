@@ -23,7 +23,7 @@ import pyarrow as pa
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from distillguard.errors import ConfigError
-from distillguard.signals.base import Enricher, with_columns
+from distillguard.signals.base import Enricher, per_distinct, with_columns
 
 MODEL_PATH = Path(__file__).parent / "data" / "safeguard_model.npz"
 VECTORIZER = HashingVectorizer(ngram_range=(1, 2), n_features=2**18, alternate_sign=False, norm="l2")
@@ -62,5 +62,5 @@ class SafeguardEnricher(Enricher):
     adds = ("safeguard_stripping",)
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        values = safeguard_probability(batch.column("prompt_text").to_pylist())
+        values = per_distinct(batch.column("prompt_text").to_pylist(), safeguard_probability)
         return with_columns(batch, {"safeguard_stripping": pa.array(values, pa.float64())})

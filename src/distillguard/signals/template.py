@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 
-from distillguard.signals.base import Enricher, with_columns
+from distillguard.signals.base import Enricher, distinct, with_columns
 
 _EDGE_WORDS = 6
 _END_CHARS = 1500
@@ -138,15 +138,15 @@ class TemplateEnricher(Enricher):
     adds = ("template_sig", "template_simhash")
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        systems = batch.column("system_text").to_pylist()
-        prompts = batch.column("prompt_text").to_pylist()
+        pairs, inverse = distinct(list(zip(batch.column("system_text").to_pylist(),
+                                           batch.column("prompt_text").to_pylist(), strict=True)))
         sigs, heads = [], []
-        for system, prompt in zip(systems, prompts, strict=True):
+        for system, prompt in pairs:
             edges, head = _masked_ends(prompt)
             sigs.append(_signature(system, edges))
             heads.append(head)
         hashes = simhash_many(heads)
         return with_columns(batch, {
-            "template_sig": pa.array(sigs, pa.string()),
-            "template_simhash": pa.array(hashes, pa.int64()),
+            "template_sig": pa.array(np.array(sigs, dtype=object)[inverse], pa.string()),
+            "template_simhash": pa.array(hashes[inverse], pa.int64()),
         })
