@@ -38,3 +38,17 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
             store.append("quarantine", pa.table({"file": ["f"]}))
     with pytest.raises(StoreError, match="no store at"):
         Store.open(tmp_path / "missing.duckdb", read_only=True)
+
+
+def test_feature_rounding_makes_float_aggregates_reproducible() -> None:
+    import pyarrow as pa
+
+    from distillguard.pipeline import rounded
+
+    t = pa.table({"x": [0.1 + 0.2, None], "bits": pa.array([[1 / 3, 0.5], None], pa.list_(pa.float64())),
+                  "id": ["a", "b"]})
+    out = rounded(t)
+    assert out.schema == t.schema
+    assert out.to_pylist() == [{"x": 0.3, "bits": [0.333333333, 0.5], "id": "a"},
+                               {"x": None, "bits": None, "id": "b"}]
+    assert rounded(t.slice(1)).to_pylist() == [{"x": None, "bits": None, "id": "b"}]

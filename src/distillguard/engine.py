@@ -8,6 +8,8 @@ place; Spark (local mode or a cluster) reads the store's tables as Parquet.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -112,6 +114,8 @@ def spark_session(master: str = "local[2]") -> Any:
         raise EngineError(
             "the spark engine needs PySpark: pip install 'distillguard[spark]'"
         ) from exc
+    # Local workers must run this interpreter (where distillguard is installed), not the first python3 on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
         session = (
             SparkSession.builder.master(master)

@@ -81,8 +81,24 @@ def run_enrich(
 def run_features(store: Store, engine: Engine) -> pa.Table:
     features = engine.execute(account_features(engine.table("signals"), engine.table("accounts"),
                                                engine.table("events")))
-    store.replace("account_features", features)
+    store.replace("account_features", rounded(features))
     return store.read("account_features")
+
+
+def rounded(table: pa.Table, decimals: int = 9) -> pa.Table:
+    """``table`` with float columns (and lists of floats) rounded to ``decimals``.
+
+    Engines sum floats in parallel, in a varying order, so the last bits of a
+    mean differ between runs; rounding makes scores and flags reproducible.
+    """
+    columns = []
+    for field, col in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_floating(field.type):
+            col = pc.round(col, decimals)
+        elif pa.types.is_list(field.type) and pa.types.is_floating(field.type.value_type):
+            col = _rounded_lists(col.combine_chunks(), decimals)
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 def run_score(
@@ -100,9 +116,9 @@ def run_score(
 
 def score_accounts(det: Calibrated, features: pa.Table, explain: bool = True) -> pa.Table:
     """account_id, score, flagged, reasons (``schema.ACCOUNT_SCORES``) from a fitted detector."""
-    scores = det.scorer.score(features) if features.num_rows else np.zeros(0)
+    scores = det.score(features) if features.num_rows else np.zeros(0)
     flagged = det.flag(features, scores) if features.num_rows else np.zeros(0, bool)
-    reasons = det.scorer.explain(features) if explain else [[] for _ in range(features.num_rows)]
+    reasons = det.explain(features) if explain else [[] for _ in range(features.num_rows)]
     return pa.table({
         "account_id": features.column("account_id"),
         "score": pa.array(scores, pa.float64()),
@@ -251,6 +267,13 @@ def account_view(scores: pa.Table, clusters: pa.Table, features: pa.Table) -> pa
         pa.field("first_seen", features.schema.field("first_seen").type)).append(
         pa.field("last_seen", features.schema.field("last_seen").type))
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _rounded_lists(lists: pa.ListArray, decimals: int) -> pa.ListArray:
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy()
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int32())
+    return pa.ListArray.from_arrays(offsets, pc.round(lists.flatten(), decimals), type=lists.type,
+                                    mask=lists.is_null())
 
 
 def _json(obj: Any) -> str:

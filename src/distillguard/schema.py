@@ -110,6 +110,7 @@ SIGNALS = pa.schema(
         ("prompt_chars", pa.int64()),
         ("template_sig", pa.string()),  # exact hash of the masked prompt
         ("template_simhash", pa.int64()),  # 64-bit SimHash of masked shingles
+        ("topic_simhash", pa.int64()),  # 64-bit SimHash of the prompt's content words
         ("capability", pa.string()),  # one of CAPABILITIES
         ("elicitation", pa.float64()),  # P(request asks the model to expose its reasoning)
         ("temperature", pa.float64()),
@@ -144,6 +145,8 @@ ACCOUNT_FEATURES = pa.schema(
         ("harvest_format_share", pa.float64()),  # share of requests with dataset-building cues
         ("distinct_temperatures", pa.int64()),  # temperature sweeps
         ("safeguard_rate", pa.float64()),  # share of requests that are jailbreak attempts
+        ("signup_path", pa.string()),  # how the account was created (accounts table)
+        ("topic_bits", pa.list_(pa.float64())),  # share of prompts with each topic-SimHash bit set
     ]
 )
 

@@ -10,11 +10,14 @@ from distillguard.signals import enrich, registered_enrichers
 from distillguard.signals.template import mask, signature, simhash
 
 
-def _batch(prompts: list[str], system: str | None = None) -> pa.RecordBatch:
-    n = len(prompts)
+def _batch(prompts: list[str | None], system: str | None = None) -> pa.RecordBatch:
+    schema = pa.schema([("exchange_id", pa.string()), ("account_id", pa.string()),
+                        ("timestamp", pa.timestamp("us", tz="UTC")), ("prompt_text", pa.string()),
+                        ("system_text", pa.string()), ("n_tools", pa.int32()), ("n_images", pa.int32())])
     return pa.RecordBatch.from_pylist([{
         "exchange_id": f"e{i}", "account_id": "a", "timestamp": dt.datetime(2026, 2, 1, 12, i, tzinfo=dt.UTC),
-        "prompt_text": p, "system_text": system, "n_tools": 0, "n_images": 0} for i, p in enumerate(prompts)][:n])
+        "prompt_text": p, "system_text": system, "n_tools": 0, "n_images": 0} for i, p in enumerate(prompts)],
+        schema=schema)
 
 
 def test_registry_finds_every_enricher_once() -> None:
@@ -67,3 +70,29 @@ def test_parallel_enrichment_equals_serial() -> None:
     parallel = list(enrich_batches(batches, workers=2))
     assert len(serial) == len(parallel) == 5
     assert all(a.equals(b) for a, b in zip(serial, parallel, strict=True))
+
+
+def test_repeated_prompts_get_the_same_signals_as_when_enriched_alone() -> None:
+    """Signals are computed once per distinct prompt in a batch and spread back in row order."""
+    prompts = ["Explain step by step: is 91 prime?", "Write a haiku", "Explain step by step: is 91 prime?",
+               "def f(x): return x", "Write a haiku", None]
+    together = enrich(_batch(prompts))
+    for i, p in enumerate(prompts):
+        alone = enrich(_batch([p]))
+        for name in ("elicitation", "safeguard_stripping", "capability", "template_sig", "template_simhash",
+                     "topic_simhash", "harvest_format"):
+            assert together.column(name)[i].as_py() == alone.column(name)[0].as_py(), (name, i)
+
+
+def test_topic_signature_follows_subject_not_wording() -> None:
+    from distillguard.signals.topic import topic_simhash_many
+
+    def distance(a: int, b: int) -> int:
+        return bin((a ^ b) & (2**64 - 1)).count("1")
+
+    h = [int(x) for x in topic_simhash_many([
+        "Prove that the sum of two even integers is an even integer",
+        "Show that adding two even integers always yields an even integer",
+        "Recommend a good recipe for vegetarian lasagna with spinach",
+    ])]
+    assert distance(h[0], h[1]) < distance(h[0], h[2])

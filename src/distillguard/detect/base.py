@@ -14,6 +14,7 @@ from typing import ClassVar, Self
 import numpy as np
 import pyarrow as pa
 
+from distillguard.detect.mmd import reference_center, with_topic_statistics
 from distillguard.errors import SchemaError
 
 
@@ -69,6 +70,8 @@ class Calibrated:
 
     def fit(self, features: pa.Table, reference: pa.Table | None = None) -> Self:
         ref = features if reference is None else reference
+        self.topic_center_ = reference_center(ref)
+        ref = self.prepare(ref)
         self.scorer.fit(ref)
         ref_scores = self.scorer.score_reference(ref)
         self.reference_scores_ = np.sort(np.asarray(ref_scores, dtype=np.float64))
@@ -80,8 +83,19 @@ class Calibrated:
         ref = self.reference_scores_
         return float(np.quantile(ref, 1.0 - fpr)) if len(ref) else float("inf")
 
+    def prepare(self, features: pa.Table) -> pa.Table:
+        """``features`` plus the statistics measured against the reference (``topic_mmd``, ...)."""
+        return with_topic_statistics(features, self.topic_center_)
+
+    def score(self, features: pa.Table) -> np.ndarray:
+        """The scorer's scores of ``features`` (prepared against the reference)."""
+        return self.scorer.score(self.prepare(features))
+
+    def explain(self, features: pa.Table) -> list[list[str]]:
+        return self.scorer.explain(self.prepare(features))
+
     def flag(self, features: pa.Table, scores: np.ndarray | None = None) -> np.ndarray:
-        scores = self.scorer.score(features) if scores is None else scores
+        scores = self.score(features) if scores is None else scores
         flagged = scores > self.threshold_
         if "n_exchanges" in features.column_names:
             volume = features.column("n_exchanges").to_numpy(zero_copy_only=False)

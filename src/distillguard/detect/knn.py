@@ -27,11 +27,12 @@ from distillguard.detect.base import Scorer, column, feature_matrix
 FEATURES = (
     "n_exchanges", "exchanges_per_active_day", "template_reuse", "top_template_share", "output_input_ratio",
     "hour_entropy", "iat_cv", "multi_turn_share", "tool_share", "elicitation_rate", "top_capability_share",
-    "new_model_share_24h", "account_age_days", "mean_prompt_chars",
+    "new_model_share_24h", "account_age_days", "mean_prompt_chars", "topic_mmd",
 )
 # Computed but not used by default: with them the evasive mimicry campaign is caught, but
 # evaluation harnesses (n > 1 for pass@k) cross the 0.1% threshold on hard-negatives.
-OPTIONAL_FEATURES = ("harvest_format_share", "distinct_temperatures")
+# topic_cohesion: no gain over topic_mmd on the simulator's scenarios.
+OPTIONAL_FEATURES = ("harvest_format_share", "distinct_temperatures", "topic_cohesion")
 _LABELS = {
     "n_exchanges": "{v:,.0f} exchanges", "exchanges_per_active_day": "{v:,.0f} exchanges per active day",
     "template_reuse": "template reuse {v:.2f}", "top_template_share": "top template {v:.0%} of traffic",
@@ -43,6 +44,8 @@ _LABELS = {
     "account_age_days": "account {v:.1f} days old at first use", "mean_prompt_chars": "prompts of {v:,.0f} chars",
     "harvest_format_share": "{v:.0%} of requests shaped for dataset building",
     "distinct_temperatures": "{v:.0f} distinct temperatures",
+    "topic_mmd": "prompt topics far from benign traffic (MMD² {v:.3f})",
+    "topic_cohesion": "prompts on one topic (mean topic similarity {v:.2f})",
 }
 
 

@@ -1,7 +1,9 @@
 """Per-account behavioural fingerprint over the scanned period (Ibis, built-in ops only).
 
 Volume and tokens, inter-arrival regularity, diurnal spread, conversation depth,
-tool use and template reuse. Every column is an aggregate the same on DuckDB
+tool use, template reuse, signup path, and the mean of the topic SimHash bits
+(the account's mean embedding, from which ``detect.mmd`` measures how far its
+prompts are from the benign reference). Every column is an aggregate the same on DuckDB
 and Spark; entropy is normalized to [0, 1] by log(24).
 """
 
@@ -11,6 +13,8 @@ import math
 
 import ibis
 import ibis.expr.types as ir
+
+TOPIC_BITS = 64
 
 
 def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) -> ir.Table:
@@ -36,6 +40,7 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
         harvest_format_share=s.harvest_format.fill_null(0.0).mean(),
         distinct_temperatures=s.temperature.nunique(),
         safeguard_rate=(s.safeguard_stripping.fill_null(0.0) > 0.5).cast("float64").mean(),
+        **{f"_bit{b}": ((s.topic_simhash >> b) & 1).cast("float64").mean() for b in range(TOPIC_BITS)},
     )
     hours = signals.group_by(["account_id", "hour_of_day"]).aggregate(c=signals.count())
     hours = hours.join(base.select("account_id", "n_exchanges"), "account_id")
@@ -49,7 +54,8 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
     top_cap = caps.group_by("account_id").aggregate(top_capability=caps.c.max())
     t = (base.join(entropy, "account_id").join(top, "account_id").join(top_cap, "account_id")
          .left_join(_release_pivot(signals, events), "account_id", rname="{name}_pivot")
-         .left_join(accounts.select("account_id", created_s=accounts.created_at.epoch_seconds().cast("float64")),
+         .left_join(accounts.select("account_id", "signup_path",
+                                    created_s=accounts.created_at.epoch_seconds().cast("float64")),
                     "account_id", rname="{name}_acct"))
     n = t.n_exchanges.cast("float64")
     return t.select(
@@ -77,6 +83,8 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
         harvest_format_share=t.harvest_format_share,
         distinct_temperatures=t.distinct_temperatures,
         safeguard_rate=t.safeguard_rate,
+        signup_path=t.signup_path,
+        topic_bits=ibis.array([t[f"_bit{b}"] for b in range(TOPIC_BITS)]),
     ).order_by("account_id")
 
 

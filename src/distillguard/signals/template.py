@@ -87,8 +87,8 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def simhash_many(masked: list[str], max_words: int = 64) -> np.ndarray:
-    """64-bit SimHash (as int64) of word 3-shingles of each text's first ``max_words``.
+def simhash_many(texts: list[str], max_words: int = 64, width: int = 3) -> np.ndarray:
+    """64-bit SimHash (as int64) of word ``width``-shingles of each text's first ``max_words``.
 
     Word hashes are computed once per distinct word (blake2b); shingle hashes
     combine them arithmetically and the bit votes are counted for the whole
@@ -96,30 +96,31 @@ def simhash_many(masked: list[str], max_words: int = 64) -> np.ndarray:
     """
     cache: dict[str, int] = {}
     flat: list[int] = []
-    lengths = np.empty(len(masked), dtype=np.int64)
-    for i, text in enumerate(masked):
+    lengths = np.empty(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts):
         words = text.split(" ")[:max_words]
-        words += [""] * (3 - len(words))  # short texts: one shingle, padded
+        words += [""] * (width - len(words))  # short texts: one shingle, padded
         for w in words:
             wh = cache.get(w)
             if wh is None:
                 wh = cache[w] = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
             flat.append(wh)
         lengths[i] = len(words)
-    if not len(masked):
+    if not len(texts):
         return np.empty(0, dtype=np.int64)
     h = np.array(flat, dtype=np.uint64)
     with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
-        shingles = _splitmix(h[:-2] * _MIX[0] + h[1:-1] * _MIX[1] + h[2:] * _MIX[2])
+        mixed = sum(h[j: len(h) - width + 1 + j] * _MIX[j] for j in range(width))
+        shingles = _splitmix(np.asarray(mixed, dtype=np.uint64))
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    # shingle k of text t starts at word starts[t] + k, for k < lengths[t] - 2
+    # shingle k of text t starts at word starts[t] + k, for k <= lengths[t] - width
     valid = np.zeros(len(shingles), dtype=bool)
-    counts = lengths - 2
+    counts = lengths - (width - 1)
     idx = np.repeat(starts, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
     valid[idx] = True
     kept = shingles[valid]
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    votes = np.empty((len(masked), 64), dtype=np.int64)
+    votes = np.empty((len(texts), 64), dtype=np.int64)
     for bit in range(64):  # 1-D reductions per bit are far faster than one 2-D reduceat
         votes[:, bit] = np.add.reduceat(((kept >> np.uint64(bit)) & np.uint64(1)).astype(np.int64), offsets)
     signed = votes * 2 - counts[:, None]
