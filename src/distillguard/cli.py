@@ -133,6 +133,49 @@ def report(out_dir: Annotated[Path, typer.Argument(help="A scan output directory
         out.print(f"report: {render_report(out_dir)}")
 
 
+@app.command("export-stix")
+def export_stix(
+    out_dir: Annotated[Path, typer.Argument(help="A scan output directory (its campaigns.json).")],
+    dest: Annotated[Path, typer.Option("--out", help="Bundle file to write.")] = Path("bundle.json"),
+    provider: Annotated[str, typer.Option(help="Your organization's name (the bundle's identity).")]
+    = "distillguard user",
+    tlp: Annotated[str, typer.Option(help="TLP marking: white, green, amber or red.")] = "amber",
+) -> None:
+    """Write the scan's campaigns as a STIX 2.1 bundle for other providers.
+
+    Campaigns, proxy infrastructure, indicators (IPs, ASNs, user agents, TLS and
+    hashed payment fingerprints) with sightings, and MITRE ATLAS attack patterns.
+
+    Example: distillguard export-stix scan-out/ --out bundle.json --provider "Example AI" --tlp amber
+    """
+    from distillguard.share import export_stix as run_export
+
+    with _errors():
+        n = run_export(out_dir, dest, provider=provider, tlp=tlp)
+    out.print(f"{n} STIX objects written to {dest}")
+
+
+@app.command("import-stix")
+def import_stix(
+    bundle: Annotated[Path, typer.Argument(help="A STIX 2.1 bundle from a partner.")],
+    db: DbOpt = Path(DEFAULT_DB),
+) -> None:
+    """Store a partner's indicators; the next scan links accounts that used them.
+
+    Importing the same file again replaces its earlier indicators.
+
+    Example: distillguard import-stix partner-bundle.json --db distillguard.duckdb
+    """
+    from distillguard.share import import_stix as run_import
+    from distillguard.store import Store
+
+    with _errors(), Store.open(db) as store:
+        report = run_import(bundle, store)
+    out.print(f"{report.indicators} indicators read, {report.values} values stored"
+              + (f", {report.skipped} comparisons skipped (not IP, ASN, user agent, TLS or payment)"
+                 if report.skipped else ""))
+
+
 @app.command()
 def quarantine(
     db: DbOpt = Path(DEFAULT_DB),

@@ -39,6 +39,11 @@ class DetectSettings(_Frozen):
 
 class LinkSettings(_Frozen):
     max_group_accounts: int = Field(500, ge=2, description="shared values seen on more accounts are too common to link")
+    min_edge_weight: float = Field(
+        1.0, gt=0, description="summed evidence weight that links two accounts (one shared address is about 0.9)"
+    )
+    min_sync_bins: int = Field(3, ge=1, description="15-minute bins on the same template that count as lockstep")
+    full_sync_bins: int = Field(8, ge=1, description="shared bins at which lockstep evidence has its full weight")
     min_template_share: float = Field(
         0.2, gt=0, le=1, description="a template links accounts only if it is this share of their traffic"
     )

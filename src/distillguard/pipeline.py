@@ -28,8 +28,9 @@ from distillguard.detect import Calibrated, make_scorer
 from distillguard.engine import Engine, SparkEngine, make_engine
 from distillguard.features import account_features
 from distillguard.ingest import IngestReport, ingest_traffic_dir
-from distillguard.link import link_accounts
-from distillguard.link.campaigns import build_campaigns
+from distillguard.link import LinkInputs, link_accounts
+from distillguard.link.campaigns import build_campaigns, select_campaigns
+from distillguard.link.details import campaign_details
 from distillguard.policy import decide
 from distillguard.report import write_outputs
 from distillguard.schema import SIGNALS
@@ -128,22 +129,33 @@ def score_accounts(det: Calibrated, features: pa.Table, explain: bool = True) ->
 
 
 def find_campaigns(
-    scores: pa.Table, clusters: pa.Table, features: pa.Table, capability_counts: pa.Table, det: Calibrated,
-    settings: Settings,
+    scores: pa.Table, clusters: pa.Table, features: pa.Table, det: Calibrated, settings: Settings,
+    store: Store | None = None,
 ) -> tuple[pa.Table, list[dict[str, Any]], pa.Table]:
-    """Campaigns from clusters; returns (scores with members flagged, campaigns, account view)."""
+    """Campaigns from clusters; returns (scores with members flagged, campaigns, account view).
+
+    With ``store``, each campaign record carries its details (infrastructure,
+    timeline, links, release pivot); replay leaves them out.
+    """
     view = account_view(scores, clusters, features)
-    campaigns = build_campaigns(view, capability_counts, min_accounts=settings.link.min_campaign_accounts,
-                                min_suspicious_share=settings.link.min_suspicious_share,
-                                suspicious_above=det.threshold_at(settings.link.member_fpr))
+    candidates = select_campaigns(view, min_accounts=settings.link.min_campaign_accounts,
+                                  min_suspicious_share=settings.link.min_suspicious_share,
+                                  suspicious_above=det.threshold_at(settings.link.member_fpr))
+    details = campaign_details(store, candidates) if store is not None else {}
+    campaigns = build_campaigns(candidates, details)
     return _flag_campaign_members(scores, campaigns), campaigns, _flag_campaign_members(view, campaigns)
 
 
 def run_link(store: Store, engine: Engine, settings: Settings) -> pa.Table:
-    clusters = link_accounts(engine.execute, engine.table("signals"), engine.table("accounts"),
-                             settings.link.min_template_share, settings.link.max_group_accounts)
-    store.replace("account_clusters", clusters)
-    return clusters
+    """Link accounts (``account_links``) and cluster them (``account_clusters``); return the clusters."""
+    partner = engine.table("partner_indicators") if store.count("partner_indicators") else None
+    inputs = LinkInputs(engine.table("exchanges"), engine.table("signals"), engine.table("accounts"),
+                        engine.table("events"), partner)
+    links = link_accounts(engine.execute, inputs, settings.link)
+    with store.transaction():
+        store.replace("account_links", links.edges)
+        store.replace("account_clusters", links.clusters)
+    return links.clusters
 
 
 def scan(
@@ -202,10 +214,7 @@ def publish(
     det: Calibrated, clusters: pa.Table, traffic_dir: str, engine_name: str, reference_dir: str | None = None,
 ) -> ScanResult:
     """Decide and publish: campaigns, policy and the output files."""
-    caps = store.query(
-        "SELECT account_id, capability, count(*) AS n FROM signals GROUP BY ALL ORDER BY ALL"
-    )
-    scores, campaigns, scored = find_campaigns(scores, clusters, features, caps, det, settings)
+    scores, campaigns, scored = find_campaigns(scores, clusters, features, det, settings, store)
     span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
     as_of = span["hi"] or datetime.now(UTC)
     policy = decide(scores, campaigns, as_of, settings.policy.ttl_days)
@@ -259,11 +268,17 @@ def account_view(scores: pa.Table, clusters: pa.Table, features: pa.Table) -> pa
     rows = []
     for r in sorted(scores.to_pylist(), key=lambda r: r["account_id"]):
         c, v = cluster_of.get(r["account_id"], {}), volume.get(r["account_id"], {})
+        if c.get("partner_indicators"):
+            shown = ", ".join(c["partner_indicators"][:3])
+            r = {**r, "reasons": [f"used {len(c['partner_indicators'])} indicators shared by partners ({shown})",
+                                  *(r["reasons"] or [])]}
         rows.append({**r, "cluster_id": c.get("cluster_id"), "link_evidence": c.get("link_evidence"),
+                     "partner_indicators": c.get("partner_indicators") or [],
                      "n_exchanges": v.get("n_exchanges"), "first_seen": v.get("first_seen"),
                      "last_seen": v.get("last_seen")})
     schema = scores.schema.append(pa.field("cluster_id", pa.string())).append(
-        pa.field("link_evidence", pa.list_(pa.string()))).append(pa.field("n_exchanges", pa.int64())).append(
+        pa.field("link_evidence", pa.list_(pa.string()))).append(
+        pa.field("partner_indicators", pa.list_(pa.string()))).append(pa.field("n_exchanges", pa.int64())).append(
         pa.field("first_seen", features.schema.field("first_seen").type)).append(
         pa.field("last_seen", features.schema.field("last_seen").type))
     return pa.Table.from_pylist(rows, schema=schema)

@@ -36,7 +36,7 @@ from distillguard.engine import DuckDBEngine
 from distillguard.errors import InputError
 from distillguard.features import account_features
 from distillguard.ingest import ingest_traffic_dir
-from distillguard.link import link_accounts
+from distillguard.link import LinkInputs, link_accounts
 from distillguard.pipeline import find_campaigns, prepare, run_enrich, score_accounts
 from distillguard.store import Store
 
@@ -100,30 +100,30 @@ def replay(
     return ReplayResult(len(ends), flagged, out_dir)
 
 
-def _prefix(engine: DuckDBEngine, end: datetime) -> tuple[ir.Table, ir.Table, ir.Table]:
-    """signals, accounts and events as they were known before ``end``."""
+def _prefix(engine: DuckDBEngine, end: datetime) -> LinkInputs:
+    """exchanges, signals, accounts and events as they were known before ``end``."""
     cutoff = ibis.literal(end.astimezone(UTC), type="timestamp('UTC')")
-    signals, events = engine.table("signals"), engine.table("events")
-    before = signals.filter(signals.timestamp < cutoff)
-    return before, engine.table("accounts"), events.filter(events.timestamp < cutoff)
+    exchanges, signals, events = engine.table("exchanges"), engine.table("signals"), engine.table("events")
+    return LinkInputs(exchanges.filter(exchanges.timestamp < cutoff), signals.filter(signals.timestamp < cutoff),
+                      engine.table("accounts"), events.filter(events.timestamp < cutoff))
 
 
 def _prefix_features(engine: DuckDBEngine, end: datetime) -> ir.Table:
-    return account_features(*_prefix(engine, end))
+    known = _prefix(engine, end)
+    return account_features(known.signals, known.accounts, known.events)
 
 
 def _window(
     engine: DuckDBEngine, end: datetime, det: Calibrated, reference: pa.Table | None, settings: Settings
 ) -> pa.Table:
     """Account states from the exchanges before ``end``."""
-    signals, accounts, events = _prefix(engine, end)
-    features = engine.execute(account_features(signals, accounts, events))
+    known = _prefix(engine, end)
+    signals = known.signals
+    features = engine.execute(account_features(signals, known.accounts, known.events))
     det.fit(features, reference)
     scores = score_accounts(det, features, explain=False)
-    clusters = link_accounts(engine.execute, signals, accounts, settings.link.min_template_share,
-                             settings.link.max_group_accounts)
-    caps = engine.execute(signals.group_by(["account_id", "capability"]).aggregate(n=signals.count()))
-    scores, _, view = find_campaigns(scores, clusters, features, caps, det, settings)
+    clusters = link_accounts(engine.execute, known, settings.link).clusters
+    scores, _, view = find_campaigns(scores, clusters, features, det, settings)
     return pa.table({
         "window_end": pa.array([end] * view.num_rows, pa.timestamp("us", tz="UTC")),
         "account_id": view.column("account_id"),

@@ -162,8 +162,9 @@ ACCOUNT_SCORES = pa.schema(
 ACCOUNT_CLUSTERS = pa.schema(
     [
         pa.field("account_id", pa.string(), nullable=False),
-        ("cluster_id", pa.string()),
+        ("cluster_id", pa.string()),  # null: not linked, but matches partner indicators
         ("link_evidence", pa.list_(pa.string())),
+        ("partner_indicators", pa.list_(pa.string())),  # "kind:value" of partner indicators it used
     ]
 )
 
@@ -184,6 +185,24 @@ CAMPAIGNS = pa.schema(
     ]
 )
 
+ACCOUNT_LINKS = pa.schema(
+    [
+        pa.field("src", pa.string(), nullable=False),
+        pa.field("dst", pa.string(), nullable=False),
+        ("weight", pa.float64()),  # summed family weights (see link.graph)
+        ("kinds", pa.list_(pa.string())),  # evidence kinds shared (link.evidence.KINDS)
+    ]
+)
+
+PARTNER_INDICATORS = pa.schema(
+    [
+        pa.field("kind", pa.string(), nullable=False),  # ip | asn | user_agent | tls | payment (sha256)
+        pa.field("value", pa.string(), nullable=False),
+        ("source", pa.string()),  # bundle file and indicator id
+        ("imported_at", TS),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "exchanges": EXCHANGES,
     "accounts": ACCOUNTS,
@@ -193,6 +212,8 @@ TABLES: dict[str, pa.Schema] = {
     "account_features": ACCOUNT_FEATURES,
     "account_scores": ACCOUNT_SCORES,
     "account_clusters": ACCOUNT_CLUSTERS,
+    "account_links": ACCOUNT_LINKS,
+    "partner_indicators": PARTNER_INDICATORS,
     "policy": POLICY,
     "campaigns": CAMPAIGNS,
 }

@@ -8,10 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from distillguard.config import LinkSettings
 from distillguard.engine import DuckDBEngine, SparkEngine
 from distillguard.features import account_features
 from distillguard.ingest import ingest_traffic_dir
-from distillguard.link.shared import shared_pairs, shared_values
+from distillguard.link import LinkInputs, link_edges
 from distillguard.pipeline import run_enrich
 from distillguard.store import Store
 
@@ -64,12 +65,17 @@ def test_features_identical_on_duckdb_and_spark(store: Store, spark: SparkEngine
     _assert_same(on_duck, on_spark.cast(on_duck.schema), ["account_id"])
 
 
-def test_link_pairs_identical_on_duckdb_and_spark(store: Store, spark: SparkEngine) -> None:
-    def pairs(engine: DuckDBEngine | SparkEngine) -> pa.Table:
-        return engine.execute(shared_pairs(shared_values(engine.table("signals"), engine.table("accounts"), 0.2), 50))
+def test_link_edges_identical_on_duckdb_and_spark(store: Store, spark: SparkEngine) -> None:
+    def edges(engine: DuckDBEngine | SparkEngine) -> pa.Table:
+        inputs = LinkInputs(*(engine.table(n) for n in ("exchanges", "signals", "accounts", "events")))
+        t = engine.execute(link_edges(inputs, LinkSettings(max_group_accounts=50)))
+        return t.set_column(3, "kinds", pa.array([sorted(k) for k in t.column("kinds").to_pylist()]))
 
-    duck = pairs(DuckDBEngine(store))
-    _assert_same(duck, pairs(spark).cast(duck.schema), ["src", "dst", "kind"])
+    duck = edges(DuckDBEngine(store))
+    assert set(duck.column("kinds").to_pylist()[0]) <= {"ip", "payment", "template", "sync", "asn", "prefix",
+                                                         "user_agent", "tls", "email_domain", "signup_burst",
+                                                         "template_lsh", "release"}
+    _assert_same(duck, edges(spark).cast(duck.schema), ["src", "dst"])
 
 
 def test_whole_scan_identical_on_both_engines(small_traffic: Path, tmp_path: Path, spark: SparkEngine) -> None:

@@ -1,58 +1,170 @@
-"""Linking rules, campaign building and the policy table on hand-made tables."""
+"""Linking rules, communities, campaign records and the policy table on hand-made data."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pytest
 
-from distillguard.link import cluster_accounts
-from distillguard.link.campaigns import build_campaigns
+from distillguard.config import LinkSettings, Settings
+from distillguard.engine import DuckDBEngine
+from distillguard.link import LinkInputs, communities, link_accounts
+from distillguard.link.campaigns import CampaignDetails, build_campaigns, select_campaigns
 from distillguard.policy import decide
+from distillguard.schema import ACCOUNTS, EXCHANGES, SIGNALS
+from distillguard.store import Store
+
+T0 = datetime(2026, 2, 2, tzinfo=UTC)
 
 
-def _pairs(rows: list[tuple[str, str, str]]) -> pa.Table:
-    return pa.table({"src": [r[0] for r in rows], "dst": [r[1] for r in rows],
-                     "kind": [r[2] for r in rows], "n": [1] * len(rows)})
+def _store(path: Path, exchanges: list[dict[str, Any]], accounts: list[dict[str, Any]]) -> Store:
+    """A store whose exchanges and signals hold the given rows (other columns null)."""
+    store = Store.open(path)
+    ex, sig = [], []
+    for i, e in enumerate(exchanges):
+        ts = T0 + timedelta(minutes=e.get("minute", i))
+        row = {"exchange_id": f"x{i}", "timestamp": ts, **{k: v for k, v in e.items() if k != "minute"}}
+        ex.append({k: row.get(k) for k in EXCHANGES.names})
+        simhash = int.from_bytes(hashlib.blake2b(str(row.get("template_sig")).encode(), digest_size=8).digest(),
+                                 "little", signed=True)  # one template, one SimHash
+        sig.append({k: row.get(k) for k in SIGNALS.names} | {"t_s": ts.timestamp(), "template_simhash": simhash})
+    store.append("exchanges", pa.Table.from_pylist(ex, schema=EXCHANGES))
+    store.append("signals", pa.Table.from_pylist(sig, schema=SIGNALS))
+    store.append("accounts", pa.Table.from_pylist(
+        [{k: a.get(k) for k in ACCOUNTS.names} for a in accounts], schema=ACCOUNTS))
+    return store
 
 
-def test_one_weak_kind_does_not_link_two_kinds_or_payment_do() -> None:
-    clusters = cluster_accounts(_pairs([
-        ("a", "b", "ip"),  # a shared address alone: no edge
-        ("c", "d", "ip"), ("c", "d", "template"),  # two kinds: edge
-        ("e", "f", "payment"),  # a shared card: edge
-        ("d", "g", "payment"),
-    ])).table.to_pylist()
-    by = {r["account_id"]: r["cluster_id"] for r in clusters}
-    assert "a" not in by and "b" not in by
-    assert by["c"] == by["d"] == by["g"] == "cluster-0001"  # the largest cluster is numbered first
-    assert by["e"] == by["f"] == "cluster-0002"
-    assert {r["account_id"]: r["link_evidence"] for r in clusters}["c"] == ["ip", "template"]
+def _edges(store: Store, settings: LinkSettings | None = None) -> dict[tuple[str, str], list[str]]:
+    engine = DuckDBEngine(store)
+    inputs = LinkInputs(*(engine.table(n) for n in ("exchanges", "signals", "accounts", "events")))
+    links = link_accounts(engine.execute, inputs, settings or LinkSettings(min_sync_bins=99))
+    return {(r["src"], r["dst"]): r["kinds"] for r in links.edges.to_pylist()}
+
+
+def test_one_shared_address_is_not_enough_but_address_plus_template_or_a_card_is(tmp_path: Path) -> None:
+    ex = [
+        {"account_id": "a", "client_ip": "10.0.0.1", "template_sig": "ta"},
+        {"account_id": "b", "client_ip": "10.0.0.1", "template_sig": "tb"},  # a-b: one shared address
+        {"account_id": "c", "client_ip": "10.0.9.1", "template_sig": "tc"},
+        {"account_id": "d", "client_ip": "10.0.9.1", "template_sig": "tc"},  # c-d: address and template
+        {"account_id": "e", "client_ip": "10.1.0.1", "template_sig": "te"},
+        {"account_id": "f", "client_ip": "10.2.0.1", "template_sig": "tf"},  # e-f: a shared card
+    ]
+    accounts = [{"account_id": x} for x in "abcd"] + [
+        {"account_id": "e", "payment_fingerprint": "pm-1"}, {"account_id": "f", "payment_fingerprint": "pm-1"}]
+    with _store(tmp_path / "s.duckdb", ex, accounts) as store:
+        edges = _edges(store)
+    assert ("a", "b") not in edges
+    assert {"ip", "prefix", "template"} <= set(edges[("c", "d")])
+    assert edges[("e", "f")] == ["payment"]
+
+
+def test_common_values_are_weak_and_rare_ones_strong(tmp_path: Path) -> None:
+    """A campus NAT address, template and card on 30 accounts link none of them; on 3 accounts they link all."""
+    def store(n: int, name: str) -> Store:
+        ex = [{"account_id": f"s{i:02d}", "client_ip": "192.0.2.1", "template_sig": "assignment"} for i in range(n)]
+        return _store(tmp_path / name, ex, [{"account_id": f"s{i:02d}", "payment_fingerprint": "card"}
+                                            for i in range(n)])
+
+    with store(30, "campus.duckdb") as campus:
+        assert _edges(campus, LinkSettings(max_group_accounts=20, min_sync_bins=99)) == {}  # blocked
+        assert _edges(campus, LinkSettings(max_group_accounts=40, min_sync_bins=99)) == {}  # too common to weigh
+    with store(3, "trio.duckdb") as trio:
+        assert len(_edges(trio, LinkSettings(max_group_accounts=40, min_sync_bins=99))) == 3
+
+
+def test_lockstep_accounts_link_through_timing_alone(tmp_path: Path) -> None:
+    """Fresh infrastructure per account, but the same template in the same 15-minute bins, again and again."""
+    ex = [{"account_id": acct, "client_ip": f"203.0.{k}.{n}", "template_sig": "sweep", "minute": 15 * n + k}
+          for n in range(8) for k, acct in enumerate(["p", "q", "r"])]
+    ex += [{"account_id": "lone", "client_ip": "198.51.100.7", "template_sig": "sweep", "minute": 15 * 3}]
+    accounts = [{"account_id": a} for a in ("p", "q", "r", "lone")]
+    with _store(tmp_path / "s.duckdb", ex, accounts) as store:
+        edges = _edges(store, LinkSettings(min_sync_bins=3, full_sync_bins=8))
+    # The template alone (shared with "lone" too) is not enough; lockstep over 8 bins is.
+    assert set(edges) == {("p", "q"), ("p", "r"), ("q", "r")}
+    assert all("sync" in k for k in edges.values())
+
+
+def test_leiden_keeps_two_groups_apart_that_one_edge_joins() -> None:
+    def clique(names: str) -> list[tuple[str, str]]:
+        return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+
+    pairs = clique("abcdef") + clique("uvwxyz") + [("f", "u")]  # connected components would merge them
+    edges = pa.table({"src": [p[0] for p in pairs], "dst": [p[1] for p in pairs],
+                      "weight": [2.0] * len(pairs), "kinds": [["payment"]] * len(pairs)})
+    by = {r["account_id"]: r["cluster_id"] for r in communities(edges).to_pylist()}
+    assert len({by[a] for a in "abcdef"}) == 1 and len({by[a] for a in "uvwxyz"}) == 1
+    assert by["a"] != by["z"]
 
 
 def _scored(rows: list[tuple[str, float, bool, str | None]]) -> pa.Table:
-    t0 = datetime(2026, 2, 1, tzinfo=UTC)
     return pa.Table.from_pylist([{
         "account_id": a, "score": s, "flagged": f, "cluster_id": c, "link_evidence": ["payment"] if c else [],
-        "n_exchanges": 100, "first_seen": t0, "last_seen": t0, "reasons": ["volume 100 exchanges (robust z 5.0)"],
+        "n_exchanges": 100, "first_seen": T0, "last_seen": T0 + timedelta(days=2),
+        "reasons": ["volume 100 exchanges (robust z 5.0)"],
     } for a, s, f, c in rows])
 
 
-def test_campaigns_need_enough_suspicious_members() -> None:
+def test_campaigns_need_enough_suspicious_members_and_read_like_the_disclosure() -> None:
     scored = _scored([("a", 5.0, True, "cluster-0001"), ("b", 4.0, True, "cluster-0001"),
                       ("c", 0.1, False, "cluster-0002"), ("d", 3.0, True, "cluster-0002"),
                       ("e", 0.2, False, "cluster-0002"), ("z", 9.0, True, None)])
-    caps = pa.table({"account_id": ["a", "a", "b"], "capability": ["coding", "tool-use", "coding"], "n": [50, 50, 100]})
-    campaigns = build_campaigns(scored, caps, min_accounts=2, min_suspicious_share=0.5, suspicious_above=2.0)
-    assert [c["cluster_id"] for c in campaigns] == ["cluster-0001"]
-    c = campaigns[0]
+    candidates = select_campaigns(scored, min_accounts=2, min_suspicious_share=0.5, suspicious_above=2.0)
+    assert [c.cluster_id for c in candidates] == ["cluster-0001"]
+    details = {"cluster-0001": CampaignDetails(
+        capabilities={"coding": 150, "tool-use": 50},
+        infrastructure=[{"kind": "ip", "value": "203.0.113.9", "accounts": 2, "exchanges": 120,
+                         "first_seen": "2026-02-02T00:00:00Z", "last_seen": "2026-02-04T00:00:00Z"}],
+        edges=[("a", "b", 1.8, ["payment"])],
+        release={"model": "frontier-3", "released_at": "2026-02-03T12:00:00Z", "share_24h": 0.5,
+                 "exchanges_24h": 80})}
+    (c,) = build_campaigns(candidates, details)
     assert c["account_ids"] == ["a", "b"] and c["exchange_count"] == 200
     assert c["capabilities"] == {"coding": 0.75, "tool-use": 0.25}
-    assert any("2 accounts are linked by shared payment fingerprints" in e for e in c["evidence"])
+    assert 0 < c["score"] <= 1 and c["graph"]["density"] == 1.0
+    text = " ".join(c["evidence"])
+    assert "2 linked accounts sent 200 exchanges over 2.0 days" in text
+    assert "payment fingerprints (2 accounts)" in text
+    assert "203.0.113.9, by 2 accounts" in text
+    assert "50% of its traffic in the 24 h after frontier-3 was released" in text
+    assert "75% of the traffic targets coding" in text
 
     as_of = datetime(2026, 2, 8, tzinfo=UTC)
-    policy = decide(scored.select(["account_id", "score", "flagged", "reasons"]), campaigns, as_of, 7).to_pylist()
+    policy = decide(scored.select(["account_id", "score", "flagged", "reasons"]), [c], as_of, 7).to_pylist()
     actions = {(p["subject_type"], p["subject_id"]): p["action"] for p in policy}
     assert actions == {("cluster", "cluster-0001"): "challenge", ("account", "d"): "throttle",
                        ("account", "z"): "throttle"}
     assert all(p["expires_at"] == datetime(2026, 2, 15, tzinfo=UTC) for p in policy)
+
+
+@pytest.mark.slow
+def test_demo_campaigns_are_linked_whole_and_classrooms_stay_out(demo_traffic: Path, tmp_path: Path) -> None:
+    """Each demo campaign is one cluster, and no benign account is in a campaign."""
+    import json
+
+    from distillguard.pipeline import scan
+    from distillguard.sim import generate, load_scenario
+
+    generate(load_scenario("demo").benign_only(), tmp_path / "ref", seed=100)
+    with Store.open(tmp_path / "s.duckdb") as store:
+        result = scan(demo_traffic, tmp_path / "out", store, Settings(), reference_dir=tmp_path / "ref")
+    labels = {json.loads(x)["account_id"]: json.loads(x) for x in (demo_traffic / "labels.jsonl").read_text().split()}
+    assert len(result.campaigns) == 3
+    for c in result.campaigns:
+        truth = {labels[a]["campaign_id"] for a in c["account_ids"]}
+        assert len(truth) == 1 and None not in truth
+    attack = {a for a, r in labels.items() if r["is_attack"]}
+    assert attack == {a for c in result.campaigns for a in c["account_ids"]}
+    # The report shows each campaign's timeline (in time order) and account graph, offline.
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert html.count('aria-label="account graph"') == 3 and html.count('aria-label="exchanges per hour"') == 3
+    assert 'src="http' not in html and "<script" not in html
+    for c in result.campaigns:
+        hours = [h for h, _ in c["timeline"]]
+        assert hours == sorted(hours) and c["graph"]["links"] >= len(c["account_ids"]) - 1

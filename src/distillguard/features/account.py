@@ -53,7 +53,7 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
     caps = signals.group_by(["account_id", "capability"]).aggregate(c=signals.count())
     top_cap = caps.group_by("account_id").aggregate(top_capability=caps.c.max())
     t = (base.join(entropy, "account_id").join(top, "account_id").join(top_cap, "account_id")
-         .left_join(_release_pivot(signals, events), "account_id", rname="{name}_pivot")
+         .left_join(release_pivot(signals, events), "account_id", rname="{name}_pivot")
          .left_join(accounts.select("account_id", "signup_path",
                                     created_s=accounts.created_at.epoch_seconds().cast("float64")),
                     "account_id", rname="{name}_acct"))
@@ -88,7 +88,7 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
     ).order_by("account_id")
 
 
-def _release_pivot(signals: ir.Table, events: ir.Table) -> ir.Table:
+def release_pivot(signals: ir.Table, events: ir.Table) -> ir.Table:
     """Share of each account's traffic in the 24 h after a model release that used the new model.
 
     Harvesters move to a new model at once (the disclosure: half the traffic within

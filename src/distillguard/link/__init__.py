@@ -1,5 +1,73 @@
-"""Link accounts run together into clusters (see ``link.shared``)."""
+"""Link accounts run together into clusters: evidence → weighted graph → Leiden communities.
 
-from distillguard.link.shared import Clusters, cluster_accounts, link_accounts, shared_values
+>>> from distillguard.link import KINDS
+>>> KINDS["payment"].family
+'payment'
+"""
 
-__all__ = ["Clusters", "cluster_accounts", "link_accounts", "shared_values"]
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distillguard.config import LinkSettings
+from distillguard.link.communities import communities
+from distillguard.link.evidence import KINDS, LinkInputs, evidence_values
+from distillguard.link.graph import synchrony_pairs, value_pairs, weighted_edges
+from distillguard.schema import ACCOUNT_CLUSTERS, ACCOUNT_LINKS
+
+__all__ = ["KINDS", "LinkInputs", "Links", "communities", "link_accounts", "link_edges"]
+
+
+@dataclass(frozen=True)
+class Links:
+    """The link stage's output: clusters (``ACCOUNT_CLUSTERS``) and the edges behind them (``ACCOUNT_LINKS``)."""
+
+    clusters: pa.Table
+    edges: pa.Table
+
+
+def link_edges(inputs: LinkInputs, settings: LinkSettings) -> ir.Table:
+    """The weighted edges as one Ibis expression (any engine)."""
+    pairs = value_pairs(evidence_values(inputs, settings.min_template_share), settings.max_group_accounts)
+    sync = synchrony_pairs(inputs.signals, settings.max_group_accounts, settings.min_sync_bins,
+                           settings.full_sync_bins)
+    return weighted_edges(pairs.union(sync), settings.min_edge_weight)
+
+
+def link_accounts(execute: Callable[[ir.Table], pa.Table], inputs: LinkInputs, settings: LinkSettings) -> Links:
+    """Edges computed by ``execute`` (DuckDB or Spark), clusters by Leiden here.
+
+    Accounts that used a partner's indicators carry them in ``partner_indicators``
+    (with a null ``cluster_id`` when nothing else links them).
+    """
+    edges = execute(link_edges(inputs, settings).order_by(["src", "dst"]))
+    kinds = [sorted(k or []) for k in edges.column("kinds").to_pylist()]
+    edges = pa.table({"src": edges.column("src"), "dst": edges.column("dst"),
+                      "weight": pc.round(edges.column("weight").cast(pa.float64()), 9),
+                      "kinds": pa.array(kinds, pa.list_(pa.string()))}, schema=ACCOUNT_LINKS)
+    clusters = communities(edges)
+    if inputs.partner is not None:
+        clusters = _with_partner_hits(clusters, execute(partner_hits(inputs)))
+    return Links(clusters, edges)
+
+
+def partner_hits(inputs: LinkInputs) -> ir.Table:
+    """``(account_id, indicators)``: the partner indicators (``kind:value``) each account used."""
+    values = evidence_values(inputs, 1.0)
+    hits = values.filter(values.kind == "partner")
+    return hits.group_by("account_id").aggregate(indicators=hits.value.collect())
+
+
+def _with_partner_hits(clusters: pa.Table, hits: pa.Table) -> pa.Table:
+    by_account = {r["account_id"]: sorted(r["indicators"]) for r in hits.to_pylist()}
+    rows = clusters.to_pylist()
+    for r in rows:
+        r["partner_indicators"] = by_account.pop(r["account_id"], [])
+    rows += [{"account_id": a, "cluster_id": None, "link_evidence": [], "partner_indicators": v}
+             for a, v in sorted(by_account.items())]
+    return pa.Table.from_pylist(rows, schema=ACCOUNT_CLUSTERS)

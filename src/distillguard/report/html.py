@@ -13,8 +13,10 @@ from typing import Any
 import jinja2
 import orjson
 import pyarrow.parquet as pq
+from markupsafe import Markup
 
 from distillguard.errors import InputError
+from distillguard.report.charts import graph_svg, timeline_svg
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("distillguard.report", "templates"),
@@ -45,6 +47,13 @@ def render_report(out_dir: Path, top_accounts: int = 50) -> Path:
     summary: dict[str, Any] = orjson.loads((out_dir / "summary.json").read_bytes())
     rows = sorted(accounts.to_pylist(), key=lambda r: -(r["score"] or 0.0))
     flagged = [r for r in rows if r["flagged"]]
+    alone = {r["account_id"] for r in rows if r["flagged"] and not any(
+        x.startswith("member of campaign-") for x in r["reasons"] or [])}
+    for c in campaigns:
+        c["timeline_svg"] = Markup(timeline_svg(c.get("timeline") or []))
+        members_flagged = alone & set(c["account_ids"])
+        c["graph_svg"] = Markup(graph_svg(c["account_ids"], (c.get("graph") or {}).get("edges") or [],
+                                          members_flagged))
     html = _ENV.get_template("report.html").render(
         summary=summary,
         campaigns=campaigns,

@@ -1,0 +1,92 @@
+"""What the store knows about each campaign's traffic: capabilities, infrastructure, timeline, links.
+
+Queried only for the members of clusters that became campaigns, so the cost
+follows the campaigns, not the whole log. DuckDB SQL over the store (the
+publish stage is local).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pyarrow as pa
+
+from distillguard.link.campaigns import CampaignDetails, Candidate
+from distillguard.store import Store
+
+TOP_VALUES = 10  # shared values kept per kind and campaign
+
+
+def campaign_details(store: Store, candidates: list[Candidate]) -> dict[str, CampaignDetails]:
+    """``CampaignDetails`` per cluster id of ``candidates``."""
+    members = pa.table({
+        "account_id": [r["account_id"] for c in candidates for r in c.rows],
+        "cluster_id": [c.cluster_id for c in candidates for _ in c.rows],
+    })
+    out: dict[str, CampaignDetails] = {c.cluster_id: CampaignDetails() for c in candidates}
+    if not candidates:
+        return out
+    with store.registered(members) as m:
+        for r in store.query(f"""SELECT m.cluster_id, s.capability, count(*) AS n
+                                 FROM signals s JOIN {m} m USING (account_id) GROUP BY ALL""").to_pylist():
+            out[r["cluster_id"]].capabilities[r["capability"] or "chat"] = r["n"]
+        timeline = store.query(f"""SELECT m.cluster_id, count(*) AS n,
+                                          strftime(date_trunc('hour', s.timestamp), '%Y-%m-%dT%H:00Z') AS h
+                                   FROM signals s JOIN {m} m USING (account_id) GROUP BY ALL ORDER BY cluster_id, h""")
+        for r in timeline.to_pylist():
+            out[r["cluster_id"]].timeline.append((r["h"], r["n"]))
+        for r in _infrastructure(store, m).to_pylist():
+            out[r.pop("cluster_id")].infrastructure.append(r)
+        edges = store.query(f"""SELECT a.cluster_id, l.src, l.dst, l.weight, l.kinds
+                                FROM account_links l JOIN {m} a ON l.src = a.account_id
+                                JOIN {m} b ON l.dst = b.account_id AND a.cluster_id = b.cluster_id
+                                ORDER BY ALL""")
+        for r in edges.to_pylist():
+            out[r["cluster_id"]].edges.append((r["src"], r["dst"], r["weight"], r["kinds"]))
+        for cluster_id, release in _release(store, m).items():
+            out[cluster_id].release = release
+    return out
+
+
+def _infrastructure(store: Store, m: str) -> pa.Table:
+    """Network values and payment fingerprints shared by two or more members of a campaign."""
+    return store.query(f"""
+        WITH x AS (
+            SELECT m.cluster_id, e.account_id, e.timestamp, e.client_ip AS ip, CAST(e.client_asn AS VARCHAR) AS asn,
+                   e.user_agent, e.tls_fingerprint AS tls
+            FROM exchanges e JOIN {m} m USING (account_id)),
+        u AS (UNPIVOT x ON ip, asn, user_agent, tls INTO NAME kind VALUE value),
+        net AS (
+            SELECT cluster_id, kind, value, count(DISTINCT account_id) AS accounts, count(*) AS exchanges,
+                   strftime(min(timestamp), '%Y-%m-%dT%H:%M:%SZ') AS first_seen,
+                   strftime(max(timestamp), '%Y-%m-%dT%H:%M:%SZ') AS last_seen
+            FROM u GROUP BY ALL HAVING count(DISTINCT account_id) >= 2),
+        pay AS (
+            SELECT m.cluster_id, 'payment' AS kind, a.payment_fingerprint AS value, count(*) AS accounts,
+                   NULL::BIGINT AS exchanges,
+                   strftime(min(a.created_at), '%Y-%m-%dT%H:%M:%SZ') AS first_seen,
+                   strftime(max(a.created_at), '%Y-%m-%dT%H:%M:%SZ') AS last_seen
+            FROM accounts a JOIN {m} m USING (account_id)
+            WHERE a.payment_fingerprint IS NOT NULL GROUP BY ALL HAVING count(*) >= 2)
+        SELECT * FROM (SELECT * FROM net UNION ALL SELECT * FROM pay)
+        QUALIFY row_number() OVER (PARTITION BY cluster_id, kind
+                                   ORDER BY accounts DESC, exchanges DESC NULLS LAST, value) <= {TOP_VALUES}
+        ORDER BY cluster_id, kind, accounts DESC, exchanges DESC NULLS LAST, value""")
+
+
+def _release(store: Store, m: str) -> dict[str, dict[str, object]]:
+    """Per campaign, the release after which the largest share of its traffic went to the new model."""
+    rows = store.query(f"""
+        SELECT m.cluster_id, ev.model, strftime(ev.timestamp, '%Y-%m-%dT%H:%M:%SZ') AS released_at,
+               avg(CASE WHEN s.model = ev.model THEN 1.0 ELSE 0.0 END) AS share_24h, count(*) AS n
+        FROM signals s JOIN {m} m USING (account_id)
+        JOIN events ev ON ev.type = 'model_release'
+             AND s.timestamp >= ev.timestamp AND s.timestamp < ev.timestamp + INTERVAL 24 HOUR
+        GROUP BY ALL ORDER BY ALL""").to_pylist()
+    best: dict[str, dict[str, object]] = defaultdict(dict)
+    for r in rows:
+        cur = best[r["cluster_id"]]
+        if not cur or r["share_24h"] > cur["share_24h"]:
+            best[r["cluster_id"]] = {"model": r["model"], "released_at": r["released_at"],
+                                     "share_24h": round(r["share_24h"], 4), "exchanges_24h": r["n"]}
+    return dict(best)

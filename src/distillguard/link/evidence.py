@@ -1,0 +1,145 @@
+"""What accounts can share: one ``(account_id, kind, value)`` row per piece of evidence.
+
+Each kind belongs to a family and has a weight (``KINDS``). Within a family only
+the strongest shared kind counts (two accounts on one address also share its
+/24 and ASN: that is one finding, not three). Ibis only, so any engine runs it.
+
+Kinds:
+
+- network: exact client IP; IPv4 /24 or IPv6 /48 prefix; ASN;
+- client: user agent; TLS fingerprint (set by the front proxy);
+- payment: payment fingerprint;
+- signup: e-mail domain; creation burst (same signup path, same 10 minutes);
+- content: dominant exact prompt template; a band of the dominant template
+  SimHash (LSH: paraphrased templates share at least one 16-bit band);
+- release: moved most of its traffic to a new model within 24 h of its release;
+- partner: an indicator imported from another provider (``import-stix``).
+
+Temporal synchrony is counted separately (``link.graph.synchrony_pairs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from distillguard.features.account import release_pivot
+
+
+@dataclass(frozen=True)
+class Kind:
+    family: str
+    weight: float
+    label: str  # for evidence sentences: "shared {label}"
+
+
+KINDS: dict[str, Kind] = {
+    "ip": Kind("network", 1.0, "client IP addresses"),
+    "prefix": Kind("network", 0.6, "/24 (IPv6: /48) network prefixes"),
+    "asn": Kind("network", 0.4, "autonomous systems (ASNs)"),
+    "user_agent": Kind("client", 0.4, "user agents"),
+    "tls": Kind("client", 0.4, "TLS fingerprints"),
+    "payment": Kind("payment", 2.0, "payment fingerprints"),
+    "email_domain": Kind("signup", 0.5, "e-mail domains"),
+    "signup_burst": Kind("signup", 0.5, "account-creation bursts"),
+    "template": Kind("content", 1.0, "dominant prompt templates"),
+    "template_lsh": Kind("content", 0.8, "near-identical prompt templates (SimHash band)"),
+    "release": Kind("release", 0.4, "a move to the new model within 24 h of its release"),
+    "partner": Kind("partner", 1.0, "indicators shared by a partner"),
+    "sync": Kind("timing", 1.0, "lockstep activity (same template, same 15-minute bins)"),
+}
+"""Evidence kinds: family, weight (before rarity), and how evidence sentences name them."""
+
+_BANDS = 4  # 64-bit SimHash in four 16-bit bands
+_BURST_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class LinkInputs:
+    """The tables the link stage reads (a time prefix of them in replay)."""
+
+    exchanges: ir.Table
+    signals: ir.Table
+    accounts: ir.Table
+    events: ir.Table
+    partner: ir.Table | None = None  # (kind, value) indicators imported from partners
+
+
+def evidence_values(inputs: LinkInputs, min_template_share: float) -> ir.Table:
+    """Distinct ``(account_id, kind, value)`` rows of every kind in ``KINDS`` but ``sync``."""
+    parts = [*_network(inputs.exchanges), *_signup(inputs.accounts),
+             *_content(inputs.signals, min_template_share), _release(inputs.signals, inputs.events)]
+    if inputs.partner is not None:
+        parts.append(_partner(inputs.exchanges, inputs.accounts, inputs.partner))
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.union(p)  # union is distinct
+    return out.filter(out.value.notnull() & (out.value != ""))
+
+
+def _rows(t: ir.Table, kind: str, value: ir.Value) -> ir.Table:
+    return t.select("account_id", kind=ibis.literal(kind), value=value.cast("string"))
+
+
+def _network(x: ir.Table) -> list[ir.Table]:
+    ip = x.client_ip
+    v4 = ip.re_extract(r"^(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}$", 1)
+    # /48 of an IPv6 address written with its first three groups; a "::" among them gives no prefix.
+    v6 = ip.re_extract(r"^([0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}):", 1)
+    prefix = ibis.ifelse(ip.contains(":"), v6.lower(), v4)
+    return [
+        _rows(x, "ip", ip).distinct(),
+        _rows(x, "prefix", prefix).distinct(),
+        _rows(x, "asn", x.client_asn).distinct(),
+        _rows(x, "user_agent", x.user_agent).distinct(),
+        _rows(x, "tls", x.tls_fingerprint).distinct(),
+    ]
+
+
+def _signup(a: ir.Table) -> list[ir.Table]:
+    bucket = (a.created_at.epoch_seconds() / _BURST_SECONDS).floor().cast("int64").cast("string")
+    return [
+        _rows(a, "payment", a.payment_fingerprint),
+        _rows(a, "email_domain", a.email_domain.lower()),
+        _rows(a, "signup_burst", a.signup_path.fill_null("") + "@" + bucket),
+    ]
+
+
+def _content(s: ir.Table, min_share: float) -> list[ir.Table]:
+    totals = s.group_by("account_id").aggregate(n=s.count())
+    per_tpl = s.group_by(["account_id", "template_sig"]).aggregate(c=s.count()).join(totals, "account_id")
+    dominant = per_tpl.filter(per_tpl.c.cast("float64") >= min_share * per_tpl.n.cast("float64"))
+    bands = []
+    for b in range(_BANDS):
+        band = s.mutate(band=((s.template_simhash >> (16 * b)) & 0xFFFF))
+        per = band.group_by(["account_id", "band"]).aggregate(c=band.count()).join(totals, "account_id")
+        kept = per.filter(per.c.cast("float64") >= min_share * per.n.cast("float64"))
+        bands.append(_rows(kept, "template_lsh", ibis.literal(f"{b}:") + kept.band.cast("string")))
+    out = bands[0]
+    for t in bands[1:]:
+        out = out.union(t)
+    return [_rows(dominant, "template", dominant.template_sig), out]
+
+
+def _release(s: ir.Table, events: ir.Table) -> ir.Table:
+    pivot = release_pivot(s, events)
+    moved = pivot.filter(pivot.new_model_share_24h >= 0.5)
+    return _rows(moved, "release", ibis.literal("moved within 24 h"))
+
+
+def _partner(x: ir.Table, a: ir.Table, partner: ir.Table) -> ir.Table:
+    """Accounts that used a partner's indicator; the value names the indicator."""
+    observed = [
+        _rows(x, "ip", x.client_ip), _rows(x, "asn", x.client_asn.cast("string")),
+        _rows(x, "user_agent", x.user_agent), _rows(x, "tls", x.tls_fingerprint),
+        # Payment fingerprints travel hashed (see ``share.stix``).
+        _rows(a, "payment", a.payment_fingerprint.hexdigest("sha256")),
+    ]
+    seen = observed[0]
+    for t in observed[1:]:
+        seen = seen.union(t)
+    hits = seen.join(partner, [seen.kind == partner.kind, seen.value == partner.value])
+    return hits.select("account_id", kind=ibis.literal("partner"),
+                       value=hits.kind + ":" + hits.value).distinct()
