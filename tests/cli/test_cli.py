@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from distillguard.cli import app
 
 runner = CliRunner()
-COMMANDS = ["ingest", "scan", "report", "quarantine", "simulate", "bench", "demo", "replay"]
+COMMANDS = ["ingest", "scan", "report", "quarantine", "simulate", "bench", "demo", "replay", "export-stix",
+            "import-stix"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -74,6 +75,12 @@ def test_simulate_scan_report_bench(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["accounts"] == 24 and metrics["attack_accounts"] == 4
+    r = runner.invoke(app, ["export-stix", str(out), "--out", str(tmp_path / "b.json"), "--tlp", "green"])
+    assert r.exit_code == 0 and "STIX objects written" in r.output, r.output
+    r = runner.invoke(app, ["import-stix", str(tmp_path / "b.json"), "--db", str(tmp_path / "partner.duckdb")])
+    assert r.exit_code == 0 and "indicators read" in r.output, r.output
+    r = runner.invoke(app, ["export-stix", str(out), "--out", str(tmp_path / "b.json"), "--tlp", "purple"])
+    assert r.exit_code == 1 and "unknown TLP level 'purple'" in r.output
 
 
 def test_report_on_wrong_directory(tmp_path: Path) -> None:

@@ -27,12 +27,14 @@ from distillguard.detect.base import Scorer, column, feature_matrix
 FEATURES = (
     "n_exchanges", "exchanges_per_active_day", "template_reuse", "top_template_share", "output_input_ratio",
     "hour_entropy", "iat_cv", "multi_turn_share", "tool_share", "elicitation_rate", "top_capability_share",
-    "new_model_share_24h", "account_age_days", "mean_prompt_chars", "topic_mmd",
+    "new_model_share_24h", "account_age_days", "mean_prompt_chars",
 )
 # Computed but not used by default: with them the evasive mimicry campaign is caught, but
 # evaluation harnesses (n > 1 for pass@k) cross the 0.1% threshold on hard-negatives.
-# topic_cohesion: no gain over topic_mmd on the simulator's scenarios.
-OPTIONAL_FEATURES = ("harvest_format_share", "distinct_temperatures", "topic_cohesion")
+# topic_mmd: helps against mimicry (evasive capability-targeted recall at the 5% member bar 0.95 → 1.0)
+# but a classroom, whose students all ask about one assignment, crosses the member bar as a
+# group and became a campaign on disclosure-2026 (campaign FPR 0.000 → 0.007).
+OPTIONAL_FEATURES = ("harvest_format_share", "distinct_temperatures", "topic_mmd", "topic_cohesion")
 _LABELS = {
     "n_exchanges": "{v:,.0f} exchanges", "exchanges_per_active_day": "{v:,.0f} exchanges per active day",
     "template_reuse": "template reuse {v:.2f}", "top_template_share": "top template {v:.0%} of traffic",
