@@ -47,7 +47,10 @@ class LinkSettings(_Frozen):
     min_template_share: float = Field(
         0.2, gt=0, le=1, description="a template links accounts only if it is this share of their traffic"
     )
-    min_campaign_accounts: int = Field(2, ge=2)
+    min_campaign_accounts: int = Field(
+        3, ge=2, description="smallest cluster that can be a campaign (a linked pair, such as two accounts on one "
+                             "company card, is judged by its own scores)"
+    )
     member_fpr: float = Field(
         0.05, gt=0, lt=1, description="looser per-member bar for clusters: the score this share of accounts exceeds"
     )

@@ -110,6 +110,7 @@ SIGNALS = pa.schema(
         ("prompt_chars", pa.int64()),
         ("template_sig", pa.string()),  # exact hash of the masked prompt
         ("template_simhash", pa.int64()),  # 64-bit SimHash of masked shingles
+        ("template_head", pa.string()),  # hash of the masked prompt's first eight words
         ("topic_simhash", pa.int64()),  # 64-bit SimHash of the prompt's content words
         ("capability", pa.string()),  # one of CAPABILITIES
         ("elicitation", pa.float64()),  # P(request asks the model to expose its reasoning)

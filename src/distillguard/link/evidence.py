@@ -11,7 +11,10 @@ Kinds:
 - payment: payment fingerprint;
 - signup: e-mail domain; creation burst (same signup path, same 10 minutes);
 - content: dominant exact prompt template; a band of the dominant template
-  SimHash (LSH: paraphrased templates share at least one 16-bit band);
+  SimHash (LSH: paraphrased templates share at least one 16-bit band); the
+  recurring instructions (opening words) an account rotates through, which
+  count once per instruction shared (``SUMMED_KINDS``): fresh infrastructure
+  per account does not hide a campaign's instruction set;
 - release: moved most of its traffic to a new model within 24 h of its release;
 - partner: an indicator imported from another provider (``import-stix``).
 
@@ -46,13 +49,19 @@ KINDS: dict[str, Kind] = {
     "signup_burst": Kind("signup", 0.5, "account-creation bursts"),
     "template": Kind("content", 1.0, "dominant prompt templates"),
     "template_lsh": Kind("content", 0.8, "near-identical prompt templates (SimHash band)"),
+    "template_head": Kind("content", 0.5, "prompt instructions (opening words), several in common"),
     "release": Kind("release", 0.4, "a move to the new model within 24 h of its release"),
     "partner": Kind("partner", 1.0, "indicators shared by a partner"),
     "sync": Kind("timing", 1.0, "lockstep activity (same template, same 15-minute bins)"),
 }
 """Evidence kinds: family, weight (before rarity), and how evidence sentences name them."""
 
+SUMMED_KINDS = frozenset({"template_head"})
+"""Kinds whose shared values add up (capped at ``SUMMED_CAP`` × weight) instead of the strongest counting."""
+SUMMED_CAP = 3.0
+
 _BANDS = 4  # 64-bit SimHash in four 16-bit bands
+_HEAD_SHARE, _HEAD_MIN = 0.05, 3  # an instruction recurs: 5% of an account's traffic and 3 requests
 _BURST_SECONDS = 600
 
 
@@ -120,7 +129,11 @@ def _content(s: ir.Table, min_share: float) -> list[ir.Table]:
     out = bands[0]
     for t in bands[1:]:
         out = out.union(t)
-    return [_rows(dominant, "template", dominant.template_sig), out]
+    per_head = s.group_by(["account_id", "template_head"]).aggregate(c=s.count()).join(totals, "account_id")
+    recurring = per_head.filter((per_head.c >= _HEAD_MIN)
+                                & (per_head.c.cast("float64") >= _HEAD_SHARE * per_head.n.cast("float64")))
+    return [_rows(dominant, "template", dominant.template_sig), out,
+            _rows(recurring, "template_head", recurring.template_head)]
 
 
 def _release(s: ir.Table, events: ir.Table) -> ir.Table:

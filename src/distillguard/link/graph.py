@@ -20,7 +20,7 @@ import math
 import ibis
 import ibis.expr.types as ir
 
-from distillguard.link.evidence import KINDS
+from distillguard.link.evidence import KINDS, SUMMED_CAP, SUMMED_KINDS
 
 SYNC_BIN_SECONDS = 900
 
@@ -34,7 +34,11 @@ def _family(kind: ir.StringValue) -> ir.StringValue:
 
 
 def value_pairs(values: ir.Table, max_group: int) -> ir.Table:
-    """``(src, dst, kind, w)``: the strongest shared value of each kind per account pair."""
+    """``(src, dst, kind, w)``: the strongest shared value of each kind per account pair.
+
+    For ``SUMMED_KINDS`` the shared values add up instead (capped): sharing six
+    recurring instructions is stronger evidence than sharing one.
+    """
     sizes = values.group_by(["kind", "value"]).aggregate(k=values.count())
     small = sizes.filter((sizes.k >= 2) & (sizes.k <= max_group))
     v = values.join(small, ["kind", "value"])
@@ -43,7 +47,11 @@ def value_pairs(values: ir.Table, max_group: int) -> ir.Table:
     a, b = v.view(), v.view()
     pairs = a.join(b, [a.kind == b.kind, a.value == b.value, a.account_id < b.account_id])
     pairs = pairs.select(src=a.account_id, dst=b.account_id, kind=a.kind, w=a.w)
-    return pairs.group_by(["src", "dst", "kind"]).aggregate(w=pairs.w.max())
+    per_kind = pairs.group_by(["src", "dst", "kind"]).aggregate(w_max=pairs.w.max(), w_sum=pairs.w.sum())
+    summed = per_kind.kind.isin(list(SUMMED_KINDS))
+    cap = SUMMED_CAP * _kind_weight(per_kind.kind)
+    return per_kind.select("src", "dst", "kind",
+                           w=ibis.ifelse(summed, ibis.least(per_kind.w_sum, cap), per_kind.w_max))
 
 
 def synchrony_pairs(signals: ir.Table, max_group: int, min_bins: int, full_bins: int) -> ir.Table:

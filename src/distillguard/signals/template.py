@@ -5,7 +5,9 @@ a fixed instruction template with paraphrased variations. Masking numbers,
 quoted and code spans, URLs and e-mail addresses, then keeping the system
 prompt and the opening and closing words, maps one template to one exact
 signature (``template_sig``); a 64-bit SimHash of word shingles of the whole
-masked prompt (``template_simhash``) keeps paraphrases nearby in Hamming distance.
+masked prompt (``template_simhash``) keeps paraphrases nearby in Hamming distance;
+the hash of its first eight masked words (``template_head``) is the instruction
+alone, shared by a campaign that rotates a few instructions over varied content.
 
 >>> mask("Solve: Tom has 12 apples and buys 3.5 more. Reply at x@y.com")
 'solve: tom has <num> apples and buys <num> more. reply at <email>'
@@ -68,6 +70,14 @@ def _masked_system(system: str) -> str:
 def _signature(system: str | None, edges: list[str]) -> str:
     key = _masked_system(system or "") + "\x1f" + " ".join(edges)
     return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+
+
+_HEAD_WORDS = 8
+
+
+def _head(words: list[str]) -> str:
+    """Hash of the masked prompt's opening words: the instruction a template starts with."""
+    return hashlib.blake2b(" ".join(words[:_HEAD_WORDS]).encode(), digest_size=8).hexdigest()
 
 
 def signature(system: str | None, prompt: str | None) -> str:
@@ -133,21 +143,23 @@ def simhash(masked: str, max_words: int = 64) -> int:
 
 
 class TemplateEnricher(Enricher):
-    """Adds ``template_sig`` (hex) and ``template_simhash`` (int64)."""
+    """Adds ``template_sig`` (hex), ``template_simhash`` (int64) and ``template_head`` (hex)."""
 
     name = "template"
-    adds = ("template_sig", "template_simhash")
+    adds = ("template_sig", "template_simhash", "template_head")
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         pairs, inverse = distinct(list(zip(batch.column("system_text").to_pylist(),
                                            batch.column("prompt_text").to_pylist(), strict=True)))
-        sigs, heads = [], []
+        sigs, heads, openings = [], [], []
         for system, prompt in pairs:
             edges, head = _masked_ends(prompt)
             sigs.append(_signature(system, edges))
             heads.append(head)
+            openings.append(_head(head.split(" ")))
         hashes = simhash_many(heads)
         return with_columns(batch, {
             "template_sig": pa.array(np.array(sigs, dtype=object)[inverse], pa.string()),
             "template_simhash": pa.array(hashes[inverse], pa.int64()),
+            "template_head": pa.array(np.array(openings, dtype=object)[inverse], pa.string()),
         })
