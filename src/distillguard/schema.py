@@ -133,6 +133,8 @@ ACCOUNT_FEATURES = pa.schema(
         ("mean_prompt_chars", pa.float64()),
         ("iat_cv", pa.float64()),
         ("hour_entropy", pa.float64()),
+        ("weekly_entropy", pa.float64()),  # day-of-week spread, 0..1
+        ("duty_cycle", pa.float64()),  # active hours / hours between first and last request
         ("multi_turn_share", pa.float64()),
         ("tool_share", pa.float64()),
         ("distinct_templates", pa.int64()),

@@ -34,7 +34,10 @@ FEATURES = (
 # topic_mmd: helps against mimicry (evasive capability-targeted recall at the 5% member bar 0.95 → 1.0)
 # but a classroom, whose students all ask about one assignment, crosses the member bar as a
 # group and became a campaign on disclosure-2026 (campaign FPR 0.000 → 0.007).
-OPTIONAL_FEATURES = ("harvest_format_share", "distinct_temperatures", "topic_mmd", "topic_cohesion")
+# weekly_entropy, duty_cycle: computed for analysts and custom scorers; the default set already
+# separates the simulated scenarios, and each added dimension dilutes the nearest-neighbour distance.
+OPTIONAL_FEATURES = ("harvest_format_share", "distinct_temperatures", "topic_mmd", "topic_cohesion",
+                     "weekly_entropy", "duty_cycle")
 _LABELS = {
     "n_exchanges": "{v:,.0f} exchanges", "exchanges_per_active_day": "{v:,.0f} exchanges per active day",
     "template_reuse": "template reuse {v:.2f}", "top_template_share": "top template {v:.0%} of traffic",
@@ -48,6 +51,7 @@ _LABELS = {
     "distinct_temperatures": "{v:.0f} distinct temperatures",
     "topic_mmd": "prompt topics far from benign traffic (MMD² {v:.3f})",
     "topic_cohesion": "prompts on one topic (mean topic similarity {v:.2f})",
+    "weekly_entropy": "day-of-week entropy {v:.2f}", "duty_cycle": "active in {v:.0%} of the hours of its span",
 }
 
 

@@ -1,10 +1,11 @@
 """Per-account behavioural fingerprint over the scanned period (Ibis, built-in ops only).
 
-Volume and tokens, inter-arrival regularity, diurnal spread, conversation depth,
+Volume and tokens, inter-arrival regularity, diurnal and weekly spread, duty
+cycle (share of active hours within the account's active span), conversation depth,
 tool use, template reuse, signup path, and the mean of the topic SimHash bits
 (the account's mean embedding, from which ``detect.mmd`` measures how far its
 prompts are from the benign reference). Every column is an aggregate the same on DuckDB
-and Spark; entropy is normalized to [0, 1] by log(24).
+and Spark; entropies are normalized to [0, 1] by log(24) and log(7).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
         distinct_templates=s.template_sig.nunique(),
         elicitation_rate=(s.elicitation.fill_null(0.0) > 0.5).cast("float64").mean(),
         first_t_s=s.t_s.min(),
+        last_t_s=s.t_s.max(),
+        active_hours=(s.t_s / 3600.0).floor().nunique(),
         harvest_format_share=s.harvest_format.fill_null(0.0).mean(),
         distinct_temperatures=s.temperature.nunique(),
         safeguard_rate=(s.safeguard_stripping.fill_null(0.0) > 0.5).cast("float64").mean(),
@@ -48,11 +51,15 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
     entropy = hours.group_by("account_id").aggregate(
         hour_entropy=(-(p * p.ln())).sum() / math.log(24)
     )
+    days = signals.group_by(["account_id", "day_of_week"]).aggregate(c=signals.count())
+    days = days.join(base.select("account_id", "n_exchanges"), "account_id")
+    q = days.c.cast("float64") / days.n_exchanges.cast("float64")
+    weekly = days.group_by("account_id").aggregate(weekly_entropy=(-(q * q.ln())).sum() / math.log(7))
     templates = signals.group_by(["account_id", "template_sig"]).aggregate(c=signals.count())
     top = templates.group_by("account_id").aggregate(top_template=templates.c.max())
     caps = signals.group_by(["account_id", "capability"]).aggregate(c=signals.count())
     top_cap = caps.group_by("account_id").aggregate(top_capability=caps.c.max())
-    t = (base.join(entropy, "account_id").join(top, "account_id").join(top_cap, "account_id")
+    t = (base.join(entropy, "account_id").join(weekly, "account_id").join(top, "account_id").join(top_cap, "account_id")
          .left_join(release_pivot(signals, events), "account_id", rname="{name}_pivot")
          .left_join(accounts.select("account_id", "signup_path",
                                     created_s=accounts.created_at.epoch_seconds().cast("float64")),
@@ -70,6 +77,10 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
         mean_prompt_chars=t.mean_prompt_chars.cast("float64"),
         iat_cv=ibis.ifelse(t.iat_mean > 0, t.iat_std / t.iat_mean, ibis.null("float64")),
         hour_entropy=t.hour_entropy,
+        weekly_entropy=t.weekly_entropy,
+        # Share of the hours between first and last request with any traffic: near 1 for machines.
+        duty_cycle=t.active_hours.cast("float64")
+        / ((t.last_t_s / 3600.0).floor() - (t.first_t_s / 3600.0).floor() + 1.0),
         multi_turn_share=t.multi_turn_share,
         tool_share=t.tool_share,
         distinct_templates=t.distinct_templates,
