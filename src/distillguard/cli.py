@@ -315,6 +315,32 @@ def demo(
     out.print(f"{result.accounts:,} accounts, {result.flagged:,} flagged; report: {result.report}")
 
 
+lab = typer.Typer(help="The distillation lab: teacher, model server, harvest, student.", no_args_is_help=True)
+app.add_typer(lab, name="lab")
+
+
+@lab.command("serve")
+def lab_serve(
+    model: Annotated[Path, typer.Option(help="A local Hugging Face model directory (config.json, tokenizer).")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    name: Annotated[str | None, typer.Option(help="Model id clients use (default: the directory name).")] = None,
+) -> None:
+    """Serve a local causal LM as an OpenAI-compatible chat completions API.
+
+    Answers in `content`, the model's <think> span in `reasoning_content`;
+    requests may name logits processors (watermarks, sampling defences).
+
+    Example: distillguard lab serve --model lab-out/teacher --port 8001
+    """
+    with _errors():
+        try:
+            from distillguard.lab.serve import serve
+        except ImportError as exc:
+            raise ConfigError(f"the lab needs its extra: pip install 'distillguard[lab]' ({exc})") from exc
+        serve(model, host, port, name)
+
+
 def _quarantine_note(count: int, db: Path) -> None:
     if count:
         out.print(f"[yellow]{count:,} malformed rows quarantined[/]; list them with "

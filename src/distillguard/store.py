@@ -12,6 +12,7 @@ previous stage's tables intact and never half-written.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,9 +37,15 @@ class Store:
         self._depth = 0
 
     @classmethod
-    def open(cls, path: Path | str, *, read_only: bool = False) -> Store:
-        """Open (creating if needed) the store at ``path``."""
+    def open(cls, path: Path | str, *, read_only: bool = False, memory_limit: str | None = None) -> Store:
+        """Open (creating if needed) the store at ``path``.
+
+        ``memory_limit`` (e.g. ``"6GB"``; default: the ``DISTILLGUARD_MEMORY_LIMIT``
+        environment variable, else DuckDB's 80% of RAM) caps DuckDB's buffer pool;
+        larger joins and aggregations spill to disk beside the store.
+        """
         path = Path(path)
+        memory_limit = memory_limit or os.environ.get("DISTILLGUARD_MEMORY_LIMIT")
         if read_only and not path.exists():
             raise StoreError(f"no store at {path} (run `distillguard ingest` or `scan` first)")
         try:
@@ -47,6 +54,8 @@ class Store:
             con = duckdb.connect(str(path), read_only=read_only)
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET enable_progress_bar = false")  # the CLI draws its own
+            if memory_limit:
+                con.execute("SET memory_limit = ?", [memory_limit])
         except (duckdb.Error, OSError) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         store = cls(con, path)

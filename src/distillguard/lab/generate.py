@@ -1,0 +1,140 @@
+"""Token-by-token decoding with a KV cache, per-request logits processors, and reasoning split.
+
+The server's own loop rather than ``generate()``: it yields each token as soon as
+it exists (streaming), stops when the client goes away, applies the request's
+logits processors on every step, and routes tokens between ``<think>`` and
+``</think>`` to ``reasoning_content`` and the rest to ``content``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
+
+from distillguard.errors import ConfigError
+from distillguard.lab.tokenizer import THINK_CLOSE, THINK_OPEN
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings of one request (OpenAI semantics: temperature 0 is greedy)."""
+
+    max_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class Model:
+    """A loaded causal LM with its tokenizer and context length."""
+
+    name: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    context: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        config = self.model.config
+        self.context = int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+                           or 2048)
+        self.model.eval()  # type: ignore[no-untyped-call]
+        # transformers 5.x renamed the KV cache argument ``past_key_values`` → ``cache``; accept both.
+        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+
+    def prompt_ids(self, messages: list[dict[str, Any]]) -> list[int]:
+        """Token ids of the chat prompt, assistant turn opened."""
+        ids: Any = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):  # BatchEncoding in newer transformers
+            ids = ids["input_ids"]
+        return [int(i) for i in ids]
+
+    def check_fits(self, prompt: list[int], sampling: Sampling) -> None:
+        """``ConfigError`` when the prompt plus ``max_tokens`` exceed the context length."""
+        if len(prompt) + sampling.max_tokens > self.context:
+            raise ConfigError(f"this model's maximum context length is {self.context} tokens; the prompt has "
+                              f"{len(prompt)} and max_tokens asks for {sampling.max_tokens} more")
+
+    def tokens(self, prompt: list[int], sampling: Sampling, processors: LogitsProcessorList) -> Iterator[int]:
+        """Generated token ids, one at a time, until end of sequence or ``max_tokens``."""
+        self.check_fits(prompt, sampling)
+        generator = torch.Generator().manual_seed(sampling.seed) if sampling.seed is not None else None
+        eos = self.tokenizer.eos_token_id
+        seen = torch.tensor([prompt], dtype=torch.long)
+        step_input, past = seen, None
+        for _ in range(sampling.max_tokens):
+            with torch.inference_mode():
+                out = self.model(input_ids=step_input, use_cache=True, **{self._cache_arg: past})
+            past = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+            scores = processors(seen, out.logits[:, -1, :].float())  # type: ignore[arg-type]
+            token = _pick(scores[0], sampling, generator)
+            if token == eos:
+                return
+            yield token
+            step_input = torch.tensor([[token]], dtype=torch.long)
+            seen = torch.cat([seen, step_input], dim=1)
+
+
+def _pick(scores: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> int:
+    if sampling.temperature <= 0:
+        return int(torch.argmax(scores))
+    probs = torch.softmax(scores / sampling.temperature, dim=-1)
+    if sampling.top_p < 1.0:
+        sorted_p, order = torch.sort(probs, descending=True)
+        keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < sampling.top_p  # always keeps the top token
+        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+        probs = probs / probs.sum()
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+class Channels:
+    """Splits generated tokens into ``reasoning_content`` and ``content`` text deltas.
+
+    Text is decoded per channel from all its tokens so far, and a delta is held
+    back while it ends in an incomplete UTF-8 sequence (byte-level BPE splits
+    characters across tokens).
+
+    >>> from distillguard.lab.tokenizer import train_tokenizer
+    >>> tok = train_tokenizer(["the sum is 19", "so the answer is"], vocab_size=300)
+    >>> ch = Channels(tok)
+    >>> ids = tok("<think>the sum is 19</think>19")["input_ids"]
+    >>> deltas = [d for i in ids for d in ch.feed(i)]
+    >>> "".join(t for c, t in deltas if c == "reasoning_content"), "".join(t for c, t in deltas if c == "content")
+    ('the sum is 19', '19')
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.tokenizer = tokenizer
+        self.open_id = tokenizer.convert_tokens_to_ids(THINK_OPEN)
+        self.close_id = tokenizer.convert_tokens_to_ids(THINK_CLOSE)
+        self.special = set(tokenizer.all_special_ids)
+        self.channel = "content"
+        self.ids: dict[str, list[int]] = {"content": [], "reasoning_content": []}
+        self.sent: dict[str, int] = {"content": 0, "reasoning_content": 0}
+        self.counts: dict[str, int] = {"content": 0, "reasoning_content": 0}
+
+    def feed(self, token: int) -> list[tuple[str, str]]:
+        if token == self.open_id:
+            self.channel = "reasoning_content"
+            return []
+        if token == self.close_id:
+            self.channel = "content"
+            return []
+        self.counts[self.channel] += 1
+        if token in self.special:
+            return []
+        self.ids[self.channel].append(token)
+        text = str(self.tokenizer.decode(self.ids[self.channel]))
+        if text.endswith("\ufffd"):
+            return []
+        delta = text[self.sent[self.channel]:]
+        self.sent[self.channel] = len(text)
+        return [(self.channel, delta)] if delta else []
+
+    def text(self, channel: str) -> str:
+        return str(self.tokenizer.decode(self.ids[channel]))

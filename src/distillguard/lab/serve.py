@@ -1,0 +1,201 @@
+"""OpenAI-compatible chat completions over a local causal LM: ``distillguard lab serve``.
+
+``POST /v1/chat/completions`` (streaming and not) and ``GET /v1/models``, in the
+shapes the official ``openai`` client expects, with the answer in ``content``
+and the model's ``<think>`` span in ``reasoning_content``. A request may name
+logits processors (``logits_processors``, via the client's ``extra_body``): how
+watermarks and sampling defences plug in. Errors use the OpenAI error shape.
+
+One model per server; requests are decoded one at a time (a CPU model gains
+nothing from interleaving), each step in a worker thread so the event loop
+keeps serving and notices a client that disconnects, which stops decoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from distillguard.errors import ConfigError, InputError
+from distillguard.lab.generate import Channels, Model, Sampling
+from distillguard.lab.processors import build_processors
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    """The subset of the Chat Completions request this server honours (unknown fields are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    n: int = Field(1, ge=1, le=16)
+    seed: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    logits_processors: list[dict[str, Any]] | None = None
+
+
+def load_model(path: Path | str, name: str | None = None) -> Model:
+    """A Hugging Face causal LM and its tokenizer from a local directory (nothing is downloaded)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise InputError(f"no model at {path}: expected a Hugging Face model directory with config.json")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load the model at {path}: {exc}") from exc
+    if tokenizer.chat_template is None:
+        raise InputError(f"the tokenizer at {path} has no chat template")
+    return Model(name or path.name, model, tokenizer)
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}}, status)
+
+
+def _text(content: str | list[dict[str, Any]] | None) -> str:
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+    return content or ""
+
+
+def create_app(model: Model) -> FastAPI:
+    app = FastAPI(title="distillguard lab model server", docs_url=None, redoc_url=None)
+    lock = asyncio.Lock()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:])
+        return _error(400, f"{where or 'body'}: {first.get('msg', 'invalid request')}", param=where or None)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": model.name, "object": "model", "created": 0,
+                                             "owned_by": "distillguard-lab"}]}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "model": model.name}
+
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat(req: ChatRequest) -> Response:
+        if req.model not in (None, model.name):
+            return _error(404, f"the model {req.model!r} does not exist; this server has {model.name!r}",
+                          param="model")
+        try:
+            processors = build_processors(req.logits_processors)
+            prompt = model.prompt_ids([{"role": m.role, "content": _text(m.content)} for m in req.messages])
+            sampling = Sampling(max_tokens=req.max_completion_tokens or req.max_tokens or 256,
+                                temperature=req.temperature, top_p=req.top_p, seed=req.seed)
+            model.check_fits(prompt, sampling)
+        except ConfigError as exc:
+            return _error(400, str(exc))
+        meta = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model.name}
+        if req.stream:
+            usage = bool(req.stream_options and req.stream_options.include_usage)
+            return StreamingResponse(_stream(model, lock, req, prompt, sampling, processors, meta, usage),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        choices, completion, reasoning = [], 0, 0
+        async with lock:
+            for index in range(req.n):
+                ch = Channels(model.tokenizer)
+                finish = await _run(model, prompt, _seeded(sampling, index), processors, ch)
+                completion += ch.counts["content"] + ch.counts["reasoning_content"]
+                reasoning += ch.counts["reasoning_content"]
+                message: dict[str, Any] = {"role": "assistant", "content": ch.text("content")}
+                if ch.counts["reasoning_content"]:
+                    message["reasoning_content"] = ch.text("reasoning_content")
+                choices.append({"index": index, "message": message, "finish_reason": finish, "logprobs": None})
+        return JSONResponse({**meta, "object": "chat.completion", "choices": choices,
+                             "usage": _usage(len(prompt), completion, reasoning)})
+
+    return app
+
+
+def _seeded(sampling: Sampling, index: int) -> Sampling:
+    """The ``index``-th of ``n`` samples: a different seed each, reproducible when the request has one."""
+    if sampling.seed is None or index == 0:
+        return sampling
+    return Sampling(sampling.max_tokens, sampling.temperature, sampling.top_p, sampling.seed + index)
+
+
+def _usage(prompt: int, completion: int, reasoning: int) -> dict[str, Any]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "completion_tokens_details": {"reasoning_tokens": reasoning}}
+
+
+async def _run(model: Model, prompt: list[int], sampling: Sampling, processors: Any, ch: Channels) -> str:
+    """Decode one completion into ``ch``; return the finish reason."""
+    tokens = model.tokens(prompt, sampling, processors)
+    n = 0
+    while (token := await asyncio.to_thread(next, tokens, None)) is not None:
+        ch.feed(token)
+        n += 1
+    return "length" if n >= sampling.max_tokens else "stop"
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+async def _stream(
+    model: Model, lock: asyncio.Lock, req: ChatRequest, prompt: list[int], sampling: Sampling, processors: Any,
+    meta: dict[str, Any], include_usage: bool,
+) -> AsyncIterator[bytes]:
+    """Server-sent events: a role chunk, one chunk per text delta, a finish chunk, usage, ``[DONE]``."""
+    chunk = {**meta, "object": "chat.completion.chunk"}
+    completion = reasoning = 0
+    async with lock:
+        for index in range(req.n):
+            yield _sse({**chunk, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
+                                               "finish_reason": None}]})
+            ch = Channels(model.tokenizer)
+            tokens: Iterator[int] = model.tokens(prompt, _seeded(sampling, index), processors)
+            n = 0
+            # A client that disconnects cancels this generator at an await: decoding stops there.
+            while (token := await asyncio.to_thread(next, tokens, None)) is not None:
+                n += 1
+                for channel, text in ch.feed(token):
+                    yield _sse({**chunk, "choices": [{"index": index, "delta": {channel: text},
+                                                       "finish_reason": None}]})
+            completion += ch.counts["content"] + ch.counts["reasoning_content"]
+            reasoning += ch.counts["reasoning_content"]
+            finish = "length" if n >= sampling.max_tokens else "stop"
+            yield _sse({**chunk, "choices": [{"index": index, "delta": {}, "finish_reason": finish}]})
+    if include_usage:
+        yield _sse({**chunk, "choices": [], "usage": _usage(len(prompt), completion, reasoning)})
+    yield b"data: [DONE]\n\n"
+
+
+def serve(model_path: Path, host: str = "127.0.0.1", port: int = 8000, name: str | None = None) -> None:
+    """Load the model and serve it until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(load_model(model_path, name)), host=host, port=port, log_level="info")
