@@ -1,0 +1,176 @@
+"""Train a small causal LM on chat-formatted examples, and measure task accuracy.
+
+The same code trains the teacher (on ground-truth tasks with their traces)
+and the student (on harvested pairs, with or without the teacher's reasoning).
+Models are GPT-2-style ``transformers`` models with the lab tokenizer, saved
+with ``save_pretrained`` so the model server loads them like any Hugging Face
+model. Training is deterministic under a seed and cached: a directory holding a
+model trained with the same settings is loaded instead of retrained.
+
+>>> spec = ModelSpec(layers=1, width=32, heads=2, context=96)
+>>> spec.key({"steps": 10})[:8] == spec.key({"steps": 10})[:8]
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList, PreTrainedTokenizerBase
+
+from distillguard.lab.generate import Channels, Model, Sampling
+from distillguard.lab.tasks import Task
+from distillguard.lab.tokenizer import EOS, THINK_CLOSE, THINK_OPEN, train_tokenizer
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training conversation: a prompt and the assistant's reply (reasoning optional)."""
+
+    prompt: str
+    answer: str
+    reasoning: str | None = None
+
+    def reply(self) -> str:
+        think = f"{THINK_OPEN}{self.reasoning}{THINK_CLOSE}" if self.reasoning else ""
+        return think + self.answer
+
+
+def examples_from_tasks(tasks: Sequence[Task], with_reasoning: bool = True) -> list[Example]:
+    return [Example(t.prompt, t.answer, t.reasoning if with_reasoning else None) for t in tasks]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    layers: int = 4
+    width: int = 128
+    heads: int = 4
+    context: int = 256
+    vocab: int = 1024
+
+    def key(self, training: dict[str, Any]) -> str:
+        """A hash of the architecture and the training settings: the cache key."""
+        blob = json.dumps({"model": asdict(self), "training": training}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 3000
+    batch: int = 32
+    lr: float = 2e-3
+    seed: int = 0
+    warmup: int = 100
+
+
+def train_model(
+    examples: Sequence[Example], spec: ModelSpec, settings: TrainSettings, out: Path,
+    tokenizer: PreTrainedTokenizerBase | None = None, progress: Progress | None = None,
+) -> Model:
+    """Train a fresh model on ``examples`` into ``out`` (or load it, when ``out`` has this exact run)."""
+    out = Path(out)
+    key = spec.key({**asdict(settings), "examples": _digest(examples),
+                    "tokenizer": None if tokenizer is None else len(tokenizer)})
+    if (out / "distillguard-train.json").is_file():
+        meta = json.loads((out / "distillguard-train.json").read_text())
+        if meta.get("key") == key:
+            from distillguard.lab.serve import load_model
+
+            return load_model(out, out.name)
+    random.seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    if tokenizer is None:
+        texts = [t for e in examples for t in (e.prompt, e.reply())]
+        tokenizer = train_tokenizer(texts, vocab_size=spec.vocab)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=spec.context, n_embd=spec.width, n_layer=spec.layers,
+                        n_head=spec.heads, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    model = GPT2LMHeadModel(config)
+    rows = [r for e in examples if (r := _encode(tokenizer, e, spec.context)) is not None]
+    if not rows:
+        raise ValueError("no training example fits the model's context")
+    optim = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: min(1.0, (s + 1) / settings.warmup)
+                                                 * 0.5 * (1 + math.cos(math.pi * min(s / settings.steps, 1.0))))
+    order = random.Random(settings.seed)
+    model.train()
+    for step in range(settings.steps):
+        batch = [rows[order.randrange(len(rows))] for _ in range(settings.batch)]
+        ids, labels = _pad(batch, tokenizer.pad_token_id)
+        loss = model(input_ids=ids, labels=labels, attention_mask=(ids != tokenizer.pad_token_id).long()).loss
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        schedule.step()
+        if progress:
+            progress(step + 1, settings.steps)
+    model.eval()  # type: ignore[no-untyped-call]
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "distillguard-train.json").write_text(json.dumps({"key": key, "spec": asdict(spec),
+                                                             "settings": asdict(settings),
+                                                             "examples": len(rows)}, indent=2))
+    return Model(out.name, model, tokenizer)
+
+
+def _digest(examples: Sequence[Example]) -> str:
+    h = hashlib.sha256()
+    for e in examples:
+        h.update(f"{e.prompt}\x1f{e.reasoning}\x1f{e.answer}\x1e".encode())
+    return h.hexdigest()
+
+
+def _encode(tok: PreTrainedTokenizerBase, e: Example, context: int) -> tuple[list[int], int] | None:
+    """(token ids of prompt + reply + end, length of the prompt part) or None when too long."""
+    prompt: Any = tok.apply_chat_template([{"role": "user", "content": e.prompt}], add_generation_prompt=True,
+                                          tokenize=True)
+    if hasattr(prompt, "keys"):
+        prompt = prompt["input_ids"]
+    reply = tok(e.reply() + EOS, add_special_tokens=False)["input_ids"]
+    ids = [int(i) for i in prompt] + [int(i) for i in reply]
+    return (ids, len(prompt)) if len(ids) <= context else None
+
+
+def _pad(batch: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids, and labels that score only the reply (-100 elsewhere)."""
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    for i, (row, start) in enumerate(batch):
+        ids[i, :len(row)] = torch.tensor(row)
+        labels[i, start:len(row)] = torch.tensor(row[start:])
+    return ids, labels
+
+
+def answer(model: Model, prompt: str, max_tokens: int = 160) -> tuple[str, str]:
+    """(answer, reasoning) of ``model`` for ``prompt``, greedy."""
+    ids = model.prompt_ids([{"role": "user", "content": prompt}])
+    ch = Channels(model.tokenizer)
+    budget = min(max_tokens, model.context - len(ids))
+    if budget <= 0:
+        return "", ""
+    for token in model.tokens(ids, Sampling(max_tokens=budget, temperature=0), LogitsProcessorList()):
+        ch.feed(token)
+    return ch.text("content").strip(), ch.text("reasoning_content").strip()
+
+
+def accuracy(model: Model, tasks: Sequence[Task], progress: Progress | None = None) -> float:
+    """Share of ``tasks`` the model answers exactly right (greedy decoding)."""
+    right = 0
+    for i, t in enumerate(tasks):
+        right += t.check(answer(model, t.prompt)[0])
+        if progress:
+            progress(i + 1, len(tasks))
+    return right / max(len(tasks), 1)
