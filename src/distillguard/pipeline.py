@@ -25,8 +25,10 @@ import pyarrow.compute as pc
 import distillguard
 from distillguard.config import Settings
 from distillguard.detect import Calibrated, make_scorer
+from distillguard.detect.windows import WindowDetector
 from distillguard.engine import Engine, SparkEngine, make_engine
 from distillguard.features import account_features
+from distillguard.features.account import window_features
 from distillguard.ingest import IngestReport, ingest_traffic_dir
 from distillguard.link import LinkInputs, link_accounts
 from distillguard.link.campaigns import build_campaigns, select_campaigns
@@ -79,10 +81,19 @@ def run_enrich(
     return total
 
 
-def run_features(store: Store, engine: Engine) -> pa.Table:
-    features = engine.execute(account_features(engine.table("signals"), engine.table("accounts"),
-                                               engine.table("events")))
-    store.replace("account_features", rounded(features))
+def run_features(store: Store, engine: Engine, settings: Settings | None = None) -> pa.Table:
+    """Account features over the whole period (returned) and per window (``window_features``)."""
+    settings = settings or Settings()
+    signals, accounts, events = engine.table("signals"), engine.table("accounts"), engine.table("events")
+    features = engine.execute(account_features(signals, accounts, events))
+    windows = None
+    if settings.detect.window_hours > 0:
+        windows = engine.execute(window_features(signals, accounts, events, settings.detect.window_hours * 3600))
+    with store.transaction():
+        store.replace("account_features", rounded(features))
+        store.con.execute("DELETE FROM window_features")
+        if windows is not None:
+            store.append("window_features", rounded(windows))
     return store.read("account_features")
 
 
@@ -103,16 +114,36 @@ def rounded(table: pa.Table, decimals: int = 9) -> pa.Table:
 
 
 def run_score(
-    store: Store, features: pa.Table, settings: Settings, reference: pa.Table | None = None
+    store: Store, features: pa.Table, settings: Settings, reference: pa.Table | None = None,
+    reference_windows: pa.Table | None = None,
 ) -> tuple[pa.Table, Calibrated]:
     """Score accounts; fit and calibrate on ``reference`` features when given.
 
+    With the reference's ``window_features`` too, each account's most unusual
+    window is scored as well (``detect.windows``) and can flag it on its own.
     ``account_scores`` is written by ``publish``, once campaign members are flagged too.
     """
     scorer = make_scorer(settings.detect.scorer, reference is not None, settings.detect.k_neighbors)
     det = Calibrated(scorer, settings.detect.target_fpr, settings.detect.min_exchanges)
     det.fit(features, reference)
-    return score_accounts(det, features), det
+    scores = score_accounts(det, features)
+    if reference_windows is not None and reference_windows.num_rows and settings.detect.window_hours > 0:
+        windows = WindowDetector(make_scorer(settings.detect.scorer, True, settings.detect.k_neighbors),
+                                 settings.detect.target_fpr, settings.detect.min_exchanges).fit(reference_windows)
+        scores = _with_window_flags(scores, windows.flag(store.read("window_features")))
+    return scores, det
+
+
+def _with_window_flags(scores: pa.Table, window_reasons: dict[str, str]) -> pa.Table:
+    """Accounts flagged by a window keep their score; the window is their first reason."""
+    if not window_reasons:
+        return scores
+    ids = scores.column("account_id").to_pylist()
+    flagged = [bool(f) or a in window_reasons for a, f in zip(ids, scores.column("flagged").to_pylist(), strict=True)]
+    reasons = [([window_reasons[a]] if a in window_reasons else []) + (r or [])
+               for a, r in zip(ids, scores.column("reasons").to_pylist(), strict=True)]
+    return scores.set_column(2, "flagged", pa.array(flagged, pa.bool_())).set_column(
+        3, "reasons", pa.array(reasons, pa.list_(pa.string())))
 
 
 def score_accounts(det: Calibrated, features: pa.Table, explain: bool = True) -> pa.Table:
@@ -169,13 +200,15 @@ def scan(
     calibrated on its features only.
     """
     settings = settings or Settings()
-    reference = None
+    reference = reference_windows = None
     if reference_dir is not None:
         with Store.open(store.path.with_suffix(".reference.duckdb")) as ref_store:
             _, reference, _ = prepare(reference_dir, ref_store, settings, engine_name, progress, "reference", False)
+            reference_windows = ref_store.read("window_features")
     report, features, clusters = prepare(traffic_dir, store, settings, engine_name, progress)
     assert clusters is not None  # link=True
-    scores, det = run_score(store, features, settings, reference)
+    with _timed("score"):
+        scores, det = run_score(store, features, settings, reference, reference_windows)
     return publish(store, out_dir, settings, report, features, scores, det, clusters, str(traffic_dir),
                    engine_name, str(reference_dir) if reference_dir else None)
 
@@ -193,7 +226,7 @@ def prepare(
         with _timed(f"{label}: enrich"):
             run_enrich(store, engine, progress=progress)
         with _timed(f"{label}: features"):
-            features = run_features(store, engine)
+            features = run_features(store, engine, settings)
         with _timed(f"{label}: link"):
             clusters = run_link(store, engine, settings) if link else None
     finally:

@@ -213,6 +213,7 @@ TABLES: dict[str, pa.Schema] = {
     "quarantine": QUARANTINE,
     "signals": SIGNALS,
     "account_features": ACCOUNT_FEATURES,
+    "window_features": ACCOUNT_FEATURES,  # account_id is "<account>@<window index>"
     "account_scores": ACCOUNT_SCORES,
     "account_clusters": ACCOUNT_CLUSTERS,
     "account_links": ACCOUNT_LINKS,

@@ -105,6 +105,24 @@ class KNNNoveltyScorer(Scorer):
         dist, _ = self._distances(self._scaled(reference), drop_self=True)
         return np.asarray(dist.mean(axis=1), dtype=np.float64)
 
+    def score_reference_grouped(self, reference: pa.Table, groups: list[str]) -> np.ndarray:
+        """Scores of the fitted reference leaving out every row of the same group (not only the row).
+
+        For windows of one account: its other days are its nearest neighbours,
+        and leaving out only the row itself would make benign windows look closer
+        to the reference than a new account's windows ever are.
+        """
+        x = self._scaled(reference)
+        codes = np.unique(np.asarray(groups), return_inverse=True)[1]
+        largest = int(np.bincount(codes).max()) if len(codes) else 0
+        n = min(self.k + largest, len(self.reference_))
+        dist, idx = self.index_.kneighbors(x, n_neighbors=n)
+        dist = np.where(codes[idx] == codes[:, None], np.inf, dist)
+        nearest = np.sort(dist, axis=1)[:, : self.k]
+        with np.errstate(invalid="ignore"):
+            out = np.where(np.isfinite(nearest), nearest, np.nan)
+            return np.asarray(np.nan_to_num(np.nanmean(out, axis=1), nan=0.0), dtype=np.float64)
+
     def explain(self, features: pa.Table, min_gap: float = 2.0, top: int = 3) -> list[list[str]]:
         if features.num_rows == 0:
             return []

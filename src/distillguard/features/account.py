@@ -99,6 +99,21 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
     ).order_by("account_id")
 
 
+def window_features(signals: ir.Table, accounts: ir.Table, events: ir.Table, seconds: float) -> ir.Table:
+    """``account_features`` of each account's traffic in each window of ``seconds`` (UTC-aligned).
+
+    The row id is ``"<account_id>@<window index>"``; the account's own metadata
+    (age, signup path) carries over. An account that harvests in bursts looks
+    ordinary over a month and unusual in its busiest day.
+    """
+    key = signals.account_id + "@" + (signals.t_s / seconds).floor().cast("int64").cast("string")
+    s = signals.mutate(owner=signals.account_id, account_id=key)
+    keys = s.select("owner", "account_id").distinct()
+    windowed = keys.join(accounts, keys.owner == accounts.account_id).select(
+        keys.account_id, *[accounts[c] for c in accounts.columns if c != "account_id"])
+    return account_features(s.drop("owner"), windowed, events)
+
+
 def release_pivot(signals: ir.Table, events: ir.Table) -> ir.Table:
     """Share of each account's traffic in the 24 h after a model release that used the new model.
 
