@@ -74,6 +74,10 @@ def test_scan_writes_the_output_contract(corrupted: tuple[Path, set[int]], tmp_p
         assert abs(sum(c["capabilities"].values()) - 1.0) < 1e-3
     html = (out / "report.html").read_text()
     assert "<html" in html and "distillguard scan report" in html
+    policy = json.loads((out / "policy.json").read_text())
+    assert all(p["subject"].split(":", 1)[0] in ("account", "cluster") and p["action"] in
+               ("allow", "monitor", "throttle", "challenge", "block") and p["expires_at"] for p in policy)
+    assert all(p["members"] for p in policy if p["subject"].startswith("cluster:"))
 
 
 def test_scan_ranks_attackers_above_benign(demo_traffic: Path, tmp_path: Path) -> None:
