@@ -47,6 +47,9 @@ class LinkSettings(_Frozen):
     min_edge_weight: float = Field(
         1.0, gt=0, description="summed evidence weight that links two accounts (one shared address is about 0.9)"
     )
+    hosting_asns: tuple[int, ...] = Field(
+        (), description="ASNs to treat as hosting/proxy networks, added to link.evidence.HOSTING_ASNS"
+    )
     min_sync_bins: int = Field(3, ge=1, description="15-minute bins on the same template that count as lockstep")
     full_sync_bins: int = Field(8, ge=1, description="shared bins at which lockstep evidence has its full weight")
     min_template_share: float = Field(

@@ -64,6 +64,18 @@ def test_one_shared_address_is_not_enough_but_address_plus_template_or_a_card_is
     assert edges[("e", "f")] == ["payment"]
 
 
+def test_hosting_asns_weigh_more_and_are_configurable(tmp_path: Path) -> None:
+    ex = [{"account_id": "a", "client_ip": "52.1.1.1", "client_asn": 16509, "template_sig": "t1"},
+          {"account_id": "b", "client_ip": "54.9.9.9", "client_asn": 16509, "template_sig": "t1"},
+          {"account_id": "c", "client_ip": "81.1.1.1", "client_asn": 64600, "template_sig": "t2"},
+          {"account_id": "d", "client_ip": "82.2.2.2", "client_asn": 64600, "template_sig": "t2"}]
+    with _store(tmp_path / "s.duckdb", ex, [{"account_id": x} for x in "abcd"]) as store:
+        default = _edges(store)
+        custom = _edges(store, LinkSettings(hosting_asns=(64600,), min_sync_bins=99))
+    assert "hosting_asn" in default[("a", "b")] and "hosting_asn" not in default[("c", "d")]
+    assert "hosting_asn" in custom[("c", "d")]
+
+
 def test_common_values_are_weak_and_rare_ones_strong(tmp_path: Path) -> None:
     """A campus NAT address, template and card on 30 accounts link none of them; on 3 accounts they link all."""
     def store(n: int, name: str) -> Store:

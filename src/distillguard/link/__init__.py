@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from distillguard.config import LinkSettings
 from distillguard.link.communities import communities
-from distillguard.link.evidence import KINDS, LinkInputs, evidence_values
+from distillguard.link.evidence import HOSTING_ASNS, KINDS, LinkInputs, evidence_values
 from distillguard.link.graph import synchrony_pairs, value_pairs, weighted_edges
 from distillguard.schema import ACCOUNT_CLUSTERS, ACCOUNT_LINKS
 
@@ -33,7 +33,8 @@ class Links:
 
 def link_edges(inputs: LinkInputs, settings: LinkSettings) -> ir.Table:
     """The weighted edges as one Ibis expression (any engine)."""
-    pairs = value_pairs(evidence_values(inputs, settings.min_template_share), settings.max_group_accounts)
+    hosting = HOSTING_ASNS + tuple(settings.hosting_asns)
+    pairs = value_pairs(evidence_values(inputs, settings.min_template_share, hosting), settings.max_group_accounts)
     sync = synchrony_pairs(inputs.signals, settings.max_group_accounts, settings.min_sync_bins,
                            settings.full_sync_bins)
     return weighted_edges(pairs.union(sync), settings.min_edge_weight)

@@ -6,7 +6,8 @@ the strongest shared kind counts (two accounts on one address also share its
 
 Kinds:
 
-- network: exact client IP; IPv4 /24 or IPv6 /48 prefix; ASN;
+- network: exact client IP; IPv4 /24 or IPv6 /48 prefix; ASN, weighing more
+  for hosting and proxy ASNs (``HOSTING_ASNS`` plus ``link.hosting_asns``);
 - client: user agent; TLS fingerprint (set by the front proxy);
 - payment: payment fingerprint;
 - signup: e-mail domain; creation burst (same signup path, same 10 minutes);
@@ -42,6 +43,7 @@ KINDS: dict[str, Kind] = {
     "ip": Kind("network", 1.0, "client IP addresses"),
     "prefix": Kind("network", 0.6, "/24 (IPv6: /48) network prefixes"),
     "asn": Kind("network", 0.4, "autonomous systems (ASNs)"),
+    "hosting_asn": Kind("network", 0.8, "hosting or proxy autonomous systems"),
     "user_agent": Kind("client", 0.4, "user agents"),
     "tls": Kind("client", 0.4, "TLS fingerprints"),
     "payment": Kind("payment", 2.0, "payment fingerprints"),
@@ -76,9 +78,32 @@ class LinkInputs:
     partner: ir.Table | None = None  # (kind, value) indicators imported from partners
 
 
-def evidence_values(inputs: LinkInputs, min_template_share: float) -> ir.Table:
+HOSTING_ASNS = (
+    16509, 14618, 8987,  # Amazon (AWS)
+    15169, 396982, 19527,  # Google Cloud
+    8075, 8068,  # Microsoft Azure
+    14061,  # DigitalOcean
+    16276,  # OVHcloud
+    24940,  # Hetzner
+    63949,  # Akamai Connected Cloud (Linode)
+    20473,  # Vultr (Choopa)
+    51167,  # Contabo
+    45102,  # Alibaba Cloud
+    132203,  # Tencent Cloud
+    31898,  # Oracle Cloud
+    12876,  # Scaleway
+    9009,  # M247 (VPN and proxy exits)
+    60068,  # Datacamp / CDN77 (VPN exits)
+    212238,  # Datacamp
+)
+"""Hosting and proxy-heavy ASNs: client traffic from them is rarely a person at home, so a shared
+one weighs as ``hosting_asn``. Extend with ``link.hosting_asns`` (your proxy intelligence)."""
+
+
+def evidence_values(inputs: LinkInputs, min_template_share: float,
+                    hosting_asns: tuple[int, ...] = HOSTING_ASNS) -> ir.Table:
     """Distinct ``(account_id, kind, value)`` rows of every kind in ``KINDS`` but ``sync``."""
-    parts = [*_network(inputs.exchanges), *_signup(inputs.accounts),
+    parts = [*_network(inputs.exchanges, hosting_asns), *_signup(inputs.accounts),
              *_content(inputs.signals, min_template_share), _release(inputs.signals, inputs.events)]
     if inputs.partner is not None:
         parts.append(_partner(inputs.exchanges, inputs.accounts, inputs.partner))
@@ -92,7 +117,7 @@ def _rows(t: ir.Table, kind: str, value: ir.Value) -> ir.Table:
     return t.select("account_id", kind=ibis.literal(kind), value=value.cast("string"))
 
 
-def _network(x: ir.Table) -> list[ir.Table]:
+def _network(x: ir.Table, hosting_asns: tuple[int, ...]) -> list[ir.Table]:
     ip = x.client_ip
     v4 = ip.re_extract(r"^(\d{1,3}\.\d{1,3}\.\d{1,3})\.\d{1,3}$", 1)
     # /48 of an IPv6 address written with its first three groups; a "::" among them gives no prefix.
@@ -102,6 +127,7 @@ def _network(x: ir.Table) -> list[ir.Table]:
         _rows(x, "ip", ip).distinct(),
         _rows(x, "prefix", prefix).distinct(),
         _rows(x, "asn", x.client_asn).distinct(),
+        _rows(x.filter(x.client_asn.isin(list(hosting_asns) or [-1])), "hosting_asn", x.client_asn).distinct(),
         _rows(x, "user_agent", x.user_agent).distinct(),
         _rows(x, "tls", x.tls_fingerprint).distinct(),
     ]
