@@ -315,6 +315,61 @@ def demo(
     out.print(f"{result.accounts:,} accounts, {result.flagged:,} flagged; report: {result.report}")
 
 
+keys = typer.Typer(help="Gateway API keys (stored hashed) and the accounts they belong to.", no_args_is_help=True)
+app.add_typer(keys, name="keys")
+KeysOpt = Annotated[Path, typer.Option("--keys", help="Key store file (SQLite).")]
+DEFAULT_KEYS = Path("distillguard-keys.db")
+
+
+@keys.command("add")
+def keys_add(
+    account: Annotated[str, typer.Option(help="Account the key belongs to.")],
+    organization: Annotated[str | None, typer.Option(help="Optional organization of the account.")] = None,
+    store: KeysOpt = DEFAULT_KEYS,
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash.
+
+    Example: distillguard keys add --account acct-0042 --organization org-7
+    """
+    from distillguard.gateway.keys import KeyStore
+
+    with _errors():
+        secret, record = KeyStore(store).add(account, organization)
+    out.print(f"{record.key_id} for {record.account_id}: [bold]{secret}[/] (shown once; store it now)",
+              highlight=False)
+
+
+@keys.command("list")
+def keys_list(store: KeysOpt = DEFAULT_KEYS) -> None:
+    """List keys (ids, accounts, status), never the secrets.
+
+    Example: distillguard keys list --keys distillguard-keys.db
+    """
+    from distillguard.gateway.keys import KeyStore
+
+    with _errors():
+        records = KeyStore(store).list()
+    table = Table("key id", "account", "organization", "created", "status", title=f"{len(records)} keys")
+    for r in records:
+        table.add_row(r.key_id, r.account_id, r.organization or "", r.created_at[:19],
+                      f"revoked {r.revoked_at[:19]}" if r.revoked_at else "active")
+    out.print(table)
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key-...).")],
+                store: KeysOpt = DEFAULT_KEYS) -> None:
+    """Revoke a key; running gateways refuse it from their next request on.
+
+    Example: distillguard keys revoke key-3f2a9c1b7d4e
+    """
+    from distillguard.gateway.keys import KeyStore
+
+    with _errors():
+        record = KeyStore(store).revoke(key_id)
+    out.print(f"{record.key_id} ({record.account_id}) revoked")
+
+
 lab = typer.Typer(help="The distillation lab: teacher, model server, harvest, student.", no_args_is_help=True)
 app.add_typer(lab, name="lab")
 
