@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,10 @@ def write_outputs(
         raise InputError(f"cannot create output directory {out_dir}: {exc.strerror}") from exc
     pq.write_table(accounts.select(ACCOUNTS_OUT.names).cast(ACCOUNTS_OUT), out_dir / "accounts.parquet")
     pq.write_table(policy, out_dir / "policy.parquet")
-    (out_dir / "policy.json").write_bytes(orjson.dumps(policy_records(policy, campaigns), option=orjson.OPT_INDENT_2))
+    # Replaced atomically: a gateway hot-reloading it never reads half a file.
+    tmp = out_dir / "policy.json.tmp"
+    tmp.write_bytes(orjson.dumps(policy_records(policy, campaigns), option=orjson.OPT_INDENT_2))
+    os.replace(tmp, out_dir / "policy.json")
     (out_dir / "campaigns.json").write_bytes(orjson.dumps(campaigns, option=orjson.OPT_INDENT_2))
     (out_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     return render_report(out_dir)

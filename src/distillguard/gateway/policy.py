@@ -1,0 +1,143 @@
+"""The policy table from ``scan`` (``OUT/policy.json``), looked up per request and hot-reloaded.
+
+A record's ``subject`` is ``account:ID`` or ``cluster:ID``; a cluster's action
+applies to each of its ``members``. An account gets the strictest of its own
+action and its cluster's; expired records are ignored. The file is re-read
+when it changes (checked at most every ``check_every`` seconds), atomically:
+a request sees the old table or the new one, never half of each, and a
+malformed file keeps the last good table (and says so in the log).
+
+>>> import json, tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "policy.json"
+>>> _ = path.write_text(json.dumps([{"subject": "cluster:c1", "action": "challenge", "reason": "campaign-0001",
+...     "expires_at": "2099-01-01T00:00:00+00:00", "members": ["a", "b"]}]))
+>>> Policy(path).decide("b").action, Policy(path).decide("z").action
+('challenge', 'allow')
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from distillguard.errors import ConfigError
+from distillguard.schema import ACTIONS
+
+log = logging.getLogger(__name__)
+STRICTNESS = {a: i for i, a in enumerate(ACTIONS)}  # allow < monitor < throttle < challenge < block
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    reason: str | None = None
+    subject: str | None = None  # the record that decided (account:ID or cluster:ID)
+    expires_at: datetime | None = None
+
+
+ALLOW = Decision("allow")
+
+
+@dataclass(frozen=True)
+class _Table:
+    accounts: dict[str, Decision]
+    clusters: dict[str, Decision]
+    member_of: dict[str, str]
+
+
+def parse_policy(records: Any, source: str) -> _Table:
+    """Validate ``policy.json`` content; a bad record is a ``ConfigError`` naming it."""
+    if not isinstance(records, list):
+        raise ConfigError(f"{source}: expected a list of policy records")
+    accounts: dict[str, Decision] = {}
+    clusters: dict[str, Decision] = {}
+    member_of: dict[str, str] = {}
+    for i, r in enumerate(records):
+        where = f"{source}: record {i}"
+        if not isinstance(r, dict):
+            raise ConfigError(f"{where}: expected an object")
+        kind, _, ident = str(r.get("subject", "")).partition(":")
+        if kind not in ("account", "cluster") or not ident:
+            raise ConfigError(f"{where}: subject must be 'account:ID' or 'cluster:ID', got {r.get('subject')!r}")
+        action = r.get("action")
+        if action not in STRICTNESS:
+            raise ConfigError(f"{where}: action must be one of {', '.join(ACTIONS)}, got {action!r}")
+        expires = r.get("expires_at")
+        try:
+            when = datetime.fromisoformat(str(expires).replace("Z", "+00:00")) if expires else None
+        except ValueError as exc:
+            raise ConfigError(f"{where}: expires_at {expires!r} is not an ISO 8601 time") from exc
+        decision = Decision(action, r.get("reason"), f"{kind}:{ident}", when)
+        if kind == "account":
+            accounts[ident] = _stricter(accounts.get(ident), decision)
+        else:
+            clusters[ident] = _stricter(clusters.get(ident), decision)
+            for member in r.get("members") or []:
+                member_of[str(member)] = ident
+    return _Table(accounts, clusters, member_of)
+
+
+def _stricter(a: Decision | None, b: Decision) -> Decision:
+    return b if a is None or STRICTNESS[b.action] > STRICTNESS[a.action] else a
+
+
+class Policy:
+    """Per-account decisions from a policy file (or none: everyone is allowed)."""
+
+    def __init__(self, path: Path | str | None, check_every: float = 1.0) -> None:
+        self.path = Path(path) if path else None
+        self.check_every = check_every
+        self._table = _Table({}, {}, {})
+        self._stamp: tuple[int, int] | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+        self.loads = 0
+        if self.path is not None:
+            if not self.path.is_file():
+                raise ConfigError(f"policy file not found: {self.path}")
+            self._reload(strict=True)
+
+    def _reload(self, strict: bool = False) -> None:
+        assert self.path is not None
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_size)
+            if stamp == self._stamp:
+                return
+            table = parse_policy(orjson.loads(self.path.read_bytes()), str(self.path))
+        except (OSError, orjson.JSONDecodeError, ConfigError) as exc:
+            if strict:
+                raise ConfigError(f"cannot load policy {self.path}: {exc}") from exc
+            log.error("policy %s not reloaded, keeping the previous table: %s", self.path, exc)
+            return
+        self._table, self._stamp = table, stamp  # one assignment: readers see old or new
+        self.loads += 1
+        log.info("policy %s loaded: %d accounts, %d clusters", self.path, len(table.accounts), len(table.clusters))
+
+    def decide(self, account_id: str, cluster_id: str | None = None, now: datetime | None = None) -> Decision:
+        """The strictest decision unexpired at ``now`` for the account or its cluster (``allow`` if none)."""
+        tick = time.monotonic()
+        if self.path is not None and tick - self._checked >= self.check_every:
+            with self._lock:
+                if tick - self._checked >= self.check_every:
+                    self._checked = tick
+                    self._reload()
+        table = self._table
+        cluster = cluster_id or table.member_of.get(account_id)
+        best = ALLOW
+        wall = now or datetime.now(UTC)
+        for d in (table.accounts.get(account_id), table.clusters.get(cluster) if cluster else None):
+            if d is not None and (d.expires_at is None or d.expires_at > wall):
+                best = _stricter(best, d)
+        return best
+
+    def cluster_of(self, account_id: str) -> str | None:
+        return self._table.member_of.get(account_id)
