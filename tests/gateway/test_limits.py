@@ -1,0 +1,66 @@
+"""Token buckets: all-or-nothing reservations, shared cluster budgets, refunds, Retry-After."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from distillguard.errors import ConfigError
+from distillguard.gateway.limits import Limit, MemoryLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_cluster_members_share_one_budget() -> None:
+    clock = Clock()
+    lim = MemoryLimiter(clock)
+    account, cluster = Limit(60, 10), Limit(60, 4)
+    taken = [lim.reserve([(f"acct:{a}", account, 1), ("cluster:c", cluster, 1)]).ok for a in "abcdef"]
+    assert taken == [True, True, True, True, False, False]  # six accounts, one cluster budget of four
+    denied = lim.reserve([("acct:z", account, 1), ("cluster:c", cluster, 1)])
+    assert not denied.ok and denied.bucket == "cluster:c" and denied.retry_after == 1.0
+    clock.t = 1.0
+    assert lim.reserve([("acct:z", account, 1), ("cluster:c", cluster, 1)]).ok
+
+
+def test_reservations_are_all_or_nothing_and_refunds_restore() -> None:
+    clock = Clock()
+    lim = MemoryLimiter(clock)
+    tokens = Limit(per_minute=6000, burst=1000)
+    requests = Limit(per_minute=60, burst=1)
+    assert lim.reserve([("tok:a", tokens, 900), ("req:a", requests, 1)]).ok
+    # The request bucket refuses: the token bucket must not be charged either.
+    assert not lim.reserve([("tok:a", tokens, 50), ("req:a", requests, 1)]).ok
+    lim.refund([("tok:a", tokens, 800)])  # the answer used 100 of the 900 reserved
+    assert lim.reserve([("tok:a", tokens, 850)]).ok
+    assert lim.reserve([("tok:a", tokens, 5000)]).retry_after == float("inf")  # larger than the bucket
+
+
+def test_concurrent_reservations_never_exceed_the_budget() -> None:
+    lim = MemoryLimiter(lambda: 0.0)
+    rule = Limit(60, 100)
+    granted = []
+
+    def worker() -> None:
+        for _ in range(50):
+            granted.append(lim.reserve([("acct:a", rule, 1)]).ok)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(granted) == 100
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ConfigError):
+        Limit(0, 1)
+    assert Limit(60, 10).scaled(0.1) == Limit(6.0, 1.0)
