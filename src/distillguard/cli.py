@@ -315,6 +315,43 @@ def demo(
     out.print(f"{result.accounts:,} accounts, {result.flagged:,} flagged; report: {result.report}")
 
 
+@app.command()
+def gateway(
+    upstream: Annotated[str | None, typer.Option(help="OpenAI-compatible upstream base URL (…/v1).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8080).")] = None,
+    log_dir: Annotated[Path | None, typer.Option(help="Exchange log directory (default gateway-log/).")] = None,
+    policy: Annotated[Path | None, typer.Option(help="policy.json from `scan`, hot-reloaded.")] = None,
+    keys_file: Annotated[Path | None, typer.Option("--keys", help="Key store (default distillguard-keys.db).")]
+    = None,
+    config: Annotated[Path | None, typer.Option(help="gateway.toml; flags override it.")] = None,
+) -> None:
+    """Run the OpenAI-compatible gateway: keys → accounts, policy, rate limits, exchange log.
+
+    Example: distillguard gateway --upstream http://127.0.0.1:8001/v1 --policy scan-out/policy.json
+    """
+    with _errors():
+        import uvicorn
+
+        from distillguard.gateway.app import Gateway, create_app
+        from distillguard.gateway.config import load_gateway_settings
+        from distillguard.gateway.keys import KeyStore
+        from distillguard.gateway.policy import Policy
+        from distillguard.gateway.segments import SegmentLog
+
+        settings = load_gateway_settings(config, upstream=upstream, host=host, port=port, log_dir=log_dir,
+                                         policy=policy, keys=keys_file)
+        log_ = SegmentLog(settings.log_dir, settings.flush_interval)
+        gw = Gateway(settings, KeyStore(settings.keys), Policy(settings.policy), log_)
+        console.print(f"gateway on http://{settings.host}:{settings.port}/v1 → {settings.upstream}; "
+                      f"log {settings.log_dir}")
+        try:
+            uvicorn.run(create_app(gw), host=settings.host, port=settings.port, log_level="warning",
+                        timeout_graceful_shutdown=30)
+        finally:
+            log_.close()  # flushes everything queued before exiting
+
+
 keys = typer.Typer(help="Gateway API keys (stored hashed) and the accounts they belong to.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
 KeysOpt = Annotated[Path, typer.Option("--keys", help="Key store file (SQLite).")]

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from distillguard.cli import app
 
 runner = CliRunner()
-COMMANDS = ["ingest", "scan", "report", "quarantine", "simulate", "bench", "demo", "replay", "export-stix",
+COMMANDS = ["ingest", "scan", "report", "quarantine", "simulate", "bench", "demo", "replay", "export-stix", "gateway",
             "import-stix"]
 
 

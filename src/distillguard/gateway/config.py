@@ -1,0 +1,62 @@
+"""Gateway settings: one TOML file (``--config``), each field overridable by a CLI flag.
+
+>>> GatewaySettings(upstream="http://127.0.0.1:8001/v1").limits.account_requests_per_minute
+600.0
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from distillguard.errors import ConfigError
+
+
+class LimitSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    account_requests_per_minute: float = Field(600.0, gt=0)
+    account_tokens_per_minute: float = Field(2_000_000.0, gt=0)
+    cluster_requests_per_minute: float = Field(1200.0, gt=0, description="shared by all accounts of a cluster")
+    cluster_tokens_per_minute: float = Field(4_000_000.0, gt=0)
+    burst_seconds: float = Field(10.0, gt=0, description="bucket capacity, in seconds of the per-minute rate")
+    throttle_factor: float = Field(0.1, gt=0, le=1, description="limits of throttled subjects are scaled by this")
+    default_max_tokens: int = Field(4096, gt=0, description="reserved when a request sets no max_tokens")
+
+
+class GatewaySettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    upstream: str = Field(description="base URL of the OpenAI-compatible upstream, e.g. http://127.0.0.1:8001/v1")
+    upstream_api_key: str | None = Field(None, description="bearer token sent upstream (clients' keys never are)")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, gt=0, lt=65536)
+    log_dir: Path = Path("gateway-log")
+    flush_interval: float = Field(0.2, gt=0, description="seconds between log flushes (fsync)")
+    keys: Path = Path("distillguard-keys.db")
+    policy: Path | None = None
+    trusted_hops: int = Field(0, ge=0, description="X-Forwarded-For entries added by proxies you run")
+    tls_fingerprint_header: str = "x-tls-fingerprint"
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    upstream_timeout: float = Field(600.0, gt=0)
+    keepalive_seconds: float = Field(5.0, gt=0, description="SSE comment interval before the first token")
+    limits: LimitSettings = LimitSettings()
+
+
+def load_gateway_settings(path: Path | None, **overrides: object) -> GatewaySettings:
+    """Settings from ``path`` (TOML) with non-None ``overrides`` applied on top."""
+    data: dict[str, object] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"gateway config not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return GatewaySettings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"gateway settings: {where}: {first['msg']}") from exc

@@ -1,0 +1,162 @@
+"""The gateway in front of the lab model server, driven by the official ``openai`` client."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from distillguard.gateway.app import Gateway, create_app
+from distillguard.gateway.config import GatewaySettings, LimitSettings
+from distillguard.gateway.keys import KeyStore
+from distillguard.gateway.policy import Policy
+from distillguard.gateway.segments import SegmentLog
+from tests.conftest import serving
+
+FUTURE = "2099-01-01T00:00:00+00:00"
+
+
+@pytest.fixture(scope="module")
+def gateway(model_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    work = tmp_path_factory.mktemp("gateway")
+    keys = KeyStore(work / "keys.db")
+    secrets = {name: keys.add(f"acct-{name}")[0] for name in ("ok", "blocked", "member", "limited", "revoked")}
+    keys.revoke(keys.lookup(secrets["revoked"]).key_id)  # type: ignore[union-attr]
+    policy_path = work / "policy.json"
+    policy_path.write_text(json.dumps([
+        {"subject": "account:acct-blocked", "action": "block", "reason": "harvesting", "expires_at": FUTURE},
+        {"subject": "cluster:cluster-0001", "action": "challenge", "reason": "campaign-0001", "expires_at": FUTURE,
+         "members": ["acct-member"]},
+        {"subject": "account:acct-limited", "action": "throttle", "reason": "watch", "expires_at": FUTURE},
+    ]))
+    settings = GatewaySettings(upstream=model_server, log_dir=work / "log", flush_interval=0.02,
+                               keepalive_seconds=0.05,
+                               limits=LimitSettings(account_requests_per_minute=600, burst_seconds=1.0,
+                                                    throttle_factor=0.2))
+    log = SegmentLog(settings.log_dir, settings.flush_interval)
+    gw = Gateway(settings, keys, Policy(policy_path), log)
+    with serving(create_app(gw)) as url:
+        yield {"url": f"{url}/v1", "keys": secrets, "log": log, "log_dir": settings.log_dir}
+    log.close()
+
+
+def _client(gateway: dict[str, Any], who: str = "ok") -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway["url"], api_key=gateway["keys"][who], max_retries=0)
+
+
+def _records(gateway: dict[str, Any]) -> list[dict[str, Any]]:
+    gateway["log"].flush()
+    rows = []
+    for seg in sorted((gateway["log_dir"] / "exchanges").glob("*.jsonl")):
+        rows += [json.loads(x) for x in seg.read_text().splitlines()]
+    return rows
+
+
+MSG = [{"role": "user", "content": "What is 3 + 4?"}]
+
+
+def test_completions_pass_through_and_are_logged(gateway: dict[str, Any]) -> None:
+    client = _client(gateway)
+    assert [m.id for m in client.models.list().data] == ["tiny"]
+    r = client.chat.completions.create(model="tiny", messages=MSG, max_tokens=5, temperature=0)
+    assert r.choices[0].message.role == "assistant" and r.usage is not None
+    record = next(x for x in _records(gateway) if x["response"].get("content") == r.choices[0].message.content
+                  and x["account_id"] == "acct-ok")
+    assert record["request"]["messages"] == MSG and record["api_key_id"].startswith("key-")
+    assert record["client"]["ip"] == "127.0.0.1" and record["client"]["user_agent"].startswith("OpenAI/Python")
+    assert record["response"]["usage"]["input_tokens"] == r.usage.prompt_tokens
+
+
+def test_streaming_relays_every_delta_and_logs_the_whole_answer(gateway: dict[str, Any]) -> None:
+    client = _client(gateway)
+    stream = client.chat.completions.create(model="tiny", messages=MSG, max_tokens=8, temperature=0, stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert all(c.usage is None for c in [])  # (the usage chunk the gateway requested is not shown)
+    record = [x for x in _records(gateway) if x["request"].get("stream")][-1]
+    assert record["response"]["content"] == text and record["response"]["usage"]["output_tokens"] > 0
+    with_usage = client.chat.completions.create(model="tiny", messages=MSG, max_tokens=4, stream=True,
+                                                stream_options={"include_usage": True})
+    assert any(c.usage is not None for c in with_usage)
+
+
+def test_policy_actions(gateway: dict[str, Any]) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as blocked:
+        _client(gateway, "blocked").chat.completions.create(model="tiny", messages=MSG)
+    assert blocked.value.code == "account_blocked"
+    with pytest.raises(openai.PermissionDeniedError) as challenged:
+        _client(gateway, "member").chat.completions.create(model="tiny", messages=MSG)
+    assert challenged.value.code == "verification_required"
+    body = challenged.value.body
+    assert isinstance(body, dict) and body["verification"]["subject"] == "cluster:cluster-0001"
+    logged = {x["account_id"]: x for x in _records(gateway) if x["response"].get("finish_reason") == "rejected"}
+    assert logged["acct-blocked"]["response"]["status"] == 403
+    assert logged["acct-member"]["gateway"]["action"] == "challenge"
+
+
+def test_keys_are_checked(gateway: dict[str, Any]) -> None:
+    for key in ("dg-not-a-key", gateway["keys"]["revoked"]):
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=gateway["url"], api_key=key, max_retries=0).chat.completions.create(
+                model="tiny", messages=MSG)
+    r = httpx.post(f"{gateway['url']}/chat/completions", json={"messages": MSG})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "missing_api_key"
+
+
+def test_bad_requests_get_clear_4xx(gateway: dict[str, Any]) -> None:
+    headers = {"authorization": f"Bearer {gateway['keys']['ok']}"}
+    r = httpx.post(f"{gateway['url']}/chat/completions", content=b"{oops", headers=headers)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    r = httpx.post(f"{gateway['url']}/chat/completions", json={"messages": "hi"}, headers=headers)
+    assert r.status_code == 400 and "'messages' must be a list" in r.json()["error"]["message"]
+    r = httpx.post(f"{gateway['url']}/chat/completions", content=b"x" * (5 * 1024 * 1024), headers=headers)
+    assert r.status_code == 413
+    with pytest.raises(openai.NotFoundError):  # the upstream's own 404 comes through
+        _client(gateway).chat.completions.create(model="no-such-model", messages=MSG)
+
+
+def test_throttled_accounts_hit_429_with_retry_after(gateway: dict[str, Any]) -> None:
+    headers = {"authorization": f"Bearer {gateway['keys']['limited']}"}
+    body = {"model": "tiny", "messages": MSG, "max_tokens": 2}
+    statuses = [httpx.post(f"{gateway['url']}/chat/completions", json=body, headers=headers, timeout=30)
+                for _ in range(4)]
+    limited = [r for r in statuses if r.status_code == 429]
+    assert limited and int(limited[0].headers["retry-after"]) >= 1
+    assert limited[0].json()["error"]["type"] == "rate_limit_error"
+
+
+def test_a_client_that_hangs_up_mid_stream_is_logged_as_interrupted(gateway: dict[str, Any]) -> None:
+    headers = {"authorization": f"Bearer {gateway['keys']['ok']}"}
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "count to a hundred"}], "max_tokens": 100,
+            "stream": True}
+    with httpx.stream("POST", f"{gateway['url']}/chat/completions", json=body, headers=headers, timeout=30) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                break  # hang up after the first event
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        hung = [x for x in _records(gateway) if "count to a hundred" in json.dumps(x["request"])]
+        if hung:
+            break
+        time.sleep(0.05)
+    assert hung and hung[-1]["response"]["interrupted"] is True
+    assert hung[-1]["response"]["finish_reason"] == "client_disconnected"
+
+
+def test_the_log_directory_is_a_traffic_directory(gateway: dict[str, Any], tmp_path: Path) -> None:
+    from distillguard.ingest import ingest_traffic_dir
+    from distillguard.store import Store
+
+    _client(gateway).chat.completions.create(model="tiny", messages=MSG, max_tokens=2)
+    records = _records(gateway)
+    with Store.open(tmp_path / "s.duckdb") as store:
+        report = ingest_traffic_dir(gateway["log_dir"], store)
+    # Every record is read: as an exchange, or quarantined with its line when its request was not one
+    # (bad JSON, 'messages' not a list, an oversized body: the gateway logged the attempt anyway).
+    assert report.exchanges_added >= 1 and report.exchanges_added + report.quarantined == len(records)
