@@ -79,6 +79,12 @@ def serving(app: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def serve() -> Any:
+    """``serve(app)``: a context manager running an ASGI app on loopback (see ``serving``)."""
+    return serving
+
+
+@pytest.fixture(scope="session")
 def model_server(tiny_model_dir: Path) -> Iterator[str]:
     """Base URL (``http://127.0.0.1:PORT/v1``) of the lab model server on loopback, model ``tiny``."""
     from distillguard.lab.serve import create_app, load_model

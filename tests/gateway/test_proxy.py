@@ -17,13 +17,12 @@ from distillguard.gateway.config import GatewaySettings, LimitSettings
 from distillguard.gateway.keys import KeyStore
 from distillguard.gateway.policy import Policy
 from distillguard.gateway.segments import SegmentLog
-from tests.conftest import serving
 
 FUTURE = "2099-01-01T00:00:00+00:00"
 
 
 @pytest.fixture(scope="module")
-def gateway(model_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def gateway(model_server: str, serve: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     work = tmp_path_factory.mktemp("gateway")
     keys = KeyStore(work / "keys.db")
     secrets = {name: keys.add(f"acct-{name}")[0] for name in ("ok", "blocked", "member", "limited", "revoked")}
@@ -41,7 +40,7 @@ def gateway(model_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
                                                     throttle_factor=0.2))
     log = SegmentLog(settings.log_dir, settings.flush_interval)
     gw = Gateway(settings, keys, Policy(policy_path), log)
-    with serving(create_app(gw)) as url:
+    with serve(create_app(gw)) as url:
         yield {"url": f"{url}/v1", "keys": secrets, "log": log, "log_dir": settings.log_dir}
     log.close()
 
