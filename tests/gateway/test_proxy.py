@@ -159,3 +159,16 @@ def test_the_log_directory_is_a_traffic_directory(gateway: dict[str, Any], tmp_p
     # Every record is read: as an exchange, or quarantined with its line when its request was not one
     # (bad JSON, 'messages' not a list, an oversized body: the gateway logged the attempt anyway).
     assert report.exchanges_added >= 1 and report.exchanges_added + report.quarantined == len(records)
+
+
+def test_metrics_count_requests_decisions_and_the_log_queue(gateway: dict[str, Any]) -> None:
+    _client(gateway).chat.completions.create(model="tiny", messages=MSG, max_tokens=2)
+    with pytest.raises(openai.PermissionDeniedError):
+        _client(gateway, "blocked").chat.completions.create(model="tiny", messages=MSG)
+    text = httpx.get(gateway["url"].removesuffix("/v1") + "/metrics").text
+    assert 'distillguard_requests_total{endpoint="/v1/chat/completions",status="200"}' in text
+    assert 'distillguard_decisions_total{action="block"}' in text
+    assert "distillguard_request_latency_seconds_bucket" in text and "distillguard_log_queue_depth" in text
+    assert httpx.get(gateway["url"].removesuffix("/v1") + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(gateway["url"].removesuffix("/v1") + "/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"

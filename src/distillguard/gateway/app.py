@@ -32,6 +32,7 @@ from starlette.routing import Route
 from distillguard.gateway.config import GatewaySettings
 from distillguard.gateway.keys import KeyRecord, KeyStore
 from distillguard.gateway.limits import Limit, MemoryLimiter
+from distillguard.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from distillguard.gateway.policy import Decision, Policy
 from distillguard.gateway.segments import SegmentLog
 from distillguard.gateway.sse import StreamCapture
@@ -60,8 +61,14 @@ class Gateway:
                  limiter: MemoryLimiter | None = None) -> None:
         self.settings, self.keys, self.policy, self.log = settings, keys, policy, log_
         self.limiter = limiter or MemoryLimiter()
+        self.metrics = GatewayMetrics()
         self.upstream = settings.upstream.rstrip("/")
         self.client: httpx.AsyncClient | None = None
+
+    def record(self, record: dict[str, Any]) -> None:
+        """The end of every exchange: one log record, and the metrics counted from it."""
+        self.log.append(record)
+        self.metrics.observe(record)
 
     # -- request context ----------------------------------------------------
 
@@ -205,6 +212,9 @@ def create_app(gw: Gateway) -> Starlette:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def metrics(_: Request) -> Response:
+        return Response(gw.metrics.render(gw.log.pending), media_type=CONTENT_TYPE)
+
     async def readyz(_: Request) -> Response:
         assert gw.client is not None
         try:
@@ -226,7 +236,8 @@ def create_app(gw: Gateway) -> Starlette:
             gw.log.flush()
 
     routes = [Route(f"/v1/{p}", proxy, methods=["POST"]) for p in ("chat/completions", "responses", "completions")]
-    routes += [Route("/v1/models", models), Route("/healthz", healthz), Route("/readyz", readyz)]
+    routes += [Route("/v1/models", models), Route("/healthz", healthz), Route("/readyz", readyz),
+               Route("/metrics", metrics)]
     return Starlette(routes=routes, lifespan=lifespan)
 
 
@@ -235,7 +246,7 @@ def _log_rejected(gw: Gateway, record: dict[str, Any], rej: _Reject, started: fl
     record["response"] = {"status": rej.status, "finish_reason": "rejected", "content": None,
                           "error": {"type": rej.kind, "code": rej.code, "message": rej.message},
                           "latency_ms": round((time.perf_counter() - started) * 1000, 3)}
-    gw.log.append(record)
+    gw.record(record)
 
 
 async def _forward(
@@ -270,7 +281,7 @@ async def _forward(
         record["response"] = _response_fields(content, resp.status_code, started)
         usage = record["response"].get("usage") or {}
         refund((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if usage else None)
-        gw.log.append(record)
+        gw.record(record)
         return Response(content, status, media_type=resp.headers.get("content-type", "application/json"))
     capture = StreamCapture(include_usage_for_client=bool((body.get("stream_options") or {}).get("include_usage")))
     return StreamingResponse(_relay(gw, resp, capture, record, started, refund), media_type="text/event-stream",
@@ -313,7 +324,7 @@ async def _relay(
                                                      interrupted=not finished)
         usage = record["response"].get("usage") or {}
         refund((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if usage else None)
-        gw.log.append(record)
+        gw.record(record)
 
 
 def _response_fields(content: bytes, status: int, started: float) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""Prometheus metrics of the gateway, derived from the exchange records it logs.
+
+One place counts everything (``GatewayMetrics.observe``), from the same record
+that goes to the log, so the metrics and the log cannot disagree.
+
+>>> m = GatewayMetrics()
+>>> m.observe({"endpoint": "/v1/chat/completions", "gateway": {"action": "allow"},
+...            "response": {"status": 200, "latency_ms": 12.5}})
+>>> b'distillguard_requests_total{endpoint="/v1/chat/completions",status="200"} 1.0' in m.render(0)
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()  # one per app: tests and several apps never collide
+        self.requests = Counter("distillguard_requests", "Requests by endpoint and status.",
+                                ["endpoint", "status"], registry=self.registry)
+        self.latency = Histogram("distillguard_request_latency_seconds", "Time to the end of the exchange.",
+                                 ["endpoint"], registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
+        self.decisions = Counter("distillguard_decisions", "Policy decisions by action.", ["action"],
+                                 registry=self.registry)
+        self.upstream_errors = Counter("distillguard_upstream_errors", "Upstream timeouts and failures.",
+                                       ["code"], registry=self.registry)
+        self.interrupted = Counter("distillguard_interrupted_streams", "Streams the client hung up on.",
+                                   registry=self.registry)
+        self.log_queue = Gauge("distillguard_log_queue_depth", "Exchange records not yet on disk.",
+                               registry=self.registry)
+
+    def observe(self, record: dict[str, Any]) -> None:
+        endpoint = str(record.get("endpoint") or "?")
+        response = record.get("response") or {}
+        self.requests.labels(endpoint, str(response.get("status"))).inc()
+        if response.get("latency_ms") is not None:
+            self.latency.labels(endpoint).observe(float(response["latency_ms"]) / 1000.0)
+        action = (record.get("gateway") or {}).get("action")
+        if action:
+            self.decisions.labels(action).inc()
+        code = (response.get("error") or {}).get("code")
+        if code in ("upstream_error", "upstream_timeout"):
+            self.upstream_errors.labels(code).inc()
+        if response.get("interrupted"):
+            self.interrupted.inc()
+
+    def render(self, log_queue_depth: int) -> bytes:
+        self.log_queue.set(log_queue_depth)
+        return bytes(generate_latest(self.registry))
