@@ -25,7 +25,8 @@ FUTURE = "2099-01-01T00:00:00+00:00"
 def gateway(model_server: str, serve: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     work = tmp_path_factory.mktemp("gateway")
     keys = KeyStore(work / "keys.db")
-    secrets = {name: keys.add(f"acct-{name}")[0] for name in ("ok", "blocked", "member", "limited", "revoked")}
+    secrets = {name: keys.add(f"acct-{name}")[0]
+               for name in ("ok", "blocked", "member", "limited", "revoked", "quiet")}
     keys.revoke(keys.lookup(secrets["revoked"]).key_id)  # type: ignore[union-attr]
     policy_path = work / "policy.json"
     policy_path.write_text(json.dumps([
@@ -33,6 +34,8 @@ def gateway(model_server: str, serve: Any, tmp_path_factory: pytest.TempPathFact
         {"subject": "cluster:cluster-0001", "action": "challenge", "reason": "campaign-0001", "expires_at": FUTURE,
          "members": ["acct-member"]},
         {"subject": "account:acct-limited", "action": "throttle", "reason": "watch", "expires_at": FUTURE},
+        {"subject": "account:acct-quiet", "action": "monitor", "reason": "reasoning harvest",
+         "expires_at": FUTURE, "transforms": ["withhold_reasoning"]},
     ]))
     settings = GatewaySettings(upstream=model_server, log_dir=work / "log", flush_interval=0.02,
                                keepalive_seconds=0.05,
@@ -77,7 +80,11 @@ def test_streaming_relays_every_delta_and_logs_the_whole_answer(gateway: dict[st
     stream = client.chat.completions.create(model="tiny", messages=MSG, max_tokens=8, temperature=0, stream=True)
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert all(c.usage is None for c in [])  # (the usage chunk the gateway requested is not shown)
-    record = [x for x in _records(gateway) if x["request"].get("stream")][-1]
+    deadline = time.monotonic() + 10
+    while not (streamed := [x for x in _records(gateway) if x["request"].get("stream")]):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    record = streamed[-1]
     assert record["response"]["content"] == text and record["response"]["usage"]["output_tokens"] > 0
     with_usage = client.chat.completions.create(model="tiny", messages=MSG, max_tokens=4, stream=True,
                                                 stream_options={"include_usage": True})
@@ -172,3 +179,52 @@ def test_metrics_count_requests_decisions_and_the_log_queue(gateway: dict[str, A
     assert httpx.get(gateway["url"].removesuffix("/v1") + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(gateway["url"].removesuffix("/v1") + "/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+@pytest.fixture(scope="module")
+def forced(tiny_model_dir: Path) -> dict[str, Any]:
+    """Request extras that make the tiny upstream answer '<think>3 + 4 = 7</think>7'."""
+    import torch
+    from transformers import LogitsProcessor
+
+    from distillguard.lab.processors import register
+    from distillguard.lab.serve import load_model
+
+    tok = load_model(tiny_model_dir).tokenizer
+    ids = tok("<think>3 + 4 = 7</think>7")["input_ids"]
+
+    class Force(LogitsProcessor):
+        def __init__(self) -> None:
+            self.start = -1
+
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+            self.start = int(input_ids.shape[1]) if self.start < 0 else self.start
+            step = int(input_ids.shape[1]) - self.start
+            out = torch.full_like(scores, -1e9)
+            out[:, ids[step] if step < len(ids) else tok.eos_token_id] = 0.0
+            return out
+
+    register("gateway_test_force")(Force)
+    return {"logits_processors": [{"name": "gateway_test_force"}]}
+
+
+def test_withhold_reasoning_strips_it_for_the_client_but_logs_it(gateway: dict[str, Any],
+                                                                  forced: dict[str, Any]) -> None:
+    open_answer = _client(gateway).chat.completions.create(model="tiny", messages=MSG, max_tokens=30,
+                                                           extra_body=forced)
+    assert (open_answer.choices[0].message.model_extra or {}).get("reasoning_content") == "3 + 4 = 7"
+    quiet = _client(gateway, "quiet")
+    r = quiet.chat.completions.create(model="tiny", messages=MSG, max_tokens=30, extra_body=forced)
+    assert r.choices[0].message.content == "7"
+    assert "reasoning_content" not in (r.choices[0].message.model_extra or {})
+    stream = quiet.chat.completions.create(model="tiny", messages=MSG, max_tokens=30, extra_body=forced,
+                                           stream=True)
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "7"
+    assert not any((c.choices[0].delta.model_extra or {}).get("reasoning_content") for c in chunks if c.choices)
+    deadline = time.monotonic() + 10  # a stream's record is written as its relay ends, just after the client's
+    while len(logged := [x for x in _records(gateway) if x["account_id"] == "acct-quiet"]) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert len(logged) == 2 and all(x["response"]["reasoning_content"] == "3 + 4 = 7" for x in logged)
+    assert all(x["gateway"]["transforms"] == ["withhold_reasoning"] for x in logged)

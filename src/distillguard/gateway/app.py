@@ -167,7 +167,8 @@ def create_app(gw: Gateway) -> Starlette:
                 raise _Reject(400, "'messages' must be a list of messages.", "invalid_request_error", "invalid_value")
             cluster = gw.policy.cluster_of(key.account_id)
             decision = gw.policy.decide(key.account_id, cluster)
-            record["gateway"] = {"action": decision.action, "policy_subject": decision.subject, "cluster_id": cluster}
+            record["gateway"] = {"action": decision.action, "policy_subject": decision.subject, "cluster_id": cluster,
+                                 "transforms": list(decision.transforms)}
             reject = _decision_reject(decision)
             if reject:
                 raise reject
@@ -195,7 +196,8 @@ def create_app(gw: Gateway) -> Starlette:
             if used is not None and used < reserved:
                 gw.limiter.refund([(k, lim, float(reserved - used)) for k, lim in token_rules])
 
-        return await _forward(gw, request, body, record, started, refund)
+        return await _forward(gw, request, body, record, started, refund,
+                              withhold_reasoning="withhold_reasoning" in decision.transforms)
 
     async def models(request: Request) -> Response:
         try:
@@ -251,7 +253,7 @@ def _log_rejected(gw: Gateway, record: dict[str, Any], rej: _Reject, started: fl
 
 async def _forward(
     gw: Gateway, request: Request, body: dict[str, Any], record: dict[str, Any], started: float,
-    refund: Any,
+    refund: Any, withhold_reasoning: bool = False,
 ) -> Response:
     assert gw.client is not None
     url = f"{gw.upstream}{request.url.path.removeprefix('/v1')}"
@@ -282,8 +284,11 @@ async def _forward(
         usage = record["response"].get("usage") or {}
         refund((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if usage else None)
         gw.record(record)
+        if withhold_reasoning and resp.status_code == 200:
+            content = _without_reasoning(content)
         return Response(content, status, media_type=resp.headers.get("content-type", "application/json"))
-    capture = StreamCapture(include_usage_for_client=bool((body.get("stream_options") or {}).get("include_usage")))
+    capture = StreamCapture(include_usage_for_client=bool((body.get("stream_options") or {}).get("include_usage")),
+                            withhold_reasoning=withhold_reasoning)
     return StreamingResponse(_relay(gw, resp, capture, record, started, refund), media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
@@ -325,6 +330,19 @@ async def _relay(
         usage = record["response"].get("usage") or {}
         refund((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if usage else None)
         gw.record(record)
+
+
+def _without_reasoning(content: bytes) -> bytes:
+    """The upstream's answer with each choice's reasoning removed (the log keeps it)."""
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return content
+    for choice in data.get("choices") or [] if isinstance(data, dict) else []:
+        message = choice.get("message") or {}
+        message.pop("reasoning_content", None)
+        message.pop("reasoning", None)
+    return bytes(orjson.dumps(data))
 
 
 def _response_fields(content: bytes, status: int, started: float) -> dict[str, Any]:

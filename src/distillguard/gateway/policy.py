@@ -41,9 +41,12 @@ class Decision:
     reason: str | None = None
     subject: str | None = None  # the record that decided (account:ID or cluster:ID)
     expires_at: datetime | None = None
+    transforms: tuple[str, ...] = ()  # response transforms, e.g. withhold_reasoning
 
 
 ALLOW = Decision("allow")
+TRANSFORMS = ("withhold_reasoning",)
+"""Response transforms a policy record may ask for (``"transforms": [...]``)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,11 @@ def parse_policy(records: Any, source: str) -> _Table:
             when = datetime.fromisoformat(str(expires).replace("Z", "+00:00")) if expires else None
         except ValueError as exc:
             raise ConfigError(f"{where}: expires_at {expires!r} is not an ISO 8601 time") from exc
-        decision = Decision(action, r.get("reason"), f"{kind}:{ident}", when)
+        transforms = r.get("transforms") or []
+        unknown = [t for t in transforms if t not in TRANSFORMS] if isinstance(transforms, list) else [transforms]
+        if unknown:
+            raise ConfigError(f"{where}: unknown transforms {unknown}; known: {', '.join(TRANSFORMS)}")
+        decision = Decision(action, r.get("reason"), f"{kind}:{ident}", when, tuple(transforms))
         if kind == "account":
             accounts[ident] = _stricter(accounts.get(ident), decision)
         else:
@@ -133,10 +140,14 @@ class Policy:
         table = self._table
         cluster = cluster_id or table.member_of.get(account_id)
         best = ALLOW
+        transforms: set[str] = set()
         wall = now or datetime.now(UTC)
         for d in (table.accounts.get(account_id), table.clusters.get(cluster) if cluster else None):
             if d is not None and (d.expires_at is None or d.expires_at > wall):
                 best = _stricter(best, d)
+                transforms.update(d.transforms)  # transforms of every record that applies
+        if transforms != set(best.transforms):
+            best = Decision(best.action, best.reason, best.subject, best.expires_at, tuple(sorted(transforms)))
         return best
 
     def cluster_of(self, account_id: str) -> str | None:

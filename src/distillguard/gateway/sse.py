@@ -22,8 +22,9 @@ import orjson
 
 
 class StreamCapture:
-    def __init__(self, include_usage_for_client: bool) -> None:
+    def __init__(self, include_usage_for_client: bool, withhold_reasoning: bool = False) -> None:
         self.include_usage = include_usage_for_client
+        self.withhold_reasoning = withhold_reasoning
         self._buffer = b""
         self.content: list[str] = []
         self.reasoning: list[str] = []
@@ -41,8 +42,11 @@ class StreamCapture:
             if end is None:
                 break
             event, self._buffer = self._buffer[:end[1]], self._buffer[end[1]:]
-            if self._observe(event[:end[0]]):
+            verdict = self._observe(event[:end[0]])
+            if verdict is True:
                 out.append(event)
+            elif verdict:  # a rewritten event
+                out.append(verdict)
         return b"".join(out)
 
     def _boundary(self) -> tuple[int, int] | None:
@@ -54,8 +58,8 @@ class StreamCapture:
                 best = (i, i + len(sep))
         return best
 
-    def _observe(self, event: bytes) -> bool:
-        """Record an event; False when it must not reach the client."""
+    def _observe(self, event: bytes) -> bool | bytes:
+        """Record an event; False when it must not reach the client, bytes to send instead of it."""
         data = b"".join(line[5:].lstrip() for line in event.splitlines() if line.startswith(b"data:"))
         if not data:
             return True  # comments, keep-alives, other fields
@@ -85,7 +89,19 @@ class StreamCapture:
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         usage_only = not obj.get("choices") and obj.get("usage") is not None
-        return self.include_usage or not usage_only
+        if usage_only and not self.include_usage:
+            return False
+        if self.withhold_reasoning and any("reasoning_content" in (c.get("delta") or {})
+                                           for c in obj.get("choices") or []):
+            kept = []
+            for c in obj["choices"]:
+                delta = {k: v for k, v in (c.get("delta") or {}).items() if k != "reasoning_content"}
+                if delta or c.get("finish_reason"):
+                    kept.append({**c, "delta": delta})
+            if not kept:
+                return False  # a reasoning-only event: nothing left to send
+            return b"data: " + orjson.dumps({**obj, "choices": kept}) + b"\n\n"
+        return True
 
     def close(self) -> bytes:
         """Whatever is left (an event without its final blank line)."""
