@@ -324,6 +324,7 @@ def gateway(
     policy: Annotated[Path | None, typer.Option(help="policy.json from `scan`, hot-reloaded.")] = None,
     keys_file: Annotated[Path | None, typer.Option("--keys", help="Key store (default distillguard-keys.db).")]
     = None,
+    redis: Annotated[str | None, typer.Option(help="redis://host:port: limits shared by all replicas.")] = None,
     config: Annotated[Path | None, typer.Option(help="gateway.toml; flags override it.")] = None,
 ) -> None:
     """Run the OpenAI-compatible gateway: keys → accounts, policy, rate limits, exchange log.
@@ -340,7 +341,7 @@ def gateway(
         from distillguard.gateway.segments import SegmentLog
 
         settings = load_gateway_settings(config, upstream=upstream, host=host, port=port, log_dir=log_dir,
-                                         policy=policy, keys=keys_file)
+                                         policy=policy, keys=keys_file, redis_url=redis)
         log_ = SegmentLog(settings.log_dir, settings.flush_interval)
         gw = Gateway(settings, KeyStore(settings.keys), Policy(settings.policy), log_)
         console.print(f"gateway on http://{settings.host}:{settings.port}/v1 → {settings.upstream}; "

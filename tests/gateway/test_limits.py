@@ -64,3 +64,34 @@ def test_limits_must_be_positive() -> None:
     with pytest.raises(ConfigError):
         Limit(0, 1)
     assert Limit(60, 10).scaled(0.1) == Limit(6.0, 1.0)
+
+
+def test_two_replicas_share_exact_limits_through_redis(redis_url: str) -> None:
+    from distillguard.gateway.limits import RedisLimiter
+
+    replicas = [RedisLimiter(redis_url, prefix="t1:"), RedisLimiter(redis_url, prefix="t1:")]
+    rule = Limit(per_minute=0.6, burst=50)  # refills one token a hundred seconds: none during the test
+    granted: list[bool] = []
+
+    def worker(lim: RedisLimiter) -> None:
+        for _ in range(40):
+            granted.append(lim.reserve([("acct:a", rule, 1), ("cluster:c", Limit(0.6, 60), 1)]).ok)
+
+    threads = [threading.Thread(target=worker, args=(replicas[i % 2],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(granted) == 50  # 160 attempts over two replicas, exactly the account's budget
+    denied = replicas[0].reserve([("acct:a", rule, 1)])
+    assert not denied.ok and denied.bucket == "acct:a" and 90 < denied.retry_after <= 100
+    replicas[1].refund([("acct:a", rule, 3)])
+    assert [replicas[0].reserve([("acct:a", rule, 1)]).ok for _ in range(4)] == [True, True, True, False]
+    assert replicas[0].reserve([("acct:b", rule, 51)]).retry_after == float("inf")
+
+
+def test_unreachable_redis_is_a_clear_error() -> None:
+    from distillguard.gateway.limits import RedisLimiter
+
+    with pytest.raises(ConfigError, match="cannot reach Redis"):
+        RedisLimiter("redis://127.0.0.1:1/0")

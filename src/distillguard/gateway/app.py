@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from distillguard.gateway.config import GatewaySettings
 from distillguard.gateway.keys import KeyRecord, KeyStore
-from distillguard.gateway.limits import Limit, MemoryLimiter
+from distillguard.gateway.limits import Limit, Limiter, MemoryLimiter, RedisLimiter
 from distillguard.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from distillguard.gateway.policy import Decision, Policy
 from distillguard.gateway.segments import SegmentLog
@@ -58,9 +58,10 @@ class Gateway:
     """State shared by the routes: settings, keys, policy, limiter, log, upstream client."""
 
     def __init__(self, settings: GatewaySettings, keys: KeyStore, policy: Policy, log_: SegmentLog,
-                 limiter: MemoryLimiter | None = None) -> None:
+                 limiter: Limiter | None = None) -> None:
         self.settings, self.keys, self.policy, self.log = settings, keys, policy, log_
-        self.limiter = limiter or MemoryLimiter()
+        self.limiter: Limiter = limiter or (RedisLimiter(settings.redis_url) if settings.redis_url
+                                            else MemoryLimiter())
         self.metrics = GatewayMetrics()
         self.upstream = settings.upstream.rstrip("/")
         self.client: httpx.AsyncClient | None = None

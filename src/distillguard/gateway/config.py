@@ -35,6 +35,7 @@ class GatewaySettings(BaseModel):
     flush_interval: float = Field(0.2, gt=0, description="seconds between log flushes (fsync)")
     keys: Path = Path("distillguard-keys.db")
     policy: Path | None = None
+    redis_url: str | None = Field(None, description="redis://host:port/db: limits shared by every replica")
     trusted_hops: int = Field(0, ge=0, description="X-Forwarded-For entries added by proxies you run")
     tls_fingerprint_header: str = "x-tls-fingerprint"
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)

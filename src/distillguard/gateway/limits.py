@@ -7,8 +7,8 @@ call the unused part of the token reservation is refunded. A denied
 reservation says how long to wait (``Retry-After``). Buckets refill
 continuously at ``per_minute / 60`` per second up to ``burst``.
 
-This is the in-memory backend (one gateway process); the Redis backend gives
-several replicas the same buckets.
+``MemoryLimiter`` serves one gateway process; ``RedisLimiter`` gives several
+replicas the same buckets (``redis_url`` in the gateway settings).
 
 >>> lim = MemoryLimiter(clock=lambda: 0.0)
 >>> rule = Limit(per_minute=60, burst=2)
@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from distillguard.errors import ConfigError
 
@@ -50,6 +51,14 @@ class Reservation:
 
 
 Charge = tuple[str, Limit, float]  # (bucket key, its limit, amount)
+
+
+class Limiter(Protocol):
+    """What the gateway needs from a limit backend."""
+
+    def reserve(self, charges: Sequence[Charge]) -> Reservation: ...
+
+    def refund(self, charges: Sequence[Charge]) -> None: ...
 
 
 class MemoryLimiter:
@@ -86,3 +95,83 @@ class MemoryLimiter:
             for key, limit, amount in charges:
                 if amount > 0:
                     self._buckets[key] = (min(limit.burst, self._level(key, limit, now) + amount), now)
+
+
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local levels = {}
+for i = 1, #KEYS do
+  local rate, burst, amount = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  local v = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local tokens, ts = tonumber(v[1]) or burst, tonumber(v[2]) or now
+  local level = math.min(burst, tokens + math.max(0, now - ts) * rate)
+  if amount > burst then return {0, 'inf', i} end
+  if level < amount then return {0, tostring((amount - level) / rate), i} end
+  levels[i] = level
+end
+for i = 1, #KEYS do
+  local rate, burst, amount = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  redis.call('HSET', KEYS[i], 'tokens', tostring(levels[i] - amount), 'ts', tostring(now))
+  redis.call('EXPIRE', KEYS[i], math.ceil(burst / rate) + 60)
+end
+return {1, '0', 0}
+"""
+
+_REFUND = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+for i = 1, #KEYS do
+  local rate, burst, amount = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  local v = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local tokens, ts = tonumber(v[1]) or burst, tonumber(v[2]) or now
+  local level = math.min(burst, tokens + math.max(0, now - ts) * rate + amount)
+  redis.call('HSET', KEYS[i], 'tokens', tostring(level), 'ts', tostring(now))
+  redis.call('EXPIRE', KEYS[i], math.ceil(burst / rate) + 60)
+end
+return 1
+"""
+
+
+class RedisLimiter:
+    """The same buckets in Redis, so several gateway replicas share exact limits.
+
+    Each reservation is one Lua script (atomic in Redis, all buckets or none),
+    timed by the Redis server's clock so replicas with skewed clocks agree.
+    """
+
+    def __init__(self, url: str, prefix: str = "distillguard:limit:") -> None:
+        import redis
+
+        try:
+            self.redis = redis.Redis.from_url(url)
+            self.redis.ping()
+        except (redis.RedisError, ValueError) as exc:
+            raise ConfigError(f"cannot reach Redis at {url}: {exc}") from exc
+        self.prefix = prefix
+        self._reserve = self.redis.register_script(_RESERVE)
+        self._refund = self.redis.register_script(_REFUND)
+
+    def _args(self, charges: Sequence[Charge]) -> tuple[list[str], list[float]]:
+        keys = [self.prefix + key for key, _, _ in charges]
+        args: list[float] = []
+        for _, limit, amount in charges:
+            args += [limit.per_minute / 60.0, limit.burst, amount]
+        return keys, args
+
+    def reserve(self, charges: Sequence[Charge]) -> Reservation:
+        if not charges:
+            return Reservation(True)
+        keys, args = self._args(charges)
+        ok, wait, index = self._reserve(keys=keys, args=args)
+        if int(ok):
+            return Reservation(True)
+        text = wait.decode() if isinstance(wait, bytes) else str(wait)
+        return Reservation(False, float("inf") if text == "inf" else round(float(text), 3),
+                           charges[int(index) - 1][0])
+
+    def refund(self, charges: Sequence[Charge]) -> None:
+        charges = [c for c in charges if c[2] > 0]
+        if charges:
+            keys, args = self._args(charges)
+            self._refund(keys=keys, args=args)
