@@ -10,8 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = ("detection", "replay_detect", "link_scale", "scan_throughput", "gateway_latency", "sim_throughput",
-         "ingest_memory",
-         "elicitation", "safeguard")
+         "ingest_memory", "elicitation", "safeguard")
 
 
 def main() -> None:
