@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -82,15 +83,27 @@ def load_settings(path: Path | None = None) -> Settings:
     """Read settings from a TOML file; ``None`` gives the defaults."""
     if path is None:
         return Settings()
+    return validated(Settings, read_toml(path, "settings file"), str(path))
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The TOML file at ``path``, or a ``ConfigError`` naming ``what`` is missing or where it is invalid."""
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"settings file not found: {path}") from exc
+        raise ConfigError(f"{what} not found: {path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: dict[str, Any], source: str) -> M:
+    """``data`` as ``model``, or a ``ConfigError`` naming ``source`` and the first bad field."""
     try:
-        return Settings.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from exc
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc

@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from distillguard.errors import ConfigError
+from distillguard.config import read_toml, validated
 
 
 class LimitSettings(BaseModel):
@@ -46,18 +45,6 @@ class GatewaySettings(BaseModel):
 
 def load_gateway_settings(path: Path | None, **overrides: object) -> GatewaySettings:
     """Settings from ``path`` (TOML) with non-None ``overrides`` applied on top."""
-    data: dict[str, object] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError(f"gateway config not found: {path}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    data = read_toml(path, "gateway config") if path is not None else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return GatewaySettings.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"gateway settings: {where}: {first['msg']}") from exc
+    return validated(GatewaySettings, data, "gateway settings")
