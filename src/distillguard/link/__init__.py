@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from distillguard.config import LinkSettings
 from distillguard.link.communities import communities
-from distillguard.link.evidence import HOSTING_ASNS, KINDS, LinkInputs, evidence_values
+from distillguard.link.evidence import HOSTING_ASNS, KINDS, LinkInputs, evidence_values, partner_values
 from distillguard.link.graph import synchrony_pairs, value_pairs, weighted_edges
 from distillguard.schema import ACCOUNT_CLUSTERS, ACCOUNT_LINKS
 
@@ -59,8 +59,10 @@ def link_accounts(execute: Callable[[ir.Table], pa.Table], inputs: LinkInputs, s
 
 def partner_hits(inputs: LinkInputs) -> ir.Table:
     """``(account_id, indicators)``: the partner indicators (``kind:value``) each account used."""
-    values = evidence_values(inputs, 1.0)
-    hits = values.filter(values.kind == "partner")
+    assert inputs.partner is not None
+    # Only the partner part of the evidence: the rest (network, content, ...) is not needed here.
+    hits = partner_values(inputs.exchanges, inputs.accounts, inputs.partner)
+    hits = hits.filter(hits.value.notnull())
     return hits.group_by("account_id").aggregate(indicators=hits.value.collect())
 
 

@@ -106,7 +106,7 @@ def evidence_values(inputs: LinkInputs, min_template_share: float,
     parts = [*_network(inputs.exchanges, hosting_asns), *_signup(inputs.accounts),
              *_content(inputs.signals, min_template_share), _release(inputs.signals, inputs.events)]
     if inputs.partner is not None:
-        parts.append(_partner(inputs.exchanges, inputs.accounts, inputs.partner))
+        parts.append(partner_values(inputs.exchanges, inputs.accounts, inputs.partner))
     out = parts[0]
     for p in parts[1:]:
         out = out.union(p)  # union is distinct
@@ -168,7 +168,7 @@ def _release(s: ir.Table, events: ir.Table) -> ir.Table:
     return _rows(moved, "release", ibis.literal("moved within 24 h"))
 
 
-def _partner(x: ir.Table, a: ir.Table, partner: ir.Table) -> ir.Table:
+def partner_values(x: ir.Table, a: ir.Table, partner: ir.Table) -> ir.Table:
     """Accounts that used a partner's indicator; the value names the indicator."""
     observed = [
         _rows(x, "ip", x.client_ip), _rows(x, "asn", x.client_asn.cast("string")),
