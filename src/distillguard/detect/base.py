@@ -44,6 +44,13 @@ class Scorer(ABC):
         """
         return self.score(reference)
 
+    def score_reference_grouped(self, reference: pa.Table, groups: list[str]) -> np.ndarray:
+        """``score_reference`` leaving out every row of the same group (e.g. one account's windows).
+
+        Scorers that remember no rows have nothing to leave out: the default is ``score_reference``.
+        """
+        return self.score_reference(reference)
+
     def explain(self, features: pa.Table) -> list[list[str]]:
         """Human-readable reasons per row (empty lists by default)."""
         return [[] for _ in range(features.num_rows)]

@@ -106,7 +106,7 @@ class KNNNoveltyScorer(Scorer):
         return np.asarray(dist.mean(axis=1), dtype=np.float64)
 
     def score_reference_grouped(self, reference: pa.Table, groups: list[str]) -> np.ndarray:
-        """Scores of the fitted reference leaving out every row of the same group (not only the row).
+        """Scores of the fitted reference leaving out every row of the same group, not only the row.
 
         For windows of one account: its other days are its nearest neighbours,
         and leaving out only the row itself would make benign windows look closer

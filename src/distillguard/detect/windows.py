@@ -26,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.detect.base import Calibrated, Scorer
-from distillguard.detect.knn import KNNNoveltyScorer
 
 
 def owner(window_id: str) -> str:
@@ -55,9 +54,7 @@ class WindowDetector:
         self.det.fit(reference_windows, reference_windows)
         ref = self.det.prepare(reference_windows)
         ids = reference_windows.column("account_id").to_pylist()
-        scorer = self.det.scorer
-        scores = (scorer.score_reference_grouped(ref, [owner(i) for i in ids])
-                  if isinstance(scorer, KNNNoveltyScorer) else scorer.score_reference(ref))
+        scores = self.det.scorer.score_reference_grouped(ref, [owner(i) for i in ids])
         volume = reference_windows.column("n_exchanges").to_numpy(zero_copy_only=False)
         scores = np.where(volume >= self.min_exchanges, scores, -np.inf)  # as flag() ignores them
         best = _max_by_owner(ids, scores)
