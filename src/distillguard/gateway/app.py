@@ -281,10 +281,7 @@ async def _forward(
         finally:
             await resp.aclose()
         status = resp.status_code if resp.status_code < 500 else 502
-        record["response"] = _response_fields(content, resp.status_code, started)
-        usage = record["response"].get("usage") or {}
-        refund((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if usage else None)
-        gw.record(record)
+        _finish(gw, record, _response_fields(content, resp.status_code, started), refund)
         if withhold_reasoning and resp.status_code == 200:
             content = _without_reasoning(content)
         return Response(content, status, media_type=resp.headers.get("content-type", "application/json"))
@@ -326,11 +323,16 @@ async def _relay(
         finished = True
     finally:
         await resp.aclose()  # on a client disconnect this cancels the upstream call
-        record["response"] = capture.response_fields(200, round((time.perf_counter() - started) * 1000, 3),
-                                                     interrupted=not finished)
-        usage = record["response"].get("usage") or {}
-        refund((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if usage else None)
-        gw.record(record)
+        _finish(gw, record, capture.response_fields(200, round((time.perf_counter() - started) * 1000, 3),
+                                                    interrupted=not finished), refund)
+
+
+def _finish(gw: Gateway, record: dict[str, Any], response: dict[str, Any], refund: Any) -> None:
+    """Log the exchange and refund the tokens it did not use (by the upstream's usage, when it gave one)."""
+    record["response"] = response
+    usage = response.get("usage") or {}
+    refund((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if usage else None)
+    gw.record(record)
 
 
 def _without_reasoning(content: bytes) -> bytes:
