@@ -117,8 +117,10 @@ class Channels:
         self.ids: dict[str, list[int]] = {"content": [], "reasoning_content": []}
         self.sent: dict[str, int] = {"content": 0, "reasoning_content": 0}
         self.counts: dict[str, int] = {"content": 0, "reasoning_content": 0}
+        self.generated = 0  # every token fed, the <think> markers included
 
     def feed(self, token: int) -> list[tuple[str, str]]:
+        self.generated += 1
         if token == self.open_id:
             self.channel = "reasoning_content"
             return []

@@ -126,7 +126,9 @@ def create_app(model: Model) -> FastAPI:
         async with lock:
             for index in range(req.n):
                 ch = Channels(model.tokenizer)
-                finish = await _run(model, prompt, _seeded(sampling, index), processors, ch)
+                async for _ in _decode(model, prompt, _seeded(sampling, index), processors, ch):
+                    pass
+                finish = _finish_reason(ch, sampling)
                 completion += ch.counts["content"] + ch.counts["reasoning_content"]
                 reasoning += ch.counts["reasoning_content"]
                 message: dict[str, Any] = {"role": "assistant", "content": ch.text("content")}
@@ -151,14 +153,20 @@ def _usage(prompt: int, completion: int, reasoning: int) -> dict[str, Any]:
             "completion_tokens_details": {"reasoning_tokens": reasoning}}
 
 
-async def _run(model: Model, prompt: list[int], sampling: Sampling, processors: Any, ch: Channels) -> str:
-    """Decode one completion into ``ch``; return the finish reason."""
-    tokens = model.tokens(prompt, sampling, processors)
-    n = 0
+async def _decode(
+    model: Model, prompt: list[int], sampling: Sampling, processors: Any, ch: Channels
+) -> AsyncIterator[list[tuple[str, str]]]:
+    """Decode one completion into ``ch``, each step in a worker thread; yield each token's text deltas.
+
+    A caller that is cancelled (a client that disconnects) stops decoding at the next step.
+    """
+    tokens: Iterator[int] = model.tokens(prompt, sampling, processors)
     while (token := await asyncio.to_thread(next, tokens, None)) is not None:
-        ch.feed(token)
-        n += 1
-    return "length" if n >= sampling.max_tokens else "stop"
+        yield ch.feed(token)
+
+
+def _finish_reason(ch: Channels, sampling: Sampling) -> str:
+    return "length" if ch.generated >= sampling.max_tokens else "stop"
 
 
 def _sse(obj: dict[str, Any]) -> bytes:
@@ -177,17 +185,13 @@ async def _stream(
             yield _sse({**chunk, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
                                                "finish_reason": None}]})
             ch = Channels(model.tokenizer)
-            tokens: Iterator[int] = model.tokens(prompt, _seeded(sampling, index), processors)
-            n = 0
-            # A client that disconnects cancels this generator at an await: decoding stops there.
-            while (token := await asyncio.to_thread(next, tokens, None)) is not None:
-                n += 1
-                for channel, text in ch.feed(token):
+            async for deltas in _decode(model, prompt, _seeded(sampling, index), processors, ch):
+                for channel, text in deltas:
                     yield _sse({**chunk, "choices": [{"index": index, "delta": {channel: text},
                                                        "finish_reason": None}]})
             completion += ch.counts["content"] + ch.counts["reasoning_content"]
             reasoning += ch.counts["reasoning_content"]
-            finish = "length" if n >= sampling.max_tokens else "stop"
+            finish = _finish_reason(ch, sampling)
             yield _sse({**chunk, "choices": [{"index": index, "delta": {}, "finish_reason": finish}]})
     if include_usage:
         yield _sse({**chunk, "choices": [], "usage": _usage(len(prompt), completion, reasoning)})
