@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 BITS = 64
 
@@ -33,11 +34,13 @@ BITS = 64
 def _mean_embedding(features: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """(n×64 mean of φ in ±1 units with NaN rows where missing, prompt counts)."""
     n = np.asarray(features.column("n_exchanges").to_numpy(zero_copy_only=False), dtype=np.float64)
-    bits = features.column("topic_bits").to_pylist()
+    lists = features.column("topic_bits").combine_chunks()
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    values = np.asarray(pc.list_flatten(lists).to_numpy(zero_copy_only=False), dtype=np.float64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     m = np.full((features.num_rows, BITS), np.nan)
-    for i, row in enumerate(bits):
-        if row is not None and len(row) == BITS:
-            m[i] = 2.0 * np.asarray(row, dtype=np.float64) - 1.0
+    whole = lengths == BITS  # rows with all 64 bits (others stay NaN)
+    m[whole] = 2.0 * values[starts[whole, None] + np.arange(BITS)] - 1.0
     return m, n
 
 
