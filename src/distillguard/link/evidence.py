@@ -107,9 +107,8 @@ def evidence_values(inputs: LinkInputs, min_template_share: float,
              *_content(inputs.signals, min_template_share), _release(inputs.signals, inputs.events)]
     if inputs.partner is not None:
         parts.append(partner_values(inputs.exchanges, inputs.accounts, inputs.partner))
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.union(p)  # union is distinct
+    # UNION ALL: each part is distinct per account and the parts differ by kind, so rows stay unique.
+    out = parts[0].union(*parts[1:])
     return out.filter(out.value.notnull() & (out.value != ""))
 
 
@@ -152,9 +151,7 @@ def _content(s: ir.Table, min_share: float) -> list[ir.Table]:
         per = band.group_by(["account_id", "band"]).aggregate(c=band.count()).join(totals, "account_id")
         kept = per.filter(per.c.cast("float64") >= min_share * per.n.cast("float64"))
         bands.append(_rows(kept, "template_lsh", ibis.literal(f"{b}:") + kept.band.cast("string")))
-    out = bands[0]
-    for t in bands[1:]:
-        out = out.union(t)
+    out = bands[0].union(*bands[1:])
     per_head = s.group_by(["account_id", "template_head"]).aggregate(c=s.count()).join(totals, "account_id")
     recurring = per_head.filter((per_head.c >= _HEAD_MIN)
                                 & (per_head.c.cast("float64") >= _HEAD_SHARE * per_head.n.cast("float64")))
@@ -176,9 +173,7 @@ def partner_values(x: ir.Table, a: ir.Table, partner: ir.Table) -> ir.Table:
         # Payment fingerprints travel hashed (see ``share.stix``).
         _rows(a, "payment", a.payment_fingerprint.hexdigest("sha256")),
     ]
-    seen = observed[0]
-    for t in observed[1:]:
-        seen = seen.union(t)
+    seen = observed[0].union(*observed[1:])
     hits = seen.join(partner, [seen.kind == partner.kind, seen.value == partner.value])
     return hits.select("account_id", kind=ibis.literal("partner"),
                        value=hits.kind + ":" + hits.value).distinct()
