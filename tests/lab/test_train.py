@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from distillguard.lab.evaluate import accuracy
 from distillguard.lab.tasks import KINDS, make_tasks, normalize
 from distillguard.lab.train import (
     Example,
@@ -13,7 +14,6 @@ from distillguard.lab.train import (
     TrainSettings,
     _encode,
     _pad,
-    accuracy,
     examples_from_tasks,
     train_model,
 )

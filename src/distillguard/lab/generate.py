@@ -1,15 +1,18 @@
-"""Token-by-token decoding with a KV cache, per-request logits processors, and reasoning split.
+"""Batched token-by-token decoding with a KV cache, per-row logits processors, and the reasoning split.
 
-The server's own loop rather than ``generate()``: it yields each token as soon as
-it exists (streaming), stops when the client goes away, applies the request's
-logits processors on every step, and routes tokens between ``<think>`` and
-``</think>`` to ``reasoning_content`` and the rest to ``content``.
+The lab's own loop rather than ``generate()``: several requests decode together
+(one forward pass per step for every row, left-padded, so a CPU model serves a
+harvest several times faster than one request at a time), each row with its
+own sampling settings and logits processors (how watermarks and sampling
+defences plug in), each token handed out as soon as it exists (streaming), and
+a row stops as soon as its client goes away. ``Channels`` routes tokens between
+``<think>`` and ``</think>`` to ``reasoning_content`` and the rest to ``content``.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +34,16 @@ class Sampling:
 
 
 @dataclass
+class Row:
+    """One sequence to decode: its prompt, settings and processors; ``stopped`` ends it early (disconnect)."""
+
+    prompt: list[int]
+    sampling: Sampling
+    processors: LogitsProcessorList = field(default_factory=LogitsProcessorList)
+    stopped: Callable[[], bool] = lambda: False
+
+
+@dataclass
 class Model:
     """A loaded causal LM with its tokenizer and context length."""
 
@@ -44,8 +57,10 @@ class Model:
         self.context = int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
                            or 2048)
         self.model.eval()  # type: ignore[no-untyped-call]
+        params = inspect.signature(self.model.forward).parameters
         # transformers 5.x renamed the KV cache argument ``past_key_values`` → ``cache``; accept both.
-        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._positions = "position_ids" in params
 
     def prompt_ids(self, messages: list[dict[str, Any]]) -> list[int]:
         """Token ids of the chat prompt, assistant turn opened."""
@@ -60,24 +75,64 @@ class Model:
             raise ConfigError(f"this model's maximum context length is {self.context} tokens; the prompt has "
                               f"{len(prompt)} and max_tokens asks for {sampling.max_tokens} more")
 
-    def tokens(self, prompt: list[int], sampling: Sampling, processors: LogitsProcessorList) -> Iterator[int]:
-        """Generated token ids, one at a time, until end of sequence or ``max_tokens``."""
-        self.check_fits(prompt, sampling)
-        generator = torch.Generator().manual_seed(sampling.seed) if sampling.seed is not None else None
-        eos = self.tokenizer.eos_token_id
-        seen = torch.tensor([prompt], dtype=torch.long)
-        step_input, past = seen, None
-        for _ in range(sampling.max_tokens):
+    def decode(self, rows: Sequence[Row]) -> Iterator[list[tuple[int, int | None]]]:
+        """Decode ``rows`` together; per step, ``(row index, token)`` for each row that moved (None: it ended).
+
+        A row ends at end of sequence, at its ``max_tokens``, or when ``stopped()`` turns true.
+        """
+        for row in rows:
+            self.check_fits(row.prompt, row.sampling)
+        if not rows:
+            return
+        pad, eos = self.tokenizer.pad_token_id or 0, self.tokenizer.eos_token_id
+        width = max(len(r.prompt) for r in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):  # left padding: every prompt ends where decoding starts
+            ids[i, width - len(r.prompt):] = torch.tensor(r.prompt)
+            mask[i, width - len(r.prompt):] = 1
+        seen = [torch.tensor([r.prompt], dtype=torch.long) for r in rows]
+        generators = [torch.Generator().manual_seed(r.sampling.seed) if r.sampling.seed is not None else None
+                      for r in rows]
+        counts = [0] * len(rows)
+        live = set(range(len(rows)))
+        step_ids, past = ids, None
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        while live:
+            kwargs: dict[str, Any] = {self._cache_arg: past}
+            if self._positions:
+                kwargs["position_ids"] = positions
             with torch.inference_mode():
-                out = self.model(input_ids=step_input, use_cache=True, **{self._cache_arg: past})
+                out = self.model(input_ids=step_ids, attention_mask=mask, use_cache=True, **kwargs)
             past = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-            scores = processors(seen, out.logits[:, -1, :].float())  # type: ignore[arg-type]
-            token = _pick(scores[0], sampling, generator)
-            if token == eos:
-                return
-            yield token
-            step_input = torch.tensor([[token]], dtype=torch.long)
-            seen = torch.cat([seen, step_input], dim=1)
+            logits = out.logits[:, -1, :].float()
+            events: list[tuple[int, int | None]] = []
+            next_ids = torch.full((len(rows), 1), pad, dtype=torch.long)
+            for i in sorted(live):
+                r = rows[i]
+                if r.stopped():
+                    live.discard(i)
+                    events.append((i, None))
+                    continue
+                scores = (r.processors(seen[i], logits[i:i + 1])  # type: ignore[arg-type]
+                          if r.processors else logits[i:i + 1])
+                token = _pick(scores[0], r.sampling, generators[i])
+                if token == eos:
+                    live.discard(i)
+                    events.append((i, None))
+                    continue
+                counts[i] += 1
+                events.append((i, token))
+                next_ids[i, 0] = token
+                seen[i] = torch.cat([seen[i], next_ids[i:i + 1]], dim=1)
+                if counts[i] >= r.sampling.max_tokens:
+                    live.discard(i)
+                    events.append((i, None))
+            yield events
+            step_ids = next_ids
+            mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
+            # Rows that ended keep stepping with padding; clamp so their positions stay in range.
+            positions = (positions[:, -1:] + 1).clamp(max=self.context - 1)
 
 
 def _pick(scores: torch.Tensor, sampling: Sampling, generator: torch.Generator | None) -> int:

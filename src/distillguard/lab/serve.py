@@ -6,17 +6,16 @@ and the model's ``<think>`` span in ``reasoning_content``. A request may name
 logits processors (``logits_processors``, via the client's ``extra_body``): how
 watermarks and sampling defences plug in. Errors use the OpenAI error shape.
 
-One model per server; requests are decoded one at a time (a CPU model gains
-nothing from interleaving), each step in a worker thread so the event loop
-keeps serving and notices a client that disconnects, which stops decoding.
+One model per server; concurrent requests (and the ``n`` choices of one) are
+decoded together in batches on a background thread (``Batcher``), so the event
+loop keeps serving and notices a client that disconnects, which stops its row.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from distillguard.errors import ConfigError, InputError
+from distillguard.lab.batching import Batcher, TokenStream
 from distillguard.lab.generate import Channels, Model, Sampling
 from distillguard.lab.processors import build_processors
 
@@ -85,9 +85,9 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return content or ""
 
 
-def create_app(model: Model) -> FastAPI:
+def create_app(model: Model, max_batch: int = 32) -> FastAPI:
     app = FastAPI(title="distillguard lab model server", docs_url=None, redoc_url=None)
-    lock = asyncio.Lock()
+    batcher = Batcher(model, max_batch)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -120,21 +120,21 @@ def create_app(model: Model) -> FastAPI:
         meta = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": model.name}
         if req.stream:
             usage = bool(req.stream_options and req.stream_options.include_usage)
-            return StreamingResponse(_stream(model, lock, req, prompt, sampling, processors, meta, usage),
+            return StreamingResponse(_stream(model, batcher, req, prompt, sampling, processors, meta, usage),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         choices, completion, reasoning = [], 0, 0
-        async with lock:
-            for index in range(req.n):
-                ch = Channels(model.tokenizer)
-                async for _ in _decode(model, prompt, _seeded(sampling, index), processors, ch):
-                    pass
-                finish = _finish_reason(ch, sampling)
-                completion += ch.counts["content"] + ch.counts["reasoning_content"]
-                reasoning += ch.counts["reasoning_content"]
-                message: dict[str, Any] = {"role": "assistant", "content": ch.text("content")}
-                if ch.counts["reasoning_content"]:
-                    message["reasoning_content"] = ch.text("reasoning_content")
-                choices.append({"index": index, "message": message, "finish_reason": finish, "logprobs": None})
+        streams = [batcher.submit(prompt, _seeded(sampling, i), processors) for i in range(req.n)]
+        for index, tokens in enumerate(streams):
+            ch = Channels(model.tokenizer)
+            async for _ in _decode(tokens, ch):
+                pass
+            finish = _finish_reason(ch, sampling)
+            completion += ch.counts["content"] + ch.counts["reasoning_content"]
+            reasoning += ch.counts["reasoning_content"]
+            message: dict[str, Any] = {"role": "assistant", "content": ch.text("content")}
+            if ch.counts["reasoning_content"]:
+                message["reasoning_content"] = ch.text("reasoning_content")
+            choices.append({"index": index, "message": message, "finish_reason": finish, "logprobs": None})
         return JSONResponse({**meta, "object": "chat.completion", "choices": choices,
                              "usage": _usage(len(prompt), completion, reasoning)})
 
@@ -153,16 +153,16 @@ def _usage(prompt: int, completion: int, reasoning: int) -> dict[str, Any]:
             "completion_tokens_details": {"reasoning_tokens": reasoning}}
 
 
-async def _decode(
-    model: Model, prompt: list[int], sampling: Sampling, processors: Any, ch: Channels
-) -> AsyncIterator[list[tuple[str, str]]]:
-    """Decode one completion into ``ch``, each step in a worker thread; yield each token's text deltas.
+async def _decode(tokens: TokenStream, ch: Channels) -> AsyncIterator[list[tuple[str, str]]]:
+    """Feed one completion's tokens into ``ch``; yield each token's text deltas.
 
-    A caller that is cancelled (a client that disconnects) stops decoding at the next step.
+    A caller that is cancelled (a client that disconnects) closes the stream, which stops its row.
     """
-    tokens: Iterator[int] = model.tokens(prompt, sampling, processors)
-    while (token := await asyncio.to_thread(next, tokens, None)) is not None:
-        yield ch.feed(token)
+    try:
+        async for token in tokens:
+            yield ch.feed(token)
+    finally:
+        tokens.close()
 
 
 def _finish_reason(ch: Channels, sampling: Sampling) -> str:
@@ -174,18 +174,19 @@ def _sse(obj: dict[str, Any]) -> bytes:
 
 
 async def _stream(
-    model: Model, lock: asyncio.Lock, req: ChatRequest, prompt: list[int], sampling: Sampling, processors: Any,
+    model: Model, batcher: Batcher, req: ChatRequest, prompt: list[int], sampling: Sampling, processors: Any,
     meta: dict[str, Any], include_usage: bool,
 ) -> AsyncIterator[bytes]:
     """Server-sent events: a role chunk, one chunk per text delta, a finish chunk, usage, ``[DONE]``."""
     chunk = {**meta, "object": "chat.completion.chunk"}
     completion = reasoning = 0
-    async with lock:
-        for index in range(req.n):
+    streams = [batcher.submit(prompt, _seeded(sampling, i), processors) for i in range(req.n)]
+    try:
+        for index, tokens in enumerate(streams):
             yield _sse({**chunk, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
                                                "finish_reason": None}]})
             ch = Channels(model.tokenizer)
-            async for deltas in _decode(model, prompt, _seeded(sampling, index), processors, ch):
+            async for deltas in _decode(tokens, ch):
                 for channel, text in deltas:
                     yield _sse({**chunk, "choices": [{"index": index, "delta": {channel: text},
                                                        "finish_reason": None}]})
@@ -193,13 +194,17 @@ async def _stream(
             reasoning += ch.counts["reasoning_content"]
             finish = _finish_reason(ch, sampling)
             yield _sse({**chunk, "choices": [{"index": index, "delta": {}, "finish_reason": finish}]})
+    finally:
+        for tokens in streams:  # a client gone mid-stream stops every row of its request
+            tokens.close()
     if include_usage:
         yield _sse({**chunk, "choices": [], "usage": _usage(len(prompt), completion, reasoning)})
     yield b"data: [DONE]\n\n"
 
 
-def serve(model_path: Path, host: str = "127.0.0.1", port: int = 8000, name: str | None = None) -> None:
+def serve(model_path: Path, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
+          max_batch: int = 32) -> None:
     """Load the model and serve it until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(load_model(model_path, name)), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(load_model(model_path, name), max_batch), host=host, port=port, log_level="info")

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, LogitsProcessorList, PreTrainedTokenizerBase
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from distillguard.lab.generate import Channels, Model, Sampling
+from distillguard.lab.generate import Model
 from distillguard.lab.tasks import Task
 from distillguard.lab.tokenizer import EOS, THINK_CLOSE, THINK_OPEN, train_tokenizer
 
@@ -152,25 +152,3 @@ def _pad(batch: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, to
         ids[i, :len(row)] = torch.tensor(row)
         labels[i, start:len(row)] = torch.tensor(row[start:])
     return ids, labels
-
-
-def answer(model: Model, prompt: str, max_tokens: int = 160) -> tuple[str, str]:
-    """(answer, reasoning) of ``model`` for ``prompt``, greedy."""
-    ids = model.prompt_ids([{"role": "user", "content": prompt}])
-    ch = Channels(model.tokenizer)
-    budget = min(max_tokens, model.context - len(ids))
-    if budget <= 0:
-        return "", ""
-    for token in model.tokens(ids, Sampling(max_tokens=budget, temperature=0), LogitsProcessorList()):
-        ch.feed(token)
-    return ch.text("content").strip(), ch.text("reasoning_content").strip()
-
-
-def accuracy(model: Model, tasks: Sequence[Task], progress: Progress | None = None) -> float:
-    """Share of ``tasks`` the model answers exactly right (greedy decoding)."""
-    right = 0
-    for i, t in enumerate(tasks):
-        right += t.check(answer(model, t.prompt)[0])
-        if progress:
-            progress(i + 1, len(tasks))
-    return right / max(len(tasks), 1)
