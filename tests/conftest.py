@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,42 +49,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Run an ASGI ``app`` with uvicorn on a free loopback port; yield ``http://127.0.0.1:PORT``."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture(scope="session")
 def serve() -> Any:
     """``serve(app)``: a context manager running an ASGI app on loopback (see ``serving``)."""
+    from distillguard.lab.loopback import serving
+
     return serving
 
 
 @pytest.fixture(scope="session")
 def model_server(tiny_model_dir: Path) -> Iterator[str]:
     """Base URL (``http://127.0.0.1:PORT/v1``) of the lab model server on loopback, model ``tiny``."""
+    from distillguard.lab.loopback import serving
     from distillguard.lab.serve import create_app, load_model
 
     with serving(create_app(load_model(tiny_model_dir, "tiny"))) as url:
@@ -102,7 +76,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server not installed (apt-get install redis-server)")
-    port = _free_port()
+    from distillguard.lab.loopback import free_port
+
+    port = free_port()
     work = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
                              "no", "--dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

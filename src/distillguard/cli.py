@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from distillguard._cli_support import console, out
+from distillguard._cli_support import errors as _errors
+from distillguard._cli_support import progress as _progress
 from distillguard.config import DEFAULT_DB, load_settings
-from distillguard.errors import ConfigError, DistillGuardError
+from distillguard.errors import ConfigError
+from distillguard.lab.cli import lab
 
 app = typer.Typer(
     help="Detect, attribute and deter adversarial distillation of LLM APIs.",
@@ -28,38 +28,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-out = Console()
-
 DbOpt = Annotated[Path, typer.Option("--db", help="DuckDB store file.")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings TOML file.")]
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except DistillGuardError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted; the store keeps its last completed stage[/]")
-        raise typer.Exit(130) from None
-
-
-@contextmanager
-def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
-    bars = Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
-    tasks: dict[str, Any] = {}
-
-    def advance(stage: str, n: int, total: int | None) -> None:
-        if stage not in tasks:
-            tasks[stage] = bars.add_task(stage, total=total)
-        bars.update(tasks[stage], advance=n, total=total)
-
-    with bars:
-        yield advance
 
 
 @app.callback()
@@ -408,30 +378,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key-..
     out.print(f"{record.key_id} ({record.account_id}) revoked")
 
 
-lab = typer.Typer(help="The distillation lab: teacher, model server, harvest, student.", no_args_is_help=True)
 app.add_typer(lab, name="lab")
-
-
-@lab.command("serve")
-def lab_serve(
-    model: Annotated[Path, typer.Option(help="A local Hugging Face model directory (config.json, tokenizer).")],
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    name: Annotated[str | None, typer.Option(help="Model id clients use (default: the directory name).")] = None,
-) -> None:
-    """Serve a local causal LM as an OpenAI-compatible chat completions API.
-
-    Answers in `content`, the model's <think> span in `reasoning_content`;
-    requests may name logits processors (watermarks, sampling defences).
-
-    Example: distillguard lab serve --model lab-out/teacher --port 8001
-    """
-    with _errors():
-        try:
-            from distillguard.lab.serve import serve
-        except ImportError as exc:
-            raise ConfigError(f"the lab needs its extra: pip install 'distillguard[lab]' ({exc})") from exc
-        serve(model, host, port, name)
 
 
 def _quarantine_note(count: int, db: Path) -> None:

@@ -163,7 +163,7 @@ def read_prompts(path: Path) -> list[str]:
     prompts = []
     try:
         lines = Path(path).read_text().splitlines()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the prompt pool {path}: {exc}") from exc
     for n, line in enumerate(lines, 1):
         if not line.strip():

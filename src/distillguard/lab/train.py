@@ -79,8 +79,7 @@ def train_model(
 ) -> Model:
     """Train a fresh model on ``examples`` into ``out`` (or load it, when ``out`` has this exact run)."""
     out = Path(out)
-    key = spec.key({**asdict(settings), "examples": _digest(examples),
-                    "tokenizer": None if tokenizer is None else len(tokenizer)})
+    key = run_key(examples, spec, settings, tokenizer)
     if (out / "distillguard-train.json").is_file():
         meta = json.loads((out / "distillguard-train.json").read_text())
         if meta.get("key") == key:
@@ -88,14 +87,10 @@ def train_model(
 
             return load_model(out, out.name)
     random.seed(settings.seed)
-    torch.manual_seed(settings.seed)
     if tokenizer is None:
         texts = [t for e in examples for t in (e.prompt, e.reply())]
         tokenizer = train_tokenizer(texts, vocab_size=spec.vocab)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=spec.context, n_embd=spec.width, n_layer=spec.layers,
-                        n_head=spec.heads, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                        pad_token_id=tokenizer.pad_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    model = GPT2LMHeadModel(config)
+    model = fresh_model(spec, tokenizer, settings.seed).model
     rows = [r for e in examples if (r := _encode(tokenizer, e, spec.context)) is not None]
     if not rows:
         raise ValueError("no training example fits the model's context")
@@ -123,6 +118,22 @@ def train_model(
                                                              "settings": asdict(settings),
                                                              "examples": len(rows)}, indent=2))
     return Model(out.name, model, tokenizer)
+
+
+def fresh_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> Model:
+    """An untrained GPT-2-style model of ``spec`` for ``tokenizer``, initialised from ``seed``."""
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=spec.context, n_embd=spec.width, n_layer=spec.layers,
+                        n_head=spec.heads, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    return Model("untrained", GPT2LMHeadModel(config), tokenizer)
+
+
+def run_key(examples: Sequence[Example], spec: ModelSpec, settings: TrainSettings,
+            tokenizer: PreTrainedTokenizerBase | None = None) -> str:
+    """What identifies a training run: architecture, settings, data and tokenizer (the cache key)."""
+    return spec.key({**asdict(settings), "examples": _digest(examples),
+                     "tokenizer": None if tokenizer is None else len(tokenizer)})
 
 
 def _digest(examples: Sequence[Example]) -> str:

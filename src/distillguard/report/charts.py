@@ -1,4 +1,4 @@
-"""Inline SVG pictures for the report: a campaign's timeline and its account graph.
+"""Inline SVG pictures: a campaign's timeline and its account graph, and the lab's accuracy curves.
 
 Hand-written SVG rather than a plotting library: the report must open offline
 as one file, and these two pictures are a few dozen lines of markup. The graph
@@ -74,3 +74,57 @@ def graph_svg(accounts: list[str], edges: list[list[Any]], flagged: set[str], si
             if len(shown) < len(accounts) else "")
     return (f'<svg width="{size}" height="{size + (16 if note else 0)}" role="img" aria-label="account graph">'
             f"{lines}{dots}{note}</svg>")
+
+
+PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#57606a")
+
+
+def lines_svg(series: dict[str, list[tuple[float, float]]], references: dict[str, float] | None = None,
+              x_label: str = "", y_label: str = "", width: int = 640, height: int = 360) -> str:
+    """A line chart with a 0..1 y axis: one polyline per series, dashed horizontal reference lines.
+
+    >>> svg = lines_svg({"none": [(100, 0.2), (400, 0.6)]}, {"teacher": 0.8}, "harvested", "accuracy")
+    >>> svg.count("<polyline"), "teacher" in svg
+    (1, True)
+    """
+    left, right, top, bottom = 56, 170, 16, 44
+    xs = [x for points in series.values() for x, _ in points] or [0.0, 1.0]
+    x0, x1 = 0.0, max(xs) or 1.0
+    pw, ph = width - left - right, height - top - bottom
+
+    def px(x: float) -> float:
+        return left + pw * (x - x0) / (x1 - x0)
+
+    def py(y: float) -> float:
+        return top + ph * (1 - max(0.0, min(1.0, y)))
+
+    parts = [f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#888"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#888"/>']
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(f'<text x="{left - 6}" y="{py(tick) + 4:.1f}" font-size="11" text-anchor="end">{tick:.2f}</text>')
+    for tick in sorted({x for x in xs}):
+        parts.append(f'<text x="{px(tick):.1f}" y="{top + ph + 16}" font-size="11" text-anchor="middle">'
+                     f"{tick:,.0f}</text>")
+    parts.append(f'<text x="{left + pw / 2}" y="{height - 6}" font-size="12" text-anchor="middle">'
+                 f"{escape(x_label)}</text>")
+    parts.append(f'<text x="14" y="{top + ph / 2}" font-size="12" text-anchor="middle" '
+                 f'transform="rotate(-90 14 {top + ph / 2})">{escape(y_label)}</text>')
+    legend_y = top + 8
+    for i, (name, value) in enumerate((references or {}).items()):
+        color = "#57606a" if i == 0 else "#9a6700"
+        parts.append(f'<line x1="{left}" y1="{py(value):.1f}" x2="{left + pw}" y2="{py(value):.1f}" '
+                     f'stroke="{color}" stroke-dasharray="5 4"><title>{escape(name)}: {value:.3f}</title></line>')
+        parts.append(f'<text x="{left + pw + 8}" y="{legend_y}" font-size="11" fill="{color}">- - '
+                     f"{escape(name)} {value:.2f}</text>")
+        legend_y += 16
+    for i, (name, points) in enumerate(series.items()):
+        color = PALETTE[i % len(PALETTE)]
+        coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in sorted(points))
+        parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2"/>')
+        parts.extend(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}"><title>{escape(name)}: '
+                     f"{x:,.0f} → {y:.3f}</title></circle>" for x, y in points)
+        parts.append(f'<text x="{left + pw + 8}" y="{legend_y}" font-size="11" fill="{color}">── {escape(name)}</text>')
+        legend_y += 16
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+            f'aria-label="{escape(y_label)} against {escape(x_label)}" font-family="sans-serif">'
+            + "".join(parts) + "</svg>")

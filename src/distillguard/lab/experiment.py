@@ -1,0 +1,260 @@
+"""``distillguard lab run``: teacher → model server → gateway → harvest → students → results.json and a plot.
+
+One run, end to end on loopback: train (or load) the teacher on ground-truth
+tasks with their step-by-step traces; serve it; for each defence, start a
+gateway whose policy applies that defence to the attacker's accounts and
+harvest the prompt pool through it with the official ``openai`` client; train a
+fresh student on each prefix of the harvest (with the reasoning the gateway let
+through, and without it); evaluate teacher, students and baselines (untrained;
+the same number of ground-truth examples; a small ground-truth set) on held-out
+tasks. Students on identical data share one cached model, so a defence that
+changes nothing costs nothing to measure.
+
+>>> preset("tiny").harvest_sizes
+[24, 48]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from distillguard.config import read_toml, validated
+from distillguard.errors import ConfigError
+from distillguard.lab.evaluate import kind_accuracy
+from distillguard.lab.generate import Model
+from distillguard.lab.harvest import HarvestSettings, Outcome, harvest
+from distillguard.lab.loopback import serving
+from distillguard.lab.tasks import Task, make_tasks
+from distillguard.lab.train import (
+    Example,
+    ModelSpec,
+    TrainSettings,
+    examples_from_tasks,
+    fresh_model,
+    run_key,
+    train_model,
+)
+
+Progress = Callable[[str, int, int | None], None]  # (stage, advance, total), as the CLI's bars take it
+
+
+class Architecture(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    layers: int = Field(4, ge=1)
+    width: int = Field(128, ge=8)
+    heads: int = Field(4, ge=1)
+    context: int = Field(192, ge=32)
+    vocab: int = Field(512, ge=300)
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(self.layers, self.width, self.heads, self.context, self.vocab)
+
+
+class Training(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    steps: int = Field(1500, ge=0)
+    batch: int = Field(32, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    warmup: int = Field(100, ge=1)
+
+    def settings(self, seed: int) -> TrainSettings:
+        return TrainSettings(self.steps, self.batch, self.lr, seed, self.warmup)
+
+
+class LabConfig(BaseModel):
+    """One experiment; ``distillguard lab run CONFIG.toml`` reads it, ``--preset`` picks a built-in one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    seed: int = 0
+    tasks: list[str] = ["add", "sub", "tool"]
+    teacher_examples: int = Field(20000, ge=1)
+    architecture: Architecture = Architecture()
+    teacher: Training = Training()
+    student: Training = Training(steps=1000)
+    eval_tasks: int = Field(300, ge=1)
+    harvest_sizes: list[int] = Field([250, 500, 1000], min_length=1)
+    accounts: int = Field(20, ge=1, description="attacker accounts (one API key each)")
+    rate: float = Field(100.0, gt=0, description="harvest requests per second, all accounts together")
+    concurrency: int = Field(32, ge=1)
+    max_tokens: int = Field(160, ge=1)
+    defences: list[str] = ["none", "withhold_reasoning"]
+    small_data: int = Field(100, ge=1, description="ground-truth examples of the small-data baseline")
+
+
+PRESETS: dict[str, LabConfig] = {
+    # Plumbing in well under a minute: every stage runs for real, on a model too small to learn much.
+    "tiny": LabConfig(tasks=["tool"], teacher_examples=400,
+                      architecture=Architecture(layers=1, width=32, heads=2, context=128, vocab=320),
+                      teacher=Training(steps=60, batch=16, lr=3e-3, warmup=10),
+                      student=Training(steps=30, batch=16, lr=3e-3, warmup=5),
+                      eval_tasks=40, harvest_sizes=[24, 48], accounts=4, rate=200.0, concurrency=16,
+                      max_tokens=64, small_data=24),
+    "default": LabConfig(),
+}
+
+
+def preset(name: str) -> LabConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown lab preset {name!r}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def load_config(path: Path) -> LabConfig:
+    return validated(LabConfig, read_toml(path, "lab config"), "lab config")
+
+
+def _policy(defence: str, accounts: list[str]) -> list[dict[str, Any]]:
+    """The gateway policy that applies ``defence`` to the attacker's accounts."""
+    if defence == "none":
+        return []
+    if defence == "withhold_reasoning":
+        return [{"subject": f"account:{a}", "action": "monitor", "reason": "lab defence: withhold_reasoning",
+                 "transforms": ["withhold_reasoning"]} for a in accounts]
+    raise ConfigError(f"unknown defence {defence!r}; choose from none, withhold_reasoning")
+
+
+class _Quiet:
+    def __call__(self, stage: str, n: int, total: int | None) -> None:
+        pass
+
+
+def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[str, Any]:
+    """Run the experiment into ``out``; returns (and writes) ``results.json``, and writes ``curves.svg``."""
+    for d in config.defences:
+        _policy(d, [])  # unknown defences fail before anything trains
+    tick = progress or _Quiet()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    spec = config.architecture.spec()
+    train, held_out, pool = task_sets(config)
+    teacher = train_model(examples_from_tasks(train), spec, config.teacher.settings(config.seed), out / "teacher",
+                          progress=_bar(tick, "teacher"))
+    teacher_kinds = kind_accuracy(teacher, held_out)
+    results: dict[str, Any] = {"config": config.model_dump(), "teacher_accuracy": _mean(teacher_kinds, held_out),
+                               "teacher_by_kind": teacher_kinds, "runs": [], "harvests": {}}
+    student_cfg = config.student.settings(config.seed)
+
+    def student(examples: list[Example], label: str) -> dict[str, Any]:
+        model = train_model(examples, spec, student_cfg, out / "students" / run_key(examples, spec, student_cfg)[:16],
+                            progress=_bar(tick, label))
+        kinds = kind_accuracy(model, held_out)
+        return {"student_accuracy": _mean(kinds, held_out), "student_by_kind": kinds}
+
+    harvests = _harvest_all(config, teacher, [t.prompt for t in pool], out, tick)
+    for defence, outcomes in harvests.items():
+        results["harvests"][defence] = _summary(outcomes)
+        for size in config.harvest_sizes:
+            pairs = [o for o in outcomes[:size] if o.status == "ok"]
+            variants = [True, False] if any(o.reasoning for o in pairs) else [False]
+            for with_reasoning in variants:
+                examples = [Example(o.prompt, o.answer or "", o.reasoning if with_reasoning else None) for o in pairs]
+                row = {"defence": defence, "prompts": size, "harvested": len(pairs),
+                       "with_reasoning": with_reasoning}
+                label = f"student {defence} {size}{' +r' if with_reasoning else ''}"
+                results["runs"].append({**row, **(student(examples, label) if examples else
+                                                  {"student_accuracy": 0.0, "student_by_kind": {}})})
+    n = max(config.harvest_sizes)
+    results["baselines"] = {
+        "untrained": _mean(kind_accuracy(fresh_model(spec, teacher.tokenizer, config.seed), held_out), held_out),
+        "ground_truth_same_n": student(examples_from_tasks(pool[:n]), "ground truth")["student_accuracy"],
+        "small_data": student(examples_from_tasks(train[:config.small_data]), "small data")["student_accuracy"],
+    }
+    results["baselines_n"] = {"ground_truth_same_n": n, "small_data": config.small_data}
+    results["seconds"] = round(time.monotonic() - started, 1)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "curves.svg").write_text(curves_svg(results))
+    return results
+
+
+def task_sets(config: LabConfig) -> tuple[list[Task], list[Task], list[Task]]:
+    """(teacher's training tasks, held-out tasks, attacker's prompt pool); held-out prompts appear in neither."""
+    train = make_tasks(config.tasks, config.teacher_examples, seed=config.seed)
+    seen = {t.prompt for t in train}
+    held_out = [t for t in make_tasks(config.tasks, config.eval_tasks * 3, seed=config.seed + 1)
+                if t.prompt not in seen][:config.eval_tasks]
+    excluded = {t.prompt for t in held_out}
+    pool = [t for t in make_tasks(config.tasks, max(config.harvest_sizes) * 3, seed=config.seed + 2)
+            if t.prompt not in excluded][:max(config.harvest_sizes)]
+    return train, held_out, pool
+
+
+def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Path,
+                 tick: Progress) -> dict[str, list[Outcome]]:
+    """Serve the teacher, and harvest it through one gateway per defence."""
+    from distillguard.gateway.app import Gateway, create_app
+    from distillguard.gateway.config import GatewaySettings, LimitSettings
+    from distillguard.gateway.keys import KeyStore
+    from distillguard.gateway.policy import Policy
+    from distillguard.gateway.segments import SegmentLog
+    from distillguard.lab.serve import create_app as model_app
+
+    keys_path = out / "gateway" / "keys.db"
+    keys_path.parent.mkdir(parents=True, exist_ok=True)
+    keys_path.unlink(missing_ok=True)
+    store = KeyStore(keys_path)
+    accounts = [f"lab-attacker-{i:03d}" for i in range(config.accounts)]
+    secrets = [store.add(a)[0] for a in accounts]
+    harvests = {}
+    with serving(model_app(teacher, max_batch=config.concurrency)) as upstream:
+        for defence in config.defences:
+            policy_path = out / "gateway" / f"policy-{defence}.json"
+            policy_path.write_text(json.dumps(_policy(defence, accounts), indent=2))
+            settings = GatewaySettings(upstream=f"{upstream}/v1", keys=keys_path, policy=policy_path,
+                                       log_dir=out / "gateway" / f"log-{defence}",
+                                       limits=LimitSettings(account_requests_per_minute=60_000,
+                                                            account_tokens_per_minute=1e9))
+            log = SegmentLog(settings.log_dir, flush_interval=settings.flush_interval)
+            gateway = Gateway(settings, KeyStore(keys_path), Policy(policy_path), log)
+            try:
+                with serving(create_app(gateway)) as url:
+                    result = harvest(prompts, HarvestSettings(f"{url}/v1", tuple(secrets), teacher.name,
+                                                              config.rate, config.concurrency, config.max_tokens),
+                                     out / f"harvest-{defence}.jsonl", progress=_bar(tick, f"harvest {defence}"))
+            finally:
+                log.close()
+            harvests[defence] = result.outcomes
+    return harvests
+
+
+def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
+    ok = [o for o in outcomes if o.status == "ok"]
+    return {"sent": len(outcomes), "harvested": len(ok), "with_reasoning": sum(1 for o in ok if o.reasoning)}
+
+
+def _mean(kinds: dict[str, float], tasks: list[Task]) -> float:
+    """Overall accuracy from per-kind accuracy, weighted by each kind's share of ``tasks``."""
+    counts: dict[str, int] = {}
+    for t in tasks:
+        counts[t.kind] = counts.get(t.kind, 0) + 1
+    return round(sum(kinds.get(k, 0.0) * n for k, n in counts.items()) / max(len(tasks), 1), 4)
+
+
+def _bar(tick: Progress, stage: str) -> Callable[[int, int], None]:
+    state = {"done": 0}
+
+    def advance(done: int, total: int) -> None:
+        tick(stage, done - state["done"], total)
+        state["done"] = done
+
+    return advance
+
+
+def curves_svg(results: dict[str, Any]) -> str:
+    """Student accuracy against harvested exchanges, one curve per defence (and reasoning setting)."""
+    from distillguard.report.charts import lines_svg
+
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in results["runs"]:
+        name = f"{r['defence']} · {'with' if r['with_reasoning'] else 'without'} reasoning"
+        series.setdefault(name, []).append((float(r["harvested"]), float(r["student_accuracy"])))
+    refs = {"teacher": results["teacher_accuracy"],
+            f"ground truth, n={results['baselines_n']['ground_truth_same_n']}":
+                results["baselines"]["ground_truth_same_n"]}
+    return lines_svg(series, refs, "harvested exchanges", "student held-out accuracy")

@@ -1,0 +1,79 @@
+"""``distillguard lab ...`` end to end with the tiny preset: every lab command, and results.json's contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from distillguard.cli import app
+from distillguard.lab.experiment import LabConfig, preset
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def lab_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lab") / "tiny"
+    result = runner.invoke(app, ["lab", "run", "--preset", "tiny", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "teacher held-out accuracy" in result.output
+    return out
+
+
+def test_lab_run_writes_results_in_the_documented_shape(lab_run: Path) -> None:
+    results = json.loads((lab_run / "results.json").read_text())
+    assert isinstance(results["teacher_accuracy"], float)
+    assert set(results["baselines"]) >= {"untrained", "ground_truth_same_n"}
+    runs = results["runs"]
+    assert {(r["defence"], r["with_reasoning"]) for r in runs} == {
+        ("none", True), ("none", False), ("withhold_reasoning", False)}
+    for r in runs:
+        assert isinstance(r["harvested"], int) and 0.0 <= r["student_accuracy"] <= 1.0
+    # The gateway let reasoning through without a defence and withheld it under withhold_reasoning.
+    assert results["harvests"]["none"]["with_reasoning"] > 0
+    assert results["harvests"]["withhold_reasoning"]["with_reasoning"] == 0
+    assert results["harvests"]["none"]["harvested"] == max(preset("tiny").harvest_sizes)
+    svg = (lab_run / "curves.svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<polyline") == 3 and "teacher" in svg
+    # Every exchange of the harvest went through the gateway and is in its log.
+    logged = sum(len(f.read_text().splitlines()) for f in (lab_run / "gateway").glob("log-*/exchanges/*.jsonl"))
+    assert logged == sum(h["sent"] for h in results["harvests"].values())
+
+
+def test_lab_commands_one_by_one(lab_run: Path, model_server: str, tmp_path: Path) -> None:
+    teacher = runner.invoke(app, ["lab", "teacher", "--preset", "tiny", "--out", str(lab_run / "teacher")])
+    assert teacher.exit_code == 0 and "held-out accuracy" in teacher.output  # cached: loaded, not retrained
+    student = runner.invoke(app, ["lab", "student", "--harvest", str(lab_run / "harvest-none.jsonl"),
+                                  "--preset", "tiny", "--out", str(tmp_path / "student"), "--no-with-reasoning"])
+    assert student.exit_code == 0 and "without reasoning" in student.output, student.output
+    evaluated = runner.invoke(app, ["lab", "evaluate", "--model", str(tmp_path / "student"), "--preset", "tiny",
+                                    "--n", "10"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout.strip().splitlines()[-1])["tasks"] == 10
+    harvested = runner.invoke(app, ["lab", "harvest", "--base-url", model_server, "--keys",
+                                    str(tmp_path / "keys.db"), "--accounts", "2", "--tasks", "add", "--n", "4",
+                                    "--max-tokens", "4", "--rate", "50", "--out", str(tmp_path / "h.jsonl")])
+    assert harvested.exit_code == 0 and "4 of 4 prompts harvested" in harvested.output, harvested.output
+    refused = runner.invoke(app, ["lab", "harvest", "--base-url", "http://198.51.100.1/v1", "--api-keys",
+                                  str(tmp_path / "keys.db")])
+    assert refused.exit_code == 1 and "loopback" in refused.output
+
+
+def test_unknown_defences_and_presets_are_config_errors(tmp_path: Path) -> None:
+    from distillguard.errors import ConfigError
+    from distillguard.lab.experiment import run
+
+    with pytest.raises(ConfigError, match="unknown defence 'tarpit'"):
+        run(LabConfig(defences=["tarpit"]), tmp_path)
+    with pytest.raises(ConfigError, match="unknown lab preset"):
+        preset("huge")
+
+
+def test_a_binary_api_keys_file_is_a_clear_error(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.bin"
+    keys.write_bytes(b"SQLite format 3\x00\xff\xfe")
+    result = runner.invoke(app, ["lab", "harvest", "--api-keys", str(keys)])
+    assert result.exit_code == 1 and "one key per line" in result.output
