@@ -296,6 +296,8 @@ def gateway(
     = None,
     redis: Annotated[str | None, typer.Option(help="redis://host:port: limits shared by all replicas.")] = None,
     config: Annotated[Path | None, typer.Option(help="gateway.toml; flags override it.")] = None,
+    log_format: Annotated[str | None, typer.Option(help="The gateway's own logs: text or json (one per line).")]
+    = None,
 ) -> None:
     """Run the OpenAI-compatible gateway: keys → accounts, policy, rate limits, exchange log.
 
@@ -304,6 +306,7 @@ def gateway(
     with _errors():
         import uvicorn
 
+        from distillguard._logging import configure_logging
         from distillguard.gateway.app import Gateway, create_app
         from distillguard.gateway.config import load_gateway_settings
         from distillguard.gateway.keys import KeyStore
@@ -311,14 +314,15 @@ def gateway(
         from distillguard.gateway.segments import SegmentLog
 
         settings = load_gateway_settings(config, upstream=upstream, host=host, port=port, log_dir=log_dir,
-                                         policy=policy, keys=keys_file, redis_url=redis)
+                                         policy=policy, keys=keys_file, redis_url=redis, log_format=log_format)
+        configure_logging(settings.log_format)
         log_ = SegmentLog(settings.log_dir, settings.flush_interval)
         gw = Gateway(settings, KeyStore(settings.keys), Policy(settings.policy), log_)
         console.print(f"gateway on http://{settings.host}:{settings.port}/v1 → {settings.upstream}; "
                       f"log {settings.log_dir}")
         try:
-            uvicorn.run(create_app(gw), host=settings.host, port=settings.port, log_level="warning",
-                        timeout_graceful_shutdown=30)
+            uvicorn.run(create_app(gw), host=settings.host, port=settings.port, log_config=None,
+                        access_log=False, timeout_graceful_shutdown=30)
         finally:
             log_.close()  # flushes everything queued before exiting
 

@@ -208,23 +208,35 @@ def forced(tiny_model_dir: Path) -> dict[str, Any]:
     return {"logits_processors": [{"name": "gateway_test_force"}]}
 
 
-def test_withhold_reasoning_strips_it_for_the_client_but_logs_it(gateway: dict[str, Any],
-                                                                  forced: dict[str, Any]) -> None:
-    open_answer = _client(gateway).chat.completions.create(model="tiny", messages=MSG, max_tokens=30,
-                                                           extra_body=forced)
-    assert (open_answer.choices[0].message.model_extra or {}).get("reasoning_content") == "3 + 4 = 7"
-    quiet = _client(gateway, "quiet")
-    r = quiet.chat.completions.create(model="tiny", messages=MSG, max_tokens=30, extra_body=forced)
-    assert r.choices[0].message.content == "7"
-    assert "reasoning_content" not in (r.choices[0].message.model_extra or {})
-    stream = quiet.chat.completions.create(model="tiny", messages=MSG, max_tokens=30, extra_body=forced,
-                                           stream=True)
-    chunks = list(stream)
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "7"
-    assert not any((c.choices[0].delta.model_extra or {}).get("reasoning_content") for c in chunks if c.choices)
-    deadline = time.monotonic() + 10  # a stream's record is written as its relay ends, just after the client's
-    while len(logged := [x for x in _records(gateway) if x["account_id"] == "acct-quiet"]) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+def test_withhold_reasoning_strips_it_for_the_client_but_logs_it(
+        model_server: str, serve: Any, tmp_path: Path, forced: dict[str, Any]) -> None:
+    keys = KeyStore(tmp_path / "keys.db")
+    secrets = {name: keys.add(f"acct-{name}")[0] for name in ("ok", "quiet")}
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps([{"subject": "account:acct-quiet", "action": "monitor",
+                                   "transforms": ["withhold_reasoning"]}]))
+    # The gateway's own sampling setting (sent upstream with every request) forces the tiny model's answer.
+    settings = GatewaySettings(upstream=model_server, log_dir=tmp_path / "log", flush_interval=0.02,
+                               logits_processors=forced["logits_processors"])
+    log = SegmentLog(settings.log_dir, settings.flush_interval)
+    with serve(create_app(Gateway(settings, keys, Policy(policy), log))) as url:
+        gateway = {"url": f"{url}/v1", "keys": secrets, "log": log, "log_dir": settings.log_dir}
+        open_answer = _client(gateway).chat.completions.create(model="tiny", messages=MSG, max_tokens=30)
+        assert (open_answer.choices[0].message.model_extra or {}).get("reasoning_content") == "3 + 4 = 7"
+        quiet = _client(gateway, "quiet")
+        r = quiet.chat.completions.create(model="tiny", messages=MSG, max_tokens=30)
+        assert r.choices[0].message.content == "7"
+        assert "reasoning_content" not in (r.choices[0].message.model_extra or {})
+        stream = quiet.chat.completions.create(model="tiny", messages=MSG, max_tokens=30, stream=True)
+        chunks = list(stream)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "7"
+        assert not any((c.choices[0].delta.model_extra or {}).get("reasoning_content")
+                       for c in chunks if c.choices)
+        deadline = time.monotonic() + 10  # a stream's record is written as its relay ends, just after the client's
+        while len(logged := [x for x in _records(gateway) if x["account_id"] == "acct-quiet"]) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    log.close()
     assert len(logged) == 2 and all(x["response"]["reasoning_content"] == "3 + 4 = 7" for x in logged)
     assert all(x["gateway"]["transforms"] == ["withhold_reasoning"] for x in logged)
+    assert all(x["gateway"]["logits_processors"] == forced["logits_processors"] for x in logged)

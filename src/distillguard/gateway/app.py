@@ -32,8 +32,9 @@ from starlette.routing import Route
 from distillguard.gateway.config import GatewaySettings
 from distillguard.gateway.keys import KeyRecord, KeyStore
 from distillguard.gateway.limits import Limit, Limiter, MemoryLimiter, RedisLimiter
+from distillguard.gateway.live import LiveSignals
 from distillguard.gateway.metrics import CONTENT_TYPE, GatewayMetrics
-from distillguard.gateway.policy import Decision, Policy
+from distillguard.gateway.policy import STRICTNESS, Decision, Policy
 from distillguard.gateway.segments import SegmentLog
 from distillguard.gateway.sse import StreamCapture
 
@@ -65,6 +66,23 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.upstream = settings.upstream.rstrip("/")
         self.client: httpx.AsyncClient | None = None
+        self.live = LiveSignals(settings.live)
+        self._policy_loads = policy.loads
+
+    def decide(self, account: str, cluster: str | None) -> Decision:
+        """The policy's decision, made stricter by a live flag the current policy has not ruled on.
+
+        A live flag lasts until the next policy file (the next scan) is loaded; an explicit
+        policy record for the account or its cluster always wins over it.
+        """
+        decision = self.policy.decide(account, cluster)
+        if self.policy.loads != self._policy_loads:
+            self._policy_loads = self.policy.loads
+            self.live.reset()
+        flag = self.live.flag(account)
+        if flag and decision.subject is None and STRICTNESS[flag.action] > STRICTNESS[decision.action]:
+            return Decision(flag.action, flag.reason, "live", None, decision.transforms, decision.logits_processors)
+        return decision
 
     def record(self, record: dict[str, Any]) -> None:
         """The end of every exchange: one log record, and the metrics counted from it."""
@@ -126,6 +144,24 @@ def _decision_reject(decision: Decision) -> _Reject | None:
     return None
 
 
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _prompt_parts(body: dict[str, Any]) -> tuple[str | None, str]:
+    """(system prompt, last user prompt) of a chat, responses or completions request, for the live signals."""
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else body.get("input")
+    if isinstance(messages, list):
+        msgs = [m for m in messages if isinstance(m, dict)]
+        system = next((_text(m.get("content")) for m in msgs if m.get("role") in ("system", "developer")), None)
+        user = next((_text(m.get("content")) for m in reversed(msgs) if m.get("role") == "user"), "")
+        return system or body.get("instructions"), user
+    prompt = messages if isinstance(messages, str) else body.get("prompt")
+    return body.get("instructions"), prompt if isinstance(prompt, str) else ""
+
+
 def _estimate_prompt_tokens(body: dict[str, Any]) -> int:
     """A cheap upper-ish estimate (4 characters a token) for the reservation; refunded after."""
     return max(1, len(orjson.dumps(body.get("messages") or body.get("input") or body.get("prompt") or "")) // 4)
@@ -167,9 +203,15 @@ def create_app(gw: Gateway) -> Starlette:
             if request.url.path.endswith("/chat/completions") and not isinstance(body.get("messages"), list):
                 raise _Reject(400, "'messages' must be a list of messages.", "invalid_request_error", "invalid_value")
             cluster = gw.policy.cluster_of(key.account_id)
-            decision = gw.policy.decide(key.account_id, cluster)
+            decision = gw.decide(key.account_id, cluster)
+            processors = [*gw.settings.logits_processors, *decision.logits_processors]
             record["gateway"] = {"action": decision.action, "policy_subject": decision.subject, "cluster_id": cluster,
                                  "transforms": list(decision.transforms)}
+            if processors:
+                record["gateway"]["logits_processors"] = processors
+            if decision.action != "allow" and decision.reason:
+                record["gateway"]["reason"] = decision.reason
+            gw.live.observe(key.account_id, *_prompt_parts(body))
             reject = _decision_reject(decision)
             if reject:
                 raise reject
@@ -198,7 +240,7 @@ def create_app(gw: Gateway) -> Starlette:
                 gw.limiter.refund([(k, lim, float(reserved - used)) for k, lim in token_rules])
 
         return await _forward(gw, request, body, record, started, refund,
-                              withhold_reasoning="withhold_reasoning" in decision.transforms)
+                              withhold_reasoning="withhold_reasoning" in decision.transforms, processors=processors)
 
     async def models(request: Request) -> Response:
         try:
@@ -216,7 +258,7 @@ def create_app(gw: Gateway) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def metrics(_: Request) -> Response:
-        return Response(gw.metrics.render(gw.log.pending), media_type=CONTENT_TYPE)
+        return Response(gw.metrics.render(gw.log.pending, gw.live.flagged), media_type=CONTENT_TYPE)
 
     async def readyz(_: Request) -> Response:
         assert gw.client is not None
@@ -232,11 +274,17 @@ def create_app(gw: Gateway) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         gw.client = httpx.AsyncClient(timeout=httpx.Timeout(gw.settings.upstream_timeout, connect=10.0),
                                       limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100))
+        gw.live.warm()
+        log.info("gateway started", extra={"upstream": gw.upstream, "log_dir": str(gw.settings.log_dir),
+                                           "policy": str(gw.settings.policy), "live": gw.settings.live.enabled})
         try:
             yield
         finally:
+            # uvicorn stops accepting, lets in-flight requests finish, then ends the lifespan: flush last.
             await gw.client.aclose()
             gw.log.flush()
+            log.info("gateway stopped", extra={"logged_through": gw.log.flushed_through,
+                                               "log_queue": gw.log.pending})
 
     routes = [Route(f"/v1/{p}", proxy, methods=["POST"]) for p in ("chat/completions", "responses", "completions")]
     routes += [Route("/v1/models", models), Route("/healthz", healthz), Route("/readyz", readyz),
@@ -254,12 +302,16 @@ def _log_rejected(gw: Gateway, record: dict[str, Any], rej: _Reject, started: fl
 
 async def _forward(
     gw: Gateway, request: Request, body: dict[str, Any], record: dict[str, Any], started: float,
-    refund: Any, withhold_reasoning: bool = False,
+    refund: Any, withhold_reasoning: bool = False, processors: list[dict[str, Any]] | None = None,
 ) -> Response:
     assert gw.client is not None
     url = f"{gw.upstream}{request.url.path.removeprefix('/v1')}"
     stream = bool(body.get("stream"))
     upstream_body = dict(body)
+    # Clients never choose the sampling defence: theirs is dropped, the gateway's (if any) is sent.
+    upstream_body.pop("logits_processors", None)
+    if processors:
+        upstream_body["logits_processors"] = processors
     if stream and request.url.path.endswith("/chat/completions"):
         upstream_body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     try:

@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from distillguard.config import read_toml, validated
+from distillguard.gateway.live import LiveSettings
 
 
 class LimitSettings(BaseModel):
@@ -41,6 +43,10 @@ class GatewaySettings(BaseModel):
     upstream_timeout: float = Field(600.0, gt=0)
     keepalive_seconds: float = Field(5.0, gt=0, description="SSE comment interval before the first token")
     limits: LimitSettings = LimitSettings()
+    live: LiveSettings = LiveSettings()
+    logits_processors: list[dict[str, Any]] = Field(
+        [], description="sent upstream with every request (e.g. a watermark), before the policy's own")
+    log_format: Literal["text", "json"] = Field("text", description="the gateway's own logs: text or JSON lines")
 
 
 def load_gateway_settings(path: Path | None, **overrides: object) -> GatewaySettings:

@@ -35,6 +35,9 @@ class GatewayMetrics:
                                    registry=self.registry)
         self.log_queue = Gauge("distillguard_log_queue_depth", "Exchange records not yet on disk.",
                                registry=self.registry)
+        self.live_flagged = Gauge("distillguard_live_flagged_accounts",
+                                  "Accounts moved to monitor/throttle by live thresholds since the last policy.",
+                                  registry=self.registry)
 
     def observe(self, record: dict[str, Any]) -> None:
         endpoint = str(record.get("endpoint") or "?")
@@ -51,6 +54,7 @@ class GatewayMetrics:
         if response.get("interrupted"):
             self.interrupted.inc()
 
-    def render(self, log_queue_depth: int) -> bytes:
+    def render(self, log_queue_depth: int, live_flagged: int = 0) -> bytes:
         self.log_queue.set(log_queue_depth)
+        self.live_flagged.set(live_flagged)
         return bytes(generate_latest(self.registry))

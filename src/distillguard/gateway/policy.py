@@ -5,7 +5,10 @@ applies to each of its ``members``. An account gets the strictest of its own
 action and its cluster's; expired records are ignored. The file is re-read
 when it changes (checked at most every ``check_every`` seconds), atomically:
 a request sees the old table or the new one, never half of each, and a
-malformed file keeps the last good table (and says so in the log).
+malformed file keeps the last good table (and says so in the log). A record
+may also name response ``transforms`` (``withhold_reasoning``) and
+``logits_processors`` the gateway sends upstream for its subject (a watermark
+or an antidistillation sampling defence, on upstreams that support them).
 
 >>> import json, tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "policy.json"
@@ -42,6 +45,7 @@ class Decision:
     subject: str | None = None  # the record that decided (account:ID or cluster:ID)
     expires_at: datetime | None = None
     transforms: tuple[str, ...] = ()  # response transforms, e.g. withhold_reasoning
+    logits_processors: tuple[dict[str, Any], ...] = ()  # sent upstream: watermark / sampling defence
 
 
 ALLOW = Decision("allow")
@@ -82,7 +86,11 @@ def parse_policy(records: Any, source: str) -> _Table:
         unknown = [t for t in transforms if t not in TRANSFORMS] if isinstance(transforms, list) else [transforms]
         if unknown:
             raise ConfigError(f"{where}: unknown transforms {unknown}; known: {', '.join(TRANSFORMS)}")
-        decision = Decision(action, r.get("reason"), f"{kind}:{ident}", when, tuple(transforms))
+        processors = r.get("logits_processors") or []
+        if not isinstance(processors, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str)
+                                                       for p in processors):
+            raise ConfigError(f"{where}: logits_processors must be a list of objects with a 'name'")
+        decision = Decision(action, r.get("reason"), f"{kind}:{ident}", when, tuple(transforms), tuple(processors))
         if kind == "account":
             accounts[ident] = _stricter(accounts.get(ident), decision)
         else:
@@ -93,7 +101,8 @@ def parse_policy(records: Any, source: str) -> _Table:
 
 
 def _stricter(a: Decision | None, b: Decision) -> Decision:
-    return b if a is None or STRICTNESS[b.action] > STRICTNESS[a.action] else a
+    """The stricter decision; any record beats the default (an explicit ``allow`` is a decision too)."""
+    return b if a is None or a.subject is None or STRICTNESS[b.action] > STRICTNESS[a.action] else a
 
 
 class Policy:
@@ -141,13 +150,16 @@ class Policy:
         cluster = cluster_id or table.member_of.get(account_id)
         best = ALLOW
         transforms: set[str] = set()
+        processors: list[dict[str, Any]] = []
         wall = now or datetime.now(UTC)
         for d in (table.accounts.get(account_id), table.clusters.get(cluster) if cluster else None):
             if d is not None and (d.expires_at is None or d.expires_at > wall):
                 best = _stricter(best, d)
-                transforms.update(d.transforms)  # transforms of every record that applies
-        if transforms != set(best.transforms):
-            best = Decision(best.action, best.reason, best.subject, best.expires_at, tuple(sorted(transforms)))
+                transforms.update(d.transforms)  # transforms and processors of every record that applies
+                processors += [p for p in d.logits_processors if p not in processors]
+        if transforms != set(best.transforms) or tuple(processors) != best.logits_processors:
+            best = Decision(best.action, best.reason, best.subject, best.expires_at, tuple(sorted(transforms)),
+                            tuple(processors))
         return best
 
     def cluster_of(self, account_id: str) -> str | None:

@@ -1,0 +1,168 @@
+"""Live signals: per-account sliding windows of the cheap detection signals, and live thresholds.
+
+Between two scans an account can harvest for hours. The gateway keeps, per
+account, the last ``window_seconds`` of requests with two of the detection
+stage's per-exchange signals (reasoning-trace elicitation, from the same
+classifier; and the prompt template signature), and moves an account that
+crosses the live thresholds to ``monitor`` or ``throttle`` until the next scan
+(the next policy file) decides. The signals are computed on a background
+thread in small batches, so a request pays only a queue append and a dict
+lookup; a crossing takes effect within milliseconds, for the account's next
+request. The state is per replica (each replica sees its own traffic).
+
+>>> live = LiveSignals(LiveSettings(min_requests=3, elicitation_share=0.5, template_share=0.5))
+>>> for i in range(3):
+...     live.observe("a", None, f"Solve {i} + {i}. Explain your reasoning step by step.", now=float(i))
+>>> live.drain()
+>>> live.flag("a").action
+'monitor'
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger(__name__)
+
+
+class LiveSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    enabled: bool = True
+    window_seconds: float = Field(600.0, gt=0, description="sliding window per account")
+    min_requests: int = Field(100, ge=1, description="requests in the window before an account can cross")
+    elicitation_share: float = Field(0.5, ge=0, le=1, description="share of requests that elicit reasoning")
+    template_share: float = Field(0.5, ge=0, le=1, description="share sharing the account's top template")
+    action: Literal["monitor", "throttle"] = "monitor"
+
+
+@dataclass(frozen=True)
+class LiveFlag:
+    action: str
+    reason: str
+    since: float
+
+
+@dataclass
+class _Window:
+    events: deque[tuple[float, bool, str]] = field(default_factory=deque)
+    templates: Counter[str] = field(default_factory=Counter)
+    eliciting: int = 0
+
+    def add(self, at: float, eliciting: bool, template: str, horizon: float) -> None:
+        self.events.append((at, eliciting, template))
+        self.templates[template] += 1
+        self.eliciting += eliciting
+        while self.events and self.events[0][0] < at - horizon:
+            _, e, t = self.events.popleft()
+            self.eliciting -= e
+            self.templates[t] -= 1
+            if not self.templates[t]:
+                del self.templates[t]
+
+
+class LiveSignals:
+    """Per-account windows fed by ``observe`` (non-blocking), read by ``flag`` (a dict lookup)."""
+
+    def __init__(self, settings: LiveSettings, batch: int = 256) -> None:
+        self.settings, self.batch = settings, batch
+        self._queue: queue.Queue[tuple[str, str | None, str, float]] = queue.Queue()
+        self._windows: dict[str, _Window] = {}
+        self._flags: dict[str, LiveFlag] = {}
+        self._pruned = 0.0
+        self._thread: threading.Thread | None = None
+
+    def observe(self, account: str, system: str | None, prompt: str, now: float | None = None) -> None:
+        """Queue one request's prompt for the account's window (the request does not wait for it)."""
+        if not self.settings.enabled:
+            return
+        self._queue.put((account, system, prompt, time.time() if now is None else now))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True, name="live-signals")
+            self._thread.start()
+
+    def warm(self) -> None:
+        """Fit the elicitation classifier now, on a background thread, rather than on the first request."""
+        if self.settings.enabled:
+            from distillguard.signals.elicitation import elicitation_probability
+
+            threading.Thread(target=elicitation_probability, args=(["warm up"],), daemon=True).start()
+
+    def flag(self, account: str) -> LiveFlag | None:
+        return self._flags.get(account)
+
+    @property
+    def flagged(self) -> int:
+        return len(self._flags)
+
+    def reset(self) -> None:
+        """A new scan's policy decides now: live flags end (the windows keep counting)."""
+        self._flags = {}
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until every observed request is counted (tests, shutdown)."""
+        if self._thread is None:
+            self._process(self._take(block=False))
+            return
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _take(self, block: bool) -> list[tuple[str, str | None, str, float]]:
+        items = [self._queue.get()] if block else []
+        while len(items) < self.batch:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _run(self) -> None:
+        while True:
+            items = self._take(block=True)
+            try:
+                self._process(items)
+            except Exception:  # the live view is best effort; the request path never depends on it
+                log.exception("live signals: a batch of %d could not be scored", len(items))
+            finally:
+                for _ in items:
+                    self._queue.task_done()
+
+    def _process(self, items: list[tuple[str, str | None, str, float]]) -> None:
+        if not items:
+            return
+        from distillguard.signals.elicitation import elicitation_probability
+        from distillguard.signals.template import signature
+
+        s = self.settings
+        proba = elicitation_probability([p for _, _, p, _ in items])
+        for (account, system, prompt, at), p in zip(items, proba, strict=True):
+            window = self._windows.setdefault(account, _Window())
+            window.add(at, bool(p >= 0.5), signature(system, prompt), s.window_seconds)
+            n = len(window.events)
+            if n < s.min_requests or account in self._flags:
+                continue
+            elicit = window.eliciting / n
+            top = max(window.templates.values()) / n
+            if elicit >= s.elicitation_share and top >= s.template_share:
+                reason = (f"live: {n} requests in {s.window_seconds:.0f} s, {elicit:.0%} elicit reasoning, "
+                          f"{top:.0%} share one template")
+                self._flags = {**self._flags, account: LiveFlag(s.action, reason, at)}  # readers see old or new
+                log.warning("account %s crossed the live thresholds: %s", account, reason)
+        self._prune(items[-1][3])
+
+    def _prune(self, now: float) -> None:
+        """Forget accounts silent for a whole window (memory stays bounded by the active accounts)."""
+        if now - self._pruned < self.settings.window_seconds:
+            return
+        self._pruned = now
+        horizon = now - self.settings.window_seconds
+        for account in [a for a, w in self._windows.items() if not w.events or w.events[-1][0] < horizon]:
+            del self._windows[account]
