@@ -230,7 +230,9 @@ def create_app(gw: Gateway) -> Starlette:
                               headers={"retry-after": str(max(1, int(wait + 0.999)))})
         except _Reject as rej:
             _log_rejected(gw, record, rej, started)
-            return rej.response()
+            response = rej.response()
+            response.headers["x-request-id"] = record["exchange_id"]
+            return response
         except ClientDisconnect:
             _log_rejected(gw, record, _Reject(499, "client closed the request", "client_error"), started)
             return Response(status_code=499)
@@ -239,8 +241,11 @@ def create_app(gw: Gateway) -> Starlette:
             if used is not None and used < reserved:
                 gw.limiter.refund([(k, lim, float(reserved - used)) for k, lim in token_rules])
 
-        return await _forward(gw, request, body, record, started, refund,
-                              withhold_reasoning="withhold_reasoning" in decision.transforms, processors=processors)
+        response = await _forward(gw, request, body, record, started, refund,
+                                  withhold_reasoning="withhold_reasoning" in decision.transforms,
+                                  processors=processors)
+        response.headers["x-request-id"] = record["exchange_id"]  # the log record of this exchange
+        return response
 
     async def models(request: Request) -> Response:
         try:
