@@ -230,9 +230,9 @@ def create_app(gw: Gateway) -> Starlette:
                               headers={"retry-after": str(max(1, int(wait + 0.999)))})
         except _Reject as rej:
             _log_rejected(gw, record, rej, started)
-            response = rej.response()
-            response.headers["x-request-id"] = record["exchange_id"]
-            return response
+            rejected = rej.response()
+            rejected.headers["x-request-id"] = record["exchange_id"]
+            return rejected
         except ClientDisconnect:
             _log_rejected(gw, record, _Reject(499, "client closed the request", "client_error"), started)
             return Response(status_code=499)
