@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("detection", "replay_detect", "link_scale", "scan_throughput", "gateway_latency", "sim_throughput",
-         "ingest_memory", "elicitation", "safeguard")
+ORDER = ("detection", "replay_detect", "link_scale", "scan_throughput", "gateway_latency", "lab_distillation",
+         "sim_throughput", "ingest_memory", "elicitation", "safeguard")
 
 
 def main() -> None:

@@ -47,7 +47,7 @@ Progress = Callable[[str, int, int | None], None]  # (stage, advance, total), as
 class Architecture(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     layers: int = Field(4, ge=1)
-    width: int = Field(128, ge=8)
+    width: int = Field(64, ge=8)
     heads: int = Field(4, ge=1)
     context: int = Field(192, ge=32)
     vocab: int = Field(512, ge=300)
@@ -60,7 +60,7 @@ class Training(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     steps: int = Field(1500, ge=0)
     batch: int = Field(32, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    lr: float = Field(3e-3, gt=0)
     warmup: int = Field(100, ge=1)
 
     def settings(self, seed: int) -> TrainSettings:
@@ -75,10 +75,10 @@ class LabConfig(BaseModel):
     tasks: list[str] = ["add", "sub", "tool"]
     teacher_examples: int = Field(20000, ge=1)
     architecture: Architecture = Architecture()
-    teacher: Training = Training()
-    student: Training = Training(steps=1000)
+    teacher: Training = Training(steps=3000)
+    student: Training = Training(steps=1500)
     eval_tasks: int = Field(300, ge=1)
-    harvest_sizes: list[int] = Field([250, 500, 1000], min_length=1)
+    harvest_sizes: list[int] = Field([100, 300, 1000], min_length=1)
     accounts: int = Field(20, ge=1, description="attacker accounts (one API key each)")
     rate: float = Field(100.0, gt=0, description="harvest requests per second, all accounts together")
     concurrency: int = Field(32, ge=1)
