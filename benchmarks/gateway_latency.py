@@ -2,13 +2,16 @@
 
     python benchmarks/gateway_latency.py [--rates 200,500,1000] [--seconds 10]
 
-A fast local upstream (a canned chat completion, streamed as three events when
-asked) and the gateway run as separate processes (uvicorn); this process sends
-requests at each fixed rate to the gateway and at the same rate directly to
-the upstream, interleaved, for ``--seconds``, and records the latency of each (time to the whole answer;
-time to the first byte for streams). Added latency is the gateway's percentile
-minus the direct one. On this 2-core machine the load generator, the upstream
-and the gateway share two CPUs, which the figures include.
+A canned local upstream (``_loadgen.py``: answers at once) and the gateway run as
+separate processes; this process sends requests on a fixed schedule (open loop)
+at each rate to the gateway and at the same rate directly to the upstream,
+interleaved, over keep-alive connections with a light HTTP/1.1 client, and
+records the latency of each (time to the whole answer; time to the first body
+byte for streams). Added latency is the gateway's percentile minus the direct
+one. With two or more CPUs the gateway gets one to itself and the upstream and
+the load generator share another, as a gateway would run beside its traffic in
+production; the gateway runs with its defaults (live signals on, log fsync
+every 0.2 s) and limits high enough never to refuse.
 Target (gateway issue): p99 added latency under 3 ms at 500 requests/s.
 Writes benchmarks/results/gateway_latency.{json,md}.
 """
@@ -16,9 +19,8 @@ Writes benchmarks/results/gateway_latency.{json,md}.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,38 +32,9 @@ from typing import Any
 import httpx
 import numpy as np
 from _common import machine, write_result
+from _loadgen import Target, open_loop, request_bytes, run
 
-ANSWER = {"id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "fast",
-          "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}],
-          "usage": {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14}}
-
-
-def upstream_app() -> Any:
-    """The fast upstream (uvicorn factory)."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response, StreamingResponse
-    from starlette.routing import Route
-
-    async def chat(request: Request) -> Response:
-        body = json.loads(await request.body())
-        if not body.get("stream"):
-            return JSONResponse(ANSWER)
-
-        async def events() -> Any:
-            for delta in ({"role": "assistant", "content": ""}, {"content": "Paris."}, {}):
-                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "fast",
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": None if delta else "stop"}]}
-                yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
-            yield b'data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":' \
-                  + json.dumps(ANSWER["usage"]).encode() + b"}\n\ndata: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
-
-    async def models(_: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [{"id": "fast", "object": "model"}]})
-
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/v1/models", models)])
+HERE = Path(__file__).parent
 
 
 def _port() -> int:
@@ -82,46 +55,50 @@ def _wait(url: str, headers: dict[str, str] | None = None) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def _one(client: httpx.AsyncClient, url: str, headers: dict[str, str], stream: bool) -> float:
-    body = {"model": "fast", "messages": [{"role": "user", "content": "Capital of France?"}], "max_tokens": 8,
-            "stream": stream}
-    start = time.perf_counter()
-    if stream:
-        async with client.stream("POST", url, json=body, headers=headers) as r:
-            async for _ in r.aiter_raw():
-                return time.perf_counter() - start  # time to first byte
-        return time.perf_counter() - start
-    r = await client.post(url, json=body, headers=headers)
-    r.raise_for_status()
-    return time.perf_counter() - start
+def _pin(pid: int, cpu: int) -> None:
+    if (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(pid, {cpu})
 
 
-async def _load(targets: dict[str, tuple[str, dict[str, str]]], rate: float, seconds: float,
-                stream: bool, errors: dict[str, int] | None = None) -> dict[str, list[float]]:
-    """Send at ``rate`` requests/s in total, alternating targets; latencies per target (failures counted)."""
-    out: dict[str, list[float]] = {name: [] for name in targets}
-    errors = errors if errors is not None else {}
-    names = list(targets)
-    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=500)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-        tasks = []
-        start = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            name = names[i % len(names)]
-            url, headers = targets[name]
+def start_pair(work: Path, gateway_toml: str = "") -> tuple[list[subprocess.Popen[bytes]], int, int, str]:
+    """(processes, upstream port, gateway port, API key): the canned upstream on CPU 0, the gateway on CPU 1."""
+    from distillguard.gateway.keys import KeyStore
 
-            async def run(name: str = name, url: str = url, headers: dict[str, str] = headers) -> None:
-                try:
-                    out[name].append(await _one(client, url, headers, stream))
-                except httpx.HTTPError:  # an overloaded machine: counted, not fatal
-                    errors[name] = errors.get(name, 0) + 1
+    up_port, gw_port = _port(), _port()
+    procs = [subprocess.Popen([sys.executable, str(HERE / "_loadgen.py"), "upstream", str(up_port)])]
+    _pin(procs[0].pid, 0)
+    secret, _ = KeyStore(work / "keys.db").add("acct-bench")
+    (work / "gateway.toml").write_text(gateway_toml + "[limits]\naccount_requests_per_minute = 1e9\n"
+                                       "account_tokens_per_minute = 1e12\n")
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "distillguard.cli", "gateway", "--upstream", f"http://127.0.0.1:{up_port}/v1",
+         "--port", str(gw_port), "--keys", str(work / "keys.db"), "--log-dir", str(work / "log"),
+         "--config", str(work / "gateway.toml"), "--log-format", "json"], stderr=subprocess.DEVNULL))
+    _pin(procs[1].pid, 1)
+    _pin(os.getpid(), 0)
+    _wait(f"http://127.0.0.1:{up_port}/v1/models")
+    _wait(f"http://127.0.0.1:{gw_port}/healthz")
+    return procs, up_port, gw_port, secret
 
-            tasks.append(asyncio.ensure_future(run()))
-        await asyncio.gather(*tasks)
-    return out
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in reversed(procs):  # the gateway first: it drains and flushes its log
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+def logged_records(work: Path) -> int:
+    return sum(len(f.read_text().splitlines()) for f in (work / "log" / "exchanges").glob("*.jsonl"))
+
+
+BODY = {"model": "fast", "messages": [{"role": "user", "content": "Capital of France?"}], "max_tokens": 8}
+
+
+def targets(up_port: int, gw_port: int, secret: str, stream: bool) -> list[Target]:
+    body = {**BODY, "stream": stream}
+    return [Target(up_port, request_bytes("/v1/chat/completions", body, {}), stream),
+            Target(gw_port, request_bytes("/v1/chat/completions", body, {"authorization": f"Bearer {secret}"}),
+                   stream)]
 
 
 def main() -> None:
@@ -130,56 +107,40 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dg-gwbench-"))
-    up_port, gw_port = _port(), _port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    procs = [subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "gateway_latency:upstream_app",
-                               "--port", str(up_port), "--log-level", "warning"], env=env)]
+    procs, up_port, gw_port, secret = start_pair(work)
+    sent = 0
+    rows: list[dict[str, Any]] = []
     try:
-        from distillguard.gateway.keys import KeyStore
-
-        secret, _ = KeyStore(work / "keys.db").add("acct-bench")
-        # Limits high enough never to refuse: the limiter still runs on every request.
-        (work / "gateway.toml").write_text("[limits]\naccount_requests_per_minute = 1e9\n"
-                                           "account_tokens_per_minute = 1e12\n")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "distillguard.cli", "gateway", "--upstream", f"http://127.0.0.1:{up_port}/v1",
-             "--port", str(gw_port), "--keys", str(work / "keys.db"), "--log-dir", str(work / "log"),
-             "--config", str(work / "gateway.toml")], env=env))
-        auth = {"authorization": f"Bearer {secret}"}
-        _wait(f"http://127.0.0.1:{up_port}/v1/models")
-        _wait(f"http://127.0.0.1:{gw_port}/healthz")
-        targets = {"direct": (f"http://127.0.0.1:{up_port}/v1/chat/completions", {}),
-                   "gateway": (f"http://127.0.0.1:{gw_port}/v1/chat/completions", auth)}
-        asyncio.run(_load(targets, 50, 2, False))  # warm-up
-        rows = []
+        warm = targets(up_port, gw_port, secret, False)
+        run(open_loop(warm, 200, 2))
+        sent += len(warm[1].latencies) + warm[1].failures
         for stream in (False, True):
             for rate in [float(r) for r in args.rates.split(",")]:
                 # ``rate`` through the gateway and the same directly: twice that in total.
-                errors: dict[str, int] = {}
-                lat = asyncio.run(_load(targets, 2 * rate, args.seconds, stream, errors))
-                p = {name: np.percentile(np.array(v) * 1000, [50, 99]) for name, v in lat.items()}
-                rows.append({"stream": stream, "rate": rate, "requests": sum(len(v) for v in lat.values()),
-                             "direct_p50_ms": round(float(p["direct"][0]), 2),
-                             "direct_p99_ms": round(float(p["direct"][1]), 2),
-                             "gateway_p50_ms": round(float(p["gateway"][0]), 2),
-                             "gateway_p99_ms": round(float(p["gateway"][1]), 2),
-                             "added_p50_ms": round(float(p["gateway"][0] - p["direct"][0]), 2),
-                             "added_p99_ms": round(float(p["gateway"][1] - p["direct"][1]), 2),
-                             "errors_direct": errors.get("direct", 0), "errors_gateway": errors.get("gateway", 0)})
+                pair = targets(up_port, gw_port, secret, stream)
+                run(open_loop(pair, 2 * rate, args.seconds))
+                direct, gateway = (np.percentile(np.array(t.latencies) * 1000, [50, 99]) for t in pair)
+                sent += len(pair[1].latencies) + pair[1].failures
+                rows.append({"stream": stream, "rate": rate, "requests": sum(len(t.latencies) for t in pair),
+                             "direct_p50_ms": round(float(direct[0]), 2), "direct_p99_ms": round(float(direct[1]), 2),
+                             "gateway_p50_ms": round(float(gateway[0]), 2),
+                             "gateway_p99_ms": round(float(gateway[1]), 2),
+                             "added_p50_ms": round(float(gateway[0] - direct[0]), 2),
+                             "added_p99_ms": round(float(gateway[1] - direct[1]), 2),
+                             "errors_direct": pair[0].failures, "errors_gateway": pair[1].failures})
                 print(rows[-1], flush=True)
+                time.sleep(1.0)  # let queues from the previous rate empty
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(30)
-    logged = sum(len(f.read_text().splitlines()) for f in (work / "log" / "exchanges").glob("*.jsonl"))
-    sent = sum(r["requests"] for r in rows) // 2 + 50  # half of each run, plus the warm-up
+        stop(procs)
+    logged = logged_records(work)
     result = {**machine(), "seconds_per_rate": args.seconds, "rows": rows, "gateway_requests": sent,
               "gateway_log_records": logged}
     md = ["# Gateway added latency", "",
           f"`python benchmarks/gateway_latency.py --rates {args.rates} --seconds {args.seconds:g}` on "
-          f"{result['cpus']} CPUs: the same fixed rate sent directly to a fast local upstream and through the "
-          "gateway in front of it, interleaved (separate processes; the load generator shares the two CPUs). "
-          "Streams: time to first byte.",
+          f"{result['cpus']} CPUs: the same fixed rate sent on a fixed schedule directly to a canned local upstream "
+          "and through the gateway in front of it, interleaved, over keep-alive connections (separate processes; "
+          "the gateway pinned to one CPU, the upstream and the load generator to the other). Time to the whole "
+          "answer; streams: time to the first byte.",
           "", "| mode | rate through the gateway (req/s) | direct p50 / p99 ms | gateway p50 / p99 ms "
           "| added p50 / p99 ms | failed (direct / gateway) |",
           "|---|---:|---:|---:|---:|---:|"]

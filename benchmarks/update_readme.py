@@ -9,7 +9,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("detection", "replay_detect", "link_scale", "scan_throughput", "gateway_latency", "lab_distillation",
+ORDER = ("detection", "replay_detect", "link_scale", "scan_throughput", "gateway_latency", "gateway_soak",
+         "lab_distillation",
          "sim_throughput", "ingest_memory", "elicitation", "safeguard")
 
 
