@@ -98,6 +98,27 @@ def test_async_client_and_n_samples(model_server: str) -> None:
     assert len(asyncio.run(go())) == 2
 
 
+def test_concurrent_requests_decode_together_and_get_what_they_would_alone(model_server: str,
+                                                                          client: openai.OpenAI) -> None:
+    prompts = [f"What is {i} + {2 * i}?" for i in range(6)]
+
+    def ask(c: openai.OpenAI, p: str) -> tuple[str | None, str]:
+        r = c.chat.completions.create(model="tiny", messages=[{"role": "user", "content": p}], max_tokens=6,
+                                      temperature=0)
+        return r.choices[0].message.content, r.choices[0].finish_reason
+
+    alone = [ask(client, p) for p in prompts]
+
+    async def together() -> list[tuple[str | None, str]]:
+        async with openai.AsyncOpenAI(base_url=model_server, api_key="unused", max_retries=0) as c:
+            rs = await asyncio.gather(*(c.chat.completions.create(
+                model="tiny", messages=[{"role": "user", "content": p}], max_tokens=6, temperature=0)
+                for p in prompts))
+            return [(r.choices[0].message.content, r.choices[0].finish_reason) for r in rs]
+
+    assert asyncio.run(together()) == alone
+
+
 def test_errors_use_the_openai_shape(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError, match="does not exist"):
         client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
