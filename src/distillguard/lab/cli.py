@@ -27,9 +27,12 @@ def _require_lab() -> None:
     try:
         import openai  # noqa: F401
         import torch  # noqa: F401
-        import transformers  # noqa: F401
+        import transformers
     except ImportError as exc:
         raise ConfigError(f"the lab needs its extra: pip install 'distillguard[lab]' ({exc})") from exc
+    # Our own progress bars and messages say what happens; transformers' per-save bars and notices repeat it.
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def _config(preset_name: str, config: Path | None) -> Any:

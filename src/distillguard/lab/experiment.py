@@ -78,7 +78,7 @@ class LabConfig(BaseModel):
     teacher: Training = Training(steps=3000)
     student: Training = Training(steps=1500)
     eval_tasks: int = Field(300, ge=1)
-    harvest_sizes: list[int] = Field([100, 300, 1000], min_length=1)
+    harvest_sizes: list[int] = Field([300, 1000], min_length=1)
     accounts: int = Field(20, ge=1, description="attacker accounts (one API key each)")
     rate: float = Field(100.0, gt=0, description="harvest requests per second, all accounts together")
     concurrency: int = Field(32, ge=1)
