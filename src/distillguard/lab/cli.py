@@ -31,8 +31,8 @@ def _require_lab() -> None:
     except ImportError as exc:
         raise ConfigError(f"the lab needs its extra: pip install 'distillguard[lab]' ({exc})") from exc
     # Our own progress bars and messages say what happens; transformers' per-save bars and notices repeat it.
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _config(preset_name: str, config: Path | None) -> Any:
