@@ -1,0 +1,99 @@
+"""What every watermark scheme provides, the scheme registry, and versioned keys.
+
+A scheme is one file in this package: a frozen dataclass of its key and
+parameters (with a ``version`` recorded wherever the key is used), a
+``processor(vocab)`` that is a ``transformers.LogitsProcessor`` (so Hugging Face
+``generate()`` and the lab model server both embed with it), and
+``detect(token_ids, vocab, prompt_ids)`` returning a ``TestResult`` with an exact
+p-value. Detection scores each (context, token) pair once and skips pairs that
+occur in the prompt, so repeated or copied text cannot inflate the evidence.
+
+>>> scheme = load_scheme("greenlist", '{"key": 7, "version": "2026-11"}')
+>>> scheme.name, scheme.version, scheme.gamma
+('greenlist', '2026-11', 0.25)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from transformers import LogitsProcessor
+
+from distillguard.errors import ConfigError
+from distillguard.forensics.stats import TestResult
+
+
+class Scheme(Protocol):
+    name: str
+    version: str
+
+    def processor(self, vocab: int) -> LogitsProcessor: ...
+
+    def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = ()) -> TestResult: ...
+
+
+SCHEMES: dict[str, Callable[..., Scheme]] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator: make a scheme available by ``name`` (CLI, key files, the model server)."""
+
+    def wrap(cls: type) -> type:
+        SCHEMES[name] = cls
+        return cls
+
+    return wrap
+
+
+def load_scheme(name: str, key: str | Path | dict[str, Any]) -> Scheme:
+    """A scheme from its name and key: a dict, a JSON object, a path to one, or a bare integer key."""
+    _load_all()
+    if name not in SCHEMES:
+        raise ConfigError(f"unknown watermark scheme {name!r}; choose from {', '.join(sorted(SCHEMES))}")
+    params = _key_params(key)
+    params.pop("scheme", None)
+    try:
+        return SCHEMES[name](**params)
+    except TypeError as exc:
+        raise ConfigError(f"watermark key for {name!r}: {exc}") from exc
+
+
+def _key_params(key: str | Path | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(key, dict):
+        return dict(key)
+    text = str(key).strip()
+    if text.lstrip("-").isdigit():
+        return {"key": int(text)}
+    if not text.startswith("{"):
+        try:
+            text = Path(text).read_text()
+        except OSError as exc:
+            raise ConfigError(f"watermark key {key!r} is neither an integer, a JSON object nor a readable file") \
+                from exc
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"watermark key {key!r} is not valid JSON: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ConfigError("a watermark key file holds one JSON object")
+    return params
+
+
+def pairs(token_ids: Sequence[int], width: int,
+          prompt_ids: Sequence[int] = ()) -> Iterator[tuple[tuple[int, ...], int]]:
+    """Each distinct (context of ``width`` tokens, token) pair of the text, in order, none that the prompt has."""
+    prompt = {(tuple(prompt_ids[i - width:i]), int(prompt_ids[i])) for i in range(width, len(prompt_ids))}
+    seen: set[tuple[tuple[int, ...], int]] = set()
+    for t in range(width, len(token_ids)):
+        pair = (tuple(int(x) for x in token_ids[t - width:t]), int(token_ids[t]))
+        if pair not in seen and pair not in prompt:
+            seen.add(pair)
+            yield pair
+
+
+def _load_all() -> None:
+    """Import the scheme modules so they register (one file per scheme)."""
+    from distillguard.watermark import greenlist, tournament  # noqa: F401
