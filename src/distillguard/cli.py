@@ -21,6 +21,7 @@ from distillguard._cli_support import progress as _progress
 from distillguard.config import DEFAULT_DB, load_settings
 from distillguard.errors import ConfigError
 from distillguard.lab.cli import lab
+from distillguard.watermark.cli import watermark
 
 app = typer.Typer(
     help="Detect, attribute and deter adversarial distillation of LLM APIs.",
@@ -383,6 +384,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key-..
 
 
 app.add_typer(lab, name="lab")
+app.add_typer(watermark, name="watermark")
 
 
 def _quarantine_note(count: int, db: Path) -> None:

@@ -48,6 +48,8 @@ def lab_serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     name: Annotated[str | None, typer.Option(help="Model id clients use (default: the directory name).")] = None,
     max_batch: Annotated[int, typer.Option(help="Requests decoded together at most.")] = 32,
+    watermark_keys: Annotated[Path | None, typer.Option(help="Watermark keyring (JSON) for the 'watermark' "
+                                                              "processor (`distillguard watermark keygen`).")] = None,
 ) -> None:
     """Serve a local causal LM as an OpenAI-compatible chat completions API.
 
@@ -60,7 +62,7 @@ def lab_serve(
         _require_lab()
         from distillguard.lab.serve import serve
 
-        serve(model, host, port, name, max_batch)
+        serve(model, host, port, name, max_batch, watermark_keys)
 
 
 @lab.command("teacher")

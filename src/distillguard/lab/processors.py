@@ -24,9 +24,11 @@ from transformers import (
 )
 
 from distillguard.errors import ConfigError
+from distillguard.watermark.keyring import Keyring
 
 Factory = Callable[..., LogitsProcessor]
 _REGISTRY: dict[str, Factory] = {}
+_CONTEXT = ("vocab", "keyring")  # what the server supplies to factories that take it, never the request
 
 
 def register(name: str) -> Callable[[Factory], Factory]:
@@ -43,16 +45,24 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_processors(specs: list[dict[str, Any]] | None) -> LogitsProcessorList:
-    """The processors a request asks for, in order; unknown names and bad parameters are ``ConfigError``."""
+def build_processors(specs: list[dict[str, Any]] | None, **context: Any) -> LogitsProcessorList:
+    """The processors a request asks for, in order; unknown names and bad parameters are ``ConfigError``.
+
+    ``context`` (the model's ``vocab``, the server's watermark ``keyring``) reaches the factories
+    whose signature names it; a request cannot set those itself.
+    """
+    import inspect
+
     out = LogitsProcessorList()
     for spec in specs or []:
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             raise ConfigError("each logits processor must be an object with a 'name'")
-        params = {k: v for k, v in spec.items() if k != "name"}
+        params = {k: v for k, v in spec.items() if k != "name" and k not in _CONTEXT}
         factory = _REGISTRY.get(spec["name"])
         if factory is None:
             raise ConfigError(f"unknown logits processor {spec['name']!r}; available: {', '.join(available())}")
+        wanted = inspect.signature(factory).parameters
+        params.update({k: v for k, v in context.items() if k in wanted})
         try:
             out.append(factory(**params))
         except (TypeError, ValueError) as exc:
@@ -64,3 +74,11 @@ def build_processors(specs: list[dict[str, Any]] | None) -> LogitsProcessorList:
 # schemes (``distillguard.watermark``) register theirs the same way.
 register("repetition_penalty")(lambda penalty: RepetitionPenaltyLogitsProcessor(float(penalty)))
 register("no_repeat_ngram")(lambda ngram_size: NoRepeatNGramLogitsProcessor(int(ngram_size)))
+
+
+@register("watermark")
+def _watermark(version: str, vocab: int, keyring: Keyring | None = None) -> LogitsProcessor:
+    """A watermark from the server's keyring, by key version (``--watermark-keys``)."""
+    if keyring is None:
+        raise ConfigError("this server has no watermark keyring (start it with --watermark-keys FILE)")
+    return keyring.scheme(str(version)).processor(vocab)

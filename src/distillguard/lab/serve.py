@@ -85,9 +85,11 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return content or ""
 
 
-def create_app(model: Model, max_batch: int = 32) -> FastAPI:
+def create_app(model: Model, max_batch: int = 32, keyring: Any = None) -> FastAPI:
+    """The server's ASGI app; ``keyring`` (a ``watermark.Keyring``) backs ``{"name": "watermark", "version": ...}``."""
     app = FastAPI(title="distillguard lab model server", docs_url=None, redoc_url=None)
     batcher = Batcher(model, max_batch)
+    vocab = int(model.model.config.vocab_size)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -110,7 +112,7 @@ def create_app(model: Model, max_batch: int = 32) -> FastAPI:
             return _error(404, f"the model {req.model!r} does not exist; this server has {model.name!r}",
                           param="model")
         try:
-            processors = build_processors(req.logits_processors)
+            processors = build_processors(req.logits_processors, vocab=vocab, keyring=keyring)
             prompt = model.prompt_ids([{"role": m.role, "content": _text(m.content)} for m in req.messages])
             sampling = Sampling(max_tokens=req.max_completion_tokens or req.max_tokens or 256,
                                 temperature=req.temperature, top_p=req.top_p, seed=req.seed)
@@ -203,8 +205,11 @@ async def _stream(
 
 
 def serve(model_path: Path, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
-          max_batch: int = 32) -> None:
-    """Load the model and serve it until interrupted."""
+          max_batch: int = 32, watermark_keys: Path | None = None) -> None:
+    """Load the model (and the watermark keyring) and serve it until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(load_model(model_path, name), max_batch), host=host, port=port, log_level="info")
+    from distillguard.watermark.keyring import Keyring
+
+    keyring = Keyring.load(watermark_keys) if watermark_keys else None
+    uvicorn.run(create_app(load_model(model_path, name), max_batch, keyring), host=host, port=port, log_level="info")

@@ -1,0 +1,93 @@
+"""``distillguard watermark ...``: make keys, and test texts for a watermark with exact p-values."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distillguard._cli_support import errors, out
+from distillguard.errors import ConfigError, InputError
+
+watermark = typer.Typer(help="Watermark keys and detection (exact p-values).", no_args_is_help=True)
+
+
+@watermark.command("keygen")
+def keygen(
+    scheme: Annotated[str, typer.Option(help="greenlist or tournament.")],
+    version: Annotated[str, typer.Option(help="Key version recorded wherever the key is used.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Keyring file to add the key to (created if absent).")]
+    = Path("watermark-keys.json"),
+) -> None:
+    """Add a fresh random key to a keyring file (serve it with `lab serve --watermark-keys`).
+
+    Example: distillguard watermark keygen --scheme greenlist --version 2026-11-a --out keys.json
+    """
+    with errors():
+        from distillguard.watermark.keyring import Keyring, new_key
+
+        records = list(Keyring.load(out_file).records.values()) if out_file.is_file() else []
+        records.append(new_key(scheme, version))
+        Keyring.from_records(records)  # rejects a duplicate version before writing
+        out_file.write_text(json.dumps({"keys": records}, indent=2) + "\n")
+        out.print(f"{scheme} key {version} added to {out_file} (keep this file secret)")
+
+
+@watermark.command("detect")
+def detect(
+    texts: Annotated[Path, typer.Argument(help='JSONL, one {"text": ...} per line (optional "prompt").')],
+    scheme: Annotated[str, typer.Option(help="greenlist or tournament.")],
+    key: Annotated[str, typer.Option(help="An integer key, a JSON object, or a key/keyring file.")],
+    tokenizer: Annotated[Path, typer.Option(help="A local Hugging Face tokenizer (or model) directory.")],
+    version: Annotated[str | None, typer.Option(help="With a keyring file: which key version.")] = None,
+    vocab_size: Annotated[int | None, typer.Option(help="The model's vocabulary size (default: the directory's "
+                                                        "config.json, else the tokenizer's).")] = None,
+) -> None:
+    """Print one JSON object per text: statistic, p_value (exact), n_scored, method.
+
+    Example: distillguard watermark detect answers.jsonl --scheme greenlist --key keys.json --version v1 \\
+    --tokenizer lab-out/teacher
+    """
+    with errors():
+        from transformers import AutoTokenizer
+
+        from distillguard.watermark.base import load_scheme
+        from distillguard.watermark.keyring import Keyring
+
+        if version is not None:
+            chosen = Keyring.load(Path(key)).scheme(version)
+            if chosen.name != scheme:
+                raise ConfigError(f"key version {version} is a {chosen.name} key, not {scheme}")
+        else:
+            chosen = load_scheme(scheme, key)
+        try:
+            tok = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot load a tokenizer from {tokenizer}: {exc}") from exc
+        vocab = vocab_size or _vocab(tokenizer) or len(tok)
+        try:
+            lines = texts.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read {texts}: {exc}") from exc
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                text = row["text"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise InputError(f'{texts}:{n}: expected {{"text": ...}} ({exc})') from exc
+            prompt = tok(row.get("prompt") or "", add_special_tokens=False)["input_ids"]
+            result = chosen.detect(tok(text, add_special_tokens=False)["input_ids"], vocab, prompt)
+            sys.stdout.write(json.dumps(result.to_json()) + "\n")
+
+
+def _vocab(directory: Path) -> int | None:
+    config = directory / "config.json"
+    if config.is_file():
+        size = json.loads(config.read_text()).get("vocab_size")
+        return int(size) if size else None
+    return None
