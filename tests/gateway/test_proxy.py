@@ -240,3 +240,16 @@ def test_withhold_reasoning_strips_it_for_the_client_but_logs_it(
     assert len(logged) == 2 and all(x["response"]["reasoning_content"] == "3 + 4 = 7" for x in logged)
     assert all(x["gateway"]["transforms"] == ["withhold_reasoning"] for x in logged)
     assert all(x["gateway"]["logits_processors"] == forced["logits_processors"] for x in logged)
+
+
+def test_text_completions_and_responses_pass_through_and_are_logged(gateway: dict[str, Any]) -> None:
+    client = _client(gateway)
+    text = client.completions.create(model="tiny", prompt="What is 3 + 4?", max_tokens=4, temperature=0)
+    assert text.choices[0].finish_reason in ("stop", "length") and text.usage is not None
+    # The lab server has no Responses API: its 404 comes back unchanged, and the exchange is still logged.
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="tiny", input="What is 3 + 4?")
+    logged = {r["endpoint"]: r for r in _records(gateway) if r["account_id"] == "acct-ok"}
+    assert logged["/v1/completions"]["response"]["content"] == text.choices[0].text
+    assert logged["/v1/responses"]["response"]["status"] == 404
+    assert logged["/v1/responses"]["request"]["input"] == "What is 3 + 4?"

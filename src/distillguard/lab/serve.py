@@ -1,6 +1,7 @@
 """OpenAI-compatible chat completions over a local causal LM: ``distillguard lab serve``.
 
-``POST /v1/chat/completions`` (streaming and not) and ``GET /v1/models``, in the
+``POST /v1/chat/completions`` (streaming and not), ``POST /v1/completions`` (raw
+prompt, not streamed) and ``GET /v1/models``, in the
 shapes the official ``openai`` client expects, with the answer in ``content``
 and the model's ``<think>`` span in ``reasoning_content``. A request may name
 logits processors (``logits_processors``, via the client's ``extra_body``): how
@@ -58,6 +59,20 @@ class ChatRequest(BaseModel):
     logits_processors: list[dict[str, Any]] | None = None
 
 
+class CompletionRequest(BaseModel):
+    """Legacy text completions: a raw ``prompt``, no chat template (not streamed by this server)."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: str | None = None
+    prompt: str
+    max_tokens: int = Field(16, ge=1)
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    seed: int | None = None
+    stream: bool = False
+    logits_processors: list[dict[str, Any]] | None = None
+
+
 def load_model(path: Path | str, name: str | None = None) -> Model:
     """A Hugging Face causal LM and its tokenizer from a local directory (nothing is downloaded)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -105,6 +120,32 @@ def create_app(model: Model, max_batch: int = 32, keyring: Any = None) -> FastAP
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok", "model": model.name}
+
+    @app.post("/v1/completions", response_model=None)
+    async def completions(req: CompletionRequest) -> Response:
+        if req.model not in (None, model.name):
+            return _error(404, f"the model {req.model!r} does not exist; this server has {model.name!r}",
+                          param="model")
+        if req.stream:
+            return _error(400, "this server streams chat completions only; send stream=false", param="stream")
+        try:
+            processors = build_processors(req.logits_processors, vocab=vocab, keyring=keyring)
+            prompt = [int(i) for i in model.tokenizer(req.prompt, add_special_tokens=False)["input_ids"]]
+            sampling = Sampling(req.max_tokens, req.temperature, req.top_p, req.seed)
+            model.check_fits(prompt, sampling)
+        except ConfigError as exc:
+            return _error(400, str(exc))
+        tokens = batcher.submit(prompt, sampling, processors)
+        try:
+            ids = [t async for t in tokens]
+        finally:
+            tokens.close()
+        finish = "length" if len(ids) >= sampling.max_tokens else "stop"
+        return JSONResponse({"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
+                             "created": int(time.time()), "model": model.name,
+                             "choices": [{"index": 0, "text": model.tokenizer.decode(ids), "finish_reason": finish,
+                                          "logprobs": None}],
+                             "usage": _usage(len(prompt), len(ids), 0)})
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(req: ChatRequest) -> Response:
