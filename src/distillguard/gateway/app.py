@@ -29,6 +29,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from distillguard.gateway.canary import Canary, CanaryMaker
 from distillguard.gateway.config import GatewaySettings
 from distillguard.gateway.keys import KeyRecord, KeyStore
 from distillguard.gateway.limits import Limit, Limiter, MemoryLimiter, RedisLimiter
@@ -67,6 +68,7 @@ class Gateway:
         self.upstream = settings.upstream.rstrip("/")
         self.client: httpx.AsyncClient | None = None
         self.live = LiveSignals(settings.live)
+        self.canaries = CanaryMaker(settings.canaries)
         self._policy_loads = policy.loads
 
     def decide(self, account: str, cluster: str | None) -> Decision:
@@ -212,6 +214,10 @@ def create_app(gw: Gateway) -> Starlette:
             if decision.action != "allow" and decision.reason:
                 record["gateway"]["reason"] = decision.reason
             gw.live.observe(key.account_id, *_prompt_parts(body))
+            canary = None if request.url.path.endswith("/responses") else \
+                gw.canaries.for_exchange(decision.action, record["exchange_id"])
+            if canary:
+                record["gateway"]["canary"] = canary.to_json()
             reject = _decision_reject(decision)
             if reject:
                 raise reject
@@ -243,7 +249,7 @@ def create_app(gw: Gateway) -> Starlette:
 
         response = await _forward(gw, request, body, record, started, refund,
                                   withhold_reasoning="withhold_reasoning" in decision.transforms,
-                                  processors=processors)
+                                  processors=processors, canary=canary)
         response.headers["x-request-id"] = record["exchange_id"]  # the log record of this exchange
         return response
 
@@ -308,6 +314,7 @@ def _log_rejected(gw: Gateway, record: dict[str, Any], rej: _Reject, started: fl
 async def _forward(
     gw: Gateway, request: Request, body: dict[str, Any], record: dict[str, Any], started: float,
     refund: Any, withhold_reasoning: bool = False, processors: list[dict[str, Any]] | None = None,
+    canary: Canary | None = None,
 ) -> Response:
     assert gw.client is not None
     url = f"{gw.upstream}{request.url.path.removeprefix('/v1')}"
@@ -339,11 +346,11 @@ async def _forward(
             await resp.aclose()
         status = resp.status_code if resp.status_code < 500 else 502
         _finish(gw, record, _response_fields(content, resp.status_code, started), refund)
-        if withhold_reasoning and resp.status_code == 200:
-            content = _without_reasoning(content)
+        if resp.status_code == 200 and (withhold_reasoning or canary):
+            content = _rewritten(content, withhold_reasoning, canary)
         return Response(content, status, media_type=resp.headers.get("content-type", "application/json"))
     capture = StreamCapture(include_usage_for_client=bool((body.get("stream_options") or {}).get("include_usage")),
-                            withhold_reasoning=withhold_reasoning)
+                            withhold_reasoning=withhold_reasoning, canary=canary.text if canary else None)
     return StreamingResponse(_relay(gw, resp, capture, record, started, refund), media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
@@ -392,16 +399,24 @@ def _finish(gw: Gateway, record: dict[str, Any], response: dict[str, Any], refun
     gw.record(record)
 
 
-def _without_reasoning(content: bytes) -> bytes:
-    """The upstream's answer with each choice's reasoning removed (the log keeps it)."""
+def _rewritten(content: bytes, withhold_reasoning: bool, canary: Canary | None) -> bytes:
+    """The upstream's answer as the client gets it: reasoning removed, a canary appended (the log keeps the
+    upstream's answer and names the canary)."""
     try:
         data = orjson.loads(content)
     except orjson.JSONDecodeError:
         return content
-    for choice in data.get("choices") or [] if isinstance(data, dict) else []:
-        message = choice.get("message") or {}
-        message.pop("reasoning_content", None)
-        message.pop("reasoning", None)
+    choices = (data.get("choices") or []) if isinstance(data, dict) else []
+    for i, choice in enumerate(choices):
+        message = choice.get("message")
+        if withhold_reasoning and isinstance(message, dict):
+            message.pop("reasoning_content", None)
+            message.pop("reasoning", None)
+        if canary and i == 0:
+            if isinstance(message, dict) and isinstance(message.get("content"), str):
+                message["content"] += canary.text
+            elif isinstance(choice.get("text"), str):
+                choice["text"] += canary.text
     return bytes(orjson.dumps(data))
 
 

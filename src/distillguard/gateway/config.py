@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from distillguard.config import read_toml, validated
+from distillguard.gateway.canary import CanarySettings
 from distillguard.gateway.live import LiveSettings
 
 
@@ -44,6 +45,7 @@ class GatewaySettings(BaseModel):
     keepalive_seconds: float = Field(5.0, gt=0, description="SSE comment interval before the first token")
     limits: LimitSettings = LimitSettings()
     live: LiveSettings = LiveSettings()
+    canaries: CanarySettings = CanarySettings()
     logits_processors: list[dict[str, Any]] = Field(
         [], description="sent upstream with every request (e.g. a watermark), before the policy's own")
     log_format: Literal["text", "json"] = Field("text", description="the gateway's own logs: text or JSON lines")

@@ -22,9 +22,11 @@ import orjson
 
 
 class StreamCapture:
-    def __init__(self, include_usage_for_client: bool, withhold_reasoning: bool = False) -> None:
+    def __init__(self, include_usage_for_client: bool, withhold_reasoning: bool = False,
+                 canary: str | None = None) -> None:
         self.include_usage = include_usage_for_client
         self.withhold_reasoning = withhold_reasoning
+        self.canary = canary  # sent as one more content delta just before the first choice finishes
         self._buffer = b""
         self.content: list[str] = []
         self.reasoning: list[str] = []
@@ -91,6 +93,18 @@ class StreamCapture:
         usage_only = not obj.get("choices") and obj.get("usage") is not None
         if usage_only and not self.include_usage:
             return False
+        prefix = b""
+        finishing = [c for c in obj.get("choices") or [] if c.get("finish_reason") and c.get("index", 0) == 0]
+        if self.canary and finishing:
+            extra = {**obj, "choices": [{"index": 0, "delta": {"content": self.canary}, "finish_reason": None}]}
+            prefix, self.canary = b"data: " + orjson.dumps(extra) + b"\n\n", None
+        verdict = self._rewrite(obj)
+        if prefix:
+            return prefix + (event + b"\n\n" if verdict is True else verdict or b"")
+        return verdict
+
+    def _rewrite(self, obj: dict[str, Any]) -> bool | bytes:
+        """The event with reasoning withheld (bytes), dropped (False), or unchanged (True)."""
         if self.withhold_reasoning and any("reasoning_content" in (c.get("delta") or {})
                                            for c in obj.get("choices") or []):
             kept = []
