@@ -43,11 +43,11 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(url: str, headers: dict[str, str] | None = None) -> None:
+def _wait(url: str, headers: dict[str, str] | None = None, ok: int = 499) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, headers=headers, timeout=1).status_code < 500:
+            if httpx.get(url, headers=headers, timeout=1).status_code <= ok:
                 return
         except httpx.HTTPError:
             pass
@@ -77,7 +77,7 @@ def start_pair(work: Path, gateway_toml: str = "") -> tuple[list[subprocess.Pope
     _pin(procs[1].pid, 1)
     _pin(os.getpid(), 0)
     _wait(f"http://127.0.0.1:{up_port}/v1/models")
-    _wait(f"http://127.0.0.1:{gw_port}/healthz")
+    _wait(f"http://127.0.0.1:{gw_port}/readyz", ok=200)  # ready: upstream reachable, live classifier fitted
     return procs, up_port, gw_port, secret
 
 
@@ -112,7 +112,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     try:
         warm = targets(up_port, gw_port, secret, False)
-        run(open_loop(warm, 200, 2))
+        run(open_loop(warm, 200, 5))
         sent += len(warm[1].latencies) + warm[1].failures
         for stream in (False, True):
             for rate in [float(r) for r in args.rates.split(",")]:

@@ -177,8 +177,11 @@ def test_metrics_count_requests_decisions_and_the_log_queue(gateway: dict[str, A
     assert 'distillguard_decisions_total{action="block"}' in text
     assert "distillguard_request_latency_seconds_bucket" in text and "distillguard_log_queue_depth" in text
     assert httpx.get(gateway["url"].removesuffix("/v1") + "/healthz").json() == {"status": "ok"}
-    ready = httpx.get(gateway["url"].removesuffix("/v1") + "/readyz")
-    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    deadline = time.monotonic() + 30  # ready once the live-signal classifier is fitted (a few seconds)
+    while (ready := httpx.get(gateway["url"].removesuffix("/v1") + "/readyz")).status_code != 200:
+        assert ready.json()["status"] == "warming up" and time.monotonic() < deadline
+        time.sleep(0.1)
+    assert ready.json()["status"] == "ready"
 
 
 @pytest.fixture(scope="module")

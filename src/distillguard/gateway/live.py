@@ -77,6 +77,9 @@ class LiveSignals:
         self._windows: dict[str, _Window] = {}
         self._flags: dict[str, LiveFlag] = {}
         self._pruned = 0.0
+        self.ready = threading.Event()  # the classifier is fitted (or live signals are off)
+        if not settings.enabled:
+            self.ready.set()
         self._thread: threading.Thread | None = None
 
     def observe(self, account: str, system: str | None, prompt: str, now: float | None = None) -> None:
@@ -89,11 +92,18 @@ class LiveSignals:
             self._thread.start()
 
     def warm(self) -> None:
-        """Fit the elicitation classifier now, on a background thread, rather than on the first request."""
+        """Fit the elicitation classifier now (about 2 s, on a background thread) rather than on a request.
+
+        ``ready`` is set when it is done; the gateway's ``/readyz`` waits for it.
+        """
         if self.settings.enabled:
             from distillguard.signals.elicitation import elicitation_probability
 
-            threading.Thread(target=elicitation_probability, args=(["warm up"],), daemon=True).start()
+            def fit() -> None:
+                elicitation_probability(["warm up"])
+                self.ready.set()
+
+            threading.Thread(target=fit, daemon=True, name="live-warm").start()
 
     def flag(self, account: str) -> LiveFlag | None:
         return self._flags.get(account)
