@@ -90,38 +90,67 @@ class Target:
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     failures: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)  # failure kind → count
+    stale_retries: int = 0
+
+    def _fail(self, reason: str) -> None:
+        self.failures += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
     async def one(self) -> None:
-        """Send the request; record time to the whole answer, or to the first body chunk of a stream."""
-        conn = self.idle.pop() if self.idle else await asyncio.open_connection("127.0.0.1", self.port)
-        reader, writer = conn
+        """Send the request; record time to the whole answer, or to the first body chunk of a stream.
+
+        A kept-alive connection the server has closed meanwhile fails before any response byte; like
+        any HTTP client, the request is then sent again once on a fresh connection (counted in
+        ``stale_retries``, not as a failure).
+        """
+        reused = bool(self.idle)
+        conn = self.idle.pop() if reused else await asyncio.open_connection("127.0.0.1", self.port)
         start = time.perf_counter()
         try:
-            writer.write(self.raw)
-            head = await reader.readuntil(b"\r\n\r\n")
-            ok = head[9:12] == b"200"
-            n = _content_length(head)
-            if n >= 0:
-                await reader.readexactly(n)
-                elapsed = time.perf_counter() - start
-            else:  # chunked: the first chunk is the first byte of the stream
-                elapsed = -1.0
-                while True:
-                    size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-                    if elapsed < 0:
-                        elapsed = time.perf_counter() - start
-                    await reader.readexactly(size + 2)
-                    if size == 0:
-                        break
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-            self.failures += 1
-            writer.close()
+            elapsed, ok, status = await self._exchange(conn)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            conn[1].close()
+            if not (reused and isinstance(exc, asyncio.IncompleteReadError) and not exc.partial):
+                self._fail(type(exc).__name__)
+                return
+            self.stale_retries += 1
+            conn = await asyncio.open_connection("127.0.0.1", self.port)
+            start = time.perf_counter()
+            try:
+                elapsed, ok, status = await self._exchange(conn)
+            except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc2:
+                conn[1].close()
+                self._fail(type(exc2).__name__)
+                return
+        except ValueError as exc:
+            conn[1].close()
+            self._fail(type(exc).__name__)
             return
         if ok:
-            self.latencies.append(elapsed)
+            self.latencies.append(elapsed - start)
         else:
-            self.failures += 1
+            self._fail(f"HTTP {status}")
         self.idle.append(conn)
+
+    async def _exchange(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> tuple[float, bool, str]:
+        """(time the answer, or a stream's first chunk, arrived; 200 or not; status)."""
+        reader, writer = conn
+        writer.write(self.raw)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = head[9:12].decode()
+        n = _content_length(head)
+        if n >= 0:
+            await reader.readexactly(n)
+            return time.perf_counter(), status == "200", status
+        first = -1.0  # chunked: the first chunk is the first byte of the stream
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            if first < 0:
+                first = time.perf_counter()
+            await reader.readexactly(size + 2)
+            if size == 0:
+                return first, status == "200", status
 
 
 async def open_loop(targets: list[Target], rate: float, seconds: float) -> None:
