@@ -71,10 +71,11 @@ class _Window:
 class LiveSignals:
     """Per-account windows fed by ``observe`` (non-blocking), read by ``flag`` (a dict lookup)."""
 
-    def __init__(self, settings: LiveSettings, batch: int = 4096, interval: float = 0.25) -> None:
+    def __init__(self, settings: LiveSettings, batch: int = 4096, interval: float = 0.25, chunk: int = 32) -> None:
         # Batches, not items: one classifier call costs ~0.7 ms whatever its size up to a few hundred
-        # prompts (16 µs each after that), and it holds the GIL the request path needs.
-        self.settings, self.batch, self.interval = settings, batch, interval
+        # prompts (16 µs each after that), and it holds the GIL the request path needs; chunks of
+        # ``chunk`` bound how long the event loop waits for it.
+        self.settings, self.batch, self.interval, self.chunk = settings, batch, interval, chunk
         self._queue: queue.Queue[tuple[str, str | None, str, float]] = queue.Queue()
         self._windows: dict[str, _Window] = {}
         self._flags: dict[str, LiveFlag] = {}
@@ -157,7 +158,11 @@ class LiveSignals:
         from distillguard.signals.template import signature
 
         s = self.settings
-        proba = elicitation_probability([p for _, _, p, _ in items])
+        proba: list[float] = []
+        for start in range(0, len(items), self.chunk):
+            if start:
+                time.sleep(0)  # hand the GIL back to the event loop between chunks
+            proba += elicitation_probability([p for _, _, p, _ in items[start:start + self.chunk]]).tolist()
         for (account, system, prompt, at), p in zip(items, proba, strict=True):
             window = self._windows.setdefault(account, _Window())
             window.add(at, bool(p >= 0.5), signature(system, prompt), s.window_seconds)
