@@ -7,7 +7,7 @@ a p-value of 1e-9 from 200 tokens must be 1e-9, not whatever a z-score says.
 >>> binomial_test(60, 100, 0.25).p_value < 1e-12
 True
 >>> binomial_test(0, 0, 0.25)
-TestResult(statistic=0.0, p_value=1.0, n_scored=0, method='binomial exact upper tail, p0=0.25')
+TestResult(statistic=0.0, p_value=1.0, n_scored=0, method='binomial exact upper tail, p0=0.25, 0 trials')
 """
 
 from __future__ import annotations
@@ -33,11 +33,15 @@ class TestResult:
                 "method": self.method}
 
 
-def binomial_test(successes: int, trials: int, p0: float, what: str = "") -> TestResult:
-    """P(X >= successes) for X ~ Binomial(trials, p0): the exact upper tail; statistic = success share."""
+def binomial_test(successes: int, trials: int, p0: float, what: str = "", n_scored: int | None = None) -> TestResult:
+    """P(X >= successes) for X ~ Binomial(trials, p0): the exact upper tail; statistic = success share.
+
+    ``n_scored`` is what was scored (tokens), when each contributes several trials (tournament layers).
+    """
     if not 0.0 < p0 < 1.0:
         raise ValueError(f"p0 must be in (0, 1), got {p0}")
+    method = f"binomial exact upper tail, p0={p0:g}, {trials} trials{what}"
     if trials == 0:
-        return TestResult(0.0, 1.0, 0, f"binomial exact upper tail, p0={p0:g}{what}")
+        return TestResult(0.0, 1.0, 0, method)
     p = float(binom.sf(successes - 1, trials, p0))
-    return TestResult(successes / trials, min(1.0, max(p, 0.0)), trials, f"binomial exact upper tail, p0={p0:g}{what}")
+    return TestResult(successes / trials, min(1.0, max(p, 0.0)), trials if n_scored is None else n_scored, method)

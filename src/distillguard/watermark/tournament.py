@@ -12,8 +12,8 @@ with the table's share of ones, so the count of ones over ``pairs × depth`` has
 an exact binomial tail.
 
 >>> scheme = Tournament(keys=list(range(1, 31)))
->>> scheme.detect(list(range(100)), vocab=200).n_scored
-2880
+>>> scheme.detect(list(range(100)), vocab=200).n_scored  # 96 distinct 5-grams, 30 layers each
+96
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class Tournament:
         g = g_values(keys, contexts, tokens, table)  # (pairs, 1, depth)
         p0 = float(table.float().mean())
         return binomial_test(int(g.sum()), int(g.numel()), p0,
-                             f", tournament g-values key {self.version}, {len(keys)} layers")
+                             f", tournament g-values key {self.version}, {len(keys)} layers", n_scored=len(found))
 
 
 class TournamentProcessor(LogitsProcessor):
