@@ -50,22 +50,57 @@ class LiveFlag:
     since: float
 
 
+BIN_SECONDS = 10.0
+MAX_TEMPLATES_PER_BIN = 64
+
+
+@dataclass
+class _Bin:
+    index: int
+    requests: int = 0
+    eliciting: int = 0
+    templates: Counter[str] = field(default_factory=Counter)
+
+
 @dataclass
 class _Window:
-    events: deque[tuple[float, bool, str]] = field(default_factory=deque)
+    """An account's last ``horizon`` seconds as 10-second bins of counts.
+
+    Memory per account is bounded by the bins in the window and ``MAX_TEMPLATES_PER_BIN``
+    signatures per bin (later new signatures in a full bin count as requests only), not by its
+    request rate: a harvester at 1,000 requests/s costs what a quiet account does.
+    """
+
+    bins: deque[_Bin] = field(default_factory=deque)
     templates: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
     eliciting: int = 0
 
     def add(self, at: float, eliciting: bool, template: str, horizon: float) -> None:
-        self.events.append((at, eliciting, template))
-        self.templates[template] += 1
+        index = int(at // BIN_SECONDS)
+        if not self.bins or self.bins[-1].index != index:
+            self.bins.append(_Bin(index))
+        last = self.bins[-1]
+        last.requests += 1
+        last.eliciting += eliciting
+        if template in last.templates or len(last.templates) < MAX_TEMPLATES_PER_BIN:
+            last.templates[template] += 1
+            self.templates[template] += 1
+        self.requests += 1
         self.eliciting += eliciting
-        while self.events and self.events[0][0] < at - horizon:
-            _, e, t = self.events.popleft()
-            self.eliciting -= e
-            self.templates[t] -= 1
-            if not self.templates[t]:
-                del self.templates[t]
+        oldest = int((at - horizon) // BIN_SECONDS)
+        while self.bins and self.bins[0].index < oldest:
+            gone = self.bins.popleft()
+            self.requests -= gone.requests
+            self.eliciting -= gone.eliciting
+            self.templates.subtract(gone.templates)
+            for t in gone.templates:
+                if self.templates[t] <= 0:
+                    del self.templates[t]
+
+    @property
+    def last_seen(self) -> float:
+        return (self.bins[-1].index + 1) * BIN_SECONDS if self.bins else 0.0
 
 
 class LiveSignals:
@@ -166,11 +201,11 @@ class LiveSignals:
         for (account, system, prompt, at), p in zip(items, proba, strict=True):
             window = self._windows.setdefault(account, _Window())
             window.add(at, bool(p >= 0.5), signature(system, prompt), s.window_seconds)
-            n = len(window.events)
+            n = window.requests
             if n < s.min_requests or account in self._flags:
                 continue
             elicit = window.eliciting / n
-            top = max(window.templates.values()) / n
+            top = max(window.templates.values(), default=0) / n
             if elicit >= s.elicitation_share and top >= s.template_share:
                 reason = (f"live: {n} requests in {s.window_seconds:.0f} s, {elicit:.0%} elicit reasoning, "
                           f"{top:.0%} share one template")
@@ -184,5 +219,5 @@ class LiveSignals:
             return
         self._pruned = now
         horizon = now - self.settings.window_seconds
-        for account in [a for a, w in self._windows.items() if not w.events or w.events[-1][0] < horizon]:
+        for account in [a for a, w in self._windows.items() if w.last_seen < horizon]:
             del self._windows[account]
