@@ -20,6 +20,7 @@ from distillguard._cli_support import errors as _errors
 from distillguard._cli_support import progress as _progress
 from distillguard.config import DEFAULT_DB, load_settings
 from distillguard.errors import ConfigError
+from distillguard.forensics.cli import forensics
 from distillguard.lab.cli import lab
 from distillguard.watermark.cli import watermark
 
@@ -385,6 +386,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key-..
 
 app.add_typer(lab, name="lab")
 app.add_typer(watermark, name="watermark")
+app.add_typer(forensics, name="forensics")
 
 
 def _quarantine_note(count: int, db: Path) -> None:

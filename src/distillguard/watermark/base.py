@@ -34,6 +34,8 @@ class Scheme(Protocol):
 
     def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = ()) -> TestResult: ...
 
+    def detect_pairs(self, pairs: Sequence[tuple[tuple[int, ...], int]], vocab: int) -> TestResult: ...
+
 
 SCHEMES: dict[str, Callable[..., Scheme]] = {}
 

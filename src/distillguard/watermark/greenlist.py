@@ -45,12 +45,14 @@ class GreenList:
         return GreenListProcessor(self)
 
     def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = ()) -> TestResult:
-        green = scored = 0
-        for context, token in pairs(token_ids, self.context_width, prompt_ids):
-            scored += 1
-            green += token < vocab and bool(greenlist(self.key, context, vocab, self.gamma)[token])
+        return self.detect_pairs(list(pairs(token_ids, self.context_width, prompt_ids)), vocab)
+
+    def detect_pairs(self, found: Sequence[tuple[tuple[int, ...], int]], vocab: int) -> TestResult:
+        """The exact test on distinct (context of ``context_width`` tokens, token) pairs."""
+        green = sum(token < vocab and bool(greenlist(self.key, context, vocab, self.gamma)[token])
+                    for context, token in found)
         p0 = int(vocab * self.gamma) / vocab
-        return binomial_test(green, scored, p0, f", green-list key {self.version}, width {self.context_width}")
+        return binomial_test(green, len(found), p0, f", green-list key {self.version}, width {self.context_width}")
 
 
 class GreenListProcessor(LogitsProcessor):

@@ -63,7 +63,10 @@ class Tournament:
         return TournamentProcessor(self)
 
     def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = ()) -> TestResult:
-        found = list(pairs(token_ids, self.ngram_len - 1, prompt_ids))
+        return self.detect_pairs(list(pairs(token_ids, self.ngram_len - 1, prompt_ids)), vocab)
+
+    def detect_pairs(self, found: Sequence[tuple[tuple[int, ...], int]], vocab: int) -> TestResult:
+        """The exact test on distinct (context of ``ngram_len - 1`` tokens, token) pairs."""
         keys, table = self.layer_keys, self.table
         if not found:
             return binomial_test(0, 0, 0.5)

@@ -1,0 +1,140 @@
+"""``distillguard forensics test``: was a suspect model trained on our (watermarked, canaried) outputs?"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from distillguard._cli_support import errors, out
+from distillguard.errors import ConfigError, InputError
+
+forensics = typer.Typer(help="Test a suspect model for distillation of our outputs (exact p-values).",
+                        no_args_is_help=True)
+
+
+def _texts(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+                rows.append({"text": str(row["text"]), "prompt": row.get("prompt")})
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise InputError(f'{path}:{n}: expected {{"text": ..., "prompt": ...}} ({exc})') from exc
+    return rows
+
+
+@forensics.command("test")
+def test(
+    suspect: Annotated[str, typer.Option(help="Local model directory (open setting) or OpenAI-compatible base URL "
+                                              "(closed setting).")],
+    key: Annotated[str, typer.Option(help="Watermark key: integer, JSON object, key or keyring file.")],
+    texts: Annotated[Path, typer.Option(help='Our watermarked answers, JSONL {"text", "prompt"}.')],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where evidence.json and evidence.html go.")],
+    scheme: Annotated[str, typer.Option(help="greenlist or tournament (a keyring record names its own).")]
+    = "greenlist",
+    version: Annotated[str | None, typer.Option(help="Key version, with a keyring file.")] = None,
+    tokenizer: Annotated[Path | None, typer.Option(help="The watermark's tokenizer directory (closed setting).")]
+    = None,
+    canaries: Annotated[Path | None, typer.Option(help="A gateway log directory whose canaries to test.")] = None,
+    decoys: Annotated[int, typer.Option(help="Look-alike canaries per real one.")] = 99,
+    model: Annotated[str | None, typer.Option(help="Closed setting: model id (default: the first listed).")] = None,
+    api_key: Annotated[str, typer.Option(envvar="SUSPECT_API_KEY", help="Closed setting: API key.")] = "unused",
+    max_tokens: Annotated[int, typer.Option(help="Closed setting: tokens per answer.")] = 160,
+    alpha: Annotated[float, typer.Option(help="Family-wise error rate.")] = 1e-3,
+) -> None:
+    """Radioactivity and canary tests on a suspect, combined with Holm's procedure; writes the evidence.
+
+    Example: distillguard forensics test --suspect lab-out/students/abc --key keys.json --version v1 \\
+    --texts watermarked.jsonl --canaries gateway-log --out evidence/
+    """
+    with errors():
+        from distillguard.forensics.canary import canary_closed, canary_open, decoys_for, read_canaries
+        from distillguard.forensics.evidence import Evidence, Finding
+        from distillguard.watermark.base import load_scheme
+        from distillguard.watermark.keyring import Keyring
+
+        chosen = Keyring.load(Path(key)).scheme(version) if version else load_scheme(scheme, key)
+        rows = _texts(texts)
+        found = read_canaries(canaries) if canaries else []
+        closed = suspect.startswith(("http://", "https://"))
+        evidence = Evidence(suspect, "closed" if closed else "open",
+                            {"scheme": chosen.name, "version": chosen.version}, alpha)
+        h0 = "the suspect was not trained on text marked with this key"
+        if closed:
+            answers, tok = _ask_suspect(suspect, model, api_key, max_tokens, rows, tokenizer)
+            from distillguard.forensics.radioactivity import radioactivity_from_tokens
+
+            ids = [tok(a, add_special_tokens=False)["input_ids"] for a in answers]
+            prompts = [tok(r["prompt"] or "", add_special_tokens=False)["input_ids"] for r in rows]
+            evidence.findings.append(Finding(
+                "radioactivity", h0, "the suspect's answers carry the watermark",
+                {"prompts": len(rows), "answers": len(answers)},
+                radioactivity_from_tokens(chosen, ids, _vocab(tok, tokenizer), prompts)))
+            if found:
+                fakes = decoys_for(found, decoys)
+                evidence.findings.append(Finding(
+                    "canaries", "the suspect never saw the canaries sent to watched accounts",
+                    "the suspect writes our canaries' invented names", {"canaries": len(found), "decoys": decoys},
+                    canary_closed(answers, found, [[f["marker"] for f in fs] for fs in fakes])))
+        else:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            from distillguard.forensics.radioactivity import radioactivity_open
+
+            path = Path(suspect)
+            if not (path / "config.json").is_file():
+                raise InputError(f"no model at {path}: give a local model directory or an http(s) URL")
+            lm = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()  # type: ignore[no-untyped-call]
+            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            vocab = int(lm.config.vocab_size)
+            if tokenizer is not None and _vocab(AutoTokenizer.from_pretrained(tokenizer, local_files_only=True),
+                                                tokenizer) != vocab:
+                raise ConfigError("the open-setting test reads the suspect's predictions in the watermark's "
+                                  "token ids: the suspect must share the watermark's tokenizer (use the closed "
+                                  "setting otherwise)")
+            ids = [tok(r["text"], add_special_tokens=False)["input_ids"] for r in rows]
+            evidence.findings.append(Finding(
+                "radioactivity", h0, "the suspect predicts green tokens more often than chance",
+                {"texts": len(rows), "tokens": sum(len(i) for i in ids)}, radioactivity_open(chosen, lm, ids, vocab)))
+            if found:
+                evidence.findings.append(Finding(
+                    "canaries", "the suspect never saw the canaries sent to watched accounts",
+                    "the suspect finds our canaries likelier than look-alikes",
+                    {"canaries": len(found), "decoys": decoys},
+                    canary_open(lm, tok, found, decoys_for(found, decoys))))
+        data = evidence.write(out_dir)
+        out.print(f"{data['conclusion']}\n→ {out_dir / 'evidence.json'}, {out_dir / 'evidence.html'}")
+
+
+def _vocab(tok: Any, directory: Path | None) -> int:
+    config = directory / "config.json" if directory else None
+    if config is not None and config.is_file():
+        return int(json.loads(config.read_text()).get("vocab_size") or len(tok))
+    return len(tok)
+
+
+def _ask_suspect(url: str, model: str | None, api_key: str, max_tokens: int, rows: list[dict[str, Any]],
+                 tokenizer: Path | None) -> tuple[list[str], Any]:
+    if tokenizer is None:
+        raise ConfigError("the closed setting needs --tokenizer: the watermark's tokenizer directory")
+    if not all(r["prompt"] for r in rows):
+        raise ConfigError("the closed setting prompts the suspect with each text's \"prompt\"; some have none")
+    import openai
+    from transformers import AutoTokenizer
+
+    client = openai.OpenAI(base_url=url, api_key=api_key, max_retries=2)
+    name = model or client.models.list().data[0].id
+    answers = []
+    for r in rows:
+        resp = client.chat.completions.create(model=name, messages=[{"role": "user", "content": r["prompt"]}],
+                                              max_tokens=max_tokens, temperature=0.7)
+        answers.append(resp.choices[0].message.content or "")
+    return answers, AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)

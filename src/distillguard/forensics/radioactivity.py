@@ -1,0 +1,82 @@
+"""Radioactivity: was a suspect model trained on our watermarked outputs? (Sander et al., 2024)
+
+Open setting (the suspect's weights): run the suspect over our watermarked
+texts and score its own next-token *predictions* (argmax) against the green
+lists of the true contexts; a model fine-tuned on watermarked text predicts
+green tokens more often than ``gamma``. Closed setting (an API): prompt the
+suspect and score what it writes, as for any text. Either way each (context,
+token) pair is scored once over the whole sample, pairs that a prompt contains
+are skipped, and the p-value is the scheme's exact binomial tail.
+
+>>> from distillguard.watermark.greenlist import GreenList
+>>> radioactivity_from_tokens(GreenList(key=1), [[1, 2, 3, 1, 2, 3]], vocab=100).n_scored
+3
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from distillguard.forensics.stats import TestResult
+from distillguard.watermark.base import Scheme, pairs
+
+
+def radioactivity_from_tokens(scheme: Scheme, texts: Sequence[Sequence[int]], vocab: int,
+                              prompts: Sequence[Sequence[int]] = ()) -> TestResult:
+    """The scheme's test on a whole sample: each distinct (context, token) pair of all texts once."""
+    found: dict[tuple[tuple[int, ...], int], None] = {}
+    for i, ids in enumerate(texts):
+        prompt = prompts[i] if i < len(prompts) else ()
+        found.update(dict.fromkeys(pairs(ids, _width(scheme), prompt)))
+    return scheme.detect_pairs(list(found), vocab)
+
+
+def predictions(model: Any, texts: Sequence[Sequence[int]], batch: int = 16) -> list[list[int]]:
+    """For each text, the suspect's argmax next-token prediction after each prefix (teacher forcing).
+
+    Texts longer than the model's context are read in consecutive windows (each prediction then sees
+    at most one window of prefix, which is all the model could see anyway).
+    """
+    config = model.config
+    context = int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048)
+    pieces = [(i, s) for i, t in enumerate(texts) for s in range(0, max(len(t), 1), context)]
+    flat = _predict(model, [list(texts[i][s:s + context]) for i, s in pieces], batch)
+    out: list[list[int]] = [[] for _ in texts]
+    for (i, _), pred in zip(pieces, flat, strict=True):
+        out[i] += pred
+    return out
+
+
+def _predict(model: Any, texts: Sequence[Sequence[int]], batch: int) -> list[list[int]]:
+    out: list[list[int]] = []
+    for start in range(0, len(texts), batch):
+        chunk = [list(t) for t in texts[start:start + batch]]
+        width = max(len(t) for t in chunk)
+        ids = torch.zeros((len(chunk), width), dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, t in enumerate(chunk):  # right padding: predictions at real positions only
+            ids[i, :len(t)] = torch.tensor(t)
+            mask[i, :len(t)] = 1
+        with torch.inference_mode():
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        best = logits.argmax(-1)
+        out += [best[i, :len(t)].tolist() for i, t in enumerate(chunk)]
+    return out
+
+
+def radioactivity_open(scheme: Scheme, model: Any, texts: Sequence[Sequence[int]], vocab: int) -> TestResult:
+    """Score the suspect's predictions: pair (true context before position t+1, predicted token at t+1)."""
+    width = _width(scheme)
+    predicted = predictions(model, texts)
+    found: set[tuple[tuple[int, ...], int]] = set()
+    for ids, pred in zip(texts, predicted, strict=True):
+        for t in range(width - 1, len(ids) - 1):  # pred[t] is the guess for position t + 1
+            found.add((tuple(int(x) for x in ids[t - width + 1:t + 1]), int(pred[t])))
+    return scheme.detect_pairs(sorted(found), vocab)
+
+
+def _width(scheme: Scheme) -> int:
+    return int(getattr(scheme, "context_width", None) or getattr(scheme, "ngram_len", 2) - 1)
