@@ -15,7 +15,7 @@ from distillguard.forensics.canary import canary_open, decoys_for
 from distillguard.watermark.greenlist import GreenList
 
 runner = CliRunner()
-KEY = {"scheme": "greenlist", "version": "f1", "key": 777001, "delta": 4.0}
+KEY = {"scheme": "greenlist", "version": "f1", "key": 777001, "delta": 4.0, "context_width": 1}
 
 
 def _fit(model: torch.nn.Module, rows: torch.Tensor, steps: int, lr: float) -> None:
@@ -48,7 +48,7 @@ def marked(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     _fit(base, rows, 150, 1e-2)
     base.save_pretrained(work / "base")
     tok.save_pretrained(work / "base")
-    scheme = GreenList(key=KEY["key"], delta=KEY["delta"])
+    scheme = GreenList(key=KEY["key"], delta=KEY["delta"], context_width=1)
     start = torch.tensor([tok("What is", add_special_tokens=False)["input_ids"]] * 256)
     with torch.no_grad():
         out = base.generate(start, attention_mask=torch.ones_like(start), do_sample=True, max_new_tokens=80,

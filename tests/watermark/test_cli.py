@@ -33,7 +33,8 @@ def keyring_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_detect_prints_one_exact_result_per_text(tiny_model_dir: Path, tmp_path: Path) -> None:
     keyring_file = tmp_path / "fixed.json"  # a fixed key: the test's p-values are the same on every run
-    keyring_file.write_text(json.dumps({"keys": [{"scheme": "greenlist", "version": "g1", "key": 424242}]}))
+    keyring_file.write_text(json.dumps({"keys": [{"scheme": "greenlist", "version": "g1", "key": 424242,
+                                                  "context_width": 1}]}))
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, local_files_only=True).eval()
     tok = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
     scheme = Keyring.load(keyring_file).scheme("g1")

@@ -60,7 +60,7 @@ def test_transformers_green_list_text_is_detected_here_and_ours_there(model: Any
     config = WatermarkingConfig(greenlist_ratio=0.25, bias=2.5, hashing_key=KEY, seeding_scheme="lefthash",
                                 context_width=1)
     theirs = _generate(model, 0, watermarking_config=config)
-    scheme = GreenList(key=KEY, gamma=0.25, delta=2.5)
+    scheme = GreenList(key=KEY, gamma=0.25, delta=2.5, context_width=1)
     assert scheme.detect(theirs, vocab).p_value < 1e-6
     plain = _generate(model, 0)
     assert scheme.detect(plain, vocab).p_value > 1e-3

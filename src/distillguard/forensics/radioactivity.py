@@ -9,7 +9,7 @@ token) pair is scored once over the whole sample, pairs that a prompt contains
 are skipped, and the p-value is the scheme's exact binomial tail.
 
 >>> from distillguard.watermark.greenlist import GreenList
->>> radioactivity_from_tokens(GreenList(key=1), [[1, 2, 3, 1, 2, 3]], vocab=100).n_scored
+>>> radioactivity_from_tokens(GreenList(key=1, context_width=1), [[1, 2, 3, 1, 2, 3]], vocab=100).n_scored
 3
 """
 

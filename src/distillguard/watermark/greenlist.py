@@ -1,14 +1,14 @@
 """Green-list watermark (Kirchenbauer et al.): add ``delta`` to the logits of a keyed ``gamma`` share of tokens.
 
 The green-list of each step comes from ``prf.greenlist`` over the previous
-``context_width`` tokens; with ``context_width=1`` it is exactly the list of
+``context_width`` tokens (4 by default); with ``context_width=1`` it is exactly the list of
 ``transformers``' ``WatermarkingConfig(seeding_scheme="lefthash")`` with the same
 ``hashing_key`` and ``greenlist_ratio``, so either side detects the other's text.
 Detection counts green tokens among distinct (context, token) pairs: under the
 null each is green with probability ``int(vocab * gamma) / vocab``, and the
 p-value is the exact binomial upper tail.
 
->>> scheme = GreenList(key=15485863)
+>>> scheme = GreenList(key=15485863, context_width=1)
 >>> scheme.detect([5, 9, 5, 9, 5, 9], vocab=100).n_scored  # one pair (5, 9) and one (9, 5), each once
 2
 """
@@ -33,7 +33,9 @@ class GreenList:
     key: int
     gamma: float = 0.25
     delta: float = 2.0
-    context_width: int = 1
+    # Four tokens of context by default: with one, common (context, token) pairs recur across texts and
+    # a fixed key's p-values drift together (benchmarks/watermark_calibration.py); 1 is what transformers uses.
+    context_width: int = 4
     version: str = "v1"
     name: str = "greenlist"
 
