@@ -95,3 +95,29 @@ def test_the_canary_rank_test_is_exact_under_the_null(tiny_model_dir: Path) -> N
                 for i in range(20)]
     result = canary_open(model, tok, canaries, decoys_for(canaries, 19, seed_key="decoy"))
     assert result.n_scored == 20 and "p0=0.05" in result.method and result.p_value > 1e-3
+
+
+def test_the_similarity_test_joins_the_evidence_under_holm(marked: dict[str, Path], tiny_model_dir: Path) -> None:
+    prompts = marked["work"] / "prompts.txt"
+    prompts.write_text("".join(f"What is {a} + {b}?\n" for a in range(6) for b in range(5)))
+
+    def run(suspect: Path, out: str) -> dict[str, object]:
+        result = runner.invoke(app, ["forensics", "test", "--suspect", str(suspect), "--key",
+                                     str(marked["work"] / "key.json"), "--version", "f1", "--texts",
+                                     str(marked["work"] / "texts.jsonl"), "--out", str(marked["work"] / out),
+                                     "--ours", str(marked["base"]), "--reference", str(tiny_model_dir),
+                                     "--prompts", str(prompts), "--max-tokens", "12"])
+        assert result.exit_code == 0, result.output
+        return dict(json.loads((marked["work"] / out / "evidence.json").read_text()))
+
+    copy = run(marked["base"], "copy")  # a suspect that is our model answers exactly as we do
+    tests = {t["name"]: t for t in copy["tests"]}  # type: ignore[attr-defined]
+    assert set(tests) == {"radioactivity", "similarity"}
+    assert tests["similarity"]["p_value"] < 1e-6 and tests["similarity"]["rejected"]
+    assert tests["similarity"]["holm_adjusted_p_value"] <= 2 * tests["similarity"]["p_value"]
+    independent = run(tiny_model_dir, "independent")  # the reference itself: no closer to us than it is
+    assert {t["name"]: t for t in independent["tests"]}["similarity"]["p_value"] > 0.1  # type: ignore[attr-defined]
+    missing = runner.invoke(app, ["forensics", "test", "--suspect", str(tiny_model_dir), "--key", "7", "--texts",
+                                  str(marked["work"] / "texts.jsonl"), "--out", str(marked["work"] / "x"),
+                                  "--ours", str(marked["base"])])
+    assert missing.exit_code == 1 and "--ours, --reference and --prompts together" in missing.output

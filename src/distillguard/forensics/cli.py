@@ -49,8 +49,13 @@ def test(
     api_key: Annotated[str, typer.Option(envvar="SUSPECT_API_KEY", help="Closed setting: API key.")] = "unused",
     max_tokens: Annotated[int, typer.Option(help="Closed setting: tokens per answer.")] = 160,
     alpha: Annotated[float, typer.Option(help="Family-wise error rate.")] = 1e-3,
+    ours: Annotated[str | None, typer.Option(help="Similarity test: our model (directory or URL).")] = None,
+    reference: Annotated[str | None, typer.Option(help="Similarity test: an independent model of similar skill "
+                                                       "(directory or URL).")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="Similarity test: prompts, JSONL {\"prompt\"} or lines.")]
+    = None,
 ) -> None:
-    """Radioactivity and canary tests on a suspect, combined with Holm's procedure; writes the evidence.
+    """Radioactivity, canary and similarity tests on a suspect, combined with Holm's procedure.
 
     Example: distillguard forensics test --suspect lab-out/students/abc --key keys.json --version v1 \\
     --texts watermarked.jsonl --canaries gateway-log --out evidence/
@@ -73,11 +78,11 @@ def test(
             from distillguard.forensics.radioactivity import radioactivity_from_tokens
 
             ids = [tok(a, add_special_tokens=False)["input_ids"] for a in answers]
-            prompts = [tok(r["prompt"] or "", add_special_tokens=False)["input_ids"] for r in rows]
+            prompt_ids = [tok(r["prompt"] or "", add_special_tokens=False)["input_ids"] for r in rows]
             evidence.findings.append(Finding(
                 "radioactivity", h0, "the suspect's answers carry the watermark",
                 {"prompts": len(rows), "answers": len(answers)},
-                radioactivity_from_tokens(chosen, ids, _vocab(tok, tokenizer), prompts)))
+                radioactivity_from_tokens(chosen, ids, _vocab(tok, tokenizer), prompt_ids)))
             if found:
                 fakes = decoys_for(found, decoys)
                 evidence.findings.append(Finding(
@@ -110,8 +115,37 @@ def test(
                     "the suspect finds our canaries likelier than look-alikes",
                     {"canaries": len(found), "decoys": decoys},
                     canary_open(lm, tok, found, decoys_for(found, decoys))))
+        if ours or reference or prompts:
+            if not (ours and reference and prompts):
+                raise ConfigError("the similarity test needs --ours, --reference and --prompts together")
+            from distillguard.forensics.similarity import similarity_test
+            from distillguard.lab.harvest import read_prompts
+
+            asked = read_prompts(prompts)
+            said = {who: _answers(where, asked, api_key, max_tokens)
+                    for who, where in (("ours", ours), ("suspect", suspect), ("reference", reference))}
+            evidence.findings.append(Finding(
+                "similarity", "the suspect agrees with our model no more often than the reference model does",
+                "the suspect gives our model's answers more often", {"prompts": len(asked), "reference": reference},
+                similarity_test(said["ours"], said["suspect"], said["reference"])))
         data = evidence.write(out_dir)
         out.print(f"{data['conclusion']}\n→ {out_dir / 'evidence.json'}, {out_dir / 'evidence.html'}")
+
+
+def _answers(where: str, prompts: list[str], api_key: str, max_tokens: int) -> list[str]:
+    """Greedy answers of a local model directory or an OpenAI-compatible endpoint."""
+    if where.startswith(("http://", "https://")):
+        import openai
+
+        client = openai.OpenAI(base_url=where, api_key=api_key, max_retries=2)
+        name = client.models.list().data[0].id
+        return [client.chat.completions.create(model=name, messages=[{"role": "user", "content": p}],
+                                               max_tokens=max_tokens, temperature=0).choices[0].message.content or ""
+                for p in prompts]
+    from distillguard.lab.evaluate import answers
+    from distillguard.lab.serve import load_model
+
+    return [a for a, _ in answers(load_model(Path(where)), prompts, max_tokens=max_tokens)]
 
 
 def _vocab(tok: Any, directory: Path | None) -> int:
