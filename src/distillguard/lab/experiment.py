@@ -85,6 +85,7 @@ class LabConfig(BaseModel):
     max_tokens: int = Field(160, ge=1)
     defences: list[str] = ["none", "withhold_reasoning"]
     small_data: int = Field(100, ge=1, description="ground-truth examples of the small-data baseline")
+    watermark_delta: float = Field(2.0, ge=0, description="green-list strength of the 'watermark' defence")
 
 
 PRESETS: dict[str, LabConfig] = {
@@ -94,7 +95,7 @@ PRESETS: dict[str, LabConfig] = {
                       teacher=Training(steps=60, batch=16, lr=3e-3, warmup=10),
                       student=Training(steps=30, batch=16, lr=3e-3, warmup=5),
                       eval_tasks=40, harvest_sizes=[24, 48], accounts=4, rate=200.0, concurrency=16,
-                      max_tokens=64, small_data=24),
+                      max_tokens=64, small_data=24, defences=["none", "withhold_reasoning", "watermark"]),
     "default": LabConfig(),
 }
 
@@ -109,6 +110,10 @@ def load_config(path: Path) -> LabConfig:
     return validated(LabConfig, read_toml(path, "lab config"), "lab config")
 
 
+DEFENCES = ("none", "withhold_reasoning", "watermark")
+WATERMARK_VERSION = "lab-watermark"
+
+
 def _policy(defence: str, accounts: list[str]) -> list[dict[str, Any]]:
     """The gateway policy that applies ``defence`` to the attacker's accounts."""
     if defence == "none":
@@ -116,7 +121,16 @@ def _policy(defence: str, accounts: list[str]) -> list[dict[str, Any]]:
     if defence == "withhold_reasoning":
         return [{"subject": f"account:{a}", "action": "monitor", "reason": "lab defence: withhold_reasoning",
                  "transforms": ["withhold_reasoning"]} for a in accounts]
-    raise ConfigError(f"unknown defence {defence!r}; choose from none, withhold_reasoning")
+    if defence == "watermark":
+        return [{"subject": f"account:{a}", "action": "monitor", "reason": "lab defence: watermark",
+                 "logits_processors": [{"name": "watermark", "version": WATERMARK_VERSION}]} for a in accounts]
+    raise ConfigError(f"unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")
+
+
+def watermark_key(config: LabConfig) -> dict[str, Any]:
+    """The lab's watermark key: green-list, derived from the seed so that runs repeat."""
+    return {"scheme": "greenlist", "version": WATERMARK_VERSION, "key": 1_000_003 * (config.seed + 1),
+            "delta": config.watermark_delta}
 
 
 class _Quiet:
@@ -150,6 +164,8 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
     harvests = _harvest_all(config, teacher, [t.prompt for t in pool], out, tick)
     for defence, outcomes in harvests.items():
         results["harvests"][defence] = _summary(outcomes)
+        if defence == "watermark":
+            results["harvests"][defence]["watermark"] = _mark_in(config, teacher, outcomes)
         for size in config.harvest_sizes:
             pairs = [o for o in outcomes[:size] if o.status == "ok"]
             variants = [True, False] if any(o.reasoning for o in pairs) else [False]
@@ -202,7 +218,10 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
     accounts = [f"lab-attacker-{i:03d}" for i in range(config.accounts)]
     secrets = [store.add(a)[0] for a in accounts]
     harvests = {}
-    with serving(model_app(teacher, max_batch=config.concurrency)) as upstream:
+    from distillguard.watermark.keyring import Keyring
+
+    keyring = Keyring.from_records([watermark_key(config)])
+    with serving(model_app(teacher, max_batch=config.concurrency, keyring=keyring)) as upstream:
         for defence in config.defences:
             policy_path = out / "gateway" / f"policy-{defence}.json"
             policy_path.write_text(json.dumps(_policy(defence, accounts), indent=2))
@@ -221,6 +240,18 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
                 log.close()
             harvests[defence] = result.outcomes
     return harvests
+
+
+def _mark_in(config: LabConfig, teacher: Model, outcomes: list[Outcome]) -> dict[str, Any]:
+    """The watermark test on the whole harvest (answers and reasoning, in the teacher's tokens)."""
+    from distillguard.forensics.radioactivity import radioactivity_from_tokens
+    from distillguard.watermark.base import load_scheme
+
+    scheme = load_scheme("greenlist", watermark_key(config))
+    tok = teacher.tokenizer
+    ids = [tok(f"{o.reasoning or ''}{o.answer or ''}", add_special_tokens=False)["input_ids"]
+           for o in outcomes if o.status == "ok"]
+    return radioactivity_from_tokens(scheme, ids, int(teacher.model.config.vocab_size)).to_json()
 
 
 def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
