@@ -92,3 +92,14 @@ def test_replay_bad_window_is_one_line(small_traffic: Path, tmp_path: Path) -> N
     r = runner.invoke(app, ["replay", str(small_traffic), "--out", str(tmp_path / "o"), "--window", "soon",
                             "--db", str(tmp_path / "s.duckdb")])
     assert r.exit_code == 1 and "is not a duration like 30m, 1h or 1d" in r.output
+
+
+def test_error_messages_are_printed_as_text_not_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    import typer
+
+    from distillguard._cli_support import errors
+    from distillguard.errors import ConfigError
+
+    with pytest.raises(typer.Exit), errors():
+        raise ConfigError("needs the lab extra: pip install 'distillguard[lab]'")
+    assert "pip install 'distillguard[lab]'" in capsys.readouterr().err  # [lab] is not eaten as a style tag

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from distillguard._cli_support import errors, out
+from distillguard._cli_support import errors, out, require_lab
 from distillguard.errors import ConfigError, InputError
 
 forensics = typer.Typer(help="Test a suspect model for distillation of our outputs (exact p-values).",
@@ -61,6 +61,7 @@ def test(
     --texts watermarked.jsonl --canaries gateway-log --out evidence/
     """
     with errors():
+        require_lab()
         from distillguard.forensics.canary import canary_closed, canary_open, decoys_for, read_canaries
         from distillguard.forensics.evidence import Evidence, Finding
         from distillguard.watermark.base import load_scheme

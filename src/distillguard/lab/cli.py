@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from distillguard._cli_support import console, errors, out, progress
+from distillguard._cli_support import console, errors, out, progress, require_lab
 from distillguard.errors import ConfigError
 
 lab = typer.Typer(help="The distillation lab: teacher, model server, harvest, student, experiment.",
@@ -21,18 +21,6 @@ lab = typer.Typer(help="The distillation lab: teacher, model server, harvest, st
 PresetOpt = Annotated[str, typer.Option(help="Built-in configuration: tiny or default.")]
 ConfigFileOpt = Annotated[Path | None, typer.Option("--config", help="Lab configuration TOML (overrides --preset).")]
 TasksOpt = Annotated[str | None, typer.Option(help="Task kinds, comma-separated (default: the configuration's).")]
-
-
-def _require_lab() -> None:
-    try:
-        import openai  # noqa: F401
-        import torch  # noqa: F401
-        import transformers
-    except ImportError as exc:
-        raise ConfigError(f"the lab needs its extra: pip install 'distillguard[lab]' ({exc})") from exc
-    # Our own progress bars and messages say what happens; transformers' per-save bars and notices repeat it.
-    transformers.utils.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _config(preset_name: str, config: Path | None) -> Any:
@@ -59,7 +47,7 @@ def lab_serve(
     Example: distillguard lab serve --model lab-out/teacher --port 8001
     """
     with errors():
-        _require_lab()
+        require_lab()
         from distillguard.lab.serve import serve
 
         serve(model, host, port, name, max_batch, watermark_keys)
@@ -77,7 +65,7 @@ def lab_teacher(
     Example: distillguard lab teacher --preset default --out lab-out/teacher
     """
     with errors():
-        _require_lab()
+        require_lab()
         from distillguard.lab.evaluate import accuracy
         from distillguard.lab.experiment import task_sets
         from distillguard.lab.train import examples_from_tasks, train_model
@@ -119,7 +107,7 @@ def lab_harvest(
     Example: distillguard lab harvest --keys distillguard-keys.db --accounts 20 --rate 10 --tasks add,tool --n 500
     """
     with errors():
-        _require_lab()
+        require_lab()
         from distillguard.lab.harvest import HarvestSettings, harvest, read_prompts
         from distillguard.lab.loopback import allowed_url
         from distillguard.lab.tasks import make_tasks
@@ -169,7 +157,7 @@ def lab_student(
     Example: distillguard lab student --harvest harvest.jsonl --out lab-out/student --no-with-reasoning
     """
     with errors():
-        _require_lab()
+        require_lab()
         from distillguard.lab.harvest import read_outcomes
         from distillguard.lab.train import Example, train_model
 
@@ -198,7 +186,7 @@ def lab_evaluate(
     Example: distillguard lab evaluate --model lab-out/student
     """
     with errors():
-        _require_lab()
+        require_lab()
         from distillguard.lab.evaluate import kind_accuracy
         from distillguard.lab.experiment import task_sets
         from distillguard.lab.serve import load_model
@@ -225,7 +213,7 @@ def lab_run(
     Example: distillguard lab run --preset tiny --out lab-tiny
     """
     with errors():
-        _require_lab()
+        require_lab()
         from distillguard.lab.experiment import run
 
         cfg = _config(preset, config_file)

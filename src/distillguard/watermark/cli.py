@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from distillguard._cli_support import errors, out
+from distillguard._cli_support import errors, out, require_lab
 from distillguard.errors import ConfigError, InputError
 
 watermark = typer.Typer(help="Watermark keys and detection (exact p-values).", no_args_is_help=True)
@@ -27,6 +27,7 @@ def keygen(
     Example: distillguard watermark keygen --scheme greenlist --version 2026-11-a --out keys.json
     """
     with errors():
+        require_lab()
         from distillguard.watermark.keyring import Keyring, new_key
 
         records = list(Keyring.load(out_file).records.values()) if out_file.is_file() else []
@@ -52,6 +53,7 @@ def detect(
     --tokenizer lab-out/teacher
     """
     with errors():
+        require_lab()
         from transformers import AutoTokenizer
 
         from distillguard.watermark.base import load_scheme
