@@ -147,24 +147,6 @@ def _decision_reject(decision: Decision) -> _Reject | None:
     return None
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return content if isinstance(content, str) else ""
-
-
-def _prompt_parts(body: dict[str, Any]) -> tuple[str | None, str]:
-    """(system prompt, last user prompt) of a chat, responses or completions request, for the live signals."""
-    messages = body.get("messages") if isinstance(body.get("messages"), list) else body.get("input")
-    if isinstance(messages, list):
-        msgs = [m for m in messages if isinstance(m, dict)]
-        system = next((_text(m.get("content")) for m in msgs if m.get("role") in ("system", "developer")), None)
-        user = next((_text(m.get("content")) for m in reversed(msgs) if m.get("role") == "user"), "")
-        return system or body.get("instructions"), user
-    prompt = messages if isinstance(messages, str) else body.get("prompt")
-    return body.get("instructions"), prompt if isinstance(prompt, str) else ""
-
-
 def _estimate_prompt_tokens(body: dict[str, Any]) -> int:
     """A cheap upper-ish estimate (4 characters a token) for the reservation; refunded after."""
     return max(1, len(orjson.dumps(body.get("messages") or body.get("input") or body.get("prompt") or "")) // 4)
@@ -214,7 +196,7 @@ def create_app(gw: Gateway) -> Starlette:
                 record["gateway"]["logits_processors"] = processors
             if decision.action != "allow" and decision.reason:
                 record["gateway"]["reason"] = decision.reason
-            gw.live.observe(key.account_id, *_prompt_parts(body))
+            gw.live.observe(key.account_id, body)
             canary = None if request.url.path.endswith("/responses") else \
                 gw.canaries.for_exchange(decision.action, record["exchange_id"])
             if canary:

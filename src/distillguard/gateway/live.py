@@ -6,13 +6,15 @@ stage's per-exchange signals (reasoning-trace elicitation, from the same
 classifier; and the prompt template signature), and moves an account that
 crosses the live thresholds to ``monitor`` or ``throttle`` until the next scan
 (the next policy file) decides. The signals are computed on a background
-thread in small batches, so a request pays only a queue append and a dict
+thread in small batches (reading the request the way ``scan`` does, so live and
+batch template signatures agree), so a request pays only a queue append and a dict
 lookup; a crossing takes effect within milliseconds, for the account's next
 request. The state is per replica (each replica sees its own traffic).
 
 >>> live = LiveSignals(LiveSettings(min_requests=3, elicitation_share=0.5, template_share=0.5))
 >>> for i in range(3):
-...     live.observe("a", None, f"Solve {i} + {i}. Explain your reasoning step by step.", now=float(i))
+...     live.observe("a", {"messages": [{"role": "user",
+...                   "content": f"Solve {i} + {i}. Explain your reasoning step by step."}]}, now=float(i))
 >>> live.drain()
 >>> live.flag("a").action
 'monitor'
@@ -26,7 +28,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -103,6 +105,24 @@ class _Window:
         return (self.bins[-1].index + 1) * BIN_SECONDS if self.bins else 0.0
 
 
+def request_texts(request: dict[str, Any]) -> tuple[str | None, str]:
+    """(system text, last user prompt) of a request body, read as ``scan`` reads the logged one.
+
+    Text completions (a bare ``prompt``) have no system text; a body ``scan`` would quarantine
+    contributes an empty prompt (it still counts as a request).
+    """
+    from distillguard.ingest.normalize import RowProblem, normalize_request, prompt_parts
+
+    if "messages" not in request and "input" not in request and isinstance(request.get("prompt"), str):
+        return None, request["prompt"]
+    try:
+        chat, _ = normalize_request(request)
+    except RowProblem:
+        return None, ""
+    system, prompt, _, _ = prompt_parts(chat["messages"])
+    return system, prompt
+
+
 class LiveSignals:
     """Per-account windows fed by ``observe`` (non-blocking), read by ``flag`` (a dict lookup)."""
 
@@ -111,7 +131,7 @@ class LiveSignals:
         # prompts (16 µs each after that), and it holds the GIL the request path needs; chunks of
         # ``chunk`` bound how long the event loop waits for it.
         self.settings, self.batch, self.interval, self.chunk = settings, batch, interval, chunk
-        self._queue: queue.Queue[tuple[str, str | None, str, float]] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, dict[str, Any], float]] = queue.Queue()
         self._windows: dict[str, _Window] = {}
         self._flags: dict[str, LiveFlag] = {}
         self._pruned = 0.0
@@ -120,11 +140,11 @@ class LiveSignals:
             self.ready.set()
         self._thread: threading.Thread | None = None
 
-    def observe(self, account: str, system: str | None, prompt: str, now: float | None = None) -> None:
-        """Queue one request's prompt for the account's window (the request does not wait for it)."""
+    def observe(self, account: str, request: dict[str, Any], now: float | None = None) -> None:
+        """Queue one request body for the account's window (the request does not wait for it)."""
         if not self.settings.enabled:
             return
-        self._queue.put((account, system, prompt, time.time() if now is None else now))
+        self._queue.put((account, request, time.time() if now is None else now))
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, daemon=True, name="live-signals")
             self._thread.start()
@@ -163,9 +183,9 @@ class LiveSignals:
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.005)
 
-    def _take(self) -> list[tuple[str, str | None, str, float]]:
+    def _take(self) -> list[tuple[str, dict[str, Any], float]]:
         """Whatever is queued, up to ``batch`` items, without waiting."""
-        items: list[tuple[str, str | None, str, float]] = []
+        items: list[tuple[str, dict[str, Any], float]] = []
         while len(items) < self.batch:
             try:
                 items.append(self._queue.get_nowait())
@@ -186,13 +206,14 @@ class LiveSignals:
                 for _ in items:
                     self._queue.task_done()
 
-    def _process(self, items: list[tuple[str, str | None, str, float]]) -> None:
-        if not items:
+    def _process(self, requests: list[tuple[str, dict[str, Any], float]]) -> None:
+        if not requests:
             return
         from distillguard.signals.elicitation import elicitation_probability
         from distillguard.signals.template import signature
 
         s = self.settings
+        items = [(account, *request_texts(request), at) for account, request, at in requests]
         proba: list[float] = []
         for start in range(0, len(items), self.chunk):
             if start:

@@ -165,6 +165,24 @@ def content_text(content: Any) -> tuple[str, int]:
     return "\n".join(texts), images
 
 
+def prompt_parts(messages: list[dict[str, Any]]) -> tuple[str | None, str, int, int]:
+    """(system text or None, last user text, user turns, image parts) of chat-shaped messages.
+
+    >>> prompt_parts([{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}])
+    ('S', 'hi', 1, 0)
+    """
+    system_parts, last_user, n_user, n_images = [], "", 0, 0
+    for m in messages:
+        text, images = content_text(m.get("content"))
+        n_images += images
+        if m["role"] in ("system", "developer"):
+            system_parts.append(text)
+        elif m["role"] == "user":
+            n_user += 1
+            last_user = text
+    return ("\n".join(system_parts) if system_parts else None), last_user, n_user, n_images
+
+
 def kind_of(value: Any) -> str:
     """JSON name of a value's type, for error messages."""
     return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(

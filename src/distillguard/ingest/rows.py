@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from distillguard.ingest.normalize import RowProblem, content_text, kind_of, normalize_request
+from distillguard.ingest.normalize import RowProblem, content_text, kind_of, normalize_request, prompt_parts
 
 _TOP_KNOWN = frozenset(
     {"exchange_id", "timestamp", "account_id", "api_key_id", "client", "request", "response",
@@ -44,15 +44,7 @@ def exchange_row(rec: Any, raw: bytes | None = None) -> dict[str, Any]:
     if request is None:
         raise RowProblem("missing required field 'request'")
     req, fmt = normalize_request(request)
-    system_parts, last_user, n_user, n_images = [], "", 0, 0
-    for m in req["messages"]:
-        text, images = content_text(m.get("content"))
-        n_images += images
-        if m["role"] in ("system", "developer"):
-            system_parts.append(text)
-        elif m["role"] == "user":
-            n_user += 1
-            last_user = text
+    system_text, last_user, n_user, n_images = prompt_parts(req["messages"])
     tools = req.get("tools") or req.get("functions") or []
     if not isinstance(tools, list):
         raise RowProblem(f"'request.tools' must be a list, got {kind_of(tools)}")
@@ -77,7 +69,7 @@ def exchange_row(rec: Any, raw: bytes | None = None) -> dict[str, Any]:
         "tls_fingerprint": _opt_str(client, "tls_fingerprint", "client.tls_fingerprint"),
         "request_format": fmt,
         "model": _opt_str(req, "model", "request.model"),
-        "system_text": "\n".join(system_parts) if system_parts else None,
+        "system_text": system_text,
         "prompt_text": last_user,
         "n_messages": len(req["messages"]),
         "n_user_turns": n_user,
