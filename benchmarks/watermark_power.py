@@ -63,7 +63,7 @@ def main() -> None:
         scheme = load_scheme(name, {"key": 55555, **params})
         marked = decode(teacher, prompts, lambda s=scheme: _list(s.processor(vocab)))
         acc = sum(t.check(a) for t, (a, _) in zip(tasks, marked, strict=True)) / len(tasks)
-        width = getattr(scheme, "context_width", None) or scheme.ngram_len - 1  # type: ignore[attr-defined]
+        width = scheme.context_width
         pools, current, n_answers, sizes = [], [], 0, []
         for _, ids in marked:
             current.append(ids)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,22 +12,6 @@ from distillguard.errors import ConfigError, InputError
 
 forensics = typer.Typer(help="Test a suspect model for distillation of our outputs (exact p-values).",
                         no_args_is_help=True)
-
-
-def _texts(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from exc
-    for n, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-                rows.append({"text": str(row["text"]), "prompt": row.get("prompt")})
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise InputError(f'{path}:{n}: expected {{"text": ..., "prompt": ...}} ({exc})') from exc
-    return rows
 
 
 @forensics.command("test")
@@ -64,11 +47,11 @@ def test(
         require_lab()
         from distillguard.forensics.canary import canary_closed, canary_open, decoys_for, read_canaries
         from distillguard.forensics.evidence import Evidence, Finding
-        from distillguard.watermark.base import load_scheme
+        from distillguard.watermark.base import load_scheme, model_vocab, read_texts
         from distillguard.watermark.keyring import Keyring
 
         chosen = Keyring.load(Path(key)).scheme(version) if version else load_scheme(scheme, key)
-        rows = _texts(texts)
+        rows = read_texts(texts)
         found = read_canaries(canaries) if canaries else []
         closed = suspect.startswith(("http://", "https://"))
         evidence = Evidence(suspect, "closed" if closed else "open",
@@ -83,7 +66,7 @@ def test(
             evidence.findings.append(Finding(
                 "radioactivity", h0, "the suspect's answers carry the watermark",
                 {"prompts": len(rows), "answers": len(answers)},
-                radioactivity_from_tokens(chosen, ids, _vocab(tok, tokenizer), prompt_ids)))
+                radioactivity_from_tokens(chosen, ids, model_vocab(tokenizer, tok), prompt_ids)))
             if found:
                 fakes = decoys_for(found, decoys)
                 evidence.findings.append(Finding(
@@ -101,8 +84,8 @@ def test(
             lm = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()  # type: ignore[no-untyped-call]
             tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
             vocab = int(lm.config.vocab_size)
-            if tokenizer is not None and _vocab(AutoTokenizer.from_pretrained(tokenizer, local_files_only=True),
-                                                tokenizer) != vocab:
+            if tokenizer is not None and model_vocab(
+                    tokenizer, AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)) != vocab:
                 raise ConfigError("the open-setting test reads the suspect's predictions in the watermark's "
                                   "token ids: the suspect must share the watermark's tokenizer (use the closed "
                                   "setting otherwise)")
@@ -147,13 +130,6 @@ def _answers(where: str, prompts: list[str], api_key: str, max_tokens: int) -> l
     from distillguard.lab.serve import load_model
 
     return [a for a, _ in answers(load_model(Path(where)), prompts, max_tokens=max_tokens)]
-
-
-def _vocab(tok: Any, directory: Path | None) -> int:
-    config = directory / "config.json" if directory else None
-    if config is not None and config.is_file():
-        return int(json.loads(config.read_text()).get("vocab_size") or len(tok))
-    return len(tok)
 
 
 def _ask_suspect(url: str, model: str | None, api_key: str, max_tokens: int, rows: list[dict[str, Any]],

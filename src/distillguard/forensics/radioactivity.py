@@ -30,7 +30,7 @@ def radioactivity_from_tokens(scheme: Scheme, texts: Sequence[Sequence[int]], vo
     found: dict[tuple[tuple[int, ...], int], None] = {}
     for i, ids in enumerate(texts):
         prompt = prompts[i] if i < len(prompts) else ()
-        found.update(dict.fromkeys(pairs(ids, _width(scheme), prompt)))
+        found.update(dict.fromkeys(pairs(ids, scheme.context_width, prompt)))
     return scheme.detect_pairs(list(found), vocab)
 
 
@@ -69,14 +69,10 @@ def _predict(model: Any, texts: Sequence[Sequence[int]], batch: int) -> list[lis
 
 def radioactivity_open(scheme: Scheme, model: Any, texts: Sequence[Sequence[int]], vocab: int) -> TestResult:
     """Score the suspect's predictions: pair (true context before position t+1, predicted token at t+1)."""
-    width = _width(scheme)
+    width = scheme.context_width
     predicted = predictions(model, texts)
     found: set[tuple[tuple[int, ...], int]] = set()
     for ids, pred in zip(texts, predicted, strict=True):
         for t in range(width - 1, len(ids) - 1):  # pred[t] is the guess for position t + 1
             found.add((tuple(int(x) for x in ids[t - width + 1:t + 1]), int(pred[t])))
     return scheme.detect_pairs(sorted(found), vocab)
-
-
-def _width(scheme: Scheme) -> int:
-    return int(getattr(scheme, "context_width", None) or getattr(scheme, "ngram_len", 2) - 1)

@@ -22,13 +22,18 @@ from typing import Any, Protocol
 
 from transformers import LogitsProcessor
 
-from distillguard.errors import ConfigError
+from distillguard.errors import ConfigError, InputError
 from distillguard.forensics.stats import TestResult
 
 
 class Scheme(Protocol):
     name: str
     version: str
+
+    @property
+    def context_width(self) -> int:
+        """Tokens of context a (context, token) pair has."""
+        ...
 
     def processor(self, vocab: int) -> LogitsProcessor: ...
 
@@ -94,6 +99,31 @@ def pairs(token_ids: Sequence[int], width: int,
         if pair not in seen and pair not in prompt:
             seen.add(pair)
             yield pair
+
+
+def read_texts(path: Path) -> list[dict[str, Any]]:
+    """Texts to test, JSONL ``{"text": ..., "prompt": ...}`` (prompt optional); ``InputError`` names a bad line."""
+    rows = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+                rows.append({"text": str(row["text"]), "prompt": row.get("prompt")})
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise InputError(f'{path}:{n}: expected {{"text": ..., "prompt": ...}} ({exc})') from exc
+    return rows
+
+
+def model_vocab(directory: Path | None, tokenizer: Any) -> int:
+    """The model's vocabulary size: ``config.json`` of ``directory`` when it has one, else the tokenizer's length."""
+    config = directory / "config.json" if directory else None
+    if config is not None and config.is_file():
+        return int(json.loads(config.read_text()).get("vocab_size") or len(tokenizer))
+    return len(tokenizer)
 
 
 def _load_all() -> None:

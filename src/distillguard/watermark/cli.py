@@ -56,7 +56,7 @@ def detect(
         require_lab()
         from transformers import AutoTokenizer
 
-        from distillguard.watermark.base import load_scheme
+        from distillguard.watermark.base import load_scheme, model_vocab, read_texts
         from distillguard.watermark.keyring import Keyring
 
         if version is not None:
@@ -69,27 +69,8 @@ def detect(
             tok = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot load a tokenizer from {tokenizer}: {exc}") from exc
-        vocab = vocab_size or _vocab(tokenizer) or len(tok)
-        try:
-            lines = texts.read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read {texts}: {exc}") from exc
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                text = row["text"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise InputError(f'{texts}:{n}: expected {{"text": ...}} ({exc})') from exc
-            prompt = tok(row.get("prompt") or "", add_special_tokens=False)["input_ids"]
-            result = chosen.detect(tok(text, add_special_tokens=False)["input_ids"], vocab, prompt)
+        vocab = vocab_size or model_vocab(tokenizer, tok)
+        for row in read_texts(texts):
+            prompt = tok(row["prompt"] or "", add_special_tokens=False)["input_ids"]
+            result = chosen.detect(tok(row["text"], add_special_tokens=False)["input_ids"], vocab, prompt)
             sys.stdout.write(json.dumps(result.to_json()) + "\n")
-
-
-def _vocab(directory: Path) -> int | None:
-    config = directory / "config.json"
-    if config.is_file():
-        size = json.loads(config.read_text()).get("vocab_size")
-        return int(size) if size else None
-    return None

@@ -49,6 +49,11 @@ class Tournament:
             raise ConfigError("tournament: ngram_len >= 2 and sampling_table_size >= 2")
 
     @property
+    def context_width(self) -> int:
+        """Tokens of context each g-value depends on (an n-gram is its context and its token)."""
+        return self.ngram_len - 1
+
+    @property
     def layer_keys(self) -> torch.Tensor:
         if self.keys:
             return torch.tensor(self.keys, dtype=torch.long)
@@ -63,7 +68,7 @@ class Tournament:
         return TournamentProcessor(self)
 
     def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = ()) -> TestResult:
-        return self.detect_pairs(list(pairs(token_ids, self.ngram_len - 1, prompt_ids)), vocab)
+        return self.detect_pairs(list(pairs(token_ids, self.context_width, prompt_ids)), vocab)
 
     def detect_pairs(self, found: Sequence[tuple[tuple[int, ...], int]], vocab: int) -> TestResult:
         """The exact test on distinct (context of ``ngram_len - 1`` tokens, token) pairs."""
@@ -87,7 +92,7 @@ class TournamentProcessor(LogitsProcessor):
         self.seen: list[set[int]] = []
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        width = self.scheme.ngram_len - 1
+        width = self.scheme.context_width
         if input_ids.shape[1] < width:
             return scores
         rows, vocab = scores.shape
