@@ -112,6 +112,11 @@ def create_app(model: Model, max_batch: int = 32, keyring: Any = None) -> FastAP
         where = ".".join(str(p) for p in first.get("loc", ())[1:])
         return _error(400, f"{where or 'body'}: {first.get('msg', 'invalid request')}", param=where or None)
 
+    def unknown_model(requested: str | None) -> JSONResponse | None:
+        if requested in (None, model.name):
+            return None
+        return _error(404, f"the model {requested!r} does not exist; this server has {model.name!r}", param="model")
+
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": model.name, "object": "model", "created": 0,
@@ -123,9 +128,8 @@ def create_app(model: Model, max_batch: int = 32, keyring: Any = None) -> FastAP
 
     @app.post("/v1/completions", response_model=None)
     async def completions(req: CompletionRequest) -> Response:
-        if req.model not in (None, model.name):
-            return _error(404, f"the model {req.model!r} does not exist; this server has {model.name!r}",
-                          param="model")
+        if (missing := unknown_model(req.model)) is not None:
+            return missing
         if req.stream:
             return _error(400, "this server streams chat completions only; send stream=false", param="stream")
         try:
@@ -140,7 +144,7 @@ def create_app(model: Model, max_batch: int = 32, keyring: Any = None) -> FastAP
             ids = [t async for t in tokens]
         finally:
             tokens.close()
-        finish = "length" if len(ids) >= sampling.max_tokens else "stop"
+        finish = _finish_reason(len(ids), sampling)
         return JSONResponse({"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
                              "created": int(time.time()), "model": model.name,
                              "choices": [{"index": 0, "text": model.tokenizer.decode(ids), "finish_reason": finish,
@@ -149,9 +153,8 @@ def create_app(model: Model, max_batch: int = 32, keyring: Any = None) -> FastAP
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(req: ChatRequest) -> Response:
-        if req.model not in (None, model.name):
-            return _error(404, f"the model {req.model!r} does not exist; this server has {model.name!r}",
-                          param="model")
+        if (missing := unknown_model(req.model)) is not None:
+            return missing
         try:
             processors = build_processors(req.logits_processors, vocab=vocab, keyring=keyring)
             prompt = model.prompt_ids([{"role": m.role, "content": _text(m.content)} for m in req.messages])
@@ -171,7 +174,7 @@ def create_app(model: Model, max_batch: int = 32, keyring: Any = None) -> FastAP
             ch = Channels(model.tokenizer)
             async for _ in _decode(tokens, ch):
                 pass
-            finish = _finish_reason(ch, sampling)
+            finish = _finish_reason(ch.generated, sampling)
             completion += ch.counts["content"] + ch.counts["reasoning_content"]
             reasoning += ch.counts["reasoning_content"]
             message: dict[str, Any] = {"role": "assistant", "content": ch.text("content")}
@@ -208,8 +211,8 @@ async def _decode(tokens: TokenStream, ch: Channels) -> AsyncIterator[list[tuple
         tokens.close()
 
 
-def _finish_reason(ch: Channels, sampling: Sampling) -> str:
-    return "length" if ch.generated >= sampling.max_tokens else "stop"
+def _finish_reason(generated: int, sampling: Sampling) -> str:
+    return "length" if generated >= sampling.max_tokens else "stop"
 
 
 def _sse(obj: dict[str, Any]) -> bytes:
@@ -235,7 +238,7 @@ async def _stream(
                                                        "finish_reason": None}]})
             completion += ch.counts["content"] + ch.counts["reasoning_content"]
             reasoning += ch.counts["reasoning_content"]
-            finish = _finish_reason(ch, sampling)
+            finish = _finish_reason(ch.generated, sampling)
             yield _sse({**chunk, "choices": [{"index": index, "delta": {}, "finish_reason": finish}]})
     finally:
         for tokens in streams:  # a client gone mid-stream stops every row of its request
