@@ -4,10 +4,6 @@ Evaluation decodes hundreds of prompts per model, so it batches them (sorted by
 length to waste little padding) through the model server's own decoding loop:
 on 2 CPU cores that is an order of magnitude faster than one prompt at a time,
 and greedy decoding gives the same answers either way (a test checks it).
-
->>> from distillguard.lab.tasks import make_tasks
->>> by_kind({"add": [True, False], "tool": [True]})
-{'add': 0.5, 'tool': 1.0}
 """
 
 from __future__ import annotations
@@ -55,14 +51,15 @@ def accuracy(model: Model, tasks: Sequence[Task], progress: Progress | None = No
     return sum(right) / max(len(right), 1)
 
 
-def by_kind(results: dict[str, list[bool]]) -> dict[str, float]:
-    """Accuracy per task kind from per-kind outcomes."""
-    return {kind: sum(r) / max(len(r), 1) for kind, r in results.items()}
+def scores(model: Model, tasks: Sequence[Task]) -> tuple[float, dict[str, float]]:
+    """(overall accuracy, accuracy per task kind), from one decoding of ``tasks``."""
+    right = correct(model, tasks)
+    grouped: dict[str, list[bool]] = defaultdict(list)
+    for t, ok in zip(tasks, right, strict=True):
+        grouped[t.kind].append(ok)
+    return sum(right) / max(len(right), 1), {kind: sum(r) / len(r) for kind, r in grouped.items()}
 
 
 def kind_accuracy(model: Model, tasks: Sequence[Task]) -> dict[str, float]:
     """Accuracy per task kind."""
-    grouped: dict[str, list[bool]] = defaultdict(list)
-    for t, ok in zip(tasks, correct(model, tasks), strict=True):
-        grouped[t.kind].append(ok)
-    return by_kind(dict(grouped))
+    return scores(model, tasks)[1]

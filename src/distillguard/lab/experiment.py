@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distillguard.config import read_toml, validated
 from distillguard.errors import ConfigError
-from distillguard.lab.evaluate import kind_accuracy
+from distillguard.lab.evaluate import scores
 from distillguard.lab.generate import Model
 from distillguard.lab.harvest import HarvestSettings, Outcome, harvest
 from distillguard.lab.loopback import serving
@@ -150,16 +150,16 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
     train, held_out, pool = task_sets(config)
     teacher = train_model(examples_from_tasks(train), spec, config.teacher.settings(config.seed), out / "teacher",
                           progress=_bar(tick, "teacher"))
-    teacher_kinds = kind_accuracy(teacher, held_out)
-    results: dict[str, Any] = {"config": config.model_dump(), "teacher_accuracy": _mean(teacher_kinds, held_out),
+    teacher_overall, teacher_kinds = scores(teacher, held_out)
+    results: dict[str, Any] = {"config": config.model_dump(), "teacher_accuracy": round(teacher_overall, 4),
                                "teacher_by_kind": teacher_kinds, "runs": [], "harvests": {}}
     student_cfg = config.student.settings(config.seed)
 
     def student(examples: list[Example], label: str) -> dict[str, Any]:
         model = train_model(examples, spec, student_cfg, out / "students" / run_key(examples, spec, student_cfg)[:16],
                             progress=_bar(tick, label))
-        kinds = kind_accuracy(model, held_out)
-        return {"student_accuracy": _mean(kinds, held_out), "student_by_kind": kinds}
+        overall, kinds = scores(model, held_out)
+        return {"student_accuracy": round(overall, 4), "student_by_kind": kinds}
 
     harvests = _harvest_all(config, teacher, [t.prompt for t in pool], out, tick)
     for defence, outcomes in harvests.items():
@@ -178,7 +178,7 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
                                                   {"student_accuracy": 0.0, "student_by_kind": {}})})
     n = max(config.harvest_sizes)
     results["baselines"] = {
-        "untrained": _mean(kind_accuracy(fresh_model(spec, teacher.tokenizer, config.seed), held_out), held_out),
+        "untrained": round(scores(fresh_model(spec, teacher.tokenizer, config.seed), held_out)[0], 4),
         "ground_truth_same_n": student(examples_from_tasks(pool[:n]), "ground truth")["student_accuracy"],
         "small_data": student(examples_from_tasks(train[:config.small_data]), "small data")["student_accuracy"],
     }
@@ -257,14 +257,6 @@ def _mark_in(config: LabConfig, teacher: Model, outcomes: list[Outcome]) -> dict
 def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
     ok = [o for o in outcomes if o.status == "ok"]
     return {"sent": len(outcomes), "harvested": len(ok), "with_reasoning": sum(1 for o in ok if o.reasoning)}
-
-
-def _mean(kinds: dict[str, float], tasks: list[Task]) -> float:
-    """Overall accuracy from per-kind accuracy, weighted by each kind's share of ``tasks``."""
-    counts: dict[str, int] = {}
-    for t in tasks:
-        counts[t.kind] = counts.get(t.kind, 0) + 1
-    return round(sum(kinds.get(k, 0.0) * n for k, n in counts.items()) / max(len(tasks), 1), 4)
 
 
 def _bar(tick: Progress, stage: str) -> Callable[[int, int], None]:
