@@ -28,7 +28,7 @@ from distillguard.config import read_toml, validated
 from distillguard.errors import ConfigError
 from distillguard.lab.evaluate import scores
 from distillguard.lab.generate import Model
-from distillguard.lab.harvest import HarvestSettings, Outcome, harvest
+from distillguard.lab.harvest import HarvestResult, HarvestSettings, Outcome, harvest
 from distillguard.lab.loopback import serving
 from distillguard.lab.tasks import Task, make_tasks
 from distillguard.lab.train import (
@@ -162,8 +162,9 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
         return {"student_accuracy": round(overall, 4), "student_by_kind": kinds}
 
     harvests = _harvest_all(config, teacher, [t.prompt for t in pool], out, tick)
-    for defence, outcomes in harvests.items():
-        results["harvests"][defence] = _summary(outcomes)
+    for defence, harvested in harvests.items():
+        outcomes = harvested.outcomes
+        results["harvests"][defence] = harvested.summary()
         if defence == "watermark":
             results["harvests"][defence]["watermark"] = _mark_in(config, teacher, outcomes)
         for size in config.harvest_sizes:
@@ -202,7 +203,7 @@ def task_sets(config: LabConfig) -> tuple[list[Task], list[Task], list[Task]]:
 
 
 def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Path,
-                 tick: Progress) -> dict[str, list[Outcome]]:
+                 tick: Progress) -> dict[str, HarvestResult]:
     """Serve the teacher, and harvest it through one gateway per defence."""
     from distillguard.gateway.app import Gateway, create_app
     from distillguard.gateway.config import GatewaySettings, LimitSettings
@@ -210,6 +211,7 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
     from distillguard.gateway.policy import Policy
     from distillguard.gateway.segments import SegmentLog
     from distillguard.lab.serve import create_app as model_app
+    from distillguard.watermark.keyring import Keyring
 
     keys_path = out / "gateway" / "keys.db"
     keys_path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,8 +220,6 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
     accounts = [f"lab-attacker-{i:03d}" for i in range(config.accounts)]
     secrets = [store.add(a)[0] for a in accounts]
     harvests = {}
-    from distillguard.watermark.keyring import Keyring
-
     keyring = Keyring.from_records([watermark_key(config)])
     with serving(model_app(teacher, max_batch=config.concurrency, keyring=keyring)) as upstream:
         for defence in config.defences:
@@ -238,7 +238,7 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
                                      out / f"harvest-{defence}.jsonl", progress=_bar(tick, f"harvest {defence}"))
             finally:
                 log.close()
-            harvests[defence] = result.outcomes
+            harvests[defence] = result
     return harvests
 
 
@@ -252,11 +252,6 @@ def _mark_in(config: LabConfig, teacher: Model, outcomes: list[Outcome]) -> dict
     ids = [tok(f"{o.reasoning or ''}{o.answer or ''}", add_special_tokens=False)["input_ids"]
            for o in outcomes if o.status == "ok"]
     return radioactivity_from_tokens(scheme, ids, int(teacher.model.config.vocab_size)).to_json()
-
-
-def _summary(outcomes: list[Outcome]) -> dict[str, Any]:
-    ok = [o for o in outcomes if o.status == "ok"]
-    return {"sent": len(outcomes), "harvested": len(ok), "with_reasoning": sum(1 for o in ok if o.reasoning)}
 
 
 def _bar(tick: Progress, stage: str) -> Callable[[int, int], None]:
