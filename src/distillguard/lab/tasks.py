@@ -8,11 +8,16 @@ GSM8K (MIT; its worked solutions are the traces). A model that writes the
 trace gets the answer right far more often than one that answers directly,
 which is what makes reasoning traces worth harvesting.
 
+Traces word each step with one of several equivalent phrasings, drawn at
+random ("so write 3 carry 1", "then put 3 bring 1"), as natural language
+does: a model trained on them has real choices at those points and none in
+the arithmetic, which is where a watermark can act without costing accuracy.
+
 >>> t = make_tasks(["add"], 1, seed=3)[0]
 >>> t.check(t.answer), t.check("nonsense")
 (True, False)
 >>> print(make_tasks(["add"], 1, seed=0)[0].reasoning.splitlines()[0])
-units: 1 + 0 = 1, write 1 carry 0
+units: 1 + 0 = 1, so keep 1 move 0
 """
 
 from __future__ import annotations
@@ -52,6 +57,15 @@ def normalize(text: str | None) -> str:
     return re.sub(r"(?<=\d),(?=\d{3})|\s+", "", text)
 
 
+# Equivalent wordings of one step, drawn uniformly: the trace's only free choices.
+_CONNECT = ("so", "then", "thus", "hence", "and")
+_WRITE = ("write", "put", "keep", "note", "set")
+_CARRY = ("carry", "bring", "pass", "move")
+_BORROW = ("borrow", "take", "owe")
+_FINAL = ("final", "last", "leftover")
+_TOOL_OPEN = ("the request needs", "this calls for", "the right tool is", "we should call", "best to use")
+_ARG_SEP = ("=", "is", "->", "set to")
+
 _PLACES = ("units", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands")
 
 
@@ -62,10 +76,11 @@ def _add(rng: random.Random) -> Task:
     for i in range(max(len(da), len(db))):
         x, y = int(da[i]) if i < len(da) else 0, int(db[i]) if i < len(db) else 0
         s = x + y + carry
-        lines.append(f"{_PLACES[i]}: {x} + {y}{f' + {carry}' if carry else ''} = {s}, write {s % 10} carry {s // 10}")
+        lines.append(f"{_PLACES[i]}: {x} + {y}{f' + {carry}' if carry else ''} = {s}, {rng.choice(_CONNECT)} "
+                     f"{rng.choice(_WRITE)} {s % 10} {rng.choice(_CARRY)} {s // 10}")
         carry = s // 10
     if carry:
-        lines.append(f"final carry {carry}")
+        lines.append(f"{rng.choice(_FINAL)} carry {carry}")
     return Task("add", f"What is {a} + {b}?", "\n".join(lines), str(a + b))
 
 
@@ -76,8 +91,9 @@ def _sub(rng: random.Random) -> Task:
     for i in range(len(da)):
         x, y = int(da[i]) - borrow, int(db[i]) if i < len(db) else 0
         borrow = 1 if x < y else 0
-        lines.append(f"{_PLACES[i]}: {x + 10 * borrow} - {y} = {x + 10 * borrow - y}"
-                     + (", borrow 1" if borrow else ""))
+        r = x + 10 * borrow - y
+        lines.append(f"{_PLACES[i]}: {x + 10 * borrow} - {y} = {r}, {rng.choice(_CONNECT)} {rng.choice(_WRITE)} {r}"
+                     + (f", {rng.choice(_BORROW)} 1" if borrow else ""))
     return Task("sub", f"What is {a} - {b}?", "\n".join(lines), str(a - b))
 
 
@@ -119,7 +135,8 @@ _TOOLS: dict[str, Callable[[random.Random], tuple[str, dict[str, object]]]] = {
 def _tool(rng: random.Random) -> Task:
     name = rng.choice(sorted(_TOOLS))
     request, args = _TOOLS[name](rng)
-    reasoning = f"the request needs {name}\n" + "\n".join(f"{k} = {v}" for k, v in args.items())
+    reasoning = f"{rng.choice(_TOOL_OPEN)} {name}\n" + "\n".join(f"{k} {rng.choice(_ARG_SEP)} {v}"
+                                                                 for k, v in args.items())
     answer = json.dumps({"name": name, "arguments": args}, separators=(",", ":"))
     return Task("tool", f"Tools: {', '.join(sorted(_TOOLS))}. Request: {request}", reasoning, answer)
 

@@ -37,7 +37,8 @@ class Scheme(Protocol):
 
     def processor(self, vocab: int) -> LogitsProcessor: ...
 
-    def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = ()) -> TestResult: ...
+    def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = (),
+               keep: Sequence[bool] | None = None) -> TestResult: ...
 
     def detect_pairs(self, pairs: Sequence[tuple[tuple[int, ...], int]], vocab: int) -> TestResult: ...
 
@@ -89,12 +90,23 @@ def _key_params(key: str | Path | dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def pairs(token_ids: Sequence[int], width: int,
-          prompt_ids: Sequence[int] = ()) -> Iterator[tuple[tuple[int, ...], int]]:
-    """Each distinct (context of ``width`` tokens, token) pair of the text, in order, none that the prompt has."""
+def pairs(token_ids: Sequence[int], width: int, prompt_ids: Sequence[int] = (),
+          keep: Sequence[bool] | None = None) -> Iterator[tuple[tuple[int, ...], int]]:
+    """Each distinct (context of ``width`` tokens, token) pair of the text, in order, none that the prompt has.
+
+    ``keep`` (one flag per token) limits scoring to chosen positions, e.g. where the provider's model had
+    a real choice (``selective.keep_uncertain``); a choice made without the key leaves the test exact.
+
+    >>> list(pairs([1, 2, 3, 4], 1, keep=[False, True, False, True]))
+    [((1,), 2), ((3,), 4)]
+    """
+    if keep is not None and len(keep) != len(token_ids):
+        raise ValueError(f"keep has {len(keep)} flags for {len(token_ids)} tokens")
     prompt = {(tuple(prompt_ids[i - width:i]), int(prompt_ids[i])) for i in range(width, len(prompt_ids))}
     seen: set[tuple[tuple[int, ...], int]] = set()
     for t in range(width, len(token_ids)):
+        if keep is not None and not keep[t]:
+            continue
         pair = (tuple(int(x) for x in token_ids[t - width:t]), int(token_ids[t]))
         if pair not in seen and pair not in prompt:
             seen.add(pair)

@@ -25,6 +25,7 @@ from distillguard.errors import ConfigError
 from distillguard.forensics.stats import TestResult, binomial_test
 from distillguard.watermark.base import pairs, register
 from distillguard.watermark.prf import greenlist
+from distillguard.watermark.selective import entropy
 
 
 @register("greenlist")
@@ -36,18 +37,23 @@ class GreenList:
     # Four tokens of context by default: with one, common (context, token) pairs recur across texts and
     # a fixed key's p-values drift together (benchmarks/watermark_calibration.py); 1 is what transformers uses.
     context_width: int = 4
+    # Mark only steps where the model's next-token entropy is at least this (nats); 0 marks every step.
+    # Detection then scores the same steps when given the model's entropies (watermark/selective.py).
+    entropy_threshold: float = 0.0
     version: str = "v1"
     name: str = "greenlist"
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.gamma < 1.0 or self.delta < 0 or self.context_width < 1:
-            raise ConfigError(f"greenlist: need 0 < gamma < 1, delta >= 0, context_width >= 1 (got {self})")
+        if not 0.0 < self.gamma < 1.0 or self.delta < 0 or self.context_width < 1 or self.entropy_threshold < 0:
+            raise ConfigError("greenlist: need 0 < gamma < 1, delta >= 0, context_width >= 1, "
+                              f"entropy_threshold >= 0 (got {self})")
 
     def processor(self, vocab: int) -> LogitsProcessor:
         return GreenListProcessor(self)
 
-    def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = ()) -> TestResult:
-        return self.detect_pairs(list(pairs(token_ids, self.context_width, prompt_ids)), vocab)
+    def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = (),
+               keep: Sequence[bool] | None = None) -> TestResult:
+        return self.detect_pairs(list(pairs(token_ids, self.context_width, prompt_ids, keep)), vocab)
 
     def detect_pairs(self, found: Sequence[tuple[tuple[int, ...], int]], vocab: int) -> TestResult:
         """The exact test on distinct (context of ``context_width`` tokens, token) pairs."""
@@ -58,7 +64,8 @@ class GreenList:
 
 
 class GreenListProcessor(LogitsProcessor):
-    """Adds ``delta`` to the green tokens' logits, row by row, once a row has ``context_width`` tokens."""
+    """Adds ``delta`` to the green tokens' logits, row by row, once a row has ``context_width`` tokens
+    (and, with an ``entropy_threshold``, only in rows whose distribution is that uncertain)."""
 
     def __init__(self, scheme: GreenList) -> None:
         self.scheme = scheme
@@ -69,7 +76,10 @@ class GreenListProcessor(LogitsProcessor):
             return scores
         out = scores.clone()
         vocab = scores.shape[-1]
+        free = entropy(scores) >= s.entropy_threshold if s.entropy_threshold > 0 else None
         for row in range(input_ids.shape[0]):
+            if free is not None and not bool(free[row]):
+                continue
             mask = greenlist(s.key, input_ids[row, -s.context_width:].tolist(), vocab, s.gamma)
             out[row, mask] += s.delta
         return out  # type: ignore[return-value]

@@ -67,8 +67,9 @@ class Tournament:
     def processor(self, vocab: int) -> LogitsProcessor:
         return TournamentProcessor(self)
 
-    def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = ()) -> TestResult:
-        return self.detect_pairs(list(pairs(token_ids, self.context_width, prompt_ids)), vocab)
+    def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = (),
+               keep: Sequence[bool] | None = None) -> TestResult:
+        return self.detect_pairs(list(pairs(token_ids, self.context_width, prompt_ids, keep)), vocab)
 
     def detect_pairs(self, found: Sequence[tuple[tuple[int, ...], int]], vocab: int) -> TestResult:
         """The exact test on distinct (context of ``ngram_len - 1`` tokens, token) pairs."""
