@@ -5,8 +5,11 @@
 The teacher answers held-out tasks greedily, without a watermark and with each scheme's processor at a
 few strengths; accuracy is checked answer by answer. Answers are then pooled in order (as one account's
 harvest would be) until 200 (context, token) pairs are scored, and the exact p-value of each pool is
-recorded. Target (watermark issue): p < 1e-6 from at most 200 scored tokens at an accuracy loss under 2
-points. Writes benchmarks/results/watermark_power.{json,md}.
+recorded. With an entropy threshold (SWEET) the green-list marks only steps where the teacher's own
+next-token entropy reaches it, and the detector, holding the teacher, scores only those steps; the
+choice of steps does not depend on the key, so the test stays exact. Target (watermark issue):
+p < 1e-6 from at most 200 scored tokens at an accuracy loss under 2 points.
+Writes benchmarks/results/watermark_power.{json,md}.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ from distillguard.lab.generate import Channels, Row, Sampling
 from distillguard.lab.serve import load_model
 from distillguard.lab.tasks import make_tasks
 from distillguard.watermark.base import load_scheme, pairs
+from distillguard.watermark.selective import entropies_batch
 
 SETTINGS = [("greenlist", {"delta": 2.0}), ("greenlist", {"delta": 4.0}), ("greenlist", {"delta": 8.0}),
-            ("tournament", {})]
+            ("tournament", {}), ("greenlist", {"delta": 2.0, "entropy_threshold": 0.7}),
+            ("greenlist", {"delta": 4.0, "entropy_threshold": 0.7})]
 
 
 def decode(model, prompts, processors_for):  # type: ignore[no-untyped-def]
-    """Greedy answers (with reasoning) and their generated token ids, 64 prompts at a time."""
+    """Greedy (answer, prompt ids, generated token ids), 64 prompts at a time."""
     out = []
     for start in range(0, len(prompts), 64):
         chunk = prompts[start:start + 64]
@@ -39,11 +44,11 @@ def decode(model, prompts, processors_for):  # type: ignore[no-untyped-def]
             for r, token in events:
                 if token is not None:
                     got[r].append(token)
-        for g in got:
+        for prompt_ids, g in zip(ids, got, strict=True):
             ch = Channels(model.tokenizer)
             for t in g:
                 ch.feed(t)
-            out.append((ch.text("content").strip(), g))
+            out.append((ch.text("content").strip(), prompt_ids, g))
     return out
 
 
@@ -57,18 +62,20 @@ def main() -> None:
     tasks = make_tasks(["add", "sub", "tool"], args.tasks, seed=31337)
     prompts = [t.prompt for t in tasks]
     plain = decode(teacher, prompts, _list)
-    base_acc = sum(t.check(a) for t, (a, _) in zip(tasks, plain, strict=True)) / len(tasks)
+    base_acc = sum(t.check(a) for t, (a, _, _) in zip(tasks, plain, strict=True)) / len(tasks)
     rows = []
     for name, params in SETTINGS:
         scheme = load_scheme(name, {"key": 55555, **params})
         marked = decode(teacher, prompts, lambda s=scheme: _list(s.processor(vocab)))
-        acc = sum(t.check(a) for t, (a, _) in zip(tasks, marked, strict=True)) / len(tasks)
-        width = scheme.context_width
+        acc = sum(t.check(a) for t, (a, _, _) in zip(tasks, marked, strict=True)) / len(tasks)
+        width, threshold = scheme.context_width, params.get("entropy_threshold", 0.0)
+        keeps = ([[h >= threshold for h in e] for e in entropies_batch(teacher.model, [(p, g) for _, p, g in marked])]
+                 if threshold > 0 else [None] * len(marked))
         pools, current, n_answers, sizes = [], [], 0, []
-        for _, ids in marked:
-            current.append(ids)
+        for (_, _, ids), keep in zip(marked, keeps, strict=True):
+            current.append((ids, keep))
             n_answers += 1
-            found = {p for seq in current for p in pairs(seq, width)}
+            found = {p for seq, k in current for p in pairs(seq, width, keep=k)}
             if len(found) >= 200:
                 pools.append(scheme.detect_pairs(sorted(found)[:200], vocab).p_value)
                 sizes.append(n_answers)
@@ -90,12 +97,16 @@ def main() -> None:
           "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         strength = f"delta {r['delta']:g}" if "delta" in r else "30 layers"
+        if r.get("entropy_threshold"):
+            strength += f", entropy >= {r['entropy_threshold']:g} nats"
         median = f"{r['median_p']:.2g}" if r["median_p"] is not None else "-"
         md.append(f"| {r['scheme']} | {strength} | {r['accuracy']:.3f} ({-r['accuracy_loss_points']:+.1f}) | "
                   f"{r['pools']} | {r['answers_per_pool']} | {median} | {r['share_p_below_1e-6']} |")
     md += ["", "Target: p < 1e-6 from at most 200 scored tokens at an accuracy loss under 2 points. The "
-           "teacher's traces are nearly deterministic, so a mark has little room: it can only move tokens whose "
-           "logit lead is smaller than its strength."]
+           "teacher is certain at almost every step of a trace (the arithmetic) and free only where the trace "
+           "words a step (one of several equivalent phrasings): a mark moves only those steps, and scoring every "
+           "step dilutes them with pairs that carry no signal. The entropy-selective rows mark and score only "
+           "the free steps."]
     write_result("watermark_power", result, "\n".join(md) + "\n")
 
 

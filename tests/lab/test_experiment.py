@@ -29,7 +29,8 @@ def test_lab_run_writes_results_in_the_documented_shape(lab_run: Path) -> None:
     assert set(results["baselines"]) >= {"untrained", "ground_truth_same_n"}
     runs = results["runs"]
     assert {(r["defence"], r["with_reasoning"]) for r in runs} == {
-        ("none", True), ("none", False), ("withhold_reasoning", False), ("watermark", True), ("watermark", False)}
+        ("none", True), ("none", False), ("withhold_reasoning", False), ("watermark", True), ("watermark", False),
+        ("canary", True), ("canary", False)}
     for r in runs:
         assert isinstance(r["harvested"], int) and 0.0 <= r["student_accuracy"] <= 1.0
     # The gateway let reasoning through without a defence and withheld it under withhold_reasoning.
@@ -37,7 +38,7 @@ def test_lab_run_writes_results_in_the_documented_shape(lab_run: Path) -> None:
     assert results["harvests"]["withhold_reasoning"]["with_reasoning"] == 0
     assert results["harvests"]["none"]["harvested"] == max(preset("tiny").harvest_sizes)
     svg = (lab_run / "curves.svg").read_text()
-    assert svg.startswith("<svg") and svg.count("<polyline") == 5 and "teacher" in svg
+    assert svg.startswith("<svg") and svg.count("<polyline") == 7 and "teacher" in svg
     # The watermark defence: the server marked what the gateway asked it to, by key version, and the mark
     # is in the harvest (the tiny teacher writes with entropy to spare).
     mark = results["harvests"]["watermark"]["watermark"]
@@ -46,6 +47,18 @@ def test_lab_run_writes_results_in_the_documented_shape(lab_run: Path) -> None:
               for x in f.read_text().splitlines()]
     assert marked and all(r["gateway"]["logits_processors"] == [{"name": "watermark", "version": "lab-watermark"}]
                           for r in marked)  # the log names the key version, never the key
+    # The canary defence: the gateway marked about the configured share of answers and logged each canary
+    # with its account; every canary student was put to the canary test on the canaries it trained on.
+    canaries = [json.loads(x)["gateway"]["canary"] for f in (lab_run / "gateway").glob("log-canary/exchanges/*")
+                for x in f.read_text().splitlines() if json.loads(x)["gateway"].get("canary")]
+    assert results["harvests"]["canary"]["canaries"] == len(canaries) > 0
+    for r in runs:
+        if r["defence"] == "canary":
+            test = r["canary_test"]
+            assert 0 < test["canaries"] <= len(canaries) and 0.0 < test["p_value"] <= 1.0
+            assert test["decoys"] == preset("tiny").canary_decoys
+        else:
+            assert "canary_test" not in r
     # Every exchange of the harvest went through the gateway and is in its log.
     logged = sum(len(f.read_text().splitlines()) for f in (lab_run / "gateway").glob("log-*/exchanges/*.jsonl"))
     assert logged == sum(h["sent"] for h in results["harvests"].values())

@@ -67,12 +67,19 @@ def _predict(model: Any, texts: Sequence[Sequence[int]], batch: int) -> list[lis
     return out
 
 
-def radioactivity_open(scheme: Scheme, model: Any, texts: Sequence[Sequence[int]], vocab: int) -> TestResult:
-    """Score the suspect's predictions: pair (true context before position t+1, predicted token at t+1)."""
+def radioactivity_open(scheme: Scheme, model: Any, texts: Sequence[Sequence[int]], vocab: int,
+                       keep: Sequence[Sequence[bool]] | None = None) -> TestResult:
+    """Score the suspect's predictions: pair (true context before position t+1, predicted token at t+1).
+
+    ``keep`` (one flag per token of each text) limits scoring to chosen positions, e.g. the steps where
+    our own model was uncertain (``watermark.selective``): elsewhere every model predicts the same token.
+    """
     width = scheme.context_width
     predicted = predictions(model, texts)
     found: set[tuple[tuple[int, ...], int]] = set()
-    for ids, pred in zip(texts, predicted, strict=True):
+    for i, (ids, pred) in enumerate(zip(texts, predicted, strict=True)):
         for t in range(width - 1, len(ids) - 1):  # pred[t] is the guess for position t + 1
+            if keep is not None and not keep[i][t + 1]:
+                continue
             found.add((tuple(int(x) for x in ids[t - width + 1:t + 1]), int(pred[t])))
     return scheme.detect_pairs(sorted(found), vocab)

@@ -86,6 +86,8 @@ class LabConfig(BaseModel):
     defences: list[str] = ["none", "withhold_reasoning"]
     small_data: int = Field(100, ge=1, description="ground-truth examples of the small-data baseline")
     watermark_delta: float = Field(2.0, ge=0, description="green-list strength of the 'watermark' defence")
+    canary_share: float = Field(0.05, gt=0, le=1, description="share of answers the 'canary' defence marks")
+    canary_decoys: int = Field(19, ge=1, description="look-alikes per canary in the students' canary test")
 
 
 PRESETS: dict[str, LabConfig] = {
@@ -95,7 +97,8 @@ PRESETS: dict[str, LabConfig] = {
                       teacher=Training(steps=60, batch=16, lr=3e-3, warmup=10),
                       student=Training(steps=30, batch=16, lr=3e-3, warmup=5),
                       eval_tasks=40, harvest_sizes=[24, 48], accounts=4, rate=200.0, concurrency=16,
-                      max_tokens=64, small_data=24, defences=["none", "withhold_reasoning", "watermark"]),
+                      max_tokens=64, small_data=24, defences=["none", "withhold_reasoning", "watermark", "canary"],
+                      canary_share=0.25),
     "default": LabConfig(),
 }
 
@@ -110,7 +113,7 @@ def load_config(path: Path) -> LabConfig:
     return validated(LabConfig, read_toml(path, "lab config"), "lab config")
 
 
-DEFENCES = ("none", "withhold_reasoning", "watermark")
+DEFENCES = ("none", "withhold_reasoning", "watermark", "canary")
 WATERMARK_VERSION = "lab-watermark"
 
 
@@ -124,6 +127,8 @@ def _policy(defence: str, accounts: list[str]) -> list[dict[str, Any]]:
     if defence == "watermark":
         return [{"subject": f"account:{a}", "action": "monitor", "reason": "lab defence: watermark",
                  "logits_processors": [{"name": "watermark", "version": WATERMARK_VERSION}]} for a in accounts]
+    if defence == "canary":
+        return [{"subject": f"account:{a}", "action": "monitor", "reason": "lab defence: canary"} for a in accounts]
     raise ConfigError(f"unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")
 
 
@@ -155,11 +160,14 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
                                "teacher_by_kind": teacher_kinds, "runs": [], "harvests": {}}
     student_cfg = config.student.settings(config.seed)
 
-    def student(examples: list[Example], label: str) -> dict[str, Any]:
+    def student(examples: list[Example], label: str, canaries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         model = train_model(examples, spec, student_cfg, out / "students" / run_key(examples, spec, student_cfg)[:16],
                             progress=_bar(tick, label))
         overall, kinds = scores(model, held_out)
-        return {"student_accuracy": round(overall, 4), "student_by_kind": kinds}
+        row: dict[str, Any] = {"student_accuracy": round(overall, 4), "student_by_kind": kinds}
+        if canaries is not None:
+            row["canary_test"] = _canary_test(config, model, examples, canaries)
+        return row
 
     harvests = _harvest_all(config, teacher, [t.prompt for t in pool], out, tick)
     for defence, harvested in harvests.items():
@@ -167,6 +175,9 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
         results["harvests"][defence] = harvested.summary()
         if defence == "watermark":
             results["harvests"][defence]["watermark"] = _mark_in(config, teacher, outcomes)
+        canaries = _sent_canaries(out, defence)
+        if defence == "canary":
+            results["harvests"][defence]["canaries"] = len(canaries)
         for size in config.harvest_sizes:
             pairs = [o for o in outcomes[:size] if o.status == "ok"]
             variants = [True, False] if any(o.reasoning for o in pairs) else [False]
@@ -175,8 +186,9 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
                 row = {"defence": defence, "prompts": size, "harvested": len(pairs),
                        "with_reasoning": with_reasoning}
                 label = f"student {defence} {size}{' +r' if with_reasoning else ''}"
-                results["runs"].append({**row, **(student(examples, label) if examples else
-                                                  {"student_accuracy": 0.0, "student_by_kind": {}})})
+                trained = (student(examples, label, canaries if defence == "canary" else None) if examples
+                           else {"student_accuracy": 0.0, "student_by_kind": {}})
+                results["runs"].append({**row, **trained})
     n = max(config.harvest_sizes)
     results["baselines"] = {
         "untrained": round(scores(fresh_model(spec, teacher.tokenizer, config.seed), held_out)[0], 4),
@@ -206,6 +218,7 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
                  tick: Progress) -> dict[str, HarvestResult]:
     """Serve the teacher, and harvest it through one gateway per defence."""
     from distillguard.gateway.app import Gateway, create_app
+    from distillguard.gateway.canary import CanarySettings
     from distillguard.gateway.config import GatewaySettings, LimitSettings
     from distillguard.gateway.keys import KeyStore
     from distillguard.gateway.policy import Policy
@@ -225,8 +238,10 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
         for defence in config.defences:
             policy_path = out / "gateway" / f"policy-{defence}.json"
             policy_path.write_text(json.dumps(_policy(defence, accounts), indent=2))
+            canaries = CanarySettings(enabled=defence == "canary", key=f"lab-canary-{config.seed}",
+                                      share=config.canary_share)
             settings = GatewaySettings(upstream=f"{upstream}/v1", keys=keys_path, policy=policy_path,
-                                       log_dir=out / "gateway" / f"log-{defence}",
+                                       log_dir=out / "gateway" / f"log-{defence}", canaries=canaries,
                                        limits=LimitSettings(account_requests_per_minute=60_000,
                                                             account_tokens_per_minute=1e9))
             log = SegmentLog(settings.log_dir, flush_interval=settings.flush_interval)
@@ -252,6 +267,32 @@ def _mark_in(config: LabConfig, teacher: Model, outcomes: list[Outcome]) -> dict
     ids = [tok(f"{o.reasoning or ''}{o.answer or ''}", add_special_tokens=False)["input_ids"]
            for o in outcomes if o.status == "ok"]
     return radioactivity_from_tokens(scheme, ids, int(teacher.model.config.vocab_size)).to_json()
+
+
+def _sent_canaries(out: Path, defence: str) -> list[dict[str, Any]]:
+    """The canaries the gateway recorded for this defence's harvest (its log is closed by now)."""
+    from distillguard.forensics.canary import read_canaries
+
+    return read_canaries(out / "gateway" / f"log-{defence}")
+
+
+def _canary_test(config: LabConfig, model: Model, examples: list[Example],
+                 canaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The forensic canary test (open setting) on a student: canaries in its training data against decoys.
+
+    The examiner would test every canary sent; here the students train on a prefix of the harvest, so
+    the canaries tested are those its training answers carry. Decoys are seeded, so runs repeat.
+    """
+    from distillguard.forensics.canary import canary_open, decoys_for
+
+    trained = "\n".join(e.answer for e in examples)
+    used = [c for c in canaries if c["text"] in trained]
+    if not used:
+        return {"canaries": 0, "p_value": 1.0}
+    decoys = decoys_for(used, config.canary_decoys, seed_key=f"lab-decoy-{config.seed}-")
+    result = canary_open(model.model, model.tokenizer, used, decoys)
+    return {"canaries": len(used), "ranked_first": round(result.statistic * len(used)),
+            "decoys": config.canary_decoys, **result.to_json()}
 
 
 def _bar(tick: Progress, stage: str) -> Callable[[int, int], None]:

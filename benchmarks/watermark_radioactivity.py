@@ -1,0 +1,174 @@
+"""Radioactivity: is a student trained on a partly watermarked harvest detectably marked? And one that is not?
+
+    python benchmarks/watermark_radioactivity.py [--teacher lab-bench/teacher] [--harvest 3000] [--workers 2]
+
+1. The lab teacher answers ``--harvest`` prompts (sampled at temperature 1, as a dataset builder samples),
+   once plainly and once through the green-list watermark (context width 1, the most radioactive
+   setting in Sander et al.; delta 4; marking only steps where its own entropy is at least 0.7 nats,
+   which leaves the arithmetic alone).
+2. For each watermarked share (0, 1, 2, 5, 10%) a harvest takes that share of its answers from the
+   watermarked run and the rest from the plain one, and a student (the lab's default student
+   architecture and training, with the teacher's tokenizer so that the open setting applies) is
+   trained from scratch on it. More students at share 0 with other seeds give the null.
+3. Open-setting radioactivity test (``forensics.radioactivity.radioactivity_open``): the student's
+   argmax predictions on watermarked query texts (teacher answers to other prompts), scored only at
+   the steps where the teacher was uncertain, each (context, prediction) pair once; exact binomial p.
+
+Students train in ``--workers`` processes. Targets (watermark issue): the 5% student detected at
+p < 1e-5 (curve for 1, 2, 10%); students on unwatermarked data not detected (p-values uniform across
+seeds). Writes benchmarks/results/watermark_radioactivity.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import machine, write_result
+
+from distillguard.lab.experiment import preset
+from distillguard.lab.generate import Channels, Row, Sampling
+from distillguard.lab.serve import load_model
+from distillguard.lab.tasks import make_tasks
+from distillguard.watermark.base import load_scheme
+
+KEY = {"key": 271828183, "context_width": 1, "delta": 4.0, "entropy_threshold": 0.7, "version": "radioactivity"}
+THRESHOLD = KEY["entropy_threshold"]
+KINDS = ["add", "sub", "tool"]
+
+
+def generate(teacher_dir: str, prompts: list[str], marked: bool, seed: int) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, generated ids) for each prompt, sampled at temperature 1, with or without the mark."""
+    from transformers import LogitsProcessorList
+
+    teacher = load_model(Path(teacher_dir), "teacher")
+    vocab = int(teacher.model.config.vocab_size)
+    scheme = load_scheme("greenlist", KEY)
+    out = []
+    for start in range(0, len(prompts), 64):
+        ids = [teacher.prompt_ids([{"role": "user", "content": p}]) for p in prompts[start:start + 64]]
+        rows = [Row(i, Sampling(max_tokens=min(160, teacher.context - len(i)), temperature=1.0,
+                                seed=seed + start + n),
+                    LogitsProcessorList([scheme.processor(vocab)] if marked else []))
+                for n, i in enumerate(ids)]
+        got: list[list[int]] = [[] for _ in rows]
+        for events in teacher.decode(rows):
+            for r, token in events:
+                if token is not None:
+                    got[r].append(token)
+        out += list(zip(ids, got, strict=True))
+    return out
+
+
+def student_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one student on its harvest and run the radioactivity test on it (in a worker process)."""
+    import torch
+
+    from distillguard.forensics.radioactivity import radioactivity_open
+    from distillguard.lab.evaluate import accuracy
+    from distillguard.lab.train import Example, train_model
+
+    torch.set_num_threads(job["threads"])
+    teacher = load_model(Path(job["teacher"]), "teacher")
+    cfg = preset("default")
+    started = time.perf_counter()
+    examples = [Example(*e) for e in job["examples"]]
+    student = train_model(examples, cfg.architecture.spec(), cfg.student.settings(job["seed"]), Path(job["out"]),
+                          tokenizer=teacher.tokenizer)
+    scheme = load_scheme("greenlist", KEY)
+    vocab = int(teacher.model.config.vocab_size)
+    result = radioactivity_open(scheme, student.model, job["queries"], vocab, keep=job["keep"])
+    eval_tasks = make_tasks(KINDS, 150, seed=99)
+    return {"share": job["share"], "seed": job["seed"], "p_value": result.p_value, "n_scored": result.n_scored,
+            "green_share": round(result.statistic, 4), "student_accuracy": round(accuracy(student, eval_tasks), 3),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def split(tokenizer: Any, ids: list[int]) -> tuple[str, str]:
+    ch = Channels(tokenizer)
+    for t in ids:
+        ch.feed(t)
+    return ch.text("content").strip(), ch.text("reasoning_content").strip()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--teacher", type=Path, default=Path("lab-bench/teacher"))
+    ap.add_argument("--harvest", type=int, default=3000)
+    ap.add_argument("--queries", type=int, default=400)
+    ap.add_argument("--shares", default="0,0.01,0.02,0.05,0.1")
+    ap.add_argument("--null-seeds", type=int, default=4, help="extra students at share 0, other seeds")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("lab-bench/radioactivity"))
+    args = ap.parse_args()
+    started = time.perf_counter()
+    from distillguard.watermark.selective import entropies_batch
+
+    teacher = load_model(args.teacher, "teacher")
+    tasks = make_tasks(KINDS, args.harvest + args.queries, seed=7777)
+    harvest_prompts = [t.prompt for t in tasks[:args.harvest]]
+    query_prompts = [t.prompt for t in tasks[args.harvest:]]
+    ctx = multiprocessing.get_context("spawn")
+    chunks = [harvest_prompts[i::args.workers] for i in range(args.workers)]
+    with ctx.Pool(args.workers) as pool:
+        plain_parts = pool.starmap(generate, [(str(args.teacher), c, False, 1000 * i) for i, c in enumerate(chunks)])
+        marked_parts = pool.starmap(generate, [(str(args.teacher), c, True, 1000 * i) for i, c in enumerate(chunks)])
+        queries = generate(str(args.teacher), query_prompts, True, 555_000)
+    # Undo the round-robin split so index i is prompt i in both runs.
+    plain = [plain_parts[i % args.workers][i // args.workers] for i in range(args.harvest)]
+    marked = [marked_parts[i % args.workers][i // args.workers] for i in range(args.harvest)]
+    generated_s = time.perf_counter() - started
+    query_ids = [p + g for p, g in queries]
+    keep = [[False] * len(p) + [h >= THRESHOLD for h in e]
+            for (p, _), e in zip(queries, entropies_batch(teacher.model, queries), strict=True)]
+    tok = teacher.tokenizer
+    order = list(range(args.harvest))
+    random.Random(0).shuffle(order)  # which answers come from the watermarked run
+    jobs = []
+    shares = [float(s) for s in args.shares.split(",")]
+    runs = [(s, 0) for s in shares] + [(0.0, seed) for seed in range(1, args.null_seeds + 1)]
+    for share, seed in runs:
+        chosen = set(order[:round(share * args.harvest)])
+        examples = []
+        for i, prompt in enumerate(harvest_prompts):
+            answer, reasoning = split(tok, (marked if i in chosen else plain)[i][1])
+            examples.append((prompt, answer, reasoning or None))
+        jobs.append({"teacher": str(args.teacher), "examples": examples, "share": share, "seed": seed,
+                     "queries": query_ids, "keep": keep, "threads": 1 if args.workers > 1 else 2,
+                     "out": str(args.out / f"student-{share:g}-{seed}")})
+    with ctx.Pool(args.workers) as pool:
+        rows = []
+        for row in pool.imap_unordered(student_job, jobs):
+            rows.append(row)
+            print(row, flush=True)
+    rows.sort(key=lambda r: (r["seed"], r["share"]))
+    scored_steps = sum(sum(k) for k in keep)
+    result = {**machine(), "teacher": str(args.teacher), "harvest": args.harvest, "queries": args.queries,
+              "key": {k: v for k, v in KEY.items() if k != "key"}, "kept_query_steps": scored_steps,
+              "generation_seconds": round(generated_s, 1), "seconds": round(time.perf_counter() - started, 1),
+              "workers": args.workers, "rows": rows}
+    md = ["# Radioactivity of students trained on a partly watermarked harvest", "",
+          f"`python benchmarks/watermark_radioactivity.py --harvest {args.harvest} --workers {args.workers}` "
+          f"({result['seconds'] / 60:.1f} min on {result['cpus']} CPUs). The lab teacher answers {args.harvest:,} "
+          "prompts sampled at temperature 1, plainly and through the green-list watermark (context width 1, "
+          f"delta 4, only where its entropy is at least {THRESHOLD} nats); each student (the lab's default "
+          "student, teacher's tokenizer) is trained from scratch on a harvest in which the given share of "
+          "answers is watermarked. Test: the student's argmax predictions on "
+          f"{args.queries} watermarked query texts, at the {scored_steps:,} steps where the teacher was "
+          "uncertain, each (context, prediction) pair once; exact binomial p-value.", "",
+          "| watermarked share | student seed | pairs scored | green share (null 0.25) | p-value | "
+          "student accuracy |", "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        md.append(f"| {r['share']:.0%} | {r['seed']} | {r['n_scored']} | {r['green_share']:.3f} | "
+                  f"{r['p_value']:.2g} | {r['student_accuracy']:.3f} |")
+    md += ["", "Targets: the 5% student detected at p < 1e-5; students on unwatermarked data (share 0, "
+           "every seed) not detected."]
+    write_result("watermark_radioactivity", result, "\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
