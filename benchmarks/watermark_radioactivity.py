@@ -67,8 +67,9 @@ def generate(teacher_dir: str, prompts: list[str], marked: bool, seed: int) -> l
 def student_job(job: dict[str, Any]) -> dict[str, Any]:
     """Train one student on its harvest and run the radioactivity test on it (in a worker process)."""
     import torch
+    from scipy.stats import kstest
 
-    from distillguard.forensics.radioactivity import radioactivity_open
+    from distillguard.forensics.radioactivity import predicted_pairs
     from distillguard.lab.evaluate import accuracy
     from distillguard.lab.train import Example, train_model
 
@@ -79,13 +80,21 @@ def student_job(job: dict[str, Any]) -> dict[str, Any]:
     examples = [Example(*e) for e in job["examples"]]
     student = train_model(examples, cfg.architecture.spec(), cfg.student.settings(job["seed"]), Path(job["out"]),
                           tokenizer=teacher.tokenizer)
-    scheme = load_scheme("greenlist", KEY)
     vocab = int(teacher.model.config.vocab_size)
-    result = radioactivity_open(scheme, student.model, job["queries"], vocab, keep=job["keep"])
+    found = predicted_pairs(student.model, job["queries"], int(KEY["context_width"]), keep=job["keep"])
+    result = load_scheme("greenlist", KEY).detect_pairs(found, vocab)
+    row = {"share": job["share"], "seed": job["seed"], "p_value": result.p_value, "n_scored": result.n_scored,
+           "green_share": round(result.statistic, 4)}
+    if job["null_keys"]:  # the same student under keys it never saw: its p-values must be uniform
+        rng = random.Random(job["seed"])
+        others = [load_scheme("greenlist", {**KEY, "key": rng.getrandbits(62)}).detect_pairs(found, vocab)
+                  for _ in range(job["null_keys"])]
+        ks = kstest([r.randomized(rng.random()) for r in others], "uniform")
+        row |= {"null_keys": job["null_keys"], "null_keys_ks_p": round(float(ks.pvalue), 4),
+                "null_keys_below_0.01": sum(r.p_value <= 0.01 for r in others)}
     eval_tasks = make_tasks(KINDS, 150, seed=99)
-    return {"share": job["share"], "seed": job["seed"], "p_value": result.p_value, "n_scored": result.n_scored,
-            "green_share": round(result.statistic, 4), "student_accuracy": round(accuracy(student, eval_tasks), 3),
-            "seconds": round(time.perf_counter() - started, 1)}
+    return row | {"student_accuracy": round(accuracy(student, eval_tasks), 3),
+                  "seconds": round(time.perf_counter() - started, 1)}
 
 
 def split(tokenizer: Any, ids: list[int]) -> tuple[str, str]:
@@ -102,6 +111,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=400)
     ap.add_argument("--shares", default="0,0.01,0.02,0.05,0.1")
     ap.add_argument("--null-seeds", type=int, default=4, help="extra students at share 0, other seeds")
+    ap.add_argument("--null-keys", type=int, default=200, help="random keys each share-0 student is also tested with")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("lab-bench/radioactivity"))
     args = ap.parse_args()
@@ -139,6 +149,7 @@ def main() -> None:
             examples.append((prompt, answer, reasoning or None))
         jobs.append({"teacher": str(args.teacher), "examples": examples, "share": share, "seed": seed,
                      "queries": query_ids, "keep": keep, "threads": 1 if args.workers > 1 else 2,
+                     "null_keys": args.null_keys if share == 0 else 0,
                      "out": str(args.out / f"student-{share:g}-{seed}")})
     with ctx.Pool(args.workers) as pool:
         rows = []
@@ -165,8 +176,14 @@ def main() -> None:
     for r in rows:
         md.append(f"| {r['share']:.0%} | {r['seed']} | {r['n_scored']} | {r['green_share']:.3f} | "
                   f"{r['p_value']:.2g} | {r['student_accuracy']:.3f} |")
+    nulls = [r for r in rows if r.get("null_keys")]
+    if nulls:
+        md += ["", "Students on unwatermarked data under keys they never saw (each tested with "
+               f"{nulls[0]['null_keys']} random keys; randomized p-values, Kolmogorov-Smirnov against uniform): "
+               + "; ".join(f"seed {r['seed']}: KS p {r['null_keys_ks_p']}, {r['null_keys_below_0.01']} keys at "
+                           "p <= 0.01" for r in nulls) + "."]
     md += ["", "Targets: the 5% student detected at p < 1e-5; students on unwatermarked data (share 0, "
-           "every seed) not detected."]
+           "every seed) not detected, their p-values uniform."]
     write_result("watermark_radioactivity", result, "\n".join(md) + "\n")
 
 

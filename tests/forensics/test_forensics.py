@@ -121,3 +121,15 @@ def test_the_similarity_test_joins_the_evidence_under_holm(marked: dict[str, Pat
                                   str(marked["work"] / "texts.jsonl"), "--out", str(marked["work"] / "x"),
                                   "--ours", str(marked["base"])])
     assert missing.exit_code == 1 and "--ours, --reference and --prompts together" in missing.output
+
+
+def test_predicted_pairs_score_only_kept_positions(marked: dict[str, Path]) -> None:
+    from distillguard.forensics.radioactivity import predicted_pairs, predictions
+
+    model = AutoModelForCausalLM.from_pretrained(marked["base"], local_files_only=True)
+    text = [5, 17, 23, 42, 8, 99]
+    assert predicted_pairs(model, [text], 1, keep=[[False] * 6]) == []
+    guess = predictions(model, [text])[0]
+    only = predicted_pairs(model, [text], 1, keep=[[False, False, False, True, False, False]])
+    assert only == [((23,), guess[2])]  # position 3 is predicted from the prefix ending in token 23
+    assert len(predicted_pairs(model, [text], 2)) <= 4  # positions 2..5, each predicted from two tokens

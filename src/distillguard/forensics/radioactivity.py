@@ -74,7 +74,15 @@ def radioactivity_open(scheme: Scheme, model: Any, texts: Sequence[Sequence[int]
     ``keep`` (one flag per token of each text) limits scoring to chosen positions, e.g. the steps where
     our own model was uncertain (``watermark.selective``): elsewhere every model predicts the same token.
     """
-    width = scheme.context_width
+    return scheme.detect_pairs(predicted_pairs(model, texts, scheme.context_width, keep), vocab)
+
+
+def predicted_pairs(model: Any, texts: Sequence[Sequence[int]], width: int,
+                    keep: Sequence[Sequence[bool]] | None = None) -> list[tuple[tuple[int, ...], int]]:
+    """The distinct (true context of ``width`` tokens, suspect's predicted next token) pairs, sorted.
+
+    Computed once, they can be scored under many keys (a null check: keys the suspect never saw).
+    """
     predicted = predictions(model, texts)
     found: set[tuple[tuple[int, ...], int]] = set()
     for i, (ids, pred) in enumerate(zip(texts, predicted, strict=True)):
@@ -82,4 +90,4 @@ def radioactivity_open(scheme: Scheme, model: Any, texts: Sequence[Sequence[int]
             if keep is not None and not keep[i][t + 1]:
                 continue
             found.add((tuple(int(x) for x in ids[t - width + 1:t + 1]), int(pred[t])))
-    return scheme.detect_pairs(sorted(found), vocab)
+    return sorted(found)
