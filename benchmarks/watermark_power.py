@@ -80,7 +80,10 @@ def main() -> None:
                 pools.append(scheme.detect_pairs(sorted(found)[:200], vocab).p_value)
                 sizes.append(n_answers)
                 current, n_answers = [], 0
+        needed = _until_detected(scheme, marked, keeps, vocab) if threshold > 0 else []
         row = {"scheme": name, **params, "accuracy": round(acc, 4),
+               "median_pairs_to_1e-6": statistics.median(n for n, _ in needed) if needed else None,
+               "median_answers_to_1e-6": statistics.median(a for _, a in needed) if needed else None,
                "accuracy_loss_points": round(100 * (base_acc - acc), 2),
                "pools": len(pools), "answers_per_pool": round(statistics.mean(sizes), 1) if sizes else None,
                "median_p": statistics.median(pools) if pools else None,
@@ -93,21 +96,37 @@ def main() -> None:
           f"`python benchmarks/watermark_power.py --teacher {args.teacher} --tasks {args.tasks}`: the teacher answers "
           f"{len(tasks)} held-out tasks greedily (accuracy without a mark {base_acc:.3f}); its answers are pooled "
           "in order until 200 distinct (context, token) pairs are scored.", "",
-          "| scheme | strength | accuracy (loss, points) | pools | answers per pool | median p | share p < 1e-6 |",
-          "|---|---|---:|---:|---:|---:|---:|"]
+          "| scheme | strength | accuracy (loss, points) | pools | answers per pool | median p | share p < 1e-6 "
+          "| scored pairs (answers) to p < 1e-6, median |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         strength = f"delta {r['delta']:g}" if "delta" in r else "30 layers"
         if r.get("entropy_threshold"):
             strength += f", entropy >= {r['entropy_threshold']:g} nats"
         median = f"{r['median_p']:.2g}" if r["median_p"] is not None else "-"
         md.append(f"| {r['scheme']} | {strength} | {r['accuracy']:.3f} ({-r['accuracy_loss_points']:+.1f}) | "
-                  f"{r['pools']} | {r['answers_per_pool']} | {median} | {r['share_p_below_1e-6']} |")
+                  f"{r['pools']} | {r['answers_per_pool']} | {median} | {r['share_p_below_1e-6']} | "
+                  + (f"{r['median_pairs_to_1e-6']:g} ({r['median_answers_to_1e-6']:g}) |"
+                     if r["median_pairs_to_1e-6"] is not None else "- |"))
     md += ["", "Target: p < 1e-6 from at most 200 scored tokens at an accuracy loss under 2 points. The "
            "teacher is certain at almost every step of a trace (the arithmetic) and free only where the trace "
            "words a step (one of several equivalent phrasings): a mark moves only those steps, and scoring every "
            "step dilutes them with pairs that carry no signal. The entropy-selective rows mark and score only "
-           "the free steps."]
+           "the free steps; their distinct pairs accumulate slowly (the same few contexts precede the free "
+           "steps), so the last column gives what detection needs when the answers are read in order."]
     write_result("watermark_power", result, "\n".join(md) + "\n")
+
+
+def _until_detected(scheme, marked, keeps, vocab):  # type: ignore[no-untyped-def]
+    """Walk the answers in order; each time the pooled pairs reach p < 1e-6, record (pairs, answers), restart."""
+    found: set = set()  # type: ignore[type-arg]
+    answers, needed = 0, []
+    for (_, _, ids), keep in zip(marked, keeps, strict=True):
+        answers += 1
+        found |= set(pairs(ids, scheme.context_width, keep=keep))
+        if found and scheme.detect_pairs(sorted(found), vocab).p_value < 1e-6:
+            needed.append((len(found), answers))
+            found, answers = set(), 0
+    return needed
 
 
 def _list(processor=None):  # type: ignore[no-untyped-def]
