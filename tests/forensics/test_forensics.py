@@ -133,3 +133,18 @@ def test_predicted_pairs_score_only_kept_positions(marked: dict[str, Path]) -> N
     only = predicted_pairs(model, [text], 1, keep=[[False, False, False, True, False, False]])
     assert only == [((23,), guess[2])]  # position 3 is predicted from the prefix ending in token 23
     assert len(predicted_pairs(model, [text], 2)) <= 4  # positions 2..5, each predicted from two tokens
+
+
+def test_entropy_selected_radioactivity_scores_only_uncertain_steps(marked: dict[str, Path]) -> None:
+    work = marked["work"]
+    (work / "sweet.json").write_text(json.dumps({"keys": [{**KEY, "version": "s1", "entropy_threshold": 1.0}]}))
+    runs = {}
+    for selected in (False, True):
+        extra = ["--entropy-model", str(marked["base"])] if selected else []
+        result = runner.invoke(app, ["forensics", "test", "--suspect", str(marked["suspect"]), "--key",
+                                     str(work / "sweet.json"), "--version", "s1", "--texts",
+                                     str(work / "texts.jsonl"), "--out", str(work / f"sweet-{selected}"), *extra])
+        assert result.exit_code == 0, result.output
+        (runs[selected],) = json.loads((work / f"sweet-{selected}" / "evidence.json").read_text())["tests"]
+    assert runs[True]["data"]["entropy_selected"] and not runs[False]["data"]["entropy_selected"]
+    assert 0 < runs[True]["n_scored"] < runs[False]["n_scored"]

@@ -38,3 +38,11 @@ def test_entropies_follow_the_text_and_batch_like_one_at_a_time() -> None:
     assert len(batched[1]) == 2
     assert keep_uncertain(model, prompt, text, 0.0) == [True] * 4
     assert keep_uncertain(model, prompt, text, 1e9) == [False] * 4
+
+
+def test_texts_longer_than_the_context_are_read_in_windows() -> None:
+    tok = train_tokenizer(["12 + 7 = 19"] * 5, vocab_size=300)
+    model = fresh_model(ModelSpec(layers=1, width=16, heads=2, context=32), tok, seed=1).model
+    text = [40 + i % 50 for i in range(150)]
+    got = entropies_batch(model, [([3, 4], text), ([], text[:10])])
+    assert len(got[0]) == 150 and len(got[1]) == 10 and got[1][0] == float("inf")

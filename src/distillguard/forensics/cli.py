@@ -37,6 +37,9 @@ def test(
                                                        "(directory or URL).")] = None,
     prompts: Annotated[Path | None, typer.Option(help="Similarity test: prompts, JSONL {\"prompt\"} or lines.")]
     = None,
+    entropy_model: Annotated[Path | None, typer.Option(
+        help="Our model (local directory): with a key that has an entropy_threshold, score only the steps "
+             "where this model was at least that uncertain (SWEET).")] = None,
 ) -> None:
     """Radioactivity, canary and similarity tests on a suspect, combined with Holm's procedure.
 
@@ -63,10 +66,11 @@ def test(
 
             ids = [tok(a, add_special_tokens=False)["input_ids"] for a in answers]
             prompt_ids = [tok(r["prompt"] or "", add_special_tokens=False)["input_ids"] for r in rows]
+            keep = _uncertain_steps(chosen, entropy_model, prompt_ids, ids)
             evidence.findings.append(Finding(
                 "radioactivity", h0, "the suspect's answers carry the watermark",
-                {"prompts": len(rows), "answers": len(answers)},
-                radioactivity_from_tokens(chosen, ids, model_vocab(tokenizer, tok), prompt_ids)))
+                {"prompts": len(rows), "answers": len(answers), "entropy_selected": keep is not None},
+                radioactivity_from_tokens(chosen, ids, model_vocab(tokenizer, tok), prompt_ids, keep)))
             if found:
                 fakes = decoys_for(found, decoys)
                 evidence.findings.append(Finding(
@@ -90,9 +94,11 @@ def test(
                                   "token ids: the suspect must share the watermark's tokenizer (use the closed "
                                   "setting otherwise)")
             ids = [tok(r["text"], add_special_tokens=False)["input_ids"] for r in rows]
+            keep = _uncertain_steps(chosen, entropy_model, [[] for _ in ids], ids)
             evidence.findings.append(Finding(
                 "radioactivity", h0, "the suspect predicts green tokens more often than chance",
-                {"texts": len(rows), "tokens": sum(len(i) for i in ids)}, radioactivity_open(chosen, lm, ids, vocab)))
+                {"texts": len(rows), "tokens": sum(len(i) for i in ids), "entropy_selected": keep is not None},
+                radioactivity_open(chosen, lm, ids, vocab, keep)))
             if found:
                 evidence.findings.append(Finding(
                     "canaries", "the suspect never saw the canaries sent to watched accounts",
@@ -114,6 +120,22 @@ def test(
                 similarity_test(said["ours"], said["suspect"], said["reference"])))
         data = evidence.write(out_dir)
         out.print(f"{data['conclusion']}\n→ {out_dir / 'evidence.json'}, {out_dir / 'evidence.html'}")
+
+
+def _uncertain_steps(scheme: Any, model_dir: Path | None, prompts: list[list[int]],
+                     texts: list[list[int]]) -> list[list[bool]] | None:
+    """Per token of each text, whether our model's entropy reached the key's threshold (None: score all)."""
+    threshold = float(getattr(scheme, "entropy_threshold", 0.0))
+    if model_dir is None or threshold <= 0:
+        return None
+    from transformers import AutoModelForCausalLM
+
+    from distillguard.watermark.selective import entropies_batch
+
+    if not (Path(model_dir) / "config.json").is_file():
+        raise InputError(f"--entropy-model: no model at {model_dir}")
+    lm = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()  # type: ignore[no-untyped-call]
+    return [[h >= threshold for h in e] for e in entropies_batch(lm, list(zip(prompts, texts, strict=True)))]
 
 
 def _answers(where: str, prompts: list[str], api_key: str, max_tokens: int) -> list[str]:

@@ -25,12 +25,14 @@ from distillguard.watermark.base import Scheme, pairs
 
 
 def radioactivity_from_tokens(scheme: Scheme, texts: Sequence[Sequence[int]], vocab: int,
-                              prompts: Sequence[Sequence[int]] = ()) -> TestResult:
-    """The scheme's test on a whole sample: each distinct (context, token) pair of all texts once."""
+                              prompts: Sequence[Sequence[int]] = (),
+                              keep: Sequence[Sequence[bool]] | None = None) -> TestResult:
+    """The scheme's test on a whole sample: each distinct (context, token) pair of all texts once
+    (only at kept positions, when ``keep`` gives one flag per token of each text)."""
     found: dict[tuple[tuple[int, ...], int], None] = {}
     for i, ids in enumerate(texts):
         prompt = prompts[i] if i < len(prompts) else ()
-        found.update(dict.fromkeys(pairs(ids, scheme.context_width, prompt)))
+        found.update(dict.fromkeys(pairs(ids, scheme.context_width, prompt, keep[i] if keep is not None else None)))
     return scheme.detect_pairs(list(found), vocab)
 
 

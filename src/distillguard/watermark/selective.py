@@ -35,25 +35,34 @@ def entropies(model: PreTrainedModel, prompt_ids: Sequence[int], token_ids: Sequ
 
 def entropies_batch(model: PreTrainedModel, texts: Sequence[tuple[Sequence[int], Sequence[int]]],
                     batch: int = 32) -> list[list[float]]:
-    """``entropies`` for many (prompt ids, text ids), right-padded in batches (one forward pass each)."""
-    out: list[list[float]] = []
-    for start in range(0, len(texts), batch):
-        chunk = texts[start:start + batch]
-        seqs = [[int(i) for i in (*p, *t)] for p, t in chunk]
-        width = max(len(s) for s in seqs)
-        ids = torch.zeros((len(seqs), width), dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, :len(s)] = torch.tensor(s)
-            mask[i, :len(s)] = 1
+    """``entropies`` for many (prompt ids, text ids), right-padded in batches (one forward pass each).
+
+    A sequence longer than the model's context is read in consecutive windows, as the model would
+    have to read it (each window's first steps then see less prefix).
+    """
+    config = model.config
+    context = int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048)
+    seqs = [[int(i) for i in (*p, *t)] for p, t in texts]
+    pieces = [(n, s) for n, seq in enumerate(seqs) for s in range(0, max(len(seq), 1), context)]
+    per_seq: list[list[float]] = [[] for _ in seqs]
+    for start in range(0, len(pieces), batch):
+        chunk = pieces[start:start + batch]
+        windows = [seqs[n][s:s + context] for n, s in chunk]
+        width = max(max(len(w) for w in windows), 1)
+        ids = torch.zeros((len(windows), width), dtype=torch.long)
+        mask = torch.zeros((len(windows), width), dtype=torch.long)
+        for i, w in enumerate(windows):
+            ids[i, :len(w)] = torch.tensor(w, dtype=torch.long)
+            mask[i, :len(w)] = 1
         with torch.inference_mode():
-            logits = model(input_ids=ids, attention_mask=mask).logits
-        h = entropy(logits)
-        for i, (p, t) in enumerate(chunk):
-            # The logits at position j predict token j + 1; the first text token follows the prompt's last.
-            first = len(p) - 1
-            row = h[i, max(first, 0):first + len(t)].tolist() if t else []
-            out.append(([float("inf")] if first < 0 else []) + row)  # no prompt: the first token was free
+            h = entropy(model(input_ids=ids, attention_mask=mask).logits)
+        for i, ((n, _), w) in enumerate(zip(chunk, windows, strict=True)):
+            per_seq[n] += h[i, :len(w)].tolist()
+    out = []
+    for (p, t), h_all in zip(texts, per_seq, strict=True):
+        # Position j's logits predict token j + 1: the first text token follows the prompt's last.
+        first = len(p) - 1
+        out.append(([float("inf")] if first < 0 else []) + h_all[max(first, 0):first + len(t)] if t else [])
     return out
 
 
