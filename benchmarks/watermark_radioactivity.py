@@ -10,9 +10,12 @@
    watermarked run and the rest from the plain one, and a student (the lab's default student
    architecture and training, with the teacher's tokenizer so that the open setting applies) is
    trained from scratch on it. More students at share 0 with other seeds give the null.
-3. Open-setting radioactivity test (``forensics.radioactivity.radioactivity_open``): the student's
-   argmax predictions on watermarked query texts (teacher answers to other prompts), scored only at
-   the steps where the teacher was uncertain, each (context, prediction) pair once; exact binomial p.
+3. Two open-setting tests on query texts (the teacher's plain answers to other prompts), only at the
+   steps where the teacher was uncertain: Sander et al.'s (``radioactivity_open``: the student's argmax
+   predictions, each (context, prediction) pair once, exact binomial p; share-0 students are also
+   tested under random keys, whose p-values must be uniform), and the green-mass test
+   (``green_mass_test``: the student's probability on the key's green tokens minus the teacher's,
+   against ``--keys`` random keys; an exact Monte Carlo p-value, resolution 1 / (keys + 1)).
 
 Students train in ``--workers`` processes. Targets (watermark issue): the 5% student detected at
 p < 1e-5 (curve for 1, 2, 10%); students on unwatermarked data not detected (p-values uniform across
@@ -69,7 +72,7 @@ def student_job(job: dict[str, Any]) -> dict[str, Any]:
     import torch
     from scipy.stats import kstest
 
-    from distillguard.forensics.radioactivity import predicted_pairs
+    from distillguard.forensics.radioactivity import green_mass_test, predicted_pairs
     from distillguard.lab.evaluate import accuracy
     from distillguard.lab.train import Example, train_model
 
@@ -85,6 +88,9 @@ def student_job(job: dict[str, Any]) -> dict[str, Any]:
     result = load_scheme("greenlist", KEY).detect_pairs(found, vocab)
     row = {"share": job["share"], "seed": job["seed"], "p_value": result.p_value, "n_scored": result.n_scored,
            "green_share": round(result.statistic, 4)}
+    mass = green_mass_test(load_scheme("greenlist", KEY), student.model, teacher.model, job["queries"], job["keep"],
+                           n_keys=job["keys"], seed=job["seed"])
+    row |= {"green_mass_p": mass.p_value, "green_mass": round(mass.statistic, 3), "green_mass_keys": job["keys"]}
     if job["null_keys"]:  # the same student under keys it never saw: its p-values must be uniform
         rng = random.Random(job["seed"])
         others = [load_scheme("greenlist", {**KEY, "key": rng.getrandbits(62)}).detect_pairs(found, vocab)
@@ -112,8 +118,9 @@ def main() -> None:
     ap.add_argument("--shares", default="0,0.01,0.02,0.05,0.1")
     ap.add_argument("--null-seeds", type=int, default=4, help="extra students at share 0, other seeds")
     ap.add_argument("--null-keys", type=int, default=200, help="random keys each share-0 student is also tested with")
+    ap.add_argument("--keys", type=int, default=100_000, help="random keys of the green-mass test")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=Path("lab-bench/radioactivity"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/_work/radioactivity"))
     args = ap.parse_args()
     started = time.perf_counter()
     from distillguard.watermark.selective import entropies_batch
@@ -127,7 +134,7 @@ def main() -> None:
     with ctx.Pool(args.workers) as pool:
         plain_parts = pool.starmap(generate, [(str(args.teacher), c, False, 1000 * i) for i, c in enumerate(chunks)])
         marked_parts = pool.starmap(generate, [(str(args.teacher), c, True, 1000 * i) for i, c in enumerate(chunks)])
-        queries = generate(str(args.teacher), query_prompts, True, 555_000)
+        queries = generate(str(args.teacher), query_prompts, False, 555_000)  # plain: key-independent queries
     # Undo the round-robin split so index i is prompt i in both runs.
     plain = [plain_parts[i % args.workers][i // args.workers] for i in range(args.harvest)]
     marked = [marked_parts[i % args.workers][i // args.workers] for i in range(args.harvest)]
@@ -149,7 +156,7 @@ def main() -> None:
             examples.append((prompt, answer, reasoning or None))
         jobs.append({"teacher": str(args.teacher), "examples": examples, "share": share, "seed": seed,
                      "queries": query_ids, "keep": keep, "threads": 1 if args.workers > 1 else 2,
-                     "null_keys": args.null_keys if share == 0 else 0,
+                     "null_keys": args.null_keys if share == 0 else 0, "keys": args.keys,
                      "out": str(args.out / f"student-{share:g}-{seed}")})
     with ctx.Pool(args.workers) as pool:
         rows = []
@@ -168,14 +175,18 @@ def main() -> None:
           "prompts sampled at temperature 1, plainly and through the green-list watermark (context width 1, "
           f"delta 4, only where its entropy is at least {THRESHOLD} nats); each student (the lab's default "
           "student, teacher's tokenizer) is trained from scratch on a harvest in which the given share of "
-          "answers is watermarked. Test: the student's argmax predictions on "
-          f"{args.queries} watermarked query texts, at the {scored_steps:,} steps where the teacher was "
-          "uncertain, each (context, prediction) pair once; exact binomial p-value.", "",
-          "| watermarked share | student seed | pairs scored | green share (null 0.25) | p-value | "
-          "student accuracy |", "|---:|---:|---:|---:|---:|---:|"]
+          "answers is watermarked. Queries: the teacher's plain answers to "
+          f"{args.queries} other prompts, scored at the {scored_steps:,} steps where the teacher was "
+          "uncertain. Argmax test (Sander et al.): the student's argmax predictions, each (context, "
+          "prediction) pair once, exact binomial p-value. Green-mass test: the student's probability on the "
+          "key's green tokens minus the teacher's, summed per context, against "
+          f"{args.keys:,} random keys (exact Monte Carlo p-value; the smallest possible is "
+          f"{1 / (args.keys + 1):.1g}).", "",
+          "| watermarked share | student seed | argmax: pairs scored | green share (null 0.25) | argmax p | "
+          "green-mass p | student accuracy |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         md.append(f"| {r['share']:.0%} | {r['seed']} | {r['n_scored']} | {r['green_share']:.3f} | "
-                  f"{r['p_value']:.2g} | {r['student_accuracy']:.3f} |")
+                  f"{r['p_value']:.2g} | {r['green_mass_p']:.2g} | {r['student_accuracy']:.3f} |")
     nulls = [r for r in rows if r.get("null_keys")]
     if nulls:
         md += ["", "Students on unwatermarked data under keys they never saw (each tested with "

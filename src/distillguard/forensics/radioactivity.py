@@ -93,3 +93,82 @@ def predicted_pairs(model: Any, texts: Sequence[Sequence[int]], width: int,
                 continue
             found.add((tuple(int(x) for x in ids[t - width + 1:t + 1]), int(pred[t])))
     return sorted(found)
+
+
+def green_mass_test(scheme: Any, suspect: Any, reference: Any, texts: Sequence[Sequence[int]],
+                    keep: Sequence[Sequence[bool]], n_keys: int = 100_000, seed: int = 0) -> TestResult:
+    """Does the suspect put more probability on the key's green tokens than our own model does?
+
+    A stronger open-setting test than counting argmax predictions when the watermarked share of the
+    suspect's training data is small: at each kept step of ``texts`` (which must not carry this key's
+    mark; our model's plain answers do), the suspect's next-token distribution minus ``reference``'s
+    (our model, which never trained on marked text) is summed per context of the scheme's width into
+    ``D[c]``; the statistic is ``S(key) = sum_c D[c] · green(key, c)``. Under the null (the suspect never
+    saw text marked with this key) the key is exchangeable with keys drawn at random, so the Monte Carlo
+    p-value ``(1 + #{S(random key) >= S(key)}) / (n_keys + 1)`` is exact (valid at every level); its
+    resolution is ``1 / (n_keys + 1)``. Green-list schemes only.
+    """
+    import random as _random
+
+    from distillguard.forensics.stats import TestResult
+    from distillguard.watermark.prf import context_seed
+
+    if not hasattr(scheme, "gamma"):
+        raise ValueError("the green-mass test needs a green-list scheme")
+    width = scheme.context_width
+    vocab = int(reference.config.vocab_size)
+    if int(suspect.config.vocab_size) != vocab:
+        raise ValueError("the suspect and our model must share the vocabulary (the watermark's tokenizer)")
+    per_context: dict[tuple[int, ...], torch.Tensor] = {}
+    diffs = zip(_probabilities(suspect, texts), _probabilities(reference, texts), strict=True)
+    for i, (p_suspect, p_ours) in enumerate(diffs):
+        ids = texts[i]
+        for t in range(width - 1, len(ids) - 1):  # row t is the distribution of token t + 1
+            if keep[i][t + 1]:
+                context = tuple(int(x) for x in ids[t - width + 1:t + 1])
+                d = (p_suspect[t] - p_ours[t]).double()
+                per_context[context] = per_context[context] + d if context in per_context else d
+    if not per_context:
+        return TestResult(0.0, 1.0, 0, "green-mass key-permutation test: no step scored", atom=1.0)
+    contexts = sorted(per_context)
+    rows = [per_context[c] for c in contexts]
+    hashes = [context_seed(1, c) for c in contexts]  # seed(key, c) = key * hash(c), as prf.greenlist seeds
+    size = int(vocab * scheme.gamma)
+
+    def statistic(key: int) -> float:
+        # prf.greenlist's green set (the first ``size`` of a seeded randperm), without building masks:
+        # this runs for every random key, so it is the test's whole cost.
+        total = 0.0
+        for row, h in zip(rows, hashes, strict=True):
+            generator = torch.Generator().manual_seed((key * h) % (2**64 - 1))
+            total += float(row[torch.randperm(vocab, generator=generator)[:size]].sum())
+        return total
+
+    observed = statistic(scheme.key)
+    rng = _random.Random(seed)
+    exceed = sum(statistic(rng.getrandbits(62)) >= observed for _ in range(n_keys))
+    steps = sum(sum(k[1:]) for k in keep)
+    return TestResult(observed, (1 + exceed) / (n_keys + 1), steps,
+                      f"green-mass key-permutation test against our model, {n_keys} random keys, "
+                      f"{len(contexts)} contexts", atom=1 / (n_keys + 1))
+
+
+def _probabilities(model: Any, texts: Sequence[Sequence[int]], batch: int = 16) -> list[torch.Tensor]:
+    """Per text, the model's next-token distribution after each prefix, (len, vocab); texts fit the context."""
+    config = model.config
+    context = int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048)
+    if any(len(t) > context for t in texts):
+        raise ValueError(f"a text is longer than the model's context ({context} tokens); cut it first")
+    out = []
+    for start in range(0, len(texts), batch):
+        chunk = [list(t) for t in texts[start:start + batch]]
+        width = max(len(t) for t in chunk)
+        ids = torch.zeros((len(chunk), width), dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, t in enumerate(chunk):
+            ids[i, :len(t)] = torch.tensor(t)
+            mask[i, :len(t)] = 1
+        with torch.inference_mode():
+            probs = torch.softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        out += [probs[i, :len(t)] for i, t in enumerate(chunk)]
+    return out
