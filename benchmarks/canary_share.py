@@ -30,7 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shares", default="0.01,0.02,0.05,0.1")
     ap.add_argument("--teacher", type=Path, default=Path("lab-bench/teacher"))
-    ap.add_argument("--out", type=Path, default=Path("lab-bench/canary"))
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/_work/canary"))
     args = ap.parse_args()
     started = time.perf_counter()
     shutil.rmtree(args.out, ignore_errors=True)

@@ -17,6 +17,7 @@ changes nothing costs nothing to measure.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -244,6 +245,7 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
                                        log_dir=out / "gateway" / f"log-{defence}", canaries=canaries,
                                        limits=LimitSettings(account_requests_per_minute=60_000,
                                                             account_tokens_per_minute=1e9))
+            shutil.rmtree(settings.log_dir, ignore_errors=True)  # this run's log only (canaries are read from it)
             log = SegmentLog(settings.log_dir, flush_interval=settings.flush_interval)
             gateway = Gateway(settings, KeyStore(keys_path), Policy(policy_path), log)
             try:
