@@ -55,10 +55,15 @@ def test_lab_run_writes_results_in_the_documented_shape(lab_run: Path) -> None:
     for r in runs:
         if r["defence"] == "canary":
             test = r["canary_test"]
-            assert 0 < test["canaries"] <= len(canaries) and 0.0 < test["p_value"] <= 1.0
+            assert 0 <= test["canaries"] <= len(canaries) and 0.0 < test["p_value"] <= 1.0
             assert test["decoys"] == preset("tiny").canary_decoys
         else:
             assert "canary_test" not in r
+    # The largest student trained on every harvested answer, so on every canary sent (exchange ids are
+    # random, so how many were drawn varies; at a 25% share of 48 answers, none is a 1-in-10^6 event).
+    largest = max(r["harvested"] for r in runs if r["defence"] == "canary")
+    assert all(r["canary_test"]["canaries"] == len(canaries) for r in runs
+               if r["defence"] == "canary" and r["harvested"] == largest)
     # Every exchange of the harvest went through the gateway and is in its log.
     logged = sum(len(f.read_text().splitlines()) for f in (lab_run / "gateway").glob("log-*/exchanges/*.jsonl"))
     assert logged == sum(h["sent"] for h in results["harvests"].values())

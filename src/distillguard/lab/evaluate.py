@@ -39,10 +39,11 @@ def answers(model: Model, prompts: Sequence[str], max_tokens: int = 160, batch: 
     return out
 
 
-def correct(model: Model, tasks: Sequence[Task], progress: Progress | None = None) -> list[bool]:
-    """Whether ``model`` answers each task right (greedy)."""
-    return [t.check(a) for t, (a, _) in zip(tasks, answers(model, [t.prompt for t in tasks], progress=progress),
-                                            strict=True)]
+def correct(model: Model, tasks: Sequence[Task], progress: Progress | None = None,
+            max_tokens: int = 160) -> list[bool]:
+    """Whether ``model`` answers each task right (greedy, at most ``max_tokens`` generated)."""
+    said = answers(model, [t.prompt for t in tasks], max_tokens=max_tokens, progress=progress)
+    return [t.check(a) for t, (a, _) in zip(tasks, said, strict=True)]
 
 
 def accuracy(model: Model, tasks: Sequence[Task], progress: Progress | None = None) -> float:
@@ -51,9 +52,13 @@ def accuracy(model: Model, tasks: Sequence[Task], progress: Progress | None = No
     return sum(right) / max(len(right), 1)
 
 
-def scores(model: Model, tasks: Sequence[Task]) -> tuple[float, dict[str, float]]:
-    """(overall accuracy, accuracy per task kind), from one decoding of ``tasks``."""
-    right = correct(model, tasks)
+def scores(model: Model, tasks: Sequence[Task], max_tokens: int = 160) -> tuple[float, dict[str, float]]:
+    """(overall accuracy, accuracy per task kind), from one decoding of ``tasks``.
+
+    ``max_tokens`` bounds each answer: a model that never stops (untrained, or trained on little data)
+    costs that much decoding per task, so experiments pass the budget their harvest had.
+    """
+    right = correct(model, tasks, max_tokens=max_tokens)
     grouped: dict[str, list[bool]] = defaultdict(list)
     for t, ok in zip(tasks, right, strict=True):
         grouped[t.kind].append(ok)

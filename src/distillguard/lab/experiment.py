@@ -156,7 +156,7 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
     train, held_out, pool = task_sets(config)
     teacher = train_model(examples_from_tasks(train), spec, config.teacher.settings(config.seed), out / "teacher",
                           progress=_bar(tick, "teacher"))
-    teacher_overall, teacher_kinds = scores(teacher, held_out)
+    teacher_overall, teacher_kinds = scores(teacher, held_out, config.max_tokens)
     results: dict[str, Any] = {"config": config.model_dump(), "teacher_accuracy": round(teacher_overall, 4),
                                "teacher_by_kind": teacher_kinds, "runs": [], "harvests": {}}
     student_cfg = config.student.settings(config.seed)
@@ -164,7 +164,7 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
     def student(examples: list[Example], label: str, canaries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         model = train_model(examples, spec, student_cfg, out / "students" / run_key(examples, spec, student_cfg)[:16],
                             progress=_bar(tick, label))
-        overall, kinds = scores(model, held_out)
+        overall, kinds = scores(model, held_out, config.max_tokens)
         row: dict[str, Any] = {"student_accuracy": round(overall, 4), "student_by_kind": kinds}
         if canaries is not None:
             row["canary_test"] = _canary_test(config, model, examples, canaries)
@@ -192,7 +192,8 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
                 results["runs"].append({**row, **trained})
     n = max(config.harvest_sizes)
     results["baselines"] = {
-        "untrained": round(scores(fresh_model(spec, teacher.tokenizer, config.seed), held_out)[0], 4),
+        "untrained": round(scores(fresh_model(spec, teacher.tokenizer, config.seed), held_out, config.max_tokens)[0],
+                           4),
         "ground_truth_same_n": student(examples_from_tasks(pool[:n]), "ground truth")["student_accuracy"],
         "small_data": student(examples_from_tasks(train[:config.small_data]), "small data")["student_accuracy"],
     }
@@ -290,7 +291,7 @@ def _canary_test(config: LabConfig, model: Model, examples: list[Example],
     trained = "\n".join(e.answer for e in examples)
     used = [c for c in canaries if c["text"] in trained]
     if not used:
-        return {"canaries": 0, "p_value": 1.0}
+        return {"canaries": 0, "ranked_first": 0, "decoys": config.canary_decoys, "p_value": 1.0}
     decoys = decoys_for(used, config.canary_decoys, seed_key=f"lab-decoy-{config.seed}-")
     result = canary_open(model.model, model.tokenizer, used, decoys)
     return {"canaries": len(used), "ranked_first": round(result.statistic * len(used)),
