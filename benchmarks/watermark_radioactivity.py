@@ -81,6 +81,7 @@ def student_job(job: dict[str, Any]) -> dict[str, Any]:
     cfg = preset("default")
     started = time.perf_counter()
     examples = [Example(*e) for e in job["examples"]]
+    cached = (Path(job["out"]) / "distillguard-train.json").is_file()  # loaded, not trained, if its key matches
     student = train_model(examples, cfg.architecture.spec(), cfg.student.settings(job["seed"]), Path(job["out"]),
                           tokenizer=teacher.tokenizer)
     vocab = int(teacher.model.config.vocab_size)
@@ -99,7 +100,7 @@ def student_job(job: dict[str, Any]) -> dict[str, Any]:
         row |= {"null_keys": job["null_keys"], "null_keys_ks_p": round(float(ks.pvalue), 4),
                 "null_keys_below_0.01": sum(r.p_value <= 0.01 for r in others)}
     eval_tasks = make_tasks(KINDS, 150, seed=99)
-    return row | {"student_accuracy": round(accuracy(student, eval_tasks), 3),
+    return row | {"student_accuracy": round(accuracy(student, eval_tasks), 3), "student_cached": cached,
                   "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -171,7 +172,9 @@ def main() -> None:
               "workers": args.workers, "rows": rows}
     md = ["# Radioactivity of students trained on a partly watermarked harvest", "",
           f"`python benchmarks/watermark_radioactivity.py --harvest {args.harvest} --workers {args.workers}` "
-          f"({result['seconds'] / 60:.1f} min on {result['cpus']} CPUs). The lab teacher answers {args.harvest:,} "
+          f"({result['seconds'] / 60:.1f} min on {result['cpus']} CPUs; "
+          f"{sum(r['student_cached'] for r in rows)} of {len(rows)} students loaded from an earlier run's cache). "
+          "The lab teacher answers {args.harvest:,} "
           "prompts sampled at temperature 1, plainly and through the green-list watermark (context width 1, "
           f"delta 4, only where its entropy is at least {THRESHOLD} nats); each student (the lab's default "
           "student, teacher's tokenizer) is trained from scratch on a harvest in which the given share of "
