@@ -25,6 +25,7 @@ seeds). Writes benchmarks/results/watermark_radioactivity.{json,md}.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import random
 import time
@@ -74,16 +75,18 @@ def student_job(job: dict[str, Any]) -> dict[str, Any]:
 
     from distillguard.forensics.radioactivity import green_mass_test, predicted_pairs
     from distillguard.lab.evaluate import accuracy
-    from distillguard.lab.train import Example, train_model
+    from distillguard.lab.train import Example, run_key, train_model
 
     torch.set_num_threads(job["threads"])
     teacher = load_model(Path(job["teacher"]), "teacher")
     cfg = preset("default")
     started = time.perf_counter()
     examples = [Example(*e) for e in job["examples"]]
-    cached = (Path(job["out"]) / "distillguard-train.json").is_file()  # loaded, not trained, if its key matches
-    student = train_model(examples, cfg.architecture.spec(), cfg.student.settings(job["seed"]), Path(job["out"]),
-                          tokenizer=teacher.tokenizer)
+    spec, settings = cfg.architecture.spec(), cfg.student.settings(job["seed"])
+    meta = Path(job["out"]) / "distillguard-train.json"
+    cached = meta.is_file() and json.loads(meta.read_text()).get("key") == run_key(examples, spec, settings,
+                                                                                     teacher.tokenizer)
+    student = train_model(examples, spec, settings, Path(job["out"]), tokenizer=teacher.tokenizer)
     vocab = int(teacher.model.config.vocab_size)
     found = predicted_pairs(student.model, job["queries"], int(KEY["context_width"]), keep=job["keep"])
     result = load_scheme("greenlist", KEY).detect_pairs(found, vocab)
