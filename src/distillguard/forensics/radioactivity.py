@@ -15,6 +15,7 @@ are skipped, and the p-value is the scheme's exact binomial tail.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,8 @@ import torch
 
 from distillguard.forensics.stats import TestResult
 from distillguard.watermark.base import Scheme, pairs
+from distillguard.watermark.prf import context_seed
+from distillguard.watermark.selective import model_context, read_windows
 
 
 def radioactivity_from_tokens(scheme: Scheme, texts: Sequence[Sequence[int]], vocab: int,
@@ -42,31 +45,7 @@ def predictions(model: Any, texts: Sequence[Sequence[int]], batch: int = 16) -> 
     Texts longer than the model's context are read in consecutive windows (each prediction then sees
     at most one window of prefix, which is all the model could see anyway).
     """
-    config = model.config
-    context = int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048)
-    pieces = [(i, s) for i, t in enumerate(texts) for s in range(0, max(len(t), 1), context)]
-    flat = _predict(model, [list(texts[i][s:s + context]) for i, s in pieces], batch)
-    out: list[list[int]] = [[] for _ in texts]
-    for (i, _), pred in zip(pieces, flat, strict=True):
-        out[i] += pred
-    return out
-
-
-def _predict(model: Any, texts: Sequence[Sequence[int]], batch: int) -> list[list[int]]:
-    out: list[list[int]] = []
-    for start in range(0, len(texts), batch):
-        chunk = [list(t) for t in texts[start:start + batch]]
-        width = max(len(t) for t in chunk)
-        ids = torch.zeros((len(chunk), width), dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, t in enumerate(chunk):  # right padding: predictions at real positions only
-            ids[i, :len(t)] = torch.tensor(t)
-            mask[i, :len(t)] = 1
-        with torch.inference_mode():
-            logits = model(input_ids=ids, attention_mask=mask).logits
-        best = logits.argmax(-1)
-        out += [best[i, :len(t)].tolist() for i, t in enumerate(chunk)]
-    return out
+    return [r.tolist() for r in read_windows(model, texts, lambda logits: logits.argmax(-1), batch)]
 
 
 def radioactivity_open(scheme: Scheme, model: Any, texts: Sequence[Sequence[int]], vocab: int,
@@ -108,11 +87,6 @@ def green_mass_test(scheme: Any, suspect: Any, reference: Any, texts: Sequence[S
     p-value ``(1 + #{S(random key) >= S(key)}) / (n_keys + 1)`` is exact (valid at every level); its
     resolution is ``1 / (n_keys + 1)``. Green-list schemes only.
     """
-    import random as _random
-
-    from distillguard.forensics.stats import TestResult
-    from distillguard.watermark.prf import context_seed
-
     if not hasattr(scheme, "gamma"):
         raise ValueError("the green-mass test needs a green-list scheme")
     width = scheme.context_width
@@ -145,7 +119,7 @@ def green_mass_test(scheme: Any, suspect: Any, reference: Any, texts: Sequence[S
         return total
 
     observed = statistic(scheme.key)
-    rng = _random.Random(seed)
+    rng = random.Random(seed)
     exceed = sum(statistic(rng.getrandbits(62)) >= observed for _ in range(n_keys))
     steps = sum(sum(k[1:]) for k in keep)
     return TestResult(observed, (1 + exceed) / (n_keys + 1), steps,
@@ -155,20 +129,7 @@ def green_mass_test(scheme: Any, suspect: Any, reference: Any, texts: Sequence[S
 
 def _probabilities(model: Any, texts: Sequence[Sequence[int]], batch: int = 16) -> list[torch.Tensor]:
     """Per text, the model's next-token distribution after each prefix, (len, vocab); texts fit the context."""
-    config = model.config
-    context = int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048)
+    context = model_context(model)
     if any(len(t) > context for t in texts):
         raise ValueError(f"a text is longer than the model's context ({context} tokens); cut it first")
-    out = []
-    for start in range(0, len(texts), batch):
-        chunk = [list(t) for t in texts[start:start + batch]]
-        width = max(len(t) for t in chunk)
-        ids = torch.zeros((len(chunk), width), dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for i, t in enumerate(chunk):
-            ids[i, :len(t)] = torch.tensor(t)
-            mask[i, :len(t)] = 1
-        with torch.inference_mode():
-            probs = torch.softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-        out += [probs[i, :len(t)] for i, t in enumerate(chunk)]
-    return out
+    return read_windows(model, texts, lambda logits: torch.softmax(logits.float(), dim=-1), batch)

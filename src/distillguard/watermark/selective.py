@@ -16,7 +16,8 @@ so under the null the binomial test stays exact.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel
@@ -35,19 +36,37 @@ def entropies(model: PreTrainedModel, prompt_ids: Sequence[int], token_ids: Sequ
 
 def entropies_batch(model: PreTrainedModel, texts: Sequence[tuple[Sequence[int], Sequence[int]]],
                     batch: int = 32) -> list[list[float]]:
-    """``entropies`` for many (prompt ids, text ids), right-padded in batches (one forward pass each).
+    """``entropies`` for many (prompt ids, text ids), in batches; long sequences are read in windows."""
+    per_seq = read_windows(model, [[int(i) for i in (*p, *t)] for p, t in texts], entropy, batch)
+    out = []
+    for (p, t), h in zip(texts, per_seq, strict=True):
+        h_all = h.tolist()
+        # Position j's logits predict token j + 1: the first text token follows the prompt's last.
+        first = len(p) - 1
+        out.append(([float("inf")] if first < 0 else []) + h_all[max(first, 0):first + len(t)] if t else [])
+    return out
 
-    A sequence longer than the model's context is read in consecutive windows, as the model would
-    have to read it (each window's first steps then see less prefix).
-    """
+
+def model_context(model: Any) -> int:
+    """The longest sequence ``model`` reads at once (its position embeddings), 2048 if its config says none."""
     config = model.config
-    context = int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048)
-    seqs = [[int(i) for i in (*p, *t)] for p, t in texts]
-    pieces = [(n, s) for n, seq in enumerate(seqs) for s in range(0, max(len(seq), 1), context)]
-    per_seq: list[list[float]] = [[] for _ in seqs]
+    return int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048)
+
+
+def read_windows(model: Any, texts: Sequence[Sequence[int]], reduce: Callable[[torch.Tensor], torch.Tensor],
+                 batch: int = 16) -> list[torch.Tensor]:
+    """Per text, ``reduce`` of the model's next-token logits at each of its positions (teacher forcing).
+
+    Texts are right-padded into batches, one forward pass each; a text longer than the model's context
+    is read in consecutive windows, as the model would have to read it (each window's first steps then
+    see less prefix). ``reduce`` maps logits (batch, positions, vocab) to (batch, positions, ...).
+    """
+    context = model_context(model)
+    pieces = [(n, s) for n, t in enumerate(texts) for s in range(0, max(len(t), 1), context)]
+    parts: list[list[torch.Tensor]] = [[] for _ in texts]
     for start in range(0, len(pieces), batch):
         chunk = pieces[start:start + batch]
-        windows = [seqs[n][s:s + context] for n, s in chunk]
+        windows = [[int(i) for i in texts[n][s:s + context]] for n, s in chunk]
         width = max(max(len(w) for w in windows), 1)
         ids = torch.zeros((len(windows), width), dtype=torch.long)
         mask = torch.zeros((len(windows), width), dtype=torch.long)
@@ -55,15 +74,10 @@ def entropies_batch(model: PreTrainedModel, texts: Sequence[tuple[Sequence[int],
             ids[i, :len(w)] = torch.tensor(w, dtype=torch.long)
             mask[i, :len(w)] = 1
         with torch.inference_mode():
-            h = entropy(model(input_ids=ids, attention_mask=mask).logits)
+            reduced = reduce(model(input_ids=ids, attention_mask=mask).logits)
         for i, ((n, _), w) in enumerate(zip(chunk, windows, strict=True)):
-            per_seq[n] += h[i, :len(w)].tolist()
-    out = []
-    for (p, t), h_all in zip(texts, per_seq, strict=True):
-        # Position j's logits predict token j + 1: the first text token follows the prompt's last.
-        first = len(p) - 1
-        out.append(([float("inf")] if first < 0 else []) + h_all[max(first, 0):first + len(t)] if t else [])
-    return out
+            parts[n].append(reduced[i, :len(w)])
+    return [torch.cat(p) for p in parts]
 
 
 def keep_uncertain(model: PreTrainedModel, prompt_ids: Sequence[int], token_ids: Sequence[int],
