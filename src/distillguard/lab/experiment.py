@@ -176,8 +176,8 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
         results["harvests"][defence] = harvested.summary()
         if defence == "watermark":
             results["harvests"][defence]["watermark"] = _mark_in(config, teacher, outcomes)
-        canaries = _sent_canaries(out, defence)
-        if defence == "canary":
+        canaries = _sent_canaries(out, defence) if defence == "canary" else None
+        if canaries is not None:
             results["harvests"][defence]["canaries"] = len(canaries)
         for size in config.harvest_sizes:
             pairs = [o for o in outcomes[:size] if o.status == "ok"]
@@ -187,7 +187,7 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
                 row = {"defence": defence, "prompts": size, "harvested": len(pairs),
                        "with_reasoning": with_reasoning}
                 label = f"student {defence} {size}{' +r' if with_reasoning else ''}"
-                trained = (student(examples, label, canaries if defence == "canary" else None) if examples
+                trained = (student(examples, label, canaries) if examples
                            else {"student_accuracy": 0.0, "student_by_kind": {}})
                 results["runs"].append({**row, **trained})
     n = max(config.harvest_sizes)
