@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Sequence
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 H = TypeVar("H", bound=Hashable)
 
@@ -16,7 +17,8 @@ class Enricher(ABC):
     """Adds columns to an exchange batch; pure, stateless, no I/O.
 
     Subclasses set ``name`` and ``adds`` (the columns they add) and implement
-    ``enrich``. They must not drop or change the columns they receive.
+    ``enrich``. They must not drop or change the columns they receive. Their
+    only state is ``memo``, a memory of their own results per input.
     """
 
     name: ClassVar[str]
@@ -26,6 +28,9 @@ class Enricher(ABC):
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         cls.abstract = "name" not in cls.__dict__
+
+    def __init__(self) -> None:
+        self.memo: Memo[Any] = Memo()
 
     @abstractmethod
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -42,27 +47,110 @@ def with_columns(batch: pa.RecordBatch, columns: dict[str, pa.Array]) -> pa.Reco
     return batch
 
 
-def per_distinct(values: Sequence[H], fn: Callable[[list[H]], np.ndarray]) -> np.ndarray:
-    """``fn`` computed once per distinct value of ``values``, spread back to every row.
+def column(batch: pa.RecordBatch, name: str, type_: pa.DataType | None = None) -> pa.Array:
+    """``batch``'s column ``name``, or nulls (``type_``, default int64) where it has none."""
+    if name in batch.schema.names:
+        return batch.column(name)
+    return pa.nulls(batch.num_rows, type_ or pa.int64())
 
-    Traffic repeats itself (retries, ``n`` samples, evaluation sweeps, shared
-    system prompts), and the text classifiers cost tens of microseconds a row,
-    so each distinct input is scored once per batch.
 
-    >>> per_distinct(["a", "b", "a"], lambda xs: np.array([len(x) * 10 for x in xs])).tolist()
-    [10, 10, 10]
+def per_distinct(
+    columns: pa.Array | Sequence[pa.Array], fn: Callable[[list[Any]], np.ndarray], memo: Memo[Any] | None = None
+) -> np.ndarray:
+    """``fn`` computed once per distinct row of ``columns``, spread back to every row.
+
+    ``fn`` receives the distinct values (one column) or tuples of values
+    (several). Traffic repeats itself (retries, ``n`` samples, evaluation
+    sweeps, shared system prompts), and the text classifiers cost tens of
+    microseconds a row, so each distinct input is scored once per batch, and
+    with ``memo`` once per process while it stays in the memo.
+
+    >>> per_distinct(pa.array(["a", "bb", "a"]), lambda xs: np.array([len(x) * 10 for x in xs])).tolist()
+    [10, 20, 10]
+    >>> per_distinct([pa.array(["a", "a"]), pa.array([1, 2])], lambda ks: np.array([k[1] for k in ks])).tolist()
+    [1, 2]
     """
-    unique, inverse = distinct(values)
-    out: np.ndarray = np.asarray(fn(unique))[inverse] if len(values) else np.asarray(fn([]))
+    cols = [columns] if isinstance(columns, pa.Array) else list(columns)
+    first, inverse = distinct_rows(cols)
+    taken = [c.take(pa.array(first)).to_pylist() for c in cols]
+    keys = taken[0] if len(cols) == 1 else list(zip(*taken, strict=True))
+    found = memo.apply(keys, fn) if memo is not None else np.asarray(fn(keys))
+    out: np.ndarray = found[inverse]
     return out
 
 
-def distinct(values: Sequence[H]) -> tuple[list[H], np.ndarray]:
-    """The distinct values in first-seen order, and each row's index into them.
+def distinct_rows(columns: Sequence[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
+    """The first row of each distinct combination of ``columns``, and each row's index into them.
 
-    >>> distinct(["a", "b", "a"])[1].tolist()
-    [0, 1, 0]
+    Arrow hashes the values in C++ (``dictionary_encode``), so no Python
+    string is made for a repeated value.
+
+    >>> first, inverse = distinct_rows([pa.array(["a", "b", "a", None]), pa.array([1, 1, 1, 1])])
+    >>> first.tolist(), inverse.tolist()
+    ([0, 1, 3], [0, 1, 0, 2])
     """
-    index: dict[H, int] = {}
-    inverse = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values))
-    return list(index), inverse
+    code = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        encoded = pc.dictionary_encode(column, null_encoding="encode")
+        indices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        # Re-number after each column, so codes stay below the row count and never overflow.
+        code = np.unique(code * len(encoded.dictionary) + indices, return_inverse=True)[1]
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    return first, inverse
+
+
+class Memo(Generic[H]):
+    """The results of one pure function per input, kept across batches within a character budget.
+
+    Prompts recur across a whole log far more than within one batch (a benign
+    application's fixed prompts, an evaluation set re-run, a campaign's repeated
+    tasks), so enrichers remember what they scored. Keys are held whole (a
+    digest would cost as much as the cheaper signals themselves); the budget
+    counts their characters, and the oldest entries go first when it is spent.
+
+    >>> memo = Memo(max_chars=1000)
+    >>> calls = []
+    >>> def score(xs):
+    ...     calls.append(len(xs))
+    ...     return np.array([len(x) for x in xs])
+    >>> memo.apply(["ab", "c"], score).tolist(), memo.apply(["c", "def"], score).tolist(), calls
+    ([2, 1], [1, 3], [2, 1])
+    """
+
+    _ITEM_OVERHEAD = 64
+
+    def __init__(self, max_chars: int = 30_000_000) -> None:
+        self.max_chars = max_chars
+        self.chars = 0
+        self.results: dict[H, object] = {}
+
+    def apply(self, keys: list[H], fn: Callable[[list[H]], np.ndarray]) -> np.ndarray:
+        """``fn(keys)``, computing only the keys not remembered."""
+        missing = [k for k in keys if k not in self.results]
+        computed = np.asarray(fn(missing))
+        for key, value in zip(missing, computed.tolist(), strict=True):
+            self.results[key] = value
+            self.chars += _chars(key) + self._ITEM_OVERHEAD
+        out = np.array([self.results[k] for k in keys], dtype=computed.dtype)
+        if self.chars > self.max_chars:
+            self._evict()
+        return out
+
+    def _evict(self) -> None:
+        """Forget the oldest entries until half the budget is free."""
+        drop = []
+        for key in self.results:
+            if self.chars <= self.max_chars // 2:
+                break
+            self.chars -= _chars(key) + self._ITEM_OVERHEAD
+            drop.append(key)
+        for key in drop:
+            del self.results[key]
+
+
+def _chars(key: object) -> int:
+    if isinstance(key, str):
+        return len(key)
+    if isinstance(key, tuple):
+        return sum(len(k) if isinstance(k, str) else 8 for k in key)
+    return 8

@@ -19,8 +19,9 @@ import re
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from distillguard.signals.base import Enricher, per_distinct, with_columns
+from distillguard.signals.base import Enricher, column, per_distinct, with_columns
 
 # Keyword sets rather than one big case-insensitive regex: a set lookup per word
 # is several times faster on long prompts, and the lists stay readable.
@@ -72,11 +73,9 @@ class CapabilityEnricher(Enricher):
     adds = ("capability",)
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        tools = batch.column("n_tools").to_pylist() if "n_tools" in batch.schema.names else None
-        images = batch.column("n_images").to_pylist() if "n_images" in batch.schema.names else None
         # The cues sit in the opening of a request; long pastes add cost, not signal.
-        texts = [(t or "")[:_SCAN_CHARS] for t in batch.column("prompt_text").to_pylist()]
-        n = len(texts)
-        keys = [((tools[i] or 0) if tools else 0, (images[i] or 0) if images else 0, texts[i]) for i in range(n)]
-        values = per_distinct(keys, lambda ks: np.array([area(*k) for k in ks], dtype=object))
+        texts = pc.utf8_slice_codeunits(batch.column("prompt_text"), 0, _SCAN_CHARS)
+        keys = [column(batch, "n_tools"), column(batch, "n_images"), texts]
+        values = per_distinct(keys, lambda ks: np.array([area(t or 0, i or 0, x or "") for t, i, x in ks],
+                                                         dtype=object), self.memo)
         return with_columns(batch, {"capability": pa.array(values, pa.string())})

@@ -71,5 +71,5 @@ class ElicitationEnricher(Enricher):
     adds = ("elicitation",)
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        values = per_distinct(batch.column("prompt_text").to_pylist(), elicitation_probability)
+        values = per_distinct(batch.column("prompt_text"), elicitation_probability, self.memo)
         return with_columns(batch, {"elicitation": pa.array(values, pa.float64())})

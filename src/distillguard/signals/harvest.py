@@ -20,7 +20,7 @@ import re
 import numpy as np
 import pyarrow as pa
 
-from distillguard.signals.base import Enricher, per_distinct, with_columns
+from distillguard.signals.base import Enricher, column, per_distinct, with_columns
 
 MAX_TOKENS_HIGH = 4096
 _ENDS = 300
@@ -56,9 +56,7 @@ class HarvestFormatEnricher(Enricher):
     adds = ("harvest_format",)
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        prompts = batch.column("prompt_text").to_pylist()
-        n = batch.column("n_choices").to_pylist() if "n_choices" in batch.schema.names else [None] * len(prompts)
-        mx = batch.column("max_tokens").to_pylist() if "max_tokens" in batch.schema.names else [None] * len(prompts)
-        values = per_distinct(list(zip(prompts, n, mx, strict=True)),
-                              lambda ks: np.array([harvest_cues(*k) for k in ks], dtype=np.float64))
+        keys = [batch.column("prompt_text"), column(batch, "n_choices"), column(batch, "max_tokens")]
+        values = per_distinct(keys, lambda ks: np.array([harvest_cues(*k) for k in ks], dtype=np.float64),
+                              self.memo)
         return with_columns(batch, {"harvest_format": pa.array(values, pa.float64())})

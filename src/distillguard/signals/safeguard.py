@@ -62,5 +62,5 @@ class SafeguardEnricher(Enricher):
     adds = ("safeguard_stripping",)
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        values = per_distinct(batch.column("prompt_text").to_pylist(), safeguard_probability)
+        values = per_distinct(batch.column("prompt_text"), safeguard_probability, self.memo)
         return with_columns(batch, {"safeguard_stripping": pa.array(values, pa.float64())})

@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 import pyarrow as pa
 
-from distillguard.signals.base import Enricher, distinct, with_columns
+from distillguard.signals.base import Enricher, column, per_distinct, with_columns
 
 _EDGE_WORDS = 6
 _END_CHARS = 1500
@@ -149,17 +149,26 @@ class TemplateEnricher(Enricher):
     adds = ("template_sig", "template_simhash", "template_head")
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        pairs, inverse = distinct(list(zip(batch.column("system_text").to_pylist(),
-                                           batch.column("prompt_text").to_pylist(), strict=True)))
-        sigs, heads, openings = [], [], []
-        for system, prompt in pairs:
-            edges, head = _masked_ends(prompt)
-            sigs.append(_signature(system, edges))
-            heads.append(head)
-            openings.append(_head(head.split(" ")))
-        hashes = simhash_many(heads)
+        keys = [column(batch, "system_text", pa.string()), batch.column("prompt_text")]
+        values = per_distinct(keys, template_columns, self.memo)
         return with_columns(batch, {
-            "template_sig": pa.array(np.array(sigs, dtype=object)[inverse], pa.string()),
-            "template_simhash": pa.array(hashes[inverse], pa.int64()),
-            "template_head": pa.array(np.array(openings, dtype=object)[inverse], pa.string()),
+            "template_sig": pa.array(values["sig"], pa.string()),
+            "template_simhash": pa.array(values["simhash"], pa.int64()),
+            "template_head": pa.array(values["head"], pa.string()),
         })
+
+
+_COLUMNS = np.dtype([("sig", "U16"), ("simhash", "i8"), ("head", "U16")])
+
+
+def template_columns(pairs: list[tuple[str | None, str | None]]) -> np.ndarray:
+    """Signature, SimHash and head hash of each (system, prompt) pair, as one record array."""
+    sigs, heads, openings = [], [], []
+    for system, prompt in pairs:
+        edges, head = _masked_ends(prompt)
+        sigs.append(_signature(system, edges))
+        heads.append(head)
+        openings.append(_head(head.split(" ")))
+    out = np.empty(len(pairs), dtype=_COLUMNS)
+    out["sig"], out["simhash"], out["head"] = sigs, simhash_many(heads), openings
+    return out

@@ -56,5 +56,5 @@ class TopicEnricher(Enricher):
     adds = ("topic_simhash",)
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        values = per_distinct(batch.column("prompt_text").to_pylist(), topic_simhash_many)
+        values = per_distinct(batch.column("prompt_text"), topic_simhash_many, self.memo)
         return with_columns(batch, {"topic_simhash": pa.array(values, pa.int64())})
