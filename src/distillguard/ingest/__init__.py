@@ -1,9 +1,11 @@
 """Ingest a traffic directory into the store: stream, validate, quarantine, dedupe.
 
-Memory stays bounded whatever the file size: rows are validated one at a time,
-written to a staging table in batches, and merged into ``exchanges`` by
-``exchange_id`` in DuckDB (which spills to disk), so re-ingesting the same data
-adds nothing.
+Memory stays bounded whatever the file size: JSONL rows are validated in
+Python batches (``parse``, ``rows``), Parquet files of the usual layout are
+flattened by DuckDB from their typed columns (``columnar``; rows it cannot
+flatten exactly take the Python path), and rows are merged into ``exchanges``
+by ``exchange_id`` in DuckDB (which spills to disk), so re-ingesting the same
+data adds nothing.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from distillguard.config import IngestSettings
 from distillguard.errors import InputError
+from distillguard.ingest.columnar import Flatten, flatten_sql
 from distillguard.ingest.normalize import RowProblem
 from distillguard.ingest.parse import parse_files
-from distillguard.ingest.rows import account_row, event_row
-from distillguard.ingest.sources import Bad, find_files, iter_records
-from distillguard.schema import ACCOUNTS, EVENTS, QUARANTINE
+from distillguard.ingest.rows import account_row, event_row, exchange_row
+from distillguard.ingest.sources import Bad, find_files, iter_records, parquet_record
+from distillguard.schema import ACCOUNTS, EVENTS, EXCHANGES, QUARANTINE
 from distillguard.store import Store
 
 __all__ = ["IngestReport", "ingest_traffic_dir"]
@@ -78,31 +83,131 @@ def _ingest_exchanges(
     files: list[Path], store: Store, settings: IngestSettings, quarantine: _Quarantine,
     progress: Progress | None,
 ) -> tuple[int, int]:
-    """Append each parsed batch's new exchange ids; return (rows read, rows added).
+    """Add each file's new exchange ids; return (rows read, rows added).
 
-    Each batch is deduplicated on its own (first occurrence wins) and against
-    the table, so rows are written once; an interrupted run leaves whole
-    batches, and running it again adds only what is missing.
+    Parquet files of a layout ``columnar`` flattens exactly go through DuckDB
+    whole; the others are parsed in Python batches (in worker processes). Files
+    are taken in order, so which duplicate wins does not depend on the path.
     """
+    read = added = 0
+    for flatten, group in _runs(files):
+        if flatten is not None:
+            counts = _ingest_columnar(group[0], flatten, store, settings, quarantine)
+            if counts is not None:
+                read, added = read + counts[0], added + counts[1]
+                if progress:
+                    progress(counts[0])
+                continue
+        r, a = _ingest_rows(group, store, settings, quarantine, progress)
+        read, added = read + r, added + a
+    return read, added
+
+
+def _runs(files: list[Path]) -> list[tuple[Flatten | None, list[Path]]]:
+    """``files`` in order, as single columnar Parquet files and runs of files parsed row by row."""
+    runs: list[tuple[Flatten | None, list[Path]]] = []
+    for path in files:
+        flatten = _flatten_for(path)
+        if flatten is None and runs and runs[-1][0] is None:
+            runs[-1][1].append(path)
+        else:
+            runs.append((flatten, [path]))
+    return runs
+
+
+def _flatten_for(path: Path) -> Flatten | None:
+    if not path.name.endswith(".parquet"):
+        return None
+    try:
+        return flatten_sql(pq.read_schema(path))
+    except (pa.ArrowException, OSError):
+        return None  # the row path reports the file as unreadable
+
+
+def _ingest_rows(
+    files: list[Path], store: Store, settings: IngestSettings, quarantine: _Quarantine,
+    progress: Progress | None,
+) -> tuple[int, int]:
+    """Validate rows in Python batches (``parse_files``); each batch is inserted on its own."""
     read = added = 0
     for parsed in parse_files(files, settings):
         for bad in parsed.bad:
             quarantine.add(bad, "exchanges")
         if parsed.table is None:
             continue
-        before = store.count("exchanges")
         with store.transaction(), store.registered(parsed.table) as view:
-            store.con.execute(
-                f"""INSERT INTO exchanges
-                    SELECT * FROM {view} b
-                    WHERE NOT EXISTS (SELECT 1 FROM exchanges e WHERE e.exchange_id = b.exchange_id)
-                    QUALIFY row_number() OVER (PARTITION BY exchange_id ORDER BY source_file, source_line) = 1"""
-            )
+            added += _insert_new(store, f"SELECT * FROM {view}")
         read += parsed.table.num_rows
-        added += store.count("exchanges") - before
         if progress:
             progress(parsed.table.num_rows)
     return read, added
+
+
+def _ingest_columnar(
+    path: Path, flatten: Flatten, store: Store, settings: IngestSettings, quarantine: _Quarantine,
+) -> tuple[int, int] | None:
+    """Flatten one Parquet file in DuckDB; rows it cannot flatten exactly go through ``exchange_row``.
+
+    Returns (rows read, rows added), or None when DuckDB cannot read the file
+    (nothing is written; the row path then quarantines what it cannot read).
+    """
+    name = str(path)
+    source = "read_parquet(?, file_row_number = true) t"
+    try:
+        with store.transaction():
+            slow = store.con.execute(
+                f"SELECT file_row_number + 1 AS n, to_json(t) AS j FROM {source} WHERE NOT ({flatten.ok})", [name]
+            ).to_arrow_table()
+            rows, bad = _exchange_rows(name, slow)
+            for item in bad:
+                quarantine.add(item, "exchanges")
+            total = pq.ParquetFile(path).metadata.num_rows
+            with store.registered(pa.Table.from_pylist(rows, schema=EXCHANGES)) as view:
+                fast = (f"SELECT {flatten.columns}, ? AS source_file, file_row_number + 1 AS source_line "
+                        f"FROM {source} WHERE {flatten.ok}")
+                added = _insert_new(store, f"{fast} UNION ALL BY NAME SELECT * FROM {view}", [name, name])
+    except duckdb.Error as exc:
+        log.info("%s: read row by row (%s)", path, exc)
+        return None
+    return total - slow.num_rows + len(rows), added
+
+
+def _exchange_rows(name: str, slow: pa.Table) -> tuple[list[dict[str, Any]], list[Bad]]:
+    """``exchange_row`` over Parquet rows given as (row number, JSON text)."""
+    rows, bad = [], []
+    for n, text in zip(slow.column("n").to_pylist(), slow.column("j").to_pylist(), strict=True):
+        item = parquet_record(name, n, text)
+        if isinstance(item, Bad):
+            bad.append(item)
+            continue
+        try:
+            row = exchange_row(item.value)
+        except RowProblem as exc:
+            bad.append(item.bad(str(exc)))
+            continue
+        row["source_file"], row["source_line"] = name, n
+        rows.append(row)
+    return rows, bad
+
+
+def _insert_new(store: Store, source: str, params: list[Any] | None = None) -> int:
+    """Insert the rows of ``source`` whose exchange id is new; the first by file and line wins.
+
+    Duplicates are found on (id, line) pairs only, so no wide row is held for it.
+    """
+    before = store.count("exchanges")
+    store.con.execute(
+        f"""INSERT INTO exchanges
+            WITH b AS ({source}),
+            firsts AS (SELECT exchange_id, arg_min(source_line, (source_file, source_line)) AS line,
+                              min(source_file) AS file
+                       FROM b GROUP BY exchange_id)
+            SELECT b.* FROM b JOIN firsts f
+              ON b.exchange_id = f.exchange_id AND b.source_line = f.line AND b.source_file = f.file
+            WHERE NOT EXISTS (SELECT 1 FROM exchanges e WHERE e.exchange_id = b.exchange_id)""",
+        params or [],
+    )
+    return store.count("exchanges") - before
 
 
 def _ingest_small(

@@ -30,6 +30,7 @@ _RESPONSE_KNOWN = frozenset(
     {"status", "finish_reason", "content", "reasoning_content", "tool_calls", "usage", "latency_ms"}
 )
 _INT64_MAX = 2**63 - 1
+_INT32_MAX = 2**31 - 1
 
 
 def exchange_row(rec: Any, raw: bytes | None = None) -> dict[str, Any]:
@@ -78,9 +79,9 @@ def exchange_row(rec: Any, raw: bytes | None = None) -> dict[str, Any]:
         "max_tokens": _opt_int(req, "max_tokens", "request.max_tokens")
         or _opt_int(req, "max_completion_tokens", "request.max_completion_tokens"),
         "temperature": _opt_float(req, "temperature", "request.temperature"),
-        "n_choices": _opt_int(req, "n", "request.n"),
+        "n_choices": _opt_int(req, "n", "request.n", _INT32_MAX),
         "stream": _opt_bool(req, "stream", "request.stream"),
-        "status": _opt_int(resp, "status", "response.status"),
+        "status": _opt_int(resp, "status", "response.status", _INT32_MAX),
         "finish_reason": _opt_str(resp, "finish_reason", "response.finish_reason"),
         "response_text": _opt_text(resp, "content", "response.content"),
         "reasoning_text": _opt_text(resp, "reasoning_content", "response.reasoning_content"),
@@ -189,7 +190,8 @@ def _opt_text(rec: dict[str, Any], key: str, name: str) -> str | None:
     raise RowProblem(f"field '{name}' must be a string or a list of parts, got {kind_of(value)}")
 
 
-def _opt_int(rec: dict[str, Any] | None, key: str, name: str) -> int | None:
+def _opt_int(rec: dict[str, Any] | None, key: str, name: str, limit: int = _INT64_MAX) -> int | None:
+    """An optional integer whose absolute value is at most ``limit`` (the store column's range)."""
     value = rec.get(key) if rec else None
     if value is None:
         return None
@@ -197,7 +199,7 @@ def _opt_int(rec: dict[str, Any] | None, key: str, name: str) -> int | None:
         raise RowProblem(f"field '{name}' must be an integer, got {kind_of(value)}")
     if isinstance(value, float) and not value.is_integer():
         raise RowProblem(f"field '{name}' must be an integer, got {value}")
-    if abs(value) > _INT64_MAX:
+    if abs(value) > limit:
         raise RowProblem(f"field '{name}' is out of range: {value}")
     return int(value)
 

@@ -109,13 +109,22 @@ def _parquet_records(path: Path, batch_rows: int) -> Iterator[Record | Bad]:
         for batch in reader:
             for n, text in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
                 last = n + 1
-                value = orjson.loads(text)
-                value.pop("file_row_number", None)
-                yield Record(name, last, _drop_nulls(value), None)
+                yield parquet_record(name, last, text)
     except (duckdb.Error, pa.ArrowException, OSError) as exc:
         yield Bad(name, last + 1, f"unreadable Parquet data from this row on: {exc}", "")
     finally:
         con.close()
+
+
+def parquet_record(name: str, line: int, text: str) -> Record | Bad:
+    """One Parquet row, rendered to JSON by DuckDB's ``to_json``, as the record JSONL would give."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:  # a NaN or infinite float has no JSON form
+        return Bad(name, line, f"row is not representable as JSON (NaN or infinite number?): {exc}",
+                   _excerpt(text.encode()))
+    value.pop("file_row_number", None)
+    return Record(name, line, _drop_nulls(value), None)
 
 
 def _drop_nulls(value: Any) -> Any:
