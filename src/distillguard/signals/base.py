@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -71,12 +72,38 @@ def per_distinct(
     [1, 2]
     """
     cols = [columns] if isinstance(columns, pa.Array) else list(columns)
-    first, inverse = distinct_rows(cols)
-    taken = [c.take(pa.array(first)).to_pylist() for c in cols]
-    keys = taken[0] if len(cols) == 1 else list(zip(*taken, strict=True))
+    keys, inverse = _distinct_keys(cols)
     found = memo.apply(keys, fn) if memo is not None else np.asarray(fn(keys))
     out: np.ndarray = found[inverse]
     return out
+
+
+_recent: deque[tuple[list[pa.Array], list[Any], np.ndarray]] = deque(maxlen=4)
+
+
+def _distinct_keys(cols: list[pa.Array]) -> tuple[list[Any], np.ndarray]:
+    """The distinct keys of ``cols`` and each row's index into them, shared between enrichers.
+
+    Several enrichers read the same column of a batch; the last few answers are
+    kept with the arrays they came from (holding them keeps their buffers'
+    addresses from being reused), so each batch's prompts are encoded and
+    turned into Python strings once, and the strings' cached hashes make every
+    memo lookup after the first cheap.
+    """
+    for arrays, keys, inverse in _recent:
+        if len(arrays) == len(cols) and all(_same(a, b) for a, b in zip(arrays, cols, strict=True)):
+            return keys, inverse
+    first, inverse = distinct_rows(cols)
+    taken = [c.take(pa.array(first)).to_pylist() for c in cols]
+    keys = taken[0] if len(cols) == 1 else list(zip(*taken, strict=True))
+    _recent.append((cols, keys, inverse))
+    return keys, inverse
+
+
+def _same(a: pa.Array, b: pa.Array) -> bool:
+    return a is b or (a.type == b.type and a.offset == b.offset and len(a) == len(b) and all(
+        (x.address if x is not None else 0) == (y.address if y is not None else 0)
+        for x, y in zip(a.buffers(), b.buffers(), strict=True)))
 
 
 def distinct_rows(columns: Sequence[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +124,9 @@ def distinct_rows(columns: Sequence[pa.Array]) -> tuple[np.ndarray, np.ndarray]:
         code = np.unique(code * len(encoded.dictionary) + indices, return_inverse=True)[1]
     _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
     return first, inverse
+
+
+_MISSING = object()
 
 
 class Memo(Generic[H]):
@@ -126,12 +156,15 @@ class Memo(Generic[H]):
 
     def apply(self, keys: list[H], fn: Callable[[list[H]], np.ndarray]) -> np.ndarray:
         """``fn(keys)``, computing only the keys not remembered."""
-        missing = [k for k in keys if k not in self.results]
+        get = self.results.get
+        found = [get(k, _MISSING) for k in keys]
+        where = [i for i, v in enumerate(found) if v is _MISSING]
+        missing = [keys[i] for i in where]
         computed = np.asarray(fn(missing))
-        for key, value in zip(missing, computed.tolist(), strict=True):
-            self.results[key] = value
+        for i, key, value in zip(where, missing, computed.tolist(), strict=True):
+            found[i] = self.results[key] = value
             self.chars += _chars(key) + self._ITEM_OVERHEAD
-        out = np.array([self.results[k] for k in keys], dtype=computed.dtype)
+        out = np.array(found, dtype=computed.dtype)
         if self.chars > self.max_chars:
             self._evict()
         return out
