@@ -56,3 +56,52 @@ def workdir(given: Path | None, prefix: str) -> Iterator[Path]:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def tree_rss_mib(root: int) -> float:
+    """Resident memory of process ``root`` and all its descendants together, MiB (from ``/proc``).
+
+    Worker processes count too, so this is what the machine must hold (pages
+    shared between processes count once per process: an upper bound).
+    """
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    page = resource.getpagesize()
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+        except OSError:
+            continue
+    return total / 2**20
+
+
+class PeakTreeRss:
+    """Samples ``tree_rss_mib(pid)`` every ``interval`` seconds in a thread; ``peak`` is the largest seen."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        import threading
+
+        self.pid, self.interval, self.peak = pid, interval, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakTreeRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss_mib(self.pid))
+            self._stop.wait(self.interval)

@@ -209,8 +209,9 @@ def scan(
     assert clusters is not None  # link=True
     with _timed("score"):
         scores, det = run_score(store, features, settings, reference, reference_windows)
-    return publish(store, out_dir, settings, report, features, scores, det, clusters, str(traffic_dir),
-                   engine_name, str(reference_dir) if reference_dir else None)
+    with _timed("publish"):
+        return publish(store, out_dir, settings, report, features, scores, det, clusters, str(traffic_dir),
+                       engine_name, str(reference_dir) if reference_dir else None)
 
 
 def prepare(

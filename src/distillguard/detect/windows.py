@@ -25,7 +25,7 @@ from typing import Self
 import numpy as np
 import pyarrow as pa
 
-from distillguard.detect.base import Calibrated, Scorer
+from distillguard.detect.base import Calibrated, Scorer, conformal_threshold
 
 
 def owner(window_id: str) -> str:
@@ -59,7 +59,7 @@ class WindowDetector:
         scores = np.where(volume >= self.min_exchanges, scores, -np.inf)  # as flag() ignores them
         best = _max_by_owner(ids, scores)
         maxima = np.sort([s for s, _ in best.values() if np.isfinite(s)])
-        self.threshold_ = float(np.quantile(maxima, 1.0 - self.target_fpr)) if len(maxima) else float("inf")
+        self.threshold_ = conformal_threshold(maxima, self.target_fpr)
         return self
 
     def flag(self, windows: pa.Table) -> dict[str, str]:
