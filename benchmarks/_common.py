@@ -90,6 +90,7 @@ class PeakTreeRss:
         import threading
 
         self.pid, self.interval, self.peak = pid, interval, 0.0
+        self.samples: list[tuple[float, float]] = []  # (perf_counter time, MiB)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -103,5 +104,13 @@ class PeakTreeRss:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss_mib(self.pid))
+            mib = tree_rss_mib(self.pid)
+            self.samples.append((time.perf_counter(), mib))
+            self.peak = max(self.peak, mib)
             self._stop.wait(self.interval)
+
+    def peak_between(self, start: float, end: float) -> float:
+        """The largest sample taken in [start, end] (perf_counter times), or the last one before it."""
+        inside = [mib for t, mib in self.samples if start <= t <= end]
+        before = [mib for t, mib in self.samples if t < start]
+        return max(inside or before[-1:] or [0.0])

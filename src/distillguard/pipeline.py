@@ -65,17 +65,17 @@ def run_enrich(
     ``engine`` is a ``SparkEngine``. Either way the same ``signals.enrich`` runs.
     """
     total = store.count("exchanges")
-    with store.transaction():
-        store.con.execute("DELETE FROM signals")
-        if isinstance(engine, SparkEngine):
-            with store.registered(engine.enrich_to_arrow()) as view:
-                store.con.execute(f"INSERT INTO signals SELECT {', '.join(SIGNALS.names)} FROM {view}")
-            if progress:
-                progress("enrich", total, total)
-            return total
-        workers = (os.cpu_count() or 1) if total >= PARALLEL_ENRICH_ROWS else 1
+    if isinstance(engine, SparkEngine):
+        with store.transaction(), store.registered(engine.enrich_to_arrow()) as view:
+            store.con.execute("DELETE FROM signals")
+            store.con.execute(f"INSERT INTO signals SELECT {', '.join(SIGNALS.names)} FROM {view}")
+        if progress:
+            progress("enrich", total, total)
+        return total
+    workers = (os.cpu_count() or 1) if total >= PARALLEL_ENRICH_ROWS else 1
+    with store.rebuilt("signals") as staging:
         for table in enrich_batches(store.batches("exchanges", INPUT_COLUMNS, batch_rows), workers):
-            store.append("signals", table)
+            store.append("signals", table, into=staging)
             if progress:
                 progress("enrich", table.num_rows, total)
     return total

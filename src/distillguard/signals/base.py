@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -130,15 +131,17 @@ _MISSING = object()
 
 
 class Memo(Generic[H]):
-    """The results of one pure function per input, kept across batches within a character budget.
+    """The results of one pure function per input, kept across batches (at most ``max_items``).
 
     Prompts recur across a whole log far more than within one batch (a benign
     application's fixed prompts, an evaluation set re-run, a campaign's repeated
-    tasks), so enrichers remember what they scored. Keys are held whole (a
-    digest would cost as much as the cheaper signals themselves); the budget
-    counts their characters, and the oldest entries go first when it is spent.
+    tasks), so enrichers remember what they scored. An input is remembered by
+    its 64-bit ``hash`` (SipHash for text, keyed afresh in every process), so
+    the memo holds no text: 300,000 entries take a few tens of MB. Two inputs
+    share a hash with probability about n² / 2^65 (1e-8 for 300,000), the
+    only way a result could be another input's. The oldest half goes when full.
 
-    >>> memo = Memo(max_chars=1000)
+    >>> memo = Memo(max_items=10)
     >>> calls = []
     >>> def score(xs):
     ...     calls.append(len(xs))
@@ -147,43 +150,21 @@ class Memo(Generic[H]):
     ([2, 1], [1, 3], [2, 1])
     """
 
-    _ITEM_OVERHEAD = 64
-
-    def __init__(self, max_chars: int = 30_000_000) -> None:
-        self.max_chars = max_chars
-        self.chars = 0
-        self.results: dict[H, object] = {}
+    def __init__(self, max_items: int = 300_000) -> None:
+        self.max_items = max_items
+        self.results: dict[int, object] = {}
 
     def apply(self, keys: list[H], fn: Callable[[list[H]], np.ndarray]) -> np.ndarray:
         """``fn(keys)``, computing only the keys not remembered."""
+        hashes = [hash(k) for k in keys]
         get = self.results.get
-        found = [get(k, _MISSING) for k in keys]
+        found = [get(h, _MISSING) for h in hashes]
         where = [i for i, v in enumerate(found) if v is _MISSING]
-        missing = [keys[i] for i in where]
-        computed = np.asarray(fn(missing))
-        for i, key, value in zip(where, missing, computed.tolist(), strict=True):
-            found[i] = self.results[key] = value
-            self.chars += _chars(key) + self._ITEM_OVERHEAD
+        computed = np.asarray(fn([keys[i] for i in where]))
+        for i, value in zip(where, computed.tolist(), strict=True):
+            found[i] = self.results[hashes[i]] = value
         out = np.array(found, dtype=computed.dtype)
-        if self.chars > self.max_chars:
-            self._evict()
+        if len(self.results) > self.max_items:
+            for h in list(itertools.islice(self.results, len(self.results) // 2)):
+                del self.results[h]
         return out
-
-    def _evict(self) -> None:
-        """Forget the oldest entries until half the budget is free."""
-        drop = []
-        for key in self.results:
-            if self.chars <= self.max_chars // 2:
-                break
-            self.chars -= _chars(key) + self._ITEM_OVERHEAD
-            drop.append(key)
-        for key in drop:
-            del self.results[key]
-
-
-def _chars(key: object) -> int:
-    if isinstance(key, str):
-        return len(key)
-    if isinstance(key, tuple):
-        return sum(len(k) if isinstance(k, str) else 8 for k in key)
-    return 8
