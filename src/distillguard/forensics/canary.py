@@ -4,7 +4,7 @@ Decoys make the null exact. Each real canary gets ``decoys`` look-alikes from th
 same generator under fresh random keys; a model that never saw our answers
 cannot tell them apart, so under the null the real canary's rank among its
 decoys is uniform. Open setting: rank by the suspect's log-likelihood of the
-phrase, count canaries ranked first: Binomial(K, 1/(decoys + 1)). Closed
+phrase; the sum of the K ranks has an exactly counted null distribution. Closed
 setting: count which markers appear in the suspect's outputs; given the total
 number of markers seen, the real ones among them are hypergeometric.
 
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from scipy.stats import hypergeom
 
-from distillguard.forensics.stats import TestResult, binomial_test
+from distillguard.forensics.stats import TestResult, rank_sum_test
 from distillguard.gateway.canary import CanaryMaker, CanarySettings
 
 
@@ -63,13 +63,21 @@ def canary_closed(outputs: Sequence[str], canaries: Sequence[dict[str, Any]],
 
 def canary_open(model: Any, tokenizer: Any, canaries: Sequence[dict[str, Any]],
                 decoys: Sequence[Sequence[dict[str, str]]]) -> TestResult:
-    """Canaries the suspect finds likelier than all their decoys: Binomial(K, 1/(decoys + 1)) under the null."""
-    first = 0
+    """How far up its decoys the suspect ranks each canary: exact rank-sum test.
+
+    A canary's rank counts the decoys the suspect finds at least as likely (ties
+    count against the canary, so the test stays conservative); every rank is
+    uniform under the null and their sum is small when the suspect learnt the
+    canaries, even the ones it ranks second or third (which a "ranked first"
+    count would throw away).
+    """
+    ranks = []
     for canary, fakes in zip(canaries, decoys, strict=True):
         scores = [_loglik(model, tokenizer, t) for t in [canary["text"], *(f["text"] for f in fakes)]]
-        first += all(scores[0] > s for s in scores[1:])
+        ranks.append(sum(s >= scores[0] for s in scores[1:]))
     n_decoys = len(decoys[0]) if decoys else 1
-    return binomial_test(first, len(canaries), 1 / (n_decoys + 1), ", canaries ranked above all their decoys")
+    first = sum(r == 0 for r in ranks)
+    return rank_sum_test(ranks, n_decoys, f"; {first} of {len(ranks)} canaries ranked above all their decoys")
 
 
 def _loglik(model: Any, tokenizer: Any, text: str) -> float:
