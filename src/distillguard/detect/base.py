@@ -63,10 +63,11 @@ class Scorer(ABC):
 class Calibrated:
     """Turns a scorer's raw scores into flags at a target false-positive rate.
 
-    The threshold is the conformal ``1 - target_fpr`` quantile of the scores of
-    a *reference* table assumed benign (by default the fitted table itself):
-    a new benign account exceeds it with probability at most ``target_fpr``
-    (``conformal_threshold``).
+    With a *reference* table assumed benign, the threshold is the conformal
+    ``1 - target_fpr`` quantile of its scores: a new benign account exceeds it
+    with probability at most ``target_fpr`` (``conformal_threshold``). Without
+    one, the fitted table is its own reference and the threshold is its plain
+    ``1 - target_fpr`` quantile: the top ``target_fpr`` share of the population.
 
     >>> import pyarrow as pa
     >>> from distillguard.detect.robust import RobustZScorer
@@ -83,6 +84,7 @@ class Calibrated:
 
     def fit(self, features: pa.Table, reference: pa.Table | None = None) -> Self:
         ref = features if reference is None else reference
+        self.conformal_ = reference is not None
         self.topic_center_ = reference_center(ref)
         ref = self.prepare(ref)
         self.scorer.fit(ref)
@@ -96,8 +98,12 @@ class Calibrated:
         return self
 
     def threshold_at(self, fpr: float) -> float:
-        """The score a new benign account exceeds with probability at most ``fpr`` (``inf`` without a reference)."""
-        return conformal_threshold(self.reference_scores_, fpr)
+        """The score a new benign account exceeds with probability at most ``fpr`` (the population's
+        ``1 - fpr`` quantile when it is its own reference; ``inf`` with no scores at all)."""
+        ref = self.reference_scores_
+        if not self.conformal_:
+            return float(np.quantile(ref, 1.0 - fpr)) if len(ref) else float("inf")
+        return conformal_threshold(ref, fpr)
 
     def prepare(self, features: pa.Table) -> pa.Table:
         """``features`` plus the statistics measured against the reference (``topic_mmd``, ...)."""
