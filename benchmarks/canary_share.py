@@ -6,11 +6,12 @@ For each share, ``distillguard lab run`` with the ``canary`` defence only: the g
 attacker accounts under ``monitor`` and appends a keyed canary (an invented name in a natural phrase,
 logged with the account) to that share of their answers; the attacker harvests 1,000 exchanges with
 the official ``openai`` client and trains students on them (with and without the reasoning). Each
-student is put to the forensic canary test (open setting): for every canary in its training data, is
-the real phrase likelier under the student than all 19 look-alikes from the same generator under
-fresh keys? Under the null (a model that never saw our answers) the count ranked first is
-Binomial(canaries, 1/20). The teacher of ``lab_distillation.py`` is reused (copied, cached by its
-training key). Target (watermark issue): p < 1e-6 against base-rate models; report the share needed.
+student is put to the forensic canary test (open setting): for every canary in its training data,
+how many of 19 look-alikes from the same generator under fresh keys does the student find at least
+as likely as the real phrase (its rank)? Under the null (a model that never saw our answers) each rank
+is uniform on 0..19, and the sum of the ranks has an exactly counted distribution. The teacher of
+``lab_distillation.py`` is reused (copied, cached by its training key). Target (watermark issue):
+p < 1e-6 against base-rate models; report the share needed.
 Writes benchmarks/results/canary_share.{json,md}.
 """
 
@@ -52,12 +53,14 @@ def main() -> None:
           f"{data['cpus']} CPUs). The gateway appends a keyed canary to the given share of the attacker's "
           "answers; students (the lab's default) train on the 1,000 harvested exchanges; the canary test ranks "
           "each canary in a student's training data against 19 look-alikes by the student's likelihood "
-          "(null: Binomial(canaries, 1/20)).", "",
-          "| canary share | canaries in training | student trained | ranked first | p-value | student accuracy |",
-          "|---:|---:|---|---:|---:|---:|"]
+          "(exact rank-sum test: each rank uniform on 0..19 under the null).", "",
+          "| canary share | canaries sent | canaries in training | student trained | ranked first | mean rank "
+          "| p-value | student accuracy |",
+          "|---:|---:|---:|---|---:|---:|---:|---:|"]
     for r in rows:
-        md.append(f"| {r['share']:.0%} | {r['canaries']} | {'with' if r['with_reasoning'] else 'without'} "
-                  f"reasoning | {r.get('ranked_first', 0)} | {r['p_value']:.2g} | {r['student_accuracy']:.3f} |")
+        md.append(f"| {r['share']:.0%} | {r['canaries_sent']} | {r['canaries']} | "
+                  f"{'with' if r['with_reasoning'] else 'without'} reasoning | {r.get('ranked_first', 0)} | "
+                  f"{r.get('statistic', 0):.2f} | {r['p_value']:.2g} | {r['student_accuracy']:.3f} |")
     md += ["", "Target: p < 1e-6 against base-rate models; the share needed is the smallest row that reaches it."]
     write_result("canary_share", data, "\n".join(md) + "\n")
 

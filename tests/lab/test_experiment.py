@@ -57,6 +57,7 @@ def test_lab_run_writes_results_in_the_documented_shape(lab_run: Path) -> None:
             test = r["canary_test"]
             assert 0 <= test["canaries"] <= len(canaries) and 0.0 < test["p_value"] <= 1.0
             assert test["decoys"] == preset("tiny").canary_decoys
+            assert len(test.get("ranks", [])) == test["canaries"] and "rank sum" in test.get("method", "rank sum")
         else:
             assert "canary_test" not in r
     # The largest student trained on every harvested answer, so on every canary sent (exchange ids are

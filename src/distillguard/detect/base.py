@@ -92,8 +92,8 @@ class Calibrated:
         self.reference_scores_ = np.sort(np.asarray(ref_scores, dtype=np.float64))
         self.threshold_ = self.threshold_at(self.target_fpr)
         if reference is not None and certified_fpr(len(ref_scores), self.target_fpr) > self.target_fpr:
-            log.warning("a reference of %d accounts can only certify a false-positive rate of %.2g, "
-                        "not the target %.2g: give a larger benign reference", len(ref_scores),
+            log.warning("a reference of %d accounts can only certify a false-positive rate of %.3g, "
+                        "not the target %.3g: give a larger benign reference", len(ref_scores),
                         certified_fpr(len(ref_scores), self.target_fpr), self.target_fpr)
         return self
 

@@ -71,13 +71,20 @@ def canary_open(model: Any, tokenizer: Any, canaries: Sequence[dict[str, Any]],
     canaries, even the ones it ranks second or third (which a "ranked first"
     count would throw away).
     """
+    ranks = canary_ranks(model, tokenizer, canaries, decoys)
+    n_decoys = len(decoys[0]) if decoys else 1
+    first = sum(r == 0 for r in ranks)
+    return rank_sum_test(ranks, n_decoys, f"; {first} of {len(ranks)} canaries ranked above all their decoys")
+
+
+def canary_ranks(model: Any, tokenizer: Any, canaries: Sequence[dict[str, Any]],
+                 decoys: Sequence[Sequence[dict[str, str]]]) -> list[int]:
+    """Each canary's rank: how many of its decoys the suspect finds at least as likely (0: none)."""
     ranks = []
     for canary, fakes in zip(canaries, decoys, strict=True):
         scores = [_loglik(model, tokenizer, t) for t in [canary["text"], *(f["text"] for f in fakes)]]
         ranks.append(sum(s >= scores[0] for s in scores[1:]))
-    n_decoys = len(decoys[0]) if decoys else 1
-    first = sum(r == 0 for r in ranks)
-    return rank_sum_test(ranks, n_decoys, f"; {first} of {len(ranks)} canaries ranked above all their decoys")
+    return ranks
 
 
 def _loglik(model: Any, tokenizer: Any, text: str) -> float:

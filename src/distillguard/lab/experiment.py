@@ -286,15 +286,17 @@ def _canary_test(config: LabConfig, model: Model, examples: list[Example],
     The examiner would test every canary sent; here the students train on a prefix of the harvest, so
     the canaries tested are those its training answers carry. Decoys are seeded, so runs repeat.
     """
-    from distillguard.forensics.canary import canary_open, decoys_for
+    from distillguard.forensics.canary import canary_ranks, decoys_for
+    from distillguard.forensics.stats import rank_sum_test
 
     trained = "\n".join(e.answer for e in examples)
     used = [c for c in canaries if c["text"] in trained]
     if not used:
         return {"canaries": 0, "ranked_first": 0, "decoys": config.canary_decoys, "p_value": 1.0}
     decoys = decoys_for(used, config.canary_decoys, seed_key=f"lab-decoy-{config.seed}-")
-    result = canary_open(model.model, model.tokenizer, used, decoys)
-    return {"canaries": len(used), "ranked_first": round(result.statistic * len(used)),
+    ranks = canary_ranks(model.model, model.tokenizer, used, decoys)
+    result = rank_sum_test(ranks, config.canary_decoys, ", canaries in the student's training answers")
+    return {"canaries": len(used), "ranked_first": sum(r == 0 for r in ranks), "ranks": ranks,
             "decoys": config.canary_decoys, **result.to_json()}
 
 
