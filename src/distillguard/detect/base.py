@@ -20,6 +20,7 @@ from distillguard.detect.mmd import reference_center, with_topic_statistics
 from distillguard.errors import SchemaError
 
 log = logging.getLogger(__name__)
+_WARNED: set[tuple[int, float]] = set()
 
 
 class Scorer(ABC):
@@ -91,7 +92,9 @@ class Calibrated:
         ref_scores = self.scorer.score_reference(ref)
         self.reference_scores_ = np.sort(np.asarray(ref_scores, dtype=np.float64))
         self.threshold_ = self.threshold_at(self.target_fpr)
-        if reference is not None and certified_fpr(len(ref_scores), self.target_fpr) > self.target_fpr:
+        if reference is not None and certified_fpr(len(ref_scores), self.target_fpr) > self.target_fpr \
+                and (len(ref_scores), self.target_fpr) not in _WARNED:  # once, not every replay window
+            _WARNED.add((len(ref_scores), self.target_fpr))
             log.warning("a reference of %d accounts can only certify a false-positive rate of %.3g, "
                         "not the target %.3g: give a larger benign reference", len(ref_scores),
                         certified_fpr(len(ref_scores), self.target_fpr), self.target_fpr)
