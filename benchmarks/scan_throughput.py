@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +39,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--exchanges", type=float, default=10e6)
     ap.add_argument("--workdir", type=Path, default=None, help="keep (and reuse) the simulated traffic here")
+    ap.add_argument("--reference-share", type=float, default=0.1,
+                    help="size of the benign reference, as a share of the traffic's scale")
     ap.add_argument("--memory-limit", default=None,
                     help="DuckDB memory limit of every store, e.g. 6GB (default: DuckDB's 80%% of RAM)")
     args = ap.parse_args()
@@ -48,15 +51,19 @@ def main() -> None:
 def simulate(args: argparse.Namespace, work: Path) -> dict[str, int]:
     """The traffic and reference directories (reused when a previous run left them complete)."""
     stats_file = work / "traffic_stats.json"
-    if stats_file.exists() and json.loads(stats_file.read_text()).get("requested") == args.exchanges:
-        return dict(json.loads(stats_file.read_text()))
     scale = args.exchanges / _EXCHANGES_AT_SCALE_1
-    stats = generate(load_scenario("disclosure-2026").scaled(scale), work / "traffic", seed=0)
-    # A reference a tenth the size: calibration needs benign accounts, not volume.
-    generate(load_scenario("disclosure-2026").scaled(scale / 10).benign_only(), work / "reference", seed=100)
-    out = {"requested": args.exchanges, "exchanges": stats.exchanges, "accounts": stats.accounts}
-    stats_file.write_text(json.dumps(out))
-    return out
+    kept = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    if kept.get("requested") != args.exchanges:
+        stats = generate(load_scenario("disclosure-2026").scaled(scale), work / "traffic", seed=0)
+        kept = {"requested": args.exchanges, "exchanges": stats.exchanges, "accounts": stats.accounts}
+    if kept.get("reference_share") != args.reference_share:
+        # Calibration needs benign accounts of every kind, not volume: by default a tenth the size.
+        shutil.rmtree(work / "reference", ignore_errors=True)
+        ref = generate(load_scenario("disclosure-2026").scaled(scale * args.reference_share).benign_only(),
+                       work / "reference", seed=100)
+        kept |= {"reference_share": args.reference_share, "reference_accounts": ref.accounts}
+    stats_file.write_text(json.dumps(kept))
+    return dict(kept)
 
 
 def prompt_repetition(db: Path, memory_limit: str) -> tuple[int, float]:
@@ -108,6 +115,7 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     pops = quality["benign_fpr_by_population"]
     result = {
         "scenario": "disclosure-2026", "scale": round(args.exchanges / _EXCHANGES_AT_SCALE_1, 4), **machine(),
+        "reference_share": args.reference_share, "reference_accounts": stats.get("reference_accounts"),
         "exchanges": stats["exchanges"], "accounts": stats["accounts"], "scan_s": round(seconds, 1),
         "exchanges_per_second": round(stats["exchanges"] / seconds),
         "peak_rss_mib_scan_and_workers": round(rss.peak), "duckdb_memory_limit": args.memory_limit or "default",
@@ -127,8 +135,10 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     md = (
         "# Scan throughput\n\n"
         f"`python benchmarks/scan_throughput.py --exchanges {args.exchanges:.0f}"
+        f"{f' --reference-share {args.reference_share:g}' if args.reference_share != 0.1 else ''}"
         f"{' --memory-limit ' + args.memory_limit if args.memory_limit else ''}` on {result['cpus']} CPUs: "
-        "`distillguard -v scan` with a benign reference a tenth the size (its ingest and enrichment included)\n\n"
+        f"`distillguard -v scan` with a benign reference of {args.reference_share:.0%} the traffic's scale "
+        f"({stats.get('reference_accounts', 0):,} accounts; its ingest and enrichment included)\n\n"
         "| exchanges | accounts | scan s | exchanges/s | peak memory, scan + workers |\n"
         "|---:|---:|---:|---:|---:|\n"
         f"| {stats['exchanges']:,} | {stats['accounts']:,} | {seconds:.0f} | {result['exchanges_per_second']:,} "
