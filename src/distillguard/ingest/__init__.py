@@ -24,8 +24,8 @@ from distillguard.config import IngestSettings
 from distillguard.errors import InputError
 from distillguard.ingest.columnar import Flatten, flatten_sql
 from distillguard.ingest.normalize import RowProblem
-from distillguard.ingest.parse import parse_files
-from distillguard.ingest.rows import account_row, event_row, exchange_row
+from distillguard.ingest.parse import parse_files, validated
+from distillguard.ingest.rows import account_row, event_row
 from distillguard.ingest.sources import Bad, find_files, iter_records, parquet_record
 from distillguard.schema import ACCOUNTS, EVENTS, EXCHANGES, QUARANTINE
 from distillguard.store import Store
@@ -92,7 +92,7 @@ def _ingest_exchanges(
     read = added = 0
     for flatten, group in _runs(files):
         if flatten is not None:
-            counts = _ingest_columnar(group[0], flatten, store, settings, quarantine)
+            counts = _ingest_columnar(group[0], flatten, store, quarantine)
             if counts is not None:
                 read, added = read + counts[0], added + counts[1]
                 if progress:
@@ -143,9 +143,7 @@ def _ingest_rows(
     return read, added
 
 
-def _ingest_columnar(
-    path: Path, flatten: Flatten, store: Store, settings: IngestSettings, quarantine: _Quarantine,
-) -> tuple[int, int] | None:
+def _ingest_columnar(path: Path, flatten: Flatten, store: Store, quarantine: _Quarantine) -> tuple[int, int] | None:
     """Flatten one Parquet file in DuckDB; rows it cannot flatten exactly go through ``exchange_row``.
 
     Returns (rows read, rows added), or None when DuckDB cannot read the file
@@ -173,20 +171,15 @@ def _ingest_columnar(
 
 
 def _exchange_rows(name: str, slow: pa.Table) -> tuple[list[dict[str, Any]], list[Bad]]:
-    """``exchange_row`` over Parquet rows given as (row number, JSON text)."""
-    rows, bad = [], []
+    """``validated`` over Parquet rows given as (row number, JSON text)."""
+    rows: list[dict[str, Any]] = []
+    bad: list[Bad] = []
     for n, text in zip(slow.column("n").to_pylist(), slow.column("j").to_pylist(), strict=True):
-        item = parquet_record(name, n, text)
-        if isinstance(item, Bad):
-            bad.append(item)
-            continue
-        try:
-            row = exchange_row(item.value)
-        except RowProblem as exc:
-            bad.append(item.bad(str(exc)))
-            continue
-        row["source_file"], row["source_line"] = name, n
-        rows.append(row)
+        row = validated(parquet_record(name, n, text))
+        if isinstance(row, Bad):
+            bad.append(row)
+        else:
+            rows.append(row)
     return rows, bad
 
 

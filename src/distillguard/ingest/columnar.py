@@ -22,13 +22,11 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from distillguard.ingest.normalize import ROLES
+from distillguard.ingest.normalize import ANTHROPIC_BLOCKS, IMAGE_PARTS, ROLES
+from distillguard.ingest.rows import RESPONSE_KEYS, TOP_KEYS
 
 __all__ = ["Flatten", "flatten_sql"]
 
-_ANTHROPIC_BLOCKS = ("image", "tool_use", "tool_result", "document", "thinking")
-_IMAGE_PARTS = ("image_url", "input_image", "image")
-_RESPONSE = ("status", "finish_reason", "content", "reasoning_content", "tool_calls", "usage", "latency_ms")
 _USAGE_INTS = ("input_tokens", "prompt_tokens", "output_tokens", "completion_tokens", "reasoning_tokens")
 # RFC 3339 spellings that ``datetime.fromisoformat`` and DuckDB read alike (checked in the tests).
 _TIME = r"^[1-9]\d{3}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)$"
@@ -100,9 +98,7 @@ class _Builder:
         self.checks: list[str] = []
 
     def build(self) -> Flatten:
-        known = {"exchange_id", "timestamp", "account_id", "api_key_id", "client", "request", "response",
-                 "conversation_id"}
-        if not set(self.top) <= known:
+        if not set(self.top) <= TOP_KEYS:
             raise _Unsupported("unknown top-level column")  # they go to extra_json
         for name in ("exchange_id", "timestamp", "account_id"):
             self._string(self.top, name, required=True)
@@ -240,8 +236,8 @@ class _Builder:
         if "type" in part:
             self.checks.append(f"list_bool_and(list_transform(t.request.messages, lambda m: list_bool_and("
                                f"list_transform(m.content, lambda p: p IS NULL OR p.type IS NULL "
-                               f"OR p.type NOT IN {_sql_list(_ANTHROPIC_BLOCKS)})) IS NOT FALSE)) IS NOT FALSE")
-        is_image = f"coalesce(p.type IN {_sql_list(_IMAGE_PARTS)}, false)" if "type" in part else "false"
+                               f"OR p.type NOT IN {_sql_list(ANTHROPIC_BLOCKS)})) IS NOT FALSE)) IS NOT FALSE")
+        is_image = f"coalesce(p.type IN {_sql_list(IMAGE_PARTS)}, false)" if "type" in part else "false"
         if "text" not in part:
             return "''", f"len(list_filter(coalesce(m.content, []), lambda p: {is_image}))"
         text = (f"array_to_string(list_transform(list_filter(coalesce(m.content, []), lambda p: "
@@ -250,7 +246,7 @@ class _Builder:
 
     def _response(self) -> dict[str, str]:
         f = self._struct("response") or {}
-        if not set(f) <= set(_RESPONSE):
+        if not set(f) <= RESPONSE_KEYS:
             raise _Unsupported("response")  # unknown keys go to extra_json
         if "tool_calls" in f and _floats(f["tool_calls"]):
             raise _Unsupported("response.tool_calls")

@@ -17,7 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
-_ANTHROPIC_BLOCKS = frozenset({"image", "tool_use", "tool_result", "document", "thinking"})
+ANTHROPIC_BLOCKS = frozenset({"image", "tool_use", "tool_result", "document", "thinking"})
+"""Content block types that make a request Anthropic-shaped."""
+IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
+"""Content part types counted as images."""
 
 
 class RowProblem(ValueError):
@@ -57,7 +60,7 @@ def _has_anthropic_blocks(messages: list[Any]) -> bool:
         content = m.get("content") if isinstance(m, dict) else None
         if isinstance(content, list):
             for block in content:
-                if isinstance(block, dict) and block.get("type") in _ANTHROPIC_BLOCKS:
+                if isinstance(block, dict) and block.get("type") in ANTHROPIC_BLOCKS:
                     return True
     return False
 
@@ -158,7 +161,7 @@ def content_text(content: Any) -> tuple[str, int]:
     for part in content:
         if not isinstance(part, dict):
             continue
-        if part.get("type") in ("image_url", "input_image", "image"):
+        if part.get("type") in IMAGE_PARTS:
             images += 1
         elif part.get("text") is not None:
             texts.append(str(part["text"]))

@@ -22,7 +22,7 @@ from distillguard.config import IngestSettings
 from distillguard.errors import InputError
 from distillguard.ingest.normalize import RowProblem
 from distillguard.ingest.rows import exchange_row
-from distillguard.ingest.sources import Bad, iter_records
+from distillguard.ingest.sources import Bad, Record, iter_records
 from distillguard.schema import EXCHANGES
 
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # below this, starting workers costs more than it saves
@@ -41,21 +41,28 @@ def parse_file(path: Path, settings: IngestSettings) -> Iterator[Parsed]:
     rows: list[dict[str, Any]] = []
     bad: list[Bad] = []
     for item in iter_records(path, settings.max_line_bytes):
-        if isinstance(item, Bad):
-            bad.append(item)
+        row = validated(item)
+        if isinstance(row, Bad):
+            bad.append(row)
             continue
-        try:
-            row = exchange_row(item.value, item.raw)
-        except RowProblem as exc:
-            bad.append(item.bad(str(exc)))
-            continue
-        row["source_file"], row["source_line"] = item.file, item.line
         rows.append(row)
         if len(rows) >= settings.batch_rows:
             yield Parsed(pa.Table.from_pylist(rows, schema=EXCHANGES), bad)
             rows, bad = [], []
     if rows or bad:
         yield Parsed(pa.Table.from_pylist(rows, schema=EXCHANGES) if rows else None, bad)
+
+
+def validated(item: Record | Bad) -> dict[str, Any] | Bad:
+    """One record as a row of ``exchanges`` (with its source file and line), or why it is bad."""
+    if isinstance(item, Bad):
+        return item
+    try:
+        row = exchange_row(item.value, item.raw)
+    except RowProblem as exc:
+        return item.bad(str(exc))
+    row["source_file"], row["source_line"] = item.file, item.line
+    return row
 
 
 def parse_files(files: list[Path], settings: IngestSettings, workers: int | None = None) -> Iterator[Parsed]:

@@ -22,13 +22,15 @@ import orjson
 
 from distillguard.ingest.normalize import RowProblem, content_text, kind_of, normalize_request, prompt_parts
 
-_TOP_KNOWN = frozenset(
+TOP_KEYS = frozenset(
     {"exchange_id", "timestamp", "account_id", "api_key_id", "client", "request", "response",
      "conversation_id"}
 )
-_RESPONSE_KNOWN = frozenset(
+"""Top-level record keys with a column; any other key goes to ``extra_json``."""
+RESPONSE_KEYS = frozenset(
     {"status", "finish_reason", "content", "reasoning_content", "tool_calls", "usage", "latency_ms"}
 )
+"""``response`` keys with a column; any other goes to ``extra_json``."""
 _INT64_MAX = 2**63 - 1
 _INT32_MAX = 2**31 - 1
 
@@ -53,8 +55,8 @@ def exchange_row(rec: Any, raw: bytes | None = None) -> dict[str, Any]:
     resp = resp or {}
     usage = _opt_obj(resp, "usage", "response.usage") or {}
     tool_calls = resp.get("tool_calls") or []
-    extra = {k: v for k, v in rec.items() if k not in _TOP_KNOWN}
-    resp_extra = {k: v for k, v in resp.items() if k not in _RESPONSE_KNOWN}
+    extra = {k: v for k, v in rec.items() if k not in TOP_KEYS}
+    resp_extra = {k: v for k, v in resp.items() if k not in RESPONSE_KEYS}
     if resp_extra:
         extra["response"] = resp_extra
     return {

@@ -40,8 +40,9 @@ def _ends(text: str | None) -> str:
 def build_model(seed: int = 0) -> Pipeline:
     """A fitted pipeline (hashed n-grams → logistic regression) on the training phrasings."""
     train, _ = phrasings(seed)
-    # Word 1-2 grams plus byte 4-grams (hashed for the whole batch in NumPy: the
-    # same features as scikit-learn's char_wb 4-grams at a tenth of the cost).
+    # Word 1-2 grams plus byte 4-grams of the space-normalised text (hashed for the
+    # whole batch in NumPy; like scikit-learn's char_wb 4-grams, but windows may span
+    # two words): held-out AUC 0.9976 against 0.9978 with char_wb, at about half the cost.
     features = FeatureUnion([
         ("words", HashingVectorizer(ngram_range=(1, 2), n_features=2**18, alternate_sign=False, norm="l2")),
         ("chars", ByteNgramHasher(n=4, n_features=2**18)),

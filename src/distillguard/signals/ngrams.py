@@ -44,12 +44,14 @@ class ByteNgramHasher(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         if 1 << bits != self.n_features:
             raise ValueError(f"n_features must be a power of two, got {self.n_features}")
         docs = [" " + " ".join((text or "").replace("\x00", " ").lower().split()) + " " for text in X]
+        if not docs:
+            return sp.csr_matrix((0, self.n_features))
         # Texts separated (and closed) by NUL bytes, which no text holds any more.
         data = np.frombuffer(("\x00".join(docs) + "\x00").encode("utf-8"), dtype=np.uint8)
-        n, windows = self.n, len(data) - self.n + 1
+        n, windows = self.n, max(len(data) - self.n + 1, 0)
         separator = data == 0
         text_of = np.cumsum(separator) - separator  # the text each byte belongs to
-        code = np.zeros(max(windows, 0), dtype=np.uint64)
+        code = np.zeros(windows, dtype=np.uint64)
         for k in range(n):  # the window's n bytes as one integer
             code |= data[k: k + windows].astype(np.uint64) << np.uint64(8 * k)
         seps = np.concatenate([[0], np.cumsum(separator)])
