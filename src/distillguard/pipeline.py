@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import ibis.expr.types as ir
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -115,9 +116,10 @@ def rounded(table: pa.Table, decimals: int = 9) -> pa.Table:
 
 def run_score(
     store: Store, features: pa.Table, settings: Settings, reference: pa.Table | None = None,
-    reference_windows: pa.Table | None = None,
+    reference_windows: pa.Table | None = None, reference_slices: pa.Table | None = None,
 ) -> tuple[pa.Table, Calibrated]:
-    """Score accounts; fit and calibrate on ``reference`` features when given.
+    """Score accounts; fit and calibrate on ``reference`` features when given (its ``reference_slices``
+    as further benign neighbours).
 
     With the reference's ``window_features`` too, each account's most unusual
     window is scored as well (``detect.windows``) and can flag it on its own.
@@ -125,7 +127,7 @@ def run_score(
     """
     scorer = make_scorer(settings.detect.scorer, reference is not None, settings.detect.k_neighbors)
     det = Calibrated(scorer, settings.detect.target_fpr, settings.detect.min_exchanges)
-    det.fit(features, reference)
+    det.fit(features, reference, reference_slices if reference is not None else None)
     scores = score_accounts(det, features)
     if reference_windows is not None and reference_windows.num_rows and settings.detect.window_hours > 0:
         windows = WindowDetector(make_scorer(settings.detect.scorer, True, settings.detect.k_neighbors),
@@ -200,39 +202,65 @@ def scan(
     calibrated on its features only.
     """
     settings = settings or Settings()
-    reference = reference_windows = None
+    reference = reference_windows = reference_slices = None
     if reference_dir is not None:
         with Store.open(store.path.with_suffix(".reference.duckdb")) as ref_store:
-            _, reference, _ = prepare(reference_dir, ref_store, settings, engine_name, progress, "reference", False)
+            ref = prepare(reference_dir, ref_store, settings, engine_name, progress, "reference", False,
+                          slice_hours=settings.detect.reference_slice_hours)
+            reference, reference_slices = ref.features, ref.slices
             reference_windows = ref_store.read("window_features")
-    report, features, clusters = prepare(traffic_dir, store, settings, engine_name, progress)
+    report, features, clusters, _ = prepare(traffic_dir, store, settings, engine_name, progress)
     assert clusters is not None  # link=True
     with _timed("score"):
-        scores, det = run_score(store, features, settings, reference, reference_windows)
+        scores, det = run_score(store, features, settings, reference, reference_windows, reference_slices)
     with _timed("publish"):
         return publish(store, out_dir, settings, report, features, scores, det, clusters, str(traffic_dir),
                        engine_name, str(reference_dir) if reference_dir else None)
 
 
+class Prepared(NamedTuple):
+    """What ``prepare`` made: the ingest report, account features, clusters (when linked) and
+    slices (``window_features`` rows with enough exchanges, when asked for)."""
+
+    report: IngestReport
+    features: pa.Table
+    clusters: pa.Table | None
+    slices: pa.Table | None
+
+
 def prepare(
     traffic_dir: Path, store: Store, settings: Settings, engine_name: str, progress: Progress | None,
-    label: str = "ingest", link: bool = True,
-) -> tuple[IngestReport, pa.Table, pa.Table | None]:
-    """Ingest, enrich, featurize (and link) ``traffic_dir`` in ``store``: every stage before scoring."""
+    label: str = "ingest", link: bool = True, slice_hours: float = 0.0,
+) -> Prepared:
+    """Ingest, enrich, featurize (and link) ``traffic_dir`` in ``store``: every stage before scoring.
+
+    ``slice_hours`` > 0: also each account's features per slice of that many hours, keeping slices
+    of at least ``detect.reference_slice_min_exchanges`` (for a benign reference: ``Scorer.remember``).
+    """
     with _timed(f"{label}: ingest"):
         report = ingest_traffic_dir(traffic_dir, store, settings.ingest,
                                     (lambda n: progress(label, n, None)) if progress else None)
     engine = make_engine(engine_name, store)
+    slices = None
     try:
         with _timed(f"{label}: enrich"):
             run_enrich(store, engine, progress=progress)
         with _timed(f"{label}: features"):
             features = run_features(store, engine, settings)
+            if slice_hours > 0:
+                slices = rounded(engine.execute(account_slices(engine, slice_hours * 3600,
+                                                               settings.detect.reference_slice_min_exchanges)))
         with _timed(f"{label}: link"):
             clusters = run_link(store, engine, settings) if link else None
     finally:
         engine.close()
-    return report, features, clusters
+    return Prepared(report, features, clusters, slices)
+
+
+def account_slices(engine: Engine, seconds: float, min_exchanges: int) -> ir.Table:
+    """Each account's features per UTC-aligned slice of ``seconds``, slices of ``min_exchanges`` or more."""
+    windows = window_features(engine.table("signals"), engine.table("accounts"), engine.table("events"), seconds)
+    return windows.filter(windows.n_exchanges >= min_exchanges)
 
 
 @contextmanager

@@ -25,9 +25,9 @@ def features(small_traffic: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     work = tmp_path_factory.mktemp("scorers")
     generate(load_scenario("demo").scaled(0.1).benign_only(), work / "ref", seed=99, fmt="jsonl")
     with Store.open(work / "s.duckdb") as s:
-        _, feats, _ = prepare(small_traffic, s, Settings(), "duckdb", None, link=False)
+        feats = prepare(small_traffic, s, Settings(), "duckdb", None, link=False).features
     with Store.open(work / "r.duckdb") as s:
-        _, ref, _ = prepare(work / "ref", s, Settings(), "duckdb", None, link=False)
+        ref = prepare(work / "ref", s, Settings(), "duckdb", None, link=False).features
     labels = {json.loads(x)["account_id"]: json.loads(x)["is_attack"]
               for x in (small_traffic / "labels.jsonl").read_text().splitlines()}
     y = np.array([labels[a] for a in feats.column("account_id").to_pylist()])
@@ -76,3 +76,31 @@ def test_make_scorer_rules() -> None:
     assert make_scorer("auto", has_reference=False).name == "robust-z"
     with pytest.raises(ConfigError, match="unknown scorer"):
         make_scorer("magic", has_reference=False)
+
+
+def _volume_table(ids: list[str], volume: list[float], regularity: list[float]) -> pa.Table:
+    return pa.table({"account_id": ids, "n_exchanges": volume, "iat_cv": regularity})
+
+
+def test_remembered_slices_are_neighbours_but_not_calibration_samples() -> None:
+    """A one-day account like one busy day of a reference account is not novel; calibration
+    leaves each reference account's own slices out with it."""
+    features = ("n_exchanges", "iat_cv")
+    ref = _volume_table([f"a{i}" for i in range(8)], [1000.0 + 10 * i for i in range(8)], [15.0] * 8)
+    slices = _volume_table(["a0@1", "a0@2", "a1@1"], [250.0, 260.0, 255.0], [0.5, 0.5, 0.5])
+    one_day = _volume_table(["new"], [256.0], [0.5])
+    plain = KNNNoveltyScorer(k=1, features=features).fit(ref)
+    sliced = KNNNoveltyScorer(k=1, features=features).fit(ref).remember(slices, ["a0", "a0", "a1"])
+    assert sliced.score(one_day)[0] < plain.score(one_day)[0] / 10
+    # Calibration: a0's own slices are left out with it, so its score is what it was without them.
+    assert np.allclose(sliced.score_reference(ref), plain.score_reference(ref))
+
+
+def test_calibrated_passes_slices_to_the_scorer() -> None:
+    ref = _volume_table([f"a{i}" for i in range(8)], [1000.0 + 10 * i for i in range(8)], [15.0] * 8)
+    slices = _volume_table(["a0@1", "a1@1"], [250.0, 255.0], [0.5, 0.5])
+    one_day = _volume_table(["new"], [256.0], [0.5])
+    without = Calibrated(KNNNoveltyScorer(k=1, features=("n_exchanges", "iat_cv")), 0.2).fit(one_day, ref)
+    with_slices = Calibrated(KNNNoveltyScorer(k=1, features=("n_exchanges", "iat_cv")), 0.2).fit(one_day, ref, slices)
+    assert without.flag(one_day)[0] and not with_slices.flag(one_day)[0]
+    assert with_slices.threshold_ == without.threshold_  # calibrated on the same account scores

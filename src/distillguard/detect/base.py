@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar, Self
 
 import numpy as np
@@ -40,6 +41,15 @@ class Scorer(ABC):
     @abstractmethod
     def score(self, features: pa.Table) -> np.ndarray:
         """One finite float per row; higher means more suspicious."""
+
+    def remember(self, rows: pa.Table, owners: Sequence[str]) -> Self:
+        """Also treat ``rows`` as benign neighbours, though not as calibration samples.
+
+        ``owners[i]`` is the reference account that ``rows[i]`` is a slice of: when that
+        account is scored for calibration, its slices are left out with it. Scorers that
+        remember no rows have nothing to add: the default ignores them.
+        """
+        return self
 
     def score_reference(self, reference: pa.Table) -> np.ndarray:
         """Scores of the table the scorer was fitted on, for calibration.
@@ -83,12 +93,21 @@ class Calibrated:
         self.target_fpr = target_fpr
         self.min_exchanges = min_exchanges
 
-    def fit(self, features: pa.Table, reference: pa.Table | None = None) -> Self:
+    def fit(self, features: pa.Table, reference: pa.Table | None = None, slices: pa.Table | None = None) -> Self:
+        """Fit on ``reference`` (else ``features``) and set the threshold.
+
+        ``slices``: the reference's accounts cut into time windows (``window_features``
+        ids, ``"<account>@<window>"``); the scorer may use them as further benign
+        neighbours (``Scorer.remember``), while calibration stays one score per account.
+        """
         ref = features if reference is None else reference
         self.conformal_ = reference is not None
         self.topic_center_ = reference_center(ref)
         ref = self.prepare(ref)
         self.scorer.fit(ref)
+        if slices is not None and slices.num_rows:
+            owners = [owner(i) for i in slices.column("account_id").to_pylist()]
+            self.scorer.remember(self.prepare(slices), owners)
         ref_scores = self.scorer.score_reference(ref)
         self.reference_scores_ = np.sort(np.asarray(ref_scores, dtype=np.float64))
         self.threshold_ = self.threshold_at(self.target_fpr)
@@ -126,6 +145,15 @@ class Calibrated:
             volume = features.column("n_exchanges").to_numpy(zero_copy_only=False)
             flagged &= volume >= self.min_exchanges
         return np.asarray(flagged, dtype=bool)
+
+
+def owner(window_id: str) -> str:
+    """The account a ``window_features`` row belongs to.
+
+    >>> owner("acct-1@20471")
+    'acct-1'
+    """
+    return window_id.rsplit("@", 1)[0]
 
 
 def conformal_threshold(reference_scores: np.ndarray, fpr: float) -> float:

@@ -7,6 +7,10 @@ The score is the mean distance to the ``k`` nearest reference accounts in a
 robustly scaled feature space; on the reference itself each account's own row
 is left out, so calibration sees honest distances.
 
+The reference's accounts cut into daily slices can be neighbours too
+(``remember``; ``detect.reference_slice_hours``): a benign account that lived
+one busy afternoon resembles one day of a long-lived one, not any whole account.
+
 Use it with a reference of known-benign traffic (``scan --reference``); fitted
 on a population that contains a hydra cluster, the cluster's members are each
 other's neighbours and look normal.
@@ -15,6 +19,7 @@ other's neighbours and look normal.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import ClassVar, Self
 
 import numpy as np
@@ -22,6 +27,7 @@ import pyarrow as pa
 from sklearn.neighbors import NearestNeighbors
 
 from distillguard.detect.base import Scorer, column, feature_matrix
+from distillguard.errors import SchemaError
 
 # Log scaling of the heavy-tailed ones: base.LOG_SCALED.
 FEATURES = (
@@ -86,7 +92,25 @@ class KNNNoveltyScorer(Scorer):
         # IQR where the feature varies in the middle, else the standard deviation, else 1.
         self.scale_ = np.where(iqr > 1e-9, iqr, np.where(std > 1e-9, std, 1.0))
         self.reference_ = (x - self.center_) / self.scale_
+        ids = features.column("account_id").to_pylist() if "account_id" in features.column_names else None
+        self.groups_ = [str(i) for i in ids] if ids is not None else [f"#{i}" for i in range(len(x))]
+        self.n_fitted_ = len(x)
         self.index_ = NearestNeighbors(n_neighbors=min(self.k + 1, max(1, len(x)))).fit(self.reference_)
+        return self
+
+    def remember(self, rows: pa.Table, owners: Sequence[str]) -> Self:
+        """Add ``rows`` (slices of reference accounts) to the neighbours, scaled as the reference was.
+
+        A new account that looks like one busy day of a benign account then has a
+        benign neighbour: short-lived benign accounts (a one-afternoon evaluation run)
+        are otherwise novel. Calibration leaves each account's slices out with it.
+        """
+        if rows.num_rows != len(owners):
+            raise SchemaError(f"{rows.num_rows} slices but {len(owners)} owners")
+        if rows.num_rows:
+            self.reference_ = np.vstack([self.reference_, self._scaled(rows)])
+            self.groups_ = self.groups_ + [str(o) for o in owners]
+            self.index_ = NearestNeighbors(n_neighbors=min(self.k + 1, len(self.reference_))).fit(self.reference_)
         return self
 
     def _distances(self, x: np.ndarray, drop_self: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -101,23 +125,28 @@ class KNNNoveltyScorer(Scorer):
         return np.asarray(dist.mean(axis=1), dtype=np.float64)
 
     def score_reference(self, reference: pa.Table) -> np.ndarray:
-        """Leave-one-out scores of the fitted reference (for calibration)."""
-        dist, _ = self._distances(self._scaled(reference), drop_self=True)
-        return np.asarray(dist.mean(axis=1), dtype=np.float64)
+        """Leave-one-out scores of the fitted reference (for calibration): each account's
+        own row and its remembered slices are left out."""
+        if len(self.reference_) == self.n_fitted_:  # nothing remembered: leaving out the row itself suffices
+            dist, _ = self._distances(self._scaled(reference), drop_self=True)
+            return np.asarray(dist.mean(axis=1), dtype=np.float64)
+        return self.score_reference_grouped(reference, self.groups_[: self.n_fitted_])
 
-    def score_reference_grouped(self, reference: pa.Table, groups: list[str]) -> np.ndarray:
+    def score_reference_grouped(self, reference: pa.Table, groups: Sequence[str]) -> np.ndarray:
         """Scores of the fitted reference leaving out every row of the same group, not only the row.
 
         For windows of one account: its other days are its nearest neighbours,
         and leaving out only the row itself would make benign windows look closer
-        to the reference than a new account's windows ever are.
+        to the reference than a new account's windows ever are. Remembered slices
+        belong to their owner's group.
         """
         x = self._scaled(reference)
-        codes = np.unique(np.asarray(groups), return_inverse=True)[1]
+        every = list(groups) + self.groups_[self.n_fitted_:]
+        codes = np.unique(np.asarray(every), return_inverse=True)[1]
         largest = int(np.bincount(codes).max()) if len(codes) else 0
         n = min(self.k + largest, len(self.reference_))
         dist, idx = self.index_.kneighbors(x, n_neighbors=n)
-        dist = np.where(codes[idx] == codes[:, None], np.inf, dist)
+        dist = np.where(codes[idx] == codes[: len(x), None], np.inf, dist)
         nearest = np.sort(dist, axis=1)[:, : self.k]
         with np.errstate(invalid="ignore"):
             out = np.where(np.isfinite(nearest), nearest, np.nan)

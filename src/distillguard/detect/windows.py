@@ -12,9 +12,6 @@ windows flagged four more benign accounts (FPR 0.000 → 0.004). The likely caus
 group structure in the reference: a classroom's windows have its classmates as
 nearest neighbours there, while a new classroom's have not, so reference maxima
 run low. Leaving out linked accounts, not only the account itself, is the next step.
-
->>> owner("acct-1@20471")
-'acct-1'
 """
 
 from __future__ import annotations
@@ -25,11 +22,7 @@ from typing import Self
 import numpy as np
 import pyarrow as pa
 
-from distillguard.detect.base import Calibrated, Scorer, conformal_threshold
-
-
-def owner(window_id: str) -> str:
-    return window_id.rsplit("@", 1)[0]
+from distillguard.detect.base import Calibrated, Scorer, conformal_threshold, owner
 
 
 def _max_by_owner(ids: list[str], scores: np.ndarray) -> dict[str, tuple[float, int]]:
