@@ -42,16 +42,17 @@ class DetectSettings(_Frozen):
         0.0, ge=0, description="also score each account's traffic per window of this many hours (0: off)"
     )
     # A short-lived benign account (an evaluation run that lasted one afternoon) looks like one busy
-    # day of a long-lived one. At 10M exchanges, 4 of 336 one-burst eval harnesses had no such account
-    # in the reference (1.19% flagged); with the reference's daily slices as neighbours, 0 of 336.
+    # day of a long-lived one, not like any whole account. At 10M exchanges 4 of 336 one-burst eval
+    # harnesses had no such account in the reference (1.19% flagged); compared with the reference's
+    # daily slices too, 0 of 336. Only accounts whose traffic fits in one slice window are.
     reference_slice_hours: float = Field(
-        24.0, ge=0, description="the benign reference's accounts are also cut into slices of this many hours, "
-                                "each a benign neighbour for knn-novelty (0: off)"
+        24.0, ge=0, description="with a benign reference, accounts whose traffic fits in one slice of this "
+                                "many hours are also compared with the reference's slices (0: off)"
     )
-    # Slices of a few exchanges have noisy timing features and crowd the neighbourhoods of small chat
-    # accounts, pulling the calibrated threshold down (classroom FPR 0.5% -> 0.9% at 10M with 5).
+    # Slices of a few exchanges have noisy timing features; with 5, chat-sized slices pulled the
+    # threshold down and classroom FPR at 10M rose from 0.5% to 0.9%.
     reference_slice_min_exchanges: int = Field(
-        20, ge=1, description="slices with fewer exchanges are not used as neighbours"
+        20, ge=1, description="reference slices with fewer exchanges are not used"
     )
 
 

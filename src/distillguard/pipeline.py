@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import distillguard
 from distillguard.config import Settings
 from distillguard.detect import Calibrated, make_scorer
+from distillguard.detect.base import Slices
 from distillguard.detect.windows import WindowDetector
 from distillguard.engine import Engine, SparkEngine, make_engine
 from distillguard.features import account_features
@@ -116,7 +117,7 @@ def rounded(table: pa.Table, decimals: int = 9) -> pa.Table:
 
 def run_score(
     store: Store, features: pa.Table, settings: Settings, reference: pa.Table | None = None,
-    reference_windows: pa.Table | None = None, reference_slices: pa.Table | None = None,
+    reference_windows: pa.Table | None = None, reference_slices: Slices | None = None,
 ) -> tuple[pa.Table, Calibrated]:
     """Score accounts; fit and calibrate on ``reference`` features when given (its ``reference_slices``
     as further benign neighbours).
@@ -127,7 +128,7 @@ def run_score(
     """
     scorer = make_scorer(settings.detect.scorer, reference is not None, settings.detect.k_neighbors)
     det = Calibrated(scorer, settings.detect.target_fpr, settings.detect.min_exchanges)
-    det.fit(features, reference, reference_slices if reference is not None else None)
+    det.fit(features, reference, reference_slices)
     scores = score_accounts(det, features)
     if reference_windows is not None and reference_windows.num_rows and settings.detect.window_hours > 0:
         windows = WindowDetector(make_scorer(settings.detect.scorer, True, settings.detect.k_neighbors),
@@ -220,12 +221,12 @@ def scan(
 
 class Prepared(NamedTuple):
     """What ``prepare`` made: the ingest report, account features, clusters (when linked) and
-    slices (``window_features`` rows with enough exchanges, when asked for)."""
+    slices (when asked for)."""
 
     report: IngestReport
     features: pa.Table
     clusters: pa.Table | None
-    slices: pa.Table | None
+    slices: Slices | None
 
 
 def prepare(
@@ -248,8 +249,9 @@ def prepare(
         with _timed(f"{label}: features"):
             features = run_features(store, engine, settings)
             if slice_hours > 0:
-                slices = rounded(engine.execute(account_slices(engine, slice_hours * 3600,
-                                                               settings.detect.reference_slice_min_exchanges)))
+                seconds = slice_hours * 3600
+                slices = Slices(rounded(engine.execute(account_slices(
+                    engine, seconds, settings.detect.reference_slice_min_exchanges))), seconds)
         with _timed(f"{label}: link"):
             clusters = run_link(store, engine, settings) if link else None
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from distillguard.config import Settings
 from distillguard.detect import Calibrated, Scorer, make_scorer, registered_scorers
+from distillguard.detect.base import Slices
 from distillguard.detect.knn import KNNNoveltyScorer
 from distillguard.errors import ConfigError
 from distillguard.pipeline import prepare
@@ -78,29 +80,48 @@ def test_make_scorer_rules() -> None:
         make_scorer("magic", has_reference=False)
 
 
-def _volume_table(ids: list[str], volume: list[float], regularity: list[float]) -> pa.Table:
-    return pa.table({"account_id": ids, "n_exchanges": volume, "iat_cv": regularity})
+
+DAY = 86400
 
 
-def test_remembered_slices_are_neighbours_but_not_calibration_samples() -> None:
-    """A one-day account like one busy day of a reference account is not novel; calibration
-    leaves each reference account's own slices out with it."""
-    features = ("n_exchanges", "iat_cv")
-    ref = _volume_table([f"a{i}" for i in range(8)], [1000.0 + 10 * i for i in range(8)], [15.0] * 8)
-    slices = _volume_table(["a0@1", "a0@2", "a1@1"], [250.0, 260.0, 255.0], [0.5, 0.5, 0.5])
-    one_day = _volume_table(["new"], [256.0], [0.5])
-    plain = KNNNoveltyScorer(k=1, features=features).fit(ref)
-    sliced = KNNNoveltyScorer(k=1, features=features).fit(ref).remember(slices, ["a0", "a0", "a1"])
+def _accounts(ids: list[str], volume: list[float], regularity: list[float], days: list[float]) -> pa.Table:
+    """Account features with a first day of traffic (day 100) and a span of ``days``."""
+    start = datetime(2026, 4, 10, 1, tzinfo=UTC)
+    return pa.table({"account_id": ids, "n_exchanges": volume, "iat_cv": regularity,
+                     "first_seen": [start] * len(ids), "last_seen": [start + timedelta(days=d) for d in days]})
+
+
+FEATURES2 = ("n_exchanges", "iat_cv")
+REF = _accounts([f"a{i}" for i in range(8)], [1000.0 + 10 * i for i in range(8)], [15.0] * 8, [13.5] * 8)
+SLICES = Slices(_accounts(["a0@1", "a0@2", "a1@1"], [250.0, 260.0, 255.0], [0.5] * 3, [0.2] * 3), DAY)
+
+
+def test_slices_are_neighbours_of_short_lived_accounts_only() -> None:
+    """A one-day account like one busy day of a reference account is not novel; an account
+    spread over weeks with the same features is compared with whole accounts only."""
+    one_day = _accounts(["new"], [256.0], [0.5], [0.2])
+    two_weeks = _accounts(["long"], [256.0], [0.5], [13.0])
+    plain = KNNNoveltyScorer(k=1, features=FEATURES2).fit(REF)
+    sliced = KNNNoveltyScorer(k=1, features=FEATURES2).fit(REF).remember(SLICES)
     assert sliced.score(one_day)[0] < plain.score(one_day)[0] / 10
-    # Calibration: a0's own slices are left out with it, so its score is what it was without them.
-    assert np.allclose(sliced.score_reference(ref), plain.score_reference(ref))
+    assert sliced.score(two_weeks)[0] == plain.score(two_weeks)[0]
+    assert sliced.explain(one_day) == [[]]  # nothing stands out against its slice neighbour
+    # Calibration: each account's own slices are left out with it (a0's two days, a1's one).
+    assert np.allclose(sliced.score_reference(REF), plain.score_reference(REF))
+
+
+def test_short_lived_reference_accounts_are_calibrated_without_their_own_slices() -> None:
+    b = _accounts(["b"], [400.0], [2.0], [0.1])  # a one-day account unlike any other row
+    ref = pa.concat_tables([REF, b])
+    slices = Slices(pa.concat_tables([SLICES.features, _accounts(["b@1"], [400.0], [2.0], [0.1])]), DAY)
+    sliced = KNNNoveltyScorer(k=1, features=FEATURES2).fit(ref).remember(slices)
+    assert sliced.score(b)[0] == 0  # a new account like b has b (and its slice) as neighbours
+    assert sliced.score_reference(ref)[-1] > 1  # b itself is scored without its own slice
 
 
 def test_calibrated_passes_slices_to_the_scorer() -> None:
-    ref = _volume_table([f"a{i}" for i in range(8)], [1000.0 + 10 * i for i in range(8)], [15.0] * 8)
-    slices = _volume_table(["a0@1", "a1@1"], [250.0, 255.0], [0.5, 0.5])
-    one_day = _volume_table(["new"], [256.0], [0.5])
-    without = Calibrated(KNNNoveltyScorer(k=1, features=("n_exchanges", "iat_cv")), 0.2).fit(one_day, ref)
-    with_slices = Calibrated(KNNNoveltyScorer(k=1, features=("n_exchanges", "iat_cv")), 0.2).fit(one_day, ref, slices)
+    one_day = _accounts(["new"], [256.0], [0.5], [0.2])
+    without = Calibrated(KNNNoveltyScorer(k=1, features=FEATURES2), 0.2).fit(one_day, REF)
+    with_slices = Calibrated(KNNNoveltyScorer(k=1, features=FEATURES2), 0.2).fit(one_day, REF, SLICES)
     assert without.flag(one_day)[0] and not with_slices.flag(one_day)[0]
-    assert with_slices.threshold_ == without.threshold_  # calibrated on the same account scores
+    assert with_slices.threshold_ == without.threshold_  # calibrated on the same (long-lived) accounts

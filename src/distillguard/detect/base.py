@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Self
 
 import numpy as np
@@ -22,6 +22,18 @@ from distillguard.errors import SchemaError
 
 log = logging.getLogger(__name__)
 _WARNED: set[tuple[int, float]] = set()
+
+
+@dataclass(frozen=True)
+class Slices:
+    """The benign reference's accounts cut into UTC-aligned windows of ``seconds``.
+
+    ``features`` has the ``account_features`` columns, one row per (account, window)
+    with an ``account_id`` of ``"<account>@<window index>"`` (``features.window_features``).
+    """
+
+    features: pa.Table
+    seconds: float
 
 
 class Scorer(ABC):
@@ -42,12 +54,11 @@ class Scorer(ABC):
     def score(self, features: pa.Table) -> np.ndarray:
         """One finite float per row; higher means more suspicious."""
 
-    def remember(self, rows: pa.Table, owners: Sequence[str]) -> Self:
-        """Also treat ``rows`` as benign neighbours, though not as calibration samples.
+    def remember(self, slices: Slices) -> Self:
+        """Also use ``slices`` of the fitted reference's accounts as benign behaviour, though not as
+        calibration samples (an account's own slices are left out when it is scored for calibration).
 
-        ``owners[i]`` is the reference account that ``rows[i]`` is a slice of: when that
-        account is scored for calibration, its slices are left out with it. Scorers that
-        remember no rows have nothing to add: the default ignores them.
+        Scorers that remember no rows have nothing to add: the default ignores them.
         """
         return self
 
@@ -93,21 +104,20 @@ class Calibrated:
         self.target_fpr = target_fpr
         self.min_exchanges = min_exchanges
 
-    def fit(self, features: pa.Table, reference: pa.Table | None = None, slices: pa.Table | None = None) -> Self:
+    def fit(self, features: pa.Table, reference: pa.Table | None = None, slices: Slices | None = None) -> Self:
         """Fit on ``reference`` (else ``features``) and set the threshold.
 
-        ``slices``: the reference's accounts cut into time windows (``window_features``
-        ids, ``"<account>@<window>"``); the scorer may use them as further benign
-        neighbours (``Scorer.remember``), while calibration stays one score per account.
+        ``slices``: the reference's accounts cut into time windows; the scorer may use
+        them as further benign behaviour (``Scorer.remember``), while calibration stays
+        one score per reference account. Ignored without a reference.
         """
         ref = features if reference is None else reference
         self.conformal_ = reference is not None
         self.topic_center_ = reference_center(ref)
         ref = self.prepare(ref)
         self.scorer.fit(ref)
-        if slices is not None and slices.num_rows:
-            owners = [owner(i) for i in slices.column("account_id").to_pylist()]
-            self.scorer.remember(self.prepare(slices), owners)
+        if slices is not None and reference is not None and slices.features.num_rows:
+            self.scorer.remember(Slices(self.prepare(slices.features), slices.seconds))
         ref_scores = self.scorer.score_reference(ref)
         self.reference_scores_ = np.sort(np.asarray(ref_scores, dtype=np.float64))
         self.threshold_ = self.threshold_at(self.target_fpr)

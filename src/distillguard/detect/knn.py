@@ -19,15 +19,14 @@ other's neighbours and look normal.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 from typing import ClassVar, Self
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.neighbors import NearestNeighbors
 
-from distillguard.detect.base import Scorer, column, feature_matrix
-from distillguard.errors import SchemaError
+from distillguard.detect.base import Scorer, Slices, column, feature_matrix, owner
 
 # Log scaling of the heavy-tailed ones: base.LOG_SCALED.
 FEATURES = (
@@ -92,72 +91,112 @@ class KNNNoveltyScorer(Scorer):
         # IQR where the feature varies in the middle, else the standard deviation, else 1.
         self.scale_ = np.where(iqr > 1e-9, iqr, np.where(std > 1e-9, std, 1.0))
         self.reference_ = (x - self.center_) / self.scale_
-        ids = features.column("account_id").to_pylist() if "account_id" in features.column_names else None
-        self.groups_ = [str(i) for i in ids] if ids is not None else [f"#{i}" for i in range(len(x))]
-        self.n_fitted_ = len(x)
+        self._fitted_ids_ = features.column("account_id").to_pylist() if "account_id" in features.column_names \
+            else None
         self.index_ = NearestNeighbors(n_neighbors=min(self.k + 1, max(1, len(x)))).fit(self.reference_)
+        self.slices_: Slices | None = None
         return self
 
-    def remember(self, rows: pa.Table, owners: Sequence[str]) -> Self:
-        """Add ``rows`` (slices of reference accounts) to the neighbours, scaled as the reference was.
+    def remember(self, slices: Slices) -> Self:
+        """Use the reference's ``slices`` as further neighbours of short-lived accounts.
 
-        A new account that looks like one busy day of a benign account then has a
-        benign neighbour: short-lived benign accounts (a one-afternoon evaluation run)
-        are otherwise novel. Calibration leaves each account's slices out with it.
+        An account whose whole traffic lies in one slice window is compared with the
+        reference's accounts *and* their slices: a one-afternoon evaluation run then
+        has a benign neighbour (one busy day of a long-lived harness) instead of none.
+        Longer-lived accounts are compared with whole accounts only, so an attacker
+        spreading over weeks gains no cover from the extra points.
         """
-        if rows.num_rows != len(owners):
-            raise SchemaError(f"{rows.num_rows} slices but {len(owners)} owners")
-        if rows.num_rows:
-            self.reference_ = np.vstack([self.reference_, self._scaled(rows)])
-            self.groups_ = self.groups_ + [str(o) for o in owners]
-            self.index_ = NearestNeighbors(n_neighbors=min(self.k + 1, len(self.reference_))).fit(self.reference_)
+        rows = slices.features
+        if rows.num_rows == 0:
+            return self
+        ids = rows.column("account_id").to_pylist()
+        fitted = self._fitted_ids_
+        self.slices_ = slices
+        self.library_ = np.vstack([self.reference_, self._scaled(rows)])
+        # Group codes: reference row i is group i; a slice joins its owner's group (or a new one).
+        owners = [owner(i) for i in ids]
+        index_of = {a: i for i, a in enumerate(fitted)} if fitted is not None else {}
+        extra = {o: len(self.reference_) + n for n, o in enumerate(dict.fromkeys(owners))}
+        self.library_groups_ = np.concatenate([
+            np.arange(len(self.reference_)), [index_of.get(o, extra[o]) for o in owners]]).astype(np.int64)
+        self.largest_group_ = int(np.bincount(self.library_groups_).max())
+        self.library_index_ = NearestNeighbors().fit(self.library_)
         return self
 
-    def _distances(self, x: np.ndarray, drop_self: bool) -> tuple[np.ndarray, np.ndarray]:
-        k = min(self.k + int(drop_self), len(self.reference_))
-        dist, idx = self.index_.kneighbors(x, n_neighbors=k)
-        return (dist[:, 1:], idx[:, 1:]) if drop_self and k > 1 else (dist, idx)
+    def _short_lived(self, features: pa.Table) -> np.ndarray:
+        """Rows whose first and last exchange fall in the same slice window (all False without slices)."""
+        out = np.zeros(features.num_rows, dtype=bool)
+        if self.slices_ is None or not {"first_seen", "last_seen"} <= set(features.column_names):
+            return out
+        seconds = self.slices_.seconds
+        first, last = _epoch_seconds(features.column("first_seen")), _epoch_seconds(features.column("last_seen"))
+        with np.errstate(invalid="ignore"):
+            return np.asarray(np.floor(first / seconds) == np.floor(last / seconds), dtype=bool)
+
+    def _neighbours(self, x: np.ndarray, short: np.ndarray, rows: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, library row indices) of the ``k`` nearest neighbours of each row of ``x``.
+
+        ``rows``: ``x`` is the reference itself (row i of ``x`` is reference row ``rows[i]``), and each
+        row's own account (with its slices) is left out. Short-lived rows search the library with
+        slices; others the whole accounts. Indices refer to ``library_`` (whose first rows are
+        ``reference_``).
+        """
+        k = self.k
+        dist = np.full((len(x), k), np.nan)
+        idx = np.zeros((len(x), k), dtype=np.int64)
+        for in_library, sel in ((False, ~short), (True, short)):
+            if not sel.any():
+                continue
+            index = self.library_index_ if in_library else self.index_
+            groups = self.library_groups_ if in_library else np.arange(len(self.reference_))
+            extra = 0 if rows is None else (self.largest_group_ if in_library else 1)
+            n = min(k + extra, index.n_samples_fit_)
+            d, i = index.kneighbors(x[sel], n_neighbors=n)
+            if rows is not None:  # leave out the row's own account (and its slices)
+                d = np.where(groups[i] == rows[sel][:, None], np.inf, d)
+                order = np.argsort(d, axis=1, kind="stable")[:, :k]
+                d, i = np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
+            width = d.shape[1]
+            dist[sel, :width], idx[sel, :width] = np.where(np.isfinite(d), d, np.nan), i
+        return dist, idx
 
     def score(self, features: pa.Table) -> np.ndarray:
         if features.num_rows == 0:
             return np.zeros(0)
-        dist, _ = self._distances(self._scaled(features), drop_self=False)
-        return np.asarray(dist.mean(axis=1), dtype=np.float64)
+        dist, _ = self._neighbours(self._scaled(features), self._short_lived(features))
+        return _mean_distance(dist)
 
     def score_reference(self, reference: pa.Table) -> np.ndarray:
-        """Leave-one-out scores of the fitted reference (for calibration): each account's
-        own row and its remembered slices are left out."""
-        if len(self.reference_) == self.n_fitted_:  # nothing remembered: leaving out the row itself suffices
-            dist, _ = self._distances(self._scaled(reference), drop_self=True)
-            return np.asarray(dist.mean(axis=1), dtype=np.float64)
-        return self.score_reference_grouped(reference, self.groups_[: self.n_fitted_])
+        """Leave-one-out scores of the fitted reference (for calibration): each account's own row,
+        and its slices, are left out."""
+        x = self._scaled(reference)
+        return _mean_distance(self._neighbours(x, self._short_lived(reference), np.arange(len(x)))[0])
 
-    def score_reference_grouped(self, reference: pa.Table, groups: Sequence[str]) -> np.ndarray:
+    def score_reference_grouped(self, reference: pa.Table, groups: list[str]) -> np.ndarray:
         """Scores of the fitted reference leaving out every row of the same group, not only the row.
 
         For windows of one account: its other days are its nearest neighbours,
         and leaving out only the row itself would make benign windows look closer
-        to the reference than a new account's windows ever are. Remembered slices
-        belong to their owner's group.
+        to the reference than a new account's windows ever are. (Whole rows only:
+        remembered slices are not searched.)
         """
         x = self._scaled(reference)
-        every = list(groups) + self.groups_[self.n_fitted_:]
-        codes = np.unique(np.asarray(every), return_inverse=True)[1]
+        codes = np.unique(np.asarray(groups), return_inverse=True)[1]
         largest = int(np.bincount(codes).max()) if len(codes) else 0
         n = min(self.k + largest, len(self.reference_))
         dist, idx = self.index_.kneighbors(x, n_neighbors=n)
-        dist = np.where(codes[idx] == codes[: len(x), None], np.inf, dist)
+        dist = np.where(codes[idx] == codes[:, None], np.inf, dist)
         nearest = np.sort(dist, axis=1)[:, : self.k]
-        with np.errstate(invalid="ignore"):
-            out = np.where(np.isfinite(nearest), nearest, np.nan)
-            return np.asarray(np.nan_to_num(np.nanmean(out, axis=1), nan=0.0), dtype=np.float64)
+        return _mean_distance(np.where(np.isfinite(nearest), nearest, np.nan))
 
     def explain(self, features: pa.Table, min_gap: float = 2.0, top: int = 3) -> list[list[str]]:
         if features.num_rows == 0:
             return []
         x = self._scaled(features)
-        _, idx = self._distances(x, drop_self=False)
-        gaps = x - self.reference_[idx].mean(axis=1)  # in scale units, vs the nearest benign accounts
+        _, idx = self._neighbours(x, self._short_lived(features))
+        library = self.library_ if self.slices_ is not None else self.reference_
+        gaps = x - library[idx].mean(axis=1)  # in scale units, vs the nearest benign accounts (or slices)
         raw = {f: column(features, f) if f in features.column_names else None for f in self.features}
         out = []
         for i in range(features.num_rows):
@@ -172,3 +211,17 @@ class KNNNoveltyScorer(Scorer):
                                f"accounts by {abs(gaps[i, j]):.1f} scale units)")
             out.append(reasons)
         return out
+
+
+def _mean_distance(dist: np.ndarray) -> np.ndarray:
+    """Mean over the available neighbours of each row (NaN where fewer than k exist); 0 with none."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row with no neighbour at all
+        return np.asarray(np.nan_to_num(np.nanmean(dist, axis=1), nan=0.0), dtype=np.float64)
+
+
+def _epoch_seconds(col: pa.ChunkedArray) -> np.ndarray:
+    """Timestamps as float seconds since the epoch (NaN for nulls)."""
+    per_second = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[col.type.unit]
+    ints = pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False)
+    return np.asarray(ints, dtype=np.float64) / per_second
