@@ -15,15 +15,14 @@ are skipped, and the p-value is the scheme's exact binomial tail.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from distillguard.forensics.stats import TestResult
+from distillguard.forensics.stats import TestResult, subset_sum_test
 from distillguard.watermark.base import Scheme, pairs
-from distillguard.watermark.prf import context_seed
+from distillguard.watermark.prf import greenlist
 from distillguard.watermark.selective import model_context, read_windows
 
 
@@ -75,17 +74,19 @@ def predicted_pairs(model: Any, texts: Sequence[Sequence[int]], width: int,
 
 
 def green_mass_test(scheme: Any, suspect: Any, reference: Any, texts: Sequence[Sequence[int]],
-                    keep: Sequence[Sequence[bool]], n_keys: int = 100_000, seed: int = 0) -> TestResult:
+                    keep: Sequence[Sequence[bool]], resolution: int = 20_000) -> TestResult:
     """Does the suspect put more probability on the key's green tokens than our own model does?
 
     A stronger open-setting test than counting argmax predictions when the watermarked share of the
     suspect's training data is small: at each kept step of ``texts`` (which must not carry this key's
     mark; our model's plain answers do), the suspect's next-token distribution minus ``reference``'s
     (our model, which never trained on marked text) is summed per context of the scheme's width into
-    ``D[c]``; the statistic is ``S(key) = sum_c D[c] · green(key, c)``. Under the null (the suspect never
-    saw text marked with this key) the key is exchangeable with keys drawn at random, so the Monte Carlo
-    p-value ``(1 + #{S(random key) >= S(key)}) / (n_keys + 1)`` is exact (valid at every level); its
-    resolution is ``1 / (n_keys + 1)``. Green-list schemes only.
+    ``D[c]``; the statistic is ``S = sum_c D[c] · green(key, c)``. Under the null (the suspect never saw
+    text marked with this key), each context's green list is a uniformly random ``gamma``-share of the
+    vocabulary, independent across contexts: the model behind the binomial test too. ``D`` is
+    rounded to a lattice of about ``resolution`` steps in all (a key-independent rounding, so the test
+    of the rounded statistic stays exact), and the null distribution of ``S`` is counted exactly
+    (``stats.subset_sum_test``): p-values far below any Monte Carlo resolution. Green-list schemes only.
     """
     if not hasattr(scheme, "gamma"):
         raise ValueError("the green-mass test needs a green-list scheme")
@@ -102,29 +103,19 @@ def green_mass_test(scheme: Any, suspect: Any, reference: Any, texts: Sequence[S
                 context = tuple(int(x) for x in ids[t - width + 1:t + 1])
                 d = (p_suspect[t] - p_ours[t]).double()
                 per_context[context] = per_context[context] + d if context in per_context else d
-    if not per_context:
-        return TestResult(0.0, 1.0, 0, "green-mass key-permutation test: no step scored", atom=1.0)
-    contexts = sorted(per_context)
-    rows = [per_context[c] for c in contexts]
-    hashes = [context_seed(1, c) for c in contexts]  # seed(key, c) = key * hash(c), as prf.greenlist seeds
-    size = int(vocab * scheme.gamma)
-
-    def statistic(key: int) -> float:
-        # prf.greenlist's green set (the first ``size`` of a seeded randperm), without building masks:
-        # this runs for every random key, so it is the test's whole cost.
-        total = 0.0
-        for row, h in zip(rows, hashes, strict=True):
-            generator = torch.Generator().manual_seed((key * h) % (2**64 - 1))
-            total += float(row[torch.randperm(vocab, generator=generator)[:size]].sum())
-        return total
-
-    observed = statistic(scheme.key)
-    rng = random.Random(seed)
-    exceed = sum(statistic(rng.getrandbits(62)) >= observed for _ in range(n_keys))
     steps = sum(sum(k[1:]) for k in keep)
-    return TestResult(observed, (1 + exceed) / (n_keys + 1), steps,
-                      f"green-mass key-permutation test against our model, {n_keys} random keys, "
-                      f"{len(contexts)} contexts", atom=1 / (n_keys + 1))
+    contexts = sorted(per_context)
+    mass = sum(float(per_context[c].abs().sum()) for c in contexts)
+    if not contexts or mass == 0.0:
+        return TestResult(0.0, 1.0, steps, "green-mass exact test: no difference from our model", atom=1.0)
+    unit = mass / resolution
+    weights = [torch.round(per_context[c] / unit).long() for c in contexts]
+    observed = sum(int(w[greenlist(scheme.key, c, vocab, scheme.gamma)].sum()) for w, c in zip(weights, contexts,
+                                                                                                strict=True))
+    result = subset_sum_test([w.tolist() for w in weights], int(vocab * scheme.gamma), observed,
+                             f", {len(contexts)} contexts")
+    return TestResult(observed * unit, result.p_value, steps,
+                      f"green-mass test against our model (exact; {result.method})", atom=result.atom)
 
 
 def _probabilities(model: Any, texts: Sequence[Sequence[int]], batch: int = 16) -> list[torch.Tensor]:

@@ -13,9 +13,11 @@ TestResult(statistic=0.0, p_value=1.0, n_scored=0, method='binomial exact upper 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from scipy.stats import binom
 
 
@@ -85,3 +87,52 @@ def rank_sum_test(ranks: Sequence[int], n_decoys: int, what: str = "") -> TestRe
     outcomes = (n_decoys + 1) ** k
     return TestResult(total / k, min(1.0, sum(ways[: total + 1]) / outcomes), k, method,
                       atom=ways[total] / outcomes)
+
+
+def subset_sum_test(values: Sequence[Sequence[int]], size: int, observed: int, what: str = "") -> TestResult:
+    """P(T >= observed) for T = sum over rows c of the sum of a uniformly random ``size``-subset of
+    ``values[c]``, the subsets independent across rows: the exact upper tail.
+
+    This is the null of a green-list statistic summed per context (each context's
+    green list a random ``size``-subset of the vocabulary, ``values[c]`` the
+    integer weights of its tokens). Each row's distribution is counted exactly: a
+    subset-sum count over its nonzero weights by number of them chosen (``N[j][x]``),
+    times the ways to fill the rest with zeros; rows are then convolved directly (not
+    by FFT, whose rounding would swamp tails below about 1e-13).
+
+    >>> subset_sum_test([[1, 0, 0, 0]], 1, 1).p_value  # the one weight is chosen with probability 1/4
+    0.25
+    >>> subset_sum_test([[2, 1, 0], [1, 0]], 1, 3).p_value  # 2 + 1 only: (1/3)(1/2)
+    0.16666666666666666
+    """
+    method = f"random-subset sum exact upper tail, {len(values)} rows, subsets of {size}{what}"
+    total, offset = np.ones(1), 0
+    for row in values:
+        weights = np.asarray(row, dtype=np.int64)
+        if not 0 <= size <= len(weights):
+            raise ValueError(f"subset size {size} does not fit a row of {len(weights)}")
+        dist, low = _row_subset_sums(weights, size)
+        total, offset = np.convolve(total, dist), offset + low
+    at = observed - offset
+    p = float(total[max(at, 0):].sum()) if at < len(total) else 0.0
+    atom = float(total[at]) if 0 <= at < len(total) else 0.0
+    return TestResult(float(observed), min(1.0, p), len(values), method, atom=atom)
+
+
+def _row_subset_sums(weights: np.ndarray, size: int) -> tuple[np.ndarray, int]:
+    """(probability of each sum from ``low`` upward, ``low``) for a uniform ``size``-subset of ``weights``."""
+    nonzero = weights[weights != 0]
+    zeros = len(weights) - len(nonzero)
+    low, high = int(nonzero[nonzero < 0].sum()), int(nonzero[nonzero > 0].sum())
+    most = min(len(nonzero), size)
+    ways = np.zeros((most + 1, high - low + 1))  # ways[j, x - low]: j-subsets of the nonzero weights summing to x
+    ways[0, -low] = 1.0
+    for q in nonzero:
+        before = ways[:-1].copy()
+        if q > 0:
+            ways[1:, q:] += before[:, :-q]
+        else:
+            ways[1:, :q] += before[:, -q:]
+    fill = np.array([math.comb(zeros, size - j) / math.comb(len(weights), size) if size - j <= zeros else 0.0
+                     for j in range(most + 1)])
+    return fill @ ways, low
