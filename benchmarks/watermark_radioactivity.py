@@ -14,8 +14,9 @@
    steps where the teacher was uncertain: Sander et al.'s (``radioactivity_open``: the student's argmax
    predictions, each (context, prediction) pair once, exact binomial p; share-0 students are also
    tested under random keys, whose p-values must be uniform), and the green-mass test
-   (``green_mass_test``: the student's probability on the key's green tokens minus the teacher's,
-   against ``--keys`` random keys; an exact Monte Carlo p-value, resolution 1 / (keys + 1)).
+   (``forensics.radioactivity.GreenMass``: the student's probability on the key's green tokens minus the
+   teacher's, summed per context; its exact null distribution is counted, so p-values have no floor;
+   share-0 students are tested under random keys with it too).
 
 Students train in ``--workers`` processes. Targets (watermark issue): the 5% student detected at
 p < 1e-5 (curve for 1, 2, 10%); students on unwatermarked data not detected (p-values uniform across
@@ -45,19 +46,20 @@ THRESHOLD = KEY["entropy_threshold"]
 KINDS = ["add", "sub", "tool"]
 
 
-def generate(teacher_dir: str, prompts: list[str], marked: bool, seed: int) -> list[tuple[list[int], list[int]]]:
-    """(prompt ids, generated ids) for each prompt, sampled at temperature 1, with or without the mark."""
+def generate(teacher_dir: str, prompts: list[str], key: dict[str, Any] | None, seed: int
+             ) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, generated ids) for each prompt, sampled at temperature 1, marked with ``key`` if given."""
     from transformers import LogitsProcessorList
 
     teacher = load_model(Path(teacher_dir), "teacher")
     vocab = int(teacher.model.config.vocab_size)
-    scheme = load_scheme("greenlist", KEY)
+    scheme = load_scheme("greenlist", key) if key else None
     out = []
     for start in range(0, len(prompts), 64):
         ids = [teacher.prompt_ids([{"role": "user", "content": p}]) for p in prompts[start:start + 64]]
         rows = [Row(i, Sampling(max_tokens=min(160, teacher.context - len(i)), temperature=1.0,
                                 seed=seed + start + n),
-                    LogitsProcessorList([scheme.processor(vocab)] if marked else []))
+                    LogitsProcessorList([scheme.processor(vocab)] if scheme else []))
                 for n, i in enumerate(ids)]
         got: list[list[int]] = [[] for _ in rows]
         for events in teacher.decode(rows):
@@ -73,7 +75,7 @@ def student_job(job: dict[str, Any]) -> dict[str, Any]:
     import torch
     from scipy.stats import kstest
 
-    from distillguard.forensics.radioactivity import green_mass_test, predicted_pairs
+    from distillguard.forensics.radioactivity import green_mass, predicted_pairs
     from distillguard.lab.evaluate import accuracy
     from distillguard.lab.train import Example, run_key, train_model
 
@@ -88,20 +90,26 @@ def student_job(job: dict[str, Any]) -> dict[str, Any]:
                                                                                      teacher.tokenizer)
     student = train_model(examples, spec, settings, Path(job["out"]), tokenizer=teacher.tokenizer)
     vocab = int(teacher.model.config.vocab_size)
-    found = predicted_pairs(student.model, job["queries"], int(KEY["context_width"]), keep=job["keep"])
-    result = load_scheme("greenlist", KEY).detect_pairs(found, vocab)
+    key = job["key"]
+    found = predicted_pairs(student.model, job["queries"], int(key["context_width"]), keep=job["keep"])
+    result = load_scheme("greenlist", key).detect_pairs(found, vocab)
     row = {"share": job["share"], "seed": job["seed"], "p_value": result.p_value, "n_scored": result.n_scored,
            "green_share": round(result.statistic, 4)}
-    mass = green_mass_test(load_scheme("greenlist", KEY), student.model, teacher.model, job["queries"], job["keep"],
-                           n_keys=job["keys"], seed=job["seed"])
-    row |= {"green_mass_p": mass.p_value, "green_mass": round(mass.statistic, 3), "green_mass_keys": job["keys"]}
+    scheme = load_scheme("greenlist", key)
+    mass = green_mass(student.model, teacher.model, job["queries"], job["keep"], scheme.context_width, scheme.gamma)
+    marked = mass.test(scheme)
+    row |= {"green_mass_p": marked.p_value, "green_mass": round(marked.statistic, 3),
+            "green_mass_contexts": len(mass.contexts)}
     if job["null_keys"]:  # the same student under keys it never saw: its p-values must be uniform
         rng = random.Random(job["seed"])
-        others = [load_scheme("greenlist", {**KEY, "key": rng.getrandbits(62)}).detect_pairs(found, vocab)
-                  for _ in range(job["null_keys"])]
-        ks = kstest([r.randomized(rng.random()) for r in others], "uniform")
-        row |= {"null_keys": job["null_keys"], "null_keys_ks_p": round(float(ks.pvalue), 4),
-                "null_keys_below_0.01": sum(r.p_value <= 0.01 for r in others)}
+        others = [load_scheme("greenlist", {**key, "key": rng.getrandbits(62)}) for _ in range(job["null_keys"])]
+        argmax = [o.detect_pairs(found, vocab) for o in others]
+        masses = [mass.test(o) for o in others]
+        for name, results in (("null_keys", argmax), ("null_keys_mass", masses)):
+            ks = kstest([r.randomized(rng.random()) for r in results], "uniform")
+            row |= {f"{name}_ks_p": round(float(ks.pvalue), 4),
+                    f"{name}_below_0.01": sum(r.p_value <= 0.01 for r in results)}
+        row["null_keys"] = job["null_keys"]
     eval_tasks = make_tasks(KINDS, 150, seed=99)
     return row | {"student_accuracy": round(accuracy(student, eval_tasks), 3), "student_cached": cached,
                   "seconds": round(time.perf_counter() - started, 1)}
@@ -122,8 +130,8 @@ def main() -> None:
     ap.add_argument("--shares", default="0,0.01,0.02,0.05,0.1")
     ap.add_argument("--null-seeds", type=int, default=4, help="extra students at share 0, other seeds")
     ap.add_argument("--null-keys", type=int, default=200, help="random keys each share-0 student is also tested with")
-    ap.add_argument("--keys", type=int, default=100_000, help="random keys of the green-mass test")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--context-width", type=int, default=1, help="the watermark's context width")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/_work/radioactivity"))
     args = ap.parse_args()
     started = time.perf_counter()
@@ -135,11 +143,16 @@ def main() -> None:
     query_prompts = [t.prompt for t in tasks[args.harvest:]]
     ctx = multiprocessing.get_context("spawn")
     chunks = [harvest_prompts[i::args.workers] for i in range(args.workers)]
+    key = {**KEY, "context_width": args.context_width}
+    query_chunks = [query_prompts[i::args.workers] for i in range(args.workers)]
     with ctx.Pool(args.workers) as pool:
-        plain_parts = pool.starmap(generate, [(str(args.teacher), c, False, 1000 * i) for i, c in enumerate(chunks)])
-        marked_parts = pool.starmap(generate, [(str(args.teacher), c, True, 1000 * i) for i, c in enumerate(chunks)])
-        queries = generate(str(args.teacher), query_prompts, False, 555_000)  # plain: key-independent queries
+        plain_parts = pool.starmap(generate, [(str(args.teacher), c, None, 1000 * i) for i, c in enumerate(chunks)])
+        marked_parts = pool.starmap(generate, [(str(args.teacher), c, key, 1000 * i) for i, c in enumerate(chunks)])
+        # Plain: key-independent queries. (Seeds as before the split, for the first worker's share.)
+        query_parts = pool.starmap(generate, [(str(args.teacher), c, None, 555_000 + 100_000 * i)
+                                              for i, c in enumerate(query_chunks)])
     # Undo the round-robin split so index i is prompt i in both runs.
+    queries = [query_parts[i % args.workers][i // args.workers] for i in range(len(query_prompts))]
     plain = [plain_parts[i % args.workers][i // args.workers] for i in range(args.harvest)]
     marked = [marked_parts[i % args.workers][i // args.workers] for i in range(args.harvest)]
     generated_s = time.perf_counter() - started
@@ -158,9 +171,9 @@ def main() -> None:
         for i, prompt in enumerate(harvest_prompts):
             answer, reasoning = split(tok, (marked if i in chosen else plain)[i][1])
             examples.append((prompt, answer, reasoning or None))
-        jobs.append({"teacher": str(args.teacher), "examples": examples, "share": share, "seed": seed,
+        jobs.append({"teacher": str(args.teacher), "examples": examples, "share": share, "seed": seed, "key": key,
                      "queries": query_ids, "keep": keep, "threads": 1 if args.workers > 1 else 2,
-                     "null_keys": args.null_keys if share == 0 else 0, "keys": args.keys,
+                     "null_keys": args.null_keys if share == 0 else 0,
                      "out": str(args.out / f"student-{share:g}-{seed}")})
     with ctx.Pool(args.workers) as pool:
         rows = []
@@ -170,24 +183,25 @@ def main() -> None:
     rows.sort(key=lambda r: (r["seed"], r["share"]))
     scored_steps = sum(sum(k) for k in keep)
     result = {**machine(), "teacher": str(args.teacher), "harvest": args.harvest, "queries": args.queries,
-              "key": {k: v for k, v in KEY.items() if k != "key"}, "kept_query_steps": scored_steps,
+              "key": {k: v for k, v in key.items() if k != "key"}, "kept_query_steps": scored_steps,
               "generation_seconds": round(generated_s, 1), "seconds": round(time.perf_counter() - started, 1),
               "workers": args.workers, "rows": rows}
     md = ["# Radioactivity of students trained on a partly watermarked harvest", "",
-          f"`python benchmarks/watermark_radioactivity.py --harvest {args.harvest} --workers {args.workers}` "
+          f"`python benchmarks/watermark_radioactivity.py --harvest {args.harvest} --queries {args.queries} "
+          f"--context-width {args.context_width} --workers {args.workers}` "
           f"({result['seconds'] / 60:.1f} min on {result['cpus']} CPUs; "
           f"{sum(r['student_cached'] for r in rows)} of {len(rows)} students loaded from an earlier run's cache). "
-          "The lab teacher answers {args.harvest:,} "
-          "prompts sampled at temperature 1, plainly and through the green-list watermark (context width 1, "
+          f"The lab teacher answers {args.harvest:,} "
+          "prompts sampled at temperature 1, plainly and through the green-list watermark (context width "
+          f"{args.context_width}, "
           f"delta 4, only where its entropy is at least {THRESHOLD} nats); each student (the lab's default "
           "student, teacher's tokenizer) is trained from scratch on a harvest in which the given share of "
           "answers is watermarked. Queries: the teacher's plain answers to "
           f"{args.queries} other prompts, scored at the {scored_steps:,} steps where the teacher was "
           "uncertain. Argmax test (Sander et al.): the student's argmax predictions, each (context, "
           "prediction) pair once, exact binomial p-value. Green-mass test: the student's probability on the "
-          "key's green tokens minus the teacher's, summed per context, against "
-          f"{args.keys:,} random keys (exact Monte Carlo p-value; the smallest possible is "
-          f"{1 / (args.keys + 1):.1g}).", "",
+          "key's green tokens minus the teacher's, summed per context; its null distribution (each context's "
+          "green list a random quarter of the vocabulary) is counted exactly, so p-values have no floor.", "",
           "| watermarked share | student seed | argmax: pairs scored | green share (null 0.25) | argmax p | "
           "green-mass p | student accuracy |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -196,9 +210,11 @@ def main() -> None:
     nulls = [r for r in rows if r.get("null_keys")]
     if nulls:
         md += ["", "Students on unwatermarked data under keys they never saw (each tested with "
-               f"{nulls[0]['null_keys']} random keys; randomized p-values, Kolmogorov-Smirnov against uniform): "
-               + "; ".join(f"seed {r['seed']}: KS p {r['null_keys_ks_p']}, {r['null_keys_below_0.01']} keys at "
-                           "p <= 0.01" for r in nulls) + "."]
+               f"{nulls[0]['null_keys']} random keys; randomized p-values, Kolmogorov-Smirnov against uniform), "
+               "argmax test / green-mass test: "
+               + "; ".join(f"seed {r['seed']}: KS p {r['null_keys_ks_p']} / {r['null_keys_mass_ks_p']}, "
+                           f"{r['null_keys_below_0.01']} / {r['null_keys_mass_below_0.01']} keys at p <= 0.01"
+                           for r in nulls) + "."]
     md += ["", "Targets: the 5% student detected at p < 1e-5; students on unwatermarked data (share 0, "
            "every seed) not detected, their p-values uniform."]
     write_result("watermark_radioactivity", result, "\n".join(md) + "\n")

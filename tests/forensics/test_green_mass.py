@@ -6,9 +6,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
-from distillguard.forensics.radioactivity import green_mass_test
+from distillguard.forensics.radioactivity import green_mass, green_mass_test
 from distillguard.watermark.greenlist import GreenList
 from distillguard.watermark.prf import greenlist
 
@@ -54,14 +55,21 @@ def test_a_suspect_leaning_to_our_green_tokens_is_caught_and_not_under_another_k
 
 
 def test_p_values_are_uniform_for_keys_the_suspect_never_saw() -> None:
-    """A suspect that differs from our model (another seed), tested under 300 keys: valid at every level."""
+    """A suspect that differs from our model (another seed), tested under 1,000 keys: valid at every level."""
     texts, keep = _texts()
     torch.manual_seed(3)
     suspect = _Model()
     suspect.table = suspect.table + 0.5 * torch.randn(VOCAB, VOCAB)
-    keys = np.random.default_rng(0).integers(1, 2**62, size=300)  # unrelated keys: no shared green lists
-    ps = np.array([green_mass_test(GreenList(key=int(k), context_width=1), suspect, _Model(), texts, keep).p_value
-                   for k in keys])
+    keys = np.random.default_rng(0).integers(1, 2**62, size=1000)  # unrelated keys: no shared green lists
+    mass = green_mass(suspect, _Model(), texts, keep, width=1, gamma=0.25)
+    ps = np.array([mass.test(GreenList(key=int(k), context_width=1)).p_value for k in keys])
     for level in (0.01, 0.05, 0.2, 0.5):
         assert np.mean(ps <= level) <= level + 3 * np.sqrt(level * (1 - level) / len(ps))
     assert np.mean(ps <= 0.5) >= 0.5 - 3 * np.sqrt(0.25 / len(ps))  # not trivially conservative
+
+
+def test_the_key_must_match_the_computed_width() -> None:
+    texts, keep = _texts()
+    mass = green_mass(_Model(), _Model(), texts, keep, width=1, gamma=0.25)
+    with pytest.raises(ValueError, match="context width 1"):
+        mass.test(GreenList(key=5, context_width=2))

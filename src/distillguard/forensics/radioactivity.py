@@ -16,11 +16,12 @@ are skipped, and the p-value is the scheme's exact binomial tail.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from distillguard.forensics.stats import TestResult, subset_sum_test
+from distillguard.forensics.stats import SubsetSumNull, TestResult
 from distillguard.watermark.base import Scheme, pairs
 from distillguard.watermark.prf import greenlist
 from distillguard.watermark.selective import model_context, read_windows
@@ -78,19 +79,55 @@ def green_mass_test(scheme: Any, suspect: Any, reference: Any, texts: Sequence[S
     """Does the suspect put more probability on the key's green tokens than our own model does?
 
     A stronger open-setting test than counting argmax predictions when the watermarked share of the
-    suspect's training data is small: at each kept step of ``texts`` (which must not carry this key's
-    mark; our model's plain answers do), the suspect's next-token distribution minus ``reference``'s
-    (our model, which never trained on marked text) is summed per context of the scheme's width into
-    ``D[c]``; the statistic is ``S = sum_c D[c] · green(key, c)``. Under the null (the suspect never saw
-    text marked with this key), each context's green list is a uniformly random ``gamma``-share of the
-    vocabulary, independent across contexts: the model behind the binomial test too. ``D`` is
-    rounded to a lattice of about ``resolution`` steps in all (a key-independent rounding, so the test
-    of the rounded statistic stays exact), and the null distribution of ``S`` is counted exactly
-    (``stats.subset_sum_test``): p-values far below any Monte Carlo resolution. Green-list schemes only.
+    suspect's training data is small; see ``GreenMass``. ``texts`` must not carry this key's mark
+    (our model's plain answers do), ``keep`` flags the steps to score (one flag per token).
     """
     if not hasattr(scheme, "gamma"):
         raise ValueError("the green-mass test needs a green-list scheme")
-    width = scheme.context_width
+    mass = green_mass(suspect, reference, texts, keep, scheme.context_width, scheme.gamma, resolution)
+    return mass.test(scheme)
+
+
+@dataclass(frozen=True)
+class GreenMass:
+    """The suspect's next-token probabilities minus our model's, summed per context, on a lattice.
+
+    ``S(key) = sum_c D[c] · green(key, c)``. Under the null (the suspect never saw text
+    marked with this key) each context's green list is a uniformly random ``gamma``-share
+    of the vocabulary, independent across contexts: the model behind the binomial test
+    too. ``D`` is rounded to multiples of ``unit`` (about ``resolution`` steps in all; a
+    key-independent rounding, so the test of the rounded statistic stays exact) and the
+    null distribution of ``S`` is counted exactly (``stats.SubsetSumNull``), once for
+    every key: p-values far below any Monte Carlo resolution, and a null check over
+    many random keys costs little.
+    """
+
+    contexts: list[tuple[int, ...]]
+    weights: list[torch.Tensor]
+    unit: float
+    steps: int
+    vocab: int
+    width: int
+    gamma: float
+    null: SubsetSumNull | None
+
+    def test(self, scheme: Any) -> TestResult:
+        """The exact upper-tail p-value of ``S`` under ``scheme``'s key (its width and gamma must match)."""
+        if (scheme.context_width, scheme.gamma) != (self.width, self.gamma):
+            raise ValueError(f"computed for context width {self.width} and gamma {self.gamma}, not "
+                             f"{scheme.context_width} and {scheme.gamma}")
+        if self.null is None:
+            return TestResult(0.0, 1.0, self.steps, "green-mass exact test: no difference from our model", atom=1.0)
+        observed = sum(int(w[greenlist(scheme.key, c, self.vocab, self.gamma)].sum())
+                       for w, c in zip(self.weights, self.contexts, strict=True))
+        result = self.null.test(observed, f", {len(self.contexts)} contexts")
+        return TestResult(observed * self.unit, result.p_value, self.steps,
+                          f"green-mass test against our model (exact; {result.method})", atom=result.atom)
+
+
+def green_mass(suspect: Any, reference: Any, texts: Sequence[Sequence[int]], keep: Sequence[Sequence[bool]],
+               width: int, gamma: float, resolution: int = 20_000) -> GreenMass:
+    """``GreenMass`` of ``suspect`` against ``reference`` (our model) at the kept steps of ``texts``."""
     vocab = int(reference.config.vocab_size)
     if int(suspect.config.vocab_size) != vocab:
         raise ValueError("the suspect and our model must share the vocabulary (the watermark's tokenizer)")
@@ -105,17 +142,13 @@ def green_mass_test(scheme: Any, suspect: Any, reference: Any, texts: Sequence[S
                 per_context[context] = per_context[context] + d if context in per_context else d
     steps = sum(sum(k[1:]) for k in keep)
     contexts = sorted(per_context)
-    mass = sum(float(per_context[c].abs().sum()) for c in contexts)
-    if not contexts or mass == 0.0:
-        return TestResult(0.0, 1.0, steps, "green-mass exact test: no difference from our model", atom=1.0)
-    unit = mass / resolution
+    total = sum(float(per_context[c].abs().sum()) for c in contexts)
+    if total == 0.0:
+        return GreenMass(contexts, [], 0.0, steps, vocab, width, gamma, None)
+    unit = total / resolution
     weights = [torch.round(per_context[c] / unit).long() for c in contexts]
-    observed = sum(int(w[greenlist(scheme.key, c, vocab, scheme.gamma)].sum()) for w, c in zip(weights, contexts,
-                                                                                                strict=True))
-    result = subset_sum_test([w.tolist() for w in weights], int(vocab * scheme.gamma), observed,
-                             f", {len(contexts)} contexts")
-    return TestResult(observed * unit, result.p_value, steps,
-                      f"green-mass test against our model (exact; {result.method})", atom=result.atom)
+    return GreenMass(contexts, weights, unit, steps, vocab, width, gamma,
+                     SubsetSumNull([w.tolist() for w in weights], int(vocab * gamma)))
 
 
 def _probabilities(model: Any, texts: Sequence[Sequence[int]], batch: int = 16) -> list[torch.Tensor]:

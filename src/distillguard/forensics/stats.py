@@ -91,32 +91,48 @@ def rank_sum_test(ranks: Sequence[int], n_decoys: int, what: str = "") -> TestRe
 
 def subset_sum_test(values: Sequence[Sequence[int]], size: int, observed: int, what: str = "") -> TestResult:
     """P(T >= observed) for T = sum over rows c of the sum of a uniformly random ``size``-subset of
-    ``values[c]``, the subsets independent across rows: the exact upper tail.
-
-    This is the null of a green-list statistic summed per context (each context's
-    green list a random ``size``-subset of the vocabulary, ``values[c]`` the
-    integer weights of its tokens). Each row's distribution is counted exactly: a
-    subset-sum count over its nonzero weights by number of them chosen (``N[j][x]``),
-    times the ways to fill the rest with zeros; rows are then convolved directly (not
-    by FFT, whose rounding would swamp tails below about 1e-13).
+    ``values[c]``, the subsets independent across rows: the exact upper tail (``SubsetSumNull``).
 
     >>> subset_sum_test([[1, 0, 0, 0]], 1, 1).p_value  # the one weight is chosen with probability 1/4
     0.25
     >>> subset_sum_test([[2, 1, 0], [1, 0]], 1, 3).p_value  # 2 + 1 only: (1/3)(1/2)
     0.16666666666666666
     """
-    method = f"random-subset sum exact upper tail, {len(values)} rows, subsets of {size}{what}"
-    total, offset = np.ones(1), 0
-    for row in values:
-        weights = np.asarray(row, dtype=np.int64)
-        if not 0 <= size <= len(weights):
-            raise ValueError(f"subset size {size} does not fit a row of {len(weights)}")
-        dist, low = _row_subset_sums(weights, size)
-        total, offset = np.convolve(total, dist), offset + low
-    at = observed - offset
-    p = float(total[max(at, 0):].sum()) if at < len(total) else 0.0
-    atom = float(total[at]) if 0 <= at < len(total) else 0.0
-    return TestResult(float(observed), min(1.0, p), len(values), method, atom=atom)
+    return SubsetSumNull(values, size).test(observed, what)
+
+
+class SubsetSumNull:
+    """The exact null distribution of a sum of random-subset sums, computed once, tested many times.
+
+    This is the null of a green-list statistic summed per context (each context's
+    green list a random ``size``-subset of the vocabulary, ``values[c]`` the
+    integer weights of its tokens). Each row's distribution is counted exactly: a
+    subset-sum count over its nonzero weights by number of them chosen, times the
+    ways to fill the rest with zeros; rows are then convolved directly (not by FFT,
+    whose rounding would swamp tails below about 1e-13). It does not depend on the
+    key, so testing many keys (a null check) costs one distribution.
+    """
+
+    def __init__(self, values: Sequence[Sequence[int]], size: int) -> None:
+        self.rows, self.size = len(values), size
+        total, offset = np.ones(1), 0
+        for row in values:
+            weights = np.asarray(row, dtype=np.int64)
+            if not 0 <= size <= len(weights):
+                raise ValueError(f"subset size {size} does not fit a row of {len(weights)}")
+            dist, low = _row_subset_sums(weights, size)
+            total, offset = np.convolve(total, dist), offset + low
+        self.probabilities, self.offset = total, offset
+        self.upper = np.cumsum(total[::-1])[::-1]  # upper[i] = P(T >= offset + i), summed from the far tail
+
+    def test(self, observed: int, what: str = "") -> TestResult:
+        """P(T >= observed), with the atom P(T == observed)."""
+        at = observed - self.offset
+        p = 1.0 if at <= 0 else float(self.upper[at]) if at < len(self.upper) else 0.0
+        atom = float(self.probabilities[at]) if 0 <= at < len(self.probabilities) else 0.0
+        return TestResult(float(observed), min(1.0, p), self.rows,
+                          f"random-subset sum exact upper tail, {self.rows} rows, subsets of {self.size}{what}",
+                          atom=atom)
 
 
 def _row_subset_sums(weights: np.ndarray, size: int) -> tuple[np.ndarray, int]:
