@@ -149,3 +149,35 @@ def test_entropy_selected_radioactivity_scores_only_uncertain_steps(marked: dict
         (runs[selected],) = json.loads((work / f"sweet-{selected}" / "evidence.json").read_text())["tests"]
     assert runs[True]["data"]["entropy_selected"] and not runs[False]["data"]["entropy_selected"]
     assert 0 < runs[True]["n_scored"] < runs[False]["n_scored"]
+
+
+def test_the_green_mass_test_joins_the_evidence(marked: dict[str, Path]) -> None:
+    work = marked["work"]
+    base = AutoModelForCausalLM.from_pretrained(marked["base"], local_files_only=True).eval()
+    tok = AutoTokenizer.from_pretrained(marked["base"], local_files_only=True)
+    start = torch.tensor([tok("What is", add_special_tokens=False)["input_ids"]] * 64)
+    torch.manual_seed(1)
+    with torch.no_grad():  # our model's answers without the watermark: key-independent query texts
+        out = base.generate(start, attention_mask=torch.ones_like(start), do_sample=True, max_new_tokens=60,
+                            pad_token_id=tok.pad_token_id, eos_token_id=None)
+    plain = work / "plain.jsonl"
+    plain.write_text("".join(json.dumps({"text": tok.decode(r, skip_special_tokens=True)}) + "\n" for r in out))
+
+    def run(suspect: Path, out_dir: str, *extra: str) -> tuple[int, str]:
+        result = runner.invoke(app, ["forensics", "test", "--suspect", str(suspect), "--key", str(work / "key.json"),
+                                     "--version", "f1", "--texts", str(work / "texts.jsonl"), "--out",
+                                     str(work / out_dir), "--plain-texts", str(plain), *extra])
+        return result.exit_code, result.output
+
+    code, output = run(marked["suspect"], "mass", "--our-model", str(marked["base"]))
+    assert code == 0, output
+    tests = {t["name"]: t for t in json.loads((work / "mass" / "evidence.json").read_text())["tests"]}
+    assert set(tests) == {"radioactivity", "radioactivity (green mass)"}
+    mass = tests["radioactivity (green mass)"]
+    assert mass["p_value"] < 1e-6 and mass["rejected"] and "exact" in mass["method"]
+    code, output = run(marked["base"], "mass-clean", "--our-model", str(marked["base"]))
+    assert code == 0, output
+    clean = {t["name"]: t for t in json.loads((work / "mass-clean" / "evidence.json").read_text())["tests"]}
+    assert clean["radioactivity (green mass)"]["p_value"] == 1.0  # our own model: no difference at all
+    code, output = run(marked["suspect"], "mass-missing")
+    assert code == 1 and "needs --our-model" in output

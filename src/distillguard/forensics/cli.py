@@ -37,9 +37,15 @@ def test(
                                                        "(directory or URL).")] = None,
     prompts: Annotated[Path | None, typer.Option(help="Similarity test: prompts, JSONL {\"prompt\"} or lines.")]
     = None,
-    entropy_model: Annotated[Path | None, typer.Option(
+    our_model: Annotated[Path | None, typer.Option(
+        "--our-model", "--entropy-model",
         help="Our model (local directory): with a key that has an entropy_threshold, score only the steps "
-             "where this model was at least that uncertain (SWEET).")] = None,
+             "where this model was at least that uncertain (SWEET); with --plain-texts, the green-mass "
+             "test's reference.")] = None,
+    plain_texts: Annotated[Path | None, typer.Option(
+        help='Open setting, green-list key: our model\'s answers without the watermark, JSONL {"text"}; adds '
+             "the green-mass test (does the suspect put more probability on our green tokens than "
+             "--our-model does).")] = None,
 ) -> None:
     """Radioactivity, canary and similarity tests on a suspect, combined with Holm's procedure.
 
@@ -57,6 +63,8 @@ def test(
         rows = read_texts(texts)
         found = read_canaries(canaries) if canaries else []
         closed = suspect.startswith(("http://", "https://"))
+        if closed and plain_texts is not None:
+            raise ConfigError("--plain-texts is for the open setting: the suspect's weights must be local")
         evidence = Evidence(suspect, "closed" if closed else "open",
                             {"scheme": chosen.name, "version": chosen.version}, alpha)
         h0 = "the suspect was not trained on text marked with this key"
@@ -66,7 +74,7 @@ def test(
 
             ids = [tok(a, add_special_tokens=False)["input_ids"] for a in answers]
             prompt_ids = [tok(r["prompt"] or "", add_special_tokens=False)["input_ids"] for r in rows]
-            keep = _uncertain_steps(chosen, entropy_model, prompt_ids, ids)
+            keep = _uncertain_steps(chosen, our_model, prompt_ids, ids)
             evidence.findings.append(Finding(
                 "radioactivity", h0, "the suspect's answers carry the watermark",
                 {"prompts": len(rows), "answers": len(answers), "entropy_selected": keep is not None},
@@ -94,11 +102,13 @@ def test(
                                   "token ids: the suspect must share the watermark's tokenizer (use the closed "
                                   "setting otherwise)")
             ids = [tok(r["text"], add_special_tokens=False)["input_ids"] for r in rows]
-            keep = _uncertain_steps(chosen, entropy_model, [[] for _ in ids], ids)
+            keep = _uncertain_steps(chosen, our_model, [[] for _ in ids], ids)
             evidence.findings.append(Finding(
                 "radioactivity", h0, "the suspect predicts green tokens more often than chance",
                 {"texts": len(rows), "tokens": sum(len(i) for i in ids), "entropy_selected": keep is not None},
                 radioactivity_open(chosen, lm, ids, vocab, keep)))
+            if plain_texts is not None:
+                evidence.findings.append(_green_mass_finding(chosen, lm, tok, our_model, plain_texts, h0))
             if found:
                 evidence.findings.append(Finding(
                     "canaries", "the suspect never saw the canaries sent to watched accounts",
@@ -120,6 +130,31 @@ def test(
                 similarity_test(said["ours"], said["suspect"], said["reference"])))
         data = evidence.write(out_dir)
         out.print(f"{data['conclusion']}\n→ {out_dir / 'evidence.json'}, {out_dir / 'evidence.html'}")
+
+
+def _green_mass_finding(scheme: Any, suspect: Any, tok: Any, our_model: Path | None, plain_texts: Path,
+                        h0: str) -> Any:
+    """The green-mass test of the suspect against our model on our unwatermarked answers."""
+    from transformers import AutoModelForCausalLM
+
+    from distillguard.forensics.evidence import Finding
+    from distillguard.forensics.radioactivity import green_mass_test
+    from distillguard.watermark.base import read_texts
+    from distillguard.watermark.selective import model_context
+
+    if our_model is None or not (Path(our_model) / "config.json").is_file():
+        raise ConfigError("the green-mass test (--plain-texts) needs --our-model: our model's local directory")
+    if not hasattr(scheme, "gamma"):
+        raise ConfigError("the green-mass test needs a green-list key")
+    ours = AutoModelForCausalLM.from_pretrained(our_model, local_files_only=True).eval()  # type: ignore[no-untyped-call]
+    context = min(model_context(suspect), model_context(ours))
+    ids = [tok(r["text"], add_special_tokens=False)["input_ids"][:context] for r in read_texts(plain_texts)]
+    keep = _uncertain_steps(scheme, our_model, [[] for _ in ids], ids) or [[True] * len(i) for i in ids]
+    return Finding(
+        "radioactivity (green mass)", h0, "the suspect puts more probability on our green tokens than our model does",
+        {"plain_texts": len(ids), "tokens": sum(len(i) for i in ids), "reference": str(our_model),
+         "entropy_selected": getattr(scheme, "entropy_threshold", 0.0) > 0},
+        green_mass_test(scheme, suspect, ours, ids, keep))
 
 
 def _uncertain_steps(scheme: Any, model_dir: Path | None, prompts: list[list[int]],
