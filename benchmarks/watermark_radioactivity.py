@@ -1,11 +1,14 @@
 """Radioactivity: is a student trained on a partly watermarked harvest detectably marked? And one that is not?
 
-    python benchmarks/watermark_radioactivity.py [--teacher lab-bench/teacher] [--harvest 3000] [--workers 2]
+    python benchmarks/watermark_radioactivity.py [--teacher lab-bench/teacher] [--harvest 3000] [--queries 2000]
+        [--context-width 2] [--workers 2]
 
 1. The lab teacher answers ``--harvest`` prompts (sampled at temperature 1, as a dataset builder samples),
-   once plainly and once through the green-list watermark (context width 1, the most radioactive
-   setting in Sander et al.; delta 4; marking only steps where its own entropy is at least 0.7 nats,
-   which leaves the arithmetic alone).
+   once plainly and once through the green-list watermark (delta 4; marking only steps where its own
+   entropy is at least 0.7 nats, which leaves the arithmetic alone). Context width 2: Sander et al.
+   find width 1 the most radioactive, but this teacher's free choices follow few distinct tokens
+   (28 scored contexts at width 1, 52 at width 2), and the test's power grows with the number of
+   contexts: at a 5% share, green-mass p 0.0018 with width 1, 1.5e-6 with width 2.
 2. For each watermarked share (0, 1, 2, 5, 10%) a harvest takes that share of its answers from the
    watermarked run and the rest from the plain one, and a student (the lab's default student
    architecture and training, with the teacher's tokenizer so that the open setting applies) is
@@ -126,14 +129,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--teacher", type=Path, default=Path("lab-bench/teacher"))
     ap.add_argument("--harvest", type=int, default=3000)
-    ap.add_argument("--queries", type=int, default=400)
+    ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--shares", default="0,0.01,0.02,0.05,0.1")
     ap.add_argument("--null-seeds", type=int, default=4, help="extra students at share 0, other seeds")
     ap.add_argument("--null-keys", type=int, default=200, help="random keys each share-0 student is also tested with")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--context-width", type=int, default=1, help="the watermark's context width")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/_work/radioactivity"))
+    ap.add_argument("--context-width", type=int, default=2, help="the watermark's context width")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where students are kept (default benchmarks/_work/radioactivity-w<context width>)")
     args = ap.parse_args()
+    args.out = args.out or Path(f"benchmarks/_work/radioactivity-w{args.context_width}")
     started = time.perf_counter()
     from distillguard.watermark.selective import entropies_batch
 
