@@ -12,7 +12,8 @@
 2. For each watermarked share (0, 1, 2, 5, 10%) a harvest takes that share of its answers from the
    watermarked run and the rest from the plain one, and a student (the lab's default student
    architecture and training, with the teacher's tokenizer so that the open setting applies) is
-   trained from scratch on it. More students at share 0 with other seeds give the null.
+   trained from scratch on it. More students at share 0 with other seeds, and students on plain
+   harvests of their own (``--independent-nulls``: other prompts, answers sampled afresh), give the null.
 3. Two open-setting tests on query texts (the teacher's plain answers to other prompts), only at the
    steps where the teacher was uncertain: Sander et al.'s (``radioactivity_open``: the student's argmax
    predictions, each (context, prediction) pair once, exact binomial p; share-0 students are also
@@ -96,7 +97,8 @@ def student_job(job: dict[str, Any]) -> dict[str, Any]:
     key = job["key"]
     found = predicted_pairs(student.model, job["queries"], int(key["context_width"]), keep=job["keep"])
     result = load_scheme("greenlist", key).detect_pairs(found, vocab)
-    row = {"share": job["share"], "seed": job["seed"], "p_value": result.p_value, "n_scored": result.n_scored,
+    row = {"share": job["share"], "seed": job["seed"], "harvest": job.get("harvest", "shared"),
+           "p_value": result.p_value, "n_scored": result.n_scored,
            "green_share": round(result.statistic, 4)}
     scheme = load_scheme("greenlist", key)
     mass = green_mass(student.model, teacher.model, job["queries"], job["keep"], scheme.context_width, scheme.gamma)
@@ -118,6 +120,12 @@ def student_job(job: dict[str, Any]) -> dict[str, Any]:
                   "seconds": round(time.perf_counter() - started, 1)}
 
 
+def _answer_reasoning(tokenizer: Any, ids: list[int]) -> tuple[str, str | None]:
+    """A training example's answer and reasoning (None when there is none) from generated ids."""
+    answer, reasoning = split(tokenizer, ids)
+    return answer, reasoning or None
+
+
 def split(tokenizer: Any, ids: list[int]) -> tuple[str, str]:
     ch = Channels(tokenizer)
     for t in ids:
@@ -132,6 +140,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--shares", default="0,0.01,0.02,0.05,0.1")
     ap.add_argument("--null-seeds", type=int, default=4, help="extra students at share 0, other seeds")
+    ap.add_argument("--independent-nulls", type=int, default=4,
+                    help="students on plain harvests of their own (other prompts and samples)")
     ap.add_argument("--null-keys", type=int, default=200, help="random keys each share-0 student is also tested with")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--context-width", type=int, default=2, help="the watermark's context width")
@@ -150,12 +160,18 @@ def main() -> None:
     chunks = [harvest_prompts[i::args.workers] for i in range(args.workers)]
     key = {**KEY, "context_width": args.context_width}
     query_chunks = [query_prompts[i::args.workers] for i in range(args.workers)]
+    independent = [[t.prompt for t in make_tasks(KINDS, args.harvest, seed=424_242 + j)]
+                   for j in range(args.independent_nulls)]
     with ctx.Pool(args.workers) as pool:
         plain_parts = pool.starmap(generate, [(str(args.teacher), c, None, 1000 * i) for i, c in enumerate(chunks)])
         marked_parts = pool.starmap(generate, [(str(args.teacher), c, key, 1000 * i) for i, c in enumerate(chunks)])
         # Plain: key-independent queries. (Seeds as before the split, for the first worker's share.)
         query_parts = pool.starmap(generate, [(str(args.teacher), c, None, 555_000 + 100_000 * i)
                                               for i, c in enumerate(query_chunks)])
+        # Null students of their own: other prompts, other samples (the share-0 seeds share one harvest).
+        other_parts = [pool.starmap(generate, [(str(args.teacher), prompts[i::args.workers], None,
+                                                 7_000_000 + 100_000 * j + 1000 * i) for i in range(args.workers)])
+                       for j, prompts in enumerate(independent)]
     # Undo the round-robin split so index i is prompt i in both runs.
     queries = [query_parts[i % args.workers][i // args.workers] for i in range(len(query_prompts))]
     plain = [plain_parts[i % args.workers][i // args.workers] for i in range(args.harvest)]
@@ -174,18 +190,24 @@ def main() -> None:
         chosen = set(order[:round(share * args.harvest)])
         examples = []
         for i, prompt in enumerate(harvest_prompts):
-            answer, reasoning = split(tok, (marked if i in chosen else plain)[i][1])
-            examples.append((prompt, answer, reasoning or None))
+            examples.append((prompt, *_answer_reasoning(tok, (marked if i in chosen else plain)[i][1])))
         jobs.append({"teacher": str(args.teacher), "examples": examples, "share": share, "seed": seed, "key": key,
                      "queries": query_ids, "keep": keep, "threads": 1 if args.workers > 1 else 2,
                      "null_keys": args.null_keys if share == 0 else 0,
                      "out": str(args.out / f"student-{share:g}-{seed}")})
+    for j, (prompts, parts) in enumerate(zip(independent, other_parts, strict=True)):
+        answers = [parts[i % args.workers][i // args.workers] for i in range(len(prompts))]
+        examples = [(prompt, *_answer_reasoning(tok, ids)) for prompt, (_, ids) in zip(prompts, answers, strict=True)]
+        jobs.append({"teacher": str(args.teacher), "examples": examples, "share": 0.0, "seed": 0, "key": key,
+                     "queries": query_ids, "keep": keep, "threads": 1 if args.workers > 1 else 2,
+                     "null_keys": 0, "harvest": f"independent {j + 1}",
+                     "out": str(args.out / f"student-independent-{j + 1}")})
     with ctx.Pool(args.workers) as pool:
         rows = []
         for row in pool.imap_unordered(student_job, jobs):
             rows.append(row)
             print(row, flush=True)
-    rows.sort(key=lambda r: (r["seed"], r["share"]))
+    rows.sort(key=lambda r: (r["harvest"] != "shared", r["harvest"], r["seed"], r["share"]))
     scored_steps = sum(sum(k) for k in keep)
     result = {**machine(), "teacher": str(args.teacher), "harvest": args.harvest, "queries": args.queries,
               "key": {k: v for k, v in key.items() if k != "key"}, "kept_query_steps": scored_steps,
@@ -209,9 +231,17 @@ def main() -> None:
           "green list a random quarter of the vocabulary) is counted exactly, so p-values have no floor.", "",
           "| watermarked share | student seed | argmax: pairs scored | green share (null 0.25) | argmax p | "
           "green-mass p | student accuracy |", "|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
+    shared = [r for r in rows if r["harvest"] == "shared"]
+    for r in shared:
         md.append(f"| {r['share']:.0%} | {r['seed']} | {r['n_scored']} | {r['green_share']:.3f} | "
                   f"{r['p_value']:.2g} | {r['green_mass_p']:.2g} | {r['student_accuracy']:.3f} |")
+    others = [r for r in rows if r["harvest"] != "shared"]
+    if others:
+        md += ["", f"Students on unwatermarked harvests of their own ({args.harvest:,} other prompts each, answers "
+               "sampled afresh; the share-0 seeds above all share one harvest), under the key: green-mass p "
+               + ", ".join(f"{r['green_mass_p']:.2g}" for r in others) + "; argmax p "
+               + ", ".join(f"{r['p_value']:.2g}" for r in others) + "; accuracy "
+               + ", ".join(f"{r['student_accuracy']:.3f}" for r in others) + "."]
     nulls = [r for r in rows if r.get("null_keys")]
     if nulls:
         md += ["", "Students on unwatermarked data under keys they never saw (each tested with "
