@@ -251,7 +251,8 @@ def prepare(
             if slice_hours > 0:
                 seconds = slice_hours * 3600
                 slices = Slices(rounded(engine.execute(account_slices(
-                    engine, seconds, settings.detect.reference_slice_min_exchanges))), seconds)
+                    engine.table("signals"), engine.table("accounts"), engine.table("events"), seconds,
+                    settings.detect.reference_slice_min_exchanges))), seconds)
         with _timed(f"{label}: link"):
             clusters = run_link(store, engine, settings) if link else None
     finally:
@@ -259,9 +260,10 @@ def prepare(
     return Prepared(report, features, clusters, slices)
 
 
-def account_slices(engine: Engine, seconds: float, min_exchanges: int) -> ir.Table:
+def account_slices(signals: ir.Table, accounts: ir.Table, events: ir.Table, seconds: float,
+                   min_exchanges: int) -> ir.Table:
     """Each account's features per UTC-aligned slice of ``seconds``, slices of ``min_exchanges`` or more."""
-    windows = window_features(engine.table("signals"), engine.table("accounts"), engine.table("events"), seconds)
+    windows = window_features(signals, accounts, events, seconds)
     return windows.filter(windows.n_exchanges >= min_exchanges)
 
 

@@ -5,7 +5,8 @@ features, scores, links and campaigns are recomputed on that prefix and each
 account's state is recorded. Enrichment is per exchange and stateless, so it is
 computed once up front. The detector is refitted at every window: on the same
 length of benign reference traffic when a reference is given (so a day-old
-account is compared with day-old benign accounts), else on the prefix itself.
+account is compared with day-old benign accounts, and with the reference's
+daily slices as ``scan`` does), else on the prefix itself.
 
 Output (``OUT_DIR``):
 - ``replay.parquet``: one row per (window_end, account seen so far) with the
@@ -32,12 +33,13 @@ import pyarrow.parquet as pq
 
 from distillguard.config import Settings
 from distillguard.detect import Calibrated, make_scorer
+from distillguard.detect.base import Slices
 from distillguard.engine import DuckDBEngine
 from distillguard.errors import InputError
 from distillguard.features import account_features
 from distillguard.ingest import ingest_traffic_dir
 from distillguard.link import LinkInputs, link_accounts
-from distillguard.pipeline import find_campaigns, prepare, run_enrich, score_accounts
+from distillguard.pipeline import account_slices, find_campaigns, prepare, rounded, run_enrich, score_accounts
 from distillguard.store import Store
 
 Progress = Callable[[str, int, int | None], None]
@@ -58,11 +60,12 @@ def replay(
     settings = settings or Settings()
     if window <= timedelta(0):
         raise InputError(f"window must be positive, got {window}")
-    ref_engine = ref_start = None
+    ref_engine = ref_start = all_slices = None
     if reference_dir is not None:
         ref_store = Store.open(store.path.with_suffix(".reference.duckdb"))
         prepare(reference_dir, ref_store, settings, "duckdb", progress, "reference", False)
         ref_engine = DuckDBEngine(ref_store)
+        all_slices = _reference_slices(ref_engine, settings)
         ref_start = ref_store.query("SELECT min(timestamp) AS lo FROM exchanges").to_pylist()[0]["lo"]
     ingest_traffic_dir(traffic_dir, store, settings.ingest)
     engine = DuckDBEngine(store)
@@ -79,10 +82,12 @@ def replay(
         t += window
     parts = []
     for end in ends:
-        reference = None
+        reference = slices = None
         if ref_engine is not None and ref_start is not None:  # the same elapsed time of benign traffic
-            reference = ref_engine.execute(_prefix_features(ref_engine, ref_start + (end - span["lo"])))
-        parts.append(_window(engine, end, det, reference, settings))
+            ref_end = ref_start + (end - span["lo"])
+            reference = ref_engine.execute(_prefix_features(ref_engine, ref_end))
+            slices = _complete_before(all_slices, ref_end)
+        parts.append(_window(engine, end, det, reference, settings, slices))
         if progress:
             progress("replay", 1, len(ends))
     states = pa.concat_tables(parts) if parts else pa.table({})
@@ -113,14 +118,39 @@ def _prefix_features(engine: DuckDBEngine, end: datetime) -> ir.Table:
     return account_features(known.signals, known.accounts, known.events)
 
 
+def _reference_slices(engine: DuckDBEngine, settings: Settings) -> Slices | None:
+    """All of the reference's slices (as ``scan`` uses them; None when off), computed once."""
+    hours = settings.detect.reference_slice_hours
+    if hours <= 0:
+        return None
+    table = account_slices(engine.table("signals"), engine.table("accounts"), engine.table("events"),
+                           hours * 3600, settings.detect.reference_slice_min_exchanges)
+    return Slices(rounded(engine.execute(table)), hours * 3600)
+
+
+def _complete_before(slices: Slices | None, end: datetime) -> Slices | None:
+    """The slices whose whole window lies before ``end``: what the reference had shown by then.
+
+    (Recomputing partial slices at every window doubled the replay's cost; a day in
+    progress is still seen through the reference accounts' own prefix features.)
+    """
+    if slices is None:
+        return None
+    ids = slices.features.column("account_id").to_pylist()
+    last = end.timestamp() // slices.seconds  # windows before this index are complete
+    done = pa.array([int(i.rsplit("@", 1)[1]) < last for i in ids], pa.bool_())
+    return Slices(slices.features.filter(done), slices.seconds)
+
+
 def _window(
-    engine: DuckDBEngine, end: datetime, det: Calibrated, reference: pa.Table | None, settings: Settings
+    engine: DuckDBEngine, end: datetime, det: Calibrated, reference: pa.Table | None, settings: Settings,
+    slices: Slices | None = None,
 ) -> pa.Table:
     """Account states from the exchanges before ``end``."""
     known = _prefix(engine, end)
     signals = known.signals
     features = engine.execute(account_features(signals, known.accounts, known.events))
-    det.fit(features, reference)
+    det.fit(features, reference, slices)
     scores = score_accounts(det, features, explain=False)
     clusters = link_accounts(engine.execute, known, settings.link).clusters
     scores, _, view = find_campaigns(scores, clusters, features, det, settings)

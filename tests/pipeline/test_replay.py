@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from distillguard.bench import evaluate
+from distillguard.detect.base import Slices
 from distillguard.errors import InputError
 from distillguard.pipeline import scan
-from distillguard.replay import replay
+from distillguard.replay import _complete_before, replay
 from distillguard.sim import generate, load_scenario
 from distillguard.store import Store
 
@@ -65,3 +67,12 @@ def test_replay_without_reference_refits_on_the_prefix(small_traffic: Path, tmp_
     states = pq.read_table(tmp_path / "o" / "replay.parquet")
     assert result.windows == 4
     assert pc.max(states.column("window_end")).as_py() is not None
+
+
+def test_replay_uses_only_reference_slices_completed_before_the_window() -> None:
+    day = 86400
+    slices = Slices(pa.table({"account_id": ["a@10", "a@11", "b@11", "b@12"], "n_exchanges": [20, 30, 40, 50]}), day)
+    end = datetime.fromtimestamp(12 * day + 3600, UTC)  # day 12 in progress
+    kept = _complete_before(slices, end)
+    assert kept is not None and kept.features.column("account_id").to_pylist() == ["a@10", "a@11", "b@11"]
+    assert _complete_before(None, end) is None
