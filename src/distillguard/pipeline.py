@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import ibis.expr.types as ir
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -207,7 +206,7 @@ def scan(
     if reference_dir is not None:
         with Store.open(store.path.with_suffix(".reference.duckdb")) as ref_store:
             ref = prepare(reference_dir, ref_store, settings, engine_name, progress, "reference", False,
-                          slice_hours=settings.detect.reference_slice_hours)
+                          slices=True)
             reference, reference_slices = ref.features, ref.slices
             reference_windows = ref_store.read("window_features")
     report, features, clusters, _ = prepare(traffic_dir, store, settings, engine_name, progress)
@@ -231,40 +230,40 @@ class Prepared(NamedTuple):
 
 def prepare(
     traffic_dir: Path, store: Store, settings: Settings, engine_name: str, progress: Progress | None,
-    label: str = "ingest", link: bool = True, slice_hours: float = 0.0,
+    label: str = "ingest", link: bool = True, slices: bool = False,
 ) -> Prepared:
     """Ingest, enrich, featurize (and link) ``traffic_dir`` in ``store``: every stage before scoring.
 
-    ``slice_hours`` > 0: also each account's features per slice of that many hours, keeping slices
-    of at least ``detect.reference_slice_min_exchanges`` (for a benign reference: ``Scorer.remember``).
+    ``slices``: also the accounts' slices (``reference_slices``; for a benign reference).
     """
     with _timed(f"{label}: ingest"):
         report = ingest_traffic_dir(traffic_dir, store, settings.ingest,
                                     (lambda n: progress(label, n, None)) if progress else None)
     engine = make_engine(engine_name, store)
-    slices = None
+    cut = None
     try:
         with _timed(f"{label}: enrich"):
             run_enrich(store, engine, progress=progress)
         with _timed(f"{label}: features"):
             features = run_features(store, engine, settings)
-            if slice_hours > 0:
-                seconds = slice_hours * 3600
-                slices = Slices(rounded(engine.execute(account_slices(
-                    engine.table("signals"), engine.table("accounts"), engine.table("events"), seconds,
-                    settings.detect.reference_slice_min_exchanges))), seconds)
+            cut = reference_slices(engine, settings) if slices else None
         with _timed(f"{label}: link"):
             clusters = run_link(store, engine, settings) if link else None
     finally:
         engine.close()
-    return Prepared(report, features, clusters, slices)
+    return Prepared(report, features, clusters, cut)
 
 
-def account_slices(signals: ir.Table, accounts: ir.Table, events: ir.Table, seconds: float,
-                   min_exchanges: int) -> ir.Table:
-    """Each account's features per UTC-aligned slice of ``seconds``, slices of ``min_exchanges`` or more."""
-    windows = window_features(signals, accounts, events, seconds)
-    return windows.filter(windows.n_exchanges >= min_exchanges)
+def reference_slices(engine: Engine, settings: Settings) -> Slices | None:
+    """Each account's features per UTC-aligned slice of ``detect.reference_slice_hours``, slices of
+    ``detect.reference_slice_min_exchanges`` or more (None when slices are off)."""
+    hours = settings.detect.reference_slice_hours
+    if hours <= 0:
+        return None
+    windows = window_features(engine.table("signals"), engine.table("accounts"), engine.table("events"),
+                              hours * 3600)
+    kept = windows.filter(windows.n_exchanges >= settings.detect.reference_slice_min_exchanges)
+    return Slices(rounded(engine.execute(kept)), hours * 3600)
 
 
 @contextmanager

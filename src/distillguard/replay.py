@@ -26,6 +26,7 @@ from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,7 +40,7 @@ from distillguard.errors import InputError
 from distillguard.features import account_features
 from distillguard.ingest import ingest_traffic_dir
 from distillguard.link import LinkInputs, link_accounts
-from distillguard.pipeline import account_slices, find_campaigns, prepare, rounded, run_enrich, score_accounts
+from distillguard.pipeline import find_campaigns, prepare, run_enrich, score_accounts
 from distillguard.store import Store
 
 Progress = Callable[[str, int, int | None], None]
@@ -60,12 +61,13 @@ def replay(
     settings = settings or Settings()
     if window <= timedelta(0):
         raise InputError(f"window must be positive, got {window}")
-    ref_engine = ref_start = all_slices = None
+    ref_engine = ref_start = all_slices = slice_windows = None
     if reference_dir is not None:
         ref_store = Store.open(store.path.with_suffix(".reference.duckdb"))
-        prepare(reference_dir, ref_store, settings, "duckdb", progress, "reference", False)
+        all_slices = prepare(reference_dir, ref_store, settings, "duckdb", progress, "reference", False,
+                             slices=True).slices
+        slice_windows = _window_indices(all_slices)
         ref_engine = DuckDBEngine(ref_store)
-        all_slices = _reference_slices(ref_engine, settings)
         ref_start = ref_store.query("SELECT min(timestamp) AS lo FROM exchanges").to_pylist()[0]["lo"]
     ingest_traffic_dir(traffic_dir, store, settings.ingest)
     engine = DuckDBEngine(store)
@@ -86,7 +88,7 @@ def replay(
         if ref_engine is not None and ref_start is not None:  # the same elapsed time of benign traffic
             ref_end = ref_start + (end - span["lo"])
             reference = ref_engine.execute(_prefix_features(ref_engine, ref_end))
-            slices = _complete_before(all_slices, ref_end)
+            slices = _complete_before(all_slices, slice_windows, ref_end)
         parts.append(_window(engine, end, det, reference, settings, slices))
         if progress:
             progress("replay", 1, len(ends))
@@ -118,28 +120,25 @@ def _prefix_features(engine: DuckDBEngine, end: datetime) -> ir.Table:
     return account_features(known.signals, known.accounts, known.events)
 
 
-def _reference_slices(engine: DuckDBEngine, settings: Settings) -> Slices | None:
-    """All of the reference's slices (as ``scan`` uses them; None when off), computed once."""
-    hours = settings.detect.reference_slice_hours
-    if hours <= 0:
+def _window_indices(slices: Slices | None) -> np.ndarray | None:
+    """Each slice's window index (the ``@`` suffix of its id), read once for every replay window."""
+    if slices is None:
         return None
-    table = account_slices(engine.table("signals"), engine.table("accounts"), engine.table("events"),
-                           hours * 3600, settings.detect.reference_slice_min_exchanges)
-    return Slices(rounded(engine.execute(table)), hours * 3600)
+    return np.array([int(i.rsplit("@", 1)[1]) for i in slices.features.column("account_id").to_pylist()],
+                    dtype=np.int64)
 
 
-def _complete_before(slices: Slices | None, end: datetime) -> Slices | None:
-    """The slices whose whole window lies before ``end``: what the reference had shown by then.
+def _complete_before(slices: Slices | None, windows: np.ndarray | None, end: datetime) -> Slices | None:
+    """The slices (window indices ``windows``) whose whole window lies before ``end``: what the
+    reference had shown by then.
 
     (Recomputing partial slices at every window doubled the replay's cost; a day in
     progress is still seen through the reference accounts' own prefix features.)
     """
-    if slices is None:
+    if slices is None or windows is None:
         return None
-    ids = slices.features.column("account_id").to_pylist()
     last = end.timestamp() // slices.seconds  # windows before this index are complete
-    done = pa.array([int(i.rsplit("@", 1)[1]) < last for i in ids], pa.bool_())
-    return Slices(slices.features.filter(done), slices.seconds)
+    return Slices(slices.features.filter(pa.array(windows < last)), slices.seconds)
 
 
 def _window(

@@ -14,7 +14,7 @@ from distillguard.bench import evaluate
 from distillguard.detect.base import Slices
 from distillguard.errors import InputError
 from distillguard.pipeline import scan
-from distillguard.replay import _complete_before, replay
+from distillguard.replay import _complete_before, _window_indices, replay
 from distillguard.sim import generate, load_scenario
 from distillguard.store import Store
 
@@ -73,6 +73,6 @@ def test_replay_uses_only_reference_slices_completed_before_the_window() -> None
     day = 86400
     slices = Slices(pa.table({"account_id": ["a@10", "a@11", "b@11", "b@12"], "n_exchanges": [20, 30, 40, 50]}), day)
     end = datetime.fromtimestamp(12 * day + 3600, UTC)  # day 12 in progress
-    kept = _complete_before(slices, end)
+    kept = _complete_before(slices, _window_indices(slices), end)
     assert kept is not None and kept.features.column("account_id").to_pylist() == ["a@10", "a@11", "b@11"]
-    assert _complete_before(None, end) is None
+    assert _complete_before(None, None, end) is None
