@@ -62,6 +62,7 @@ def test(
         chosen = Keyring.load(Path(key)).scheme(version) if version else load_scheme(scheme, key)
         rows = read_texts(texts)
         found = read_canaries(canaries) if canaries else []
+        ours_lm = _LocalModel(our_model)  # loaded once, by the first test that needs it
         closed = suspect.startswith(("http://", "https://"))
         if closed and plain_texts is not None:
             raise ConfigError("--plain-texts is for the open setting: the suspect's weights must be local")
@@ -74,7 +75,7 @@ def test(
 
             ids = [tok(a, add_special_tokens=False)["input_ids"] for a in answers]
             prompt_ids = [tok(r["prompt"] or "", add_special_tokens=False)["input_ids"] for r in rows]
-            keep = _uncertain_steps(chosen, our_model, prompt_ids, ids)
+            keep = _uncertain_steps(chosen, ours_lm, prompt_ids, ids)
             evidence.findings.append(Finding(
                 "radioactivity", h0, "the suspect's answers carry the watermark",
                 {"prompts": len(rows), "answers": len(answers), "entropy_selected": keep is not None},
@@ -102,13 +103,13 @@ def test(
                                   "token ids: the suspect must share the watermark's tokenizer (use the closed "
                                   "setting otherwise)")
             ids = [tok(r["text"], add_special_tokens=False)["input_ids"] for r in rows]
-            keep = _uncertain_steps(chosen, our_model, [[] for _ in ids], ids)
+            keep = _uncertain_steps(chosen, ours_lm, [[] for _ in ids], ids)
             evidence.findings.append(Finding(
                 "radioactivity", h0, "the suspect predicts green tokens more often than chance",
                 {"texts": len(rows), "tokens": sum(len(i) for i in ids), "entropy_selected": keep is not None},
                 radioactivity_open(chosen, lm, ids, vocab, keep)))
             if plain_texts is not None:
-                evidence.findings.append(_green_mass_finding(chosen, lm, tok, our_model, plain_texts, h0))
+                evidence.findings.append(_green_mass_finding(chosen, lm, tok, ours_lm, plain_texts, h0))
             if found:
                 evidence.findings.append(Finding(
                     "canaries", "the suspect never saw the canaries sent to watched accounts",
@@ -132,45 +133,59 @@ def test(
         out.print(f"{data['conclusion']}\n→ {out_dir / 'evidence.json'}, {out_dir / 'evidence.html'}")
 
 
-def _green_mass_finding(scheme: Any, suspect: Any, tok: Any, our_model: Path | None, plain_texts: Path,
+class _LocalModel:
+    """Our model (``--our-model``), loaded from its directory at most once, when a test first needs it."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._model: Any = None
+
+    def found(self) -> bool:
+        return self.path is not None and (Path(self.path) / "config.json").is_file()
+
+    def get(self) -> Any:
+        if self._model is None:
+            assert self.path is not None  # callers check found() first
+            from transformers import AutoModelForCausalLM
+
+            self._model = AutoModelForCausalLM.from_pretrained(  # type: ignore[no-untyped-call]
+                self.path, local_files_only=True).eval()
+        return self._model
+
+
+def _green_mass_finding(scheme: Any, suspect: Any, tok: Any, ours: _LocalModel, plain_texts: Path,
                         h0: str) -> Any:
     """The green-mass test of the suspect against our model on our unwatermarked answers."""
-    from transformers import AutoModelForCausalLM
-
     from distillguard.forensics.evidence import Finding
     from distillguard.forensics.radioactivity import green_mass_test
     from distillguard.watermark.base import read_texts
     from distillguard.watermark.selective import model_context
 
-    if our_model is None or not (Path(our_model) / "config.json").is_file():
+    if not ours.found():
         raise ConfigError("the green-mass test (--plain-texts) needs --our-model: our model's local directory")
     if not hasattr(scheme, "gamma"):
         raise ConfigError("the green-mass test needs a green-list key")
-    ours = AutoModelForCausalLM.from_pretrained(our_model, local_files_only=True).eval()  # type: ignore[no-untyped-call]
-    context = min(model_context(suspect), model_context(ours))
+    context = min(model_context(suspect), model_context(ours.get()))
     ids = [tok(r["text"], add_special_tokens=False)["input_ids"][:context] for r in read_texts(plain_texts)]
-    keep = _uncertain_steps(scheme, our_model, [[] for _ in ids], ids) or [[True] * len(i) for i in ids]
+    keep = _uncertain_steps(scheme, ours, [[] for _ in ids], ids) or [[True] * len(i) for i in ids]
     return Finding(
         "radioactivity (green mass)", h0, "the suspect puts more probability on our green tokens than our model does",
-        {"plain_texts": len(ids), "tokens": sum(len(i) for i in ids), "reference": str(our_model),
+        {"plain_texts": len(ids), "tokens": sum(len(i) for i in ids), "reference": str(ours.path),
          "entropy_selected": getattr(scheme, "entropy_threshold", 0.0) > 0},
-        green_mass_test(scheme, suspect, ours, ids, keep))
+        green_mass_test(scheme, suspect, ours.get(), ids, keep))
 
 
-def _uncertain_steps(scheme: Any, model_dir: Path | None, prompts: list[list[int]],
+def _uncertain_steps(scheme: Any, ours: _LocalModel, prompts: list[list[int]],
                      texts: list[list[int]]) -> list[list[bool]] | None:
     """Per token of each text, whether our model's entropy reached the key's threshold (None: score all)."""
     threshold = float(getattr(scheme, "entropy_threshold", 0.0))
-    if model_dir is None or threshold <= 0:
+    if ours.path is None or threshold <= 0:
         return None
-    from transformers import AutoModelForCausalLM
-
     from distillguard.watermark.selective import entropies_batch
 
-    if not (Path(model_dir) / "config.json").is_file():
-        raise InputError(f"--entropy-model: no model at {model_dir}")
-    lm = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()  # type: ignore[no-untyped-call]
-    return [[h >= threshold for h in e] for e in entropies_batch(lm, list(zip(prompts, texts, strict=True)))]
+    if not ours.found():
+        raise InputError(f"--entropy-model: no model at {ours.path}")
+    return [[h >= threshold for h in e] for e in entropies_batch(ours.get(), list(zip(prompts, texts, strict=True)))]
 
 
 def _answers(where: str, prompts: list[str], api_key: str, max_tokens: int) -> list[str]:
