@@ -74,6 +74,15 @@ def generate(teacher_dir: str, prompts: list[str], key: dict[str, Any] | None, s
     return out
 
 
+def generate_split(pool: Any, workers: int, teacher_dir: str, prompts: list[str], key: dict[str, Any] | None,
+                   seed: int, stride: int) -> list[tuple[list[int], list[int]]]:
+    """``generate`` over ``workers`` processes (round-robin shares, worker i seeded ``seed + stride * i``),
+    answers back in prompt order."""
+    parts = pool.starmap(generate, [(teacher_dir, prompts[i::workers], key, seed + stride * i)
+                                    for i in range(workers)])
+    return [parts[i % workers][i // workers] for i in range(len(prompts))]
+
+
 def student_job(job: dict[str, Any]) -> dict[str, Any]:
     """Train one student on its harvest and run the radioactivity test on it (in a worker process)."""
     import torch
@@ -95,12 +104,12 @@ def student_job(job: dict[str, Any]) -> dict[str, Any]:
     student = train_model(examples, spec, settings, Path(job["out"]), tokenizer=teacher.tokenizer)
     vocab = int(teacher.model.config.vocab_size)
     key = job["key"]
-    found = predicted_pairs(student.model, job["queries"], int(key["context_width"]), keep=job["keep"])
-    result = load_scheme("greenlist", key).detect_pairs(found, vocab)
+    scheme = load_scheme("greenlist", key)
+    found = predicted_pairs(student.model, job["queries"], scheme.context_width, keep=job["keep"])
+    result = scheme.detect_pairs(found, vocab)
     row = {"share": job["share"], "seed": job["seed"], "harvest": job.get("harvest", "shared"),
            "p_value": result.p_value, "n_scored": result.n_scored,
            "green_share": round(result.statistic, 4)}
-    scheme = load_scheme("greenlist", key)
     mass = green_mass(student.model, teacher.model, job["queries"], job["keep"], scheme.context_width, scheme.gamma)
     marked = mass.test(scheme)
     row |= {"green_mass_p": marked.p_value, "green_mass": round(marked.statistic, 3),
@@ -157,25 +166,19 @@ def main() -> None:
     harvest_prompts = [t.prompt for t in tasks[:args.harvest]]
     query_prompts = [t.prompt for t in tasks[args.harvest:]]
     ctx = multiprocessing.get_context("spawn")
-    chunks = [harvest_prompts[i::args.workers] for i in range(args.workers)]
     key = {**KEY, "context_width": args.context_width}
-    query_chunks = [query_prompts[i::args.workers] for i in range(args.workers)]
     independent = [[t.prompt for t in make_tasks(KINDS, args.harvest, seed=424_242 + j)]
                    for j in range(args.independent_nulls)]
     with ctx.Pool(args.workers) as pool:
-        plain_parts = pool.starmap(generate, [(str(args.teacher), c, None, 1000 * i) for i, c in enumerate(chunks)])
-        marked_parts = pool.starmap(generate, [(str(args.teacher), c, key, 1000 * i) for i, c in enumerate(chunks)])
-        # Plain: key-independent queries. (Seeds as before the split, for the first worker's share.)
-        query_parts = pool.starmap(generate, [(str(args.teacher), c, None, 555_000 + 100_000 * i)
-                                              for i, c in enumerate(query_chunks)])
+        def run(prompts: list[str], marked_with: dict[str, Any] | None, seed: int, stride: int
+                ) -> list[tuple[list[int], list[int]]]:
+            return generate_split(pool, args.workers, str(args.teacher), prompts, marked_with, seed, stride)
+
+        plain = run(harvest_prompts, None, 0, 1000)
+        marked = run(harvest_prompts, key, 0, 1000)
+        queries = run(query_prompts, None, 555_000, 100_000)  # plain: key-independent queries
         # Null students of their own: other prompts, other samples (the share-0 seeds share one harvest).
-        other_parts = [pool.starmap(generate, [(str(args.teacher), prompts[i::args.workers], None,
-                                                 7_000_000 + 100_000 * j + 1000 * i) for i in range(args.workers)])
-                       for j, prompts in enumerate(independent)]
-    # Undo the round-robin split so index i is prompt i in both runs.
-    queries = [query_parts[i % args.workers][i // args.workers] for i in range(len(query_prompts))]
-    plain = [plain_parts[i % args.workers][i // args.workers] for i in range(args.harvest)]
-    marked = [marked_parts[i % args.workers][i // args.workers] for i in range(args.harvest)]
+        others = [run(prompts, None, 7_000_000 + 100_000 * j, 1000) for j, prompts in enumerate(independent)]
     generated_s = time.perf_counter() - started
     query_ids = [p + g for p, g in queries]
     keep = [[False] * len(p) + [h >= THRESHOLD for h in e]
@@ -195,8 +198,7 @@ def main() -> None:
                      "queries": query_ids, "keep": keep, "threads": 1 if args.workers > 1 else 2,
                      "null_keys": args.null_keys if share == 0 else 0,
                      "out": str(args.out / f"student-{share:g}-{seed}")})
-    for j, (prompts, parts) in enumerate(zip(independent, other_parts, strict=True)):
-        answers = [parts[i % args.workers][i // args.workers] for i in range(len(prompts))]
+    for j, (prompts, answers) in enumerate(zip(independent, others, strict=True)):
         examples = [(prompt, *_answer_reasoning(tok, ids)) for prompt, (_, ids) in zip(prompts, answers, strict=True)]
         jobs.append({"teacher": str(args.teacher), "examples": examples, "share": 0.0, "seed": 0, "key": key,
                      "queries": query_ids, "keep": keep, "threads": 1 if args.workers > 1 else 2,
