@@ -22,6 +22,7 @@ import orjson
 from distillguard.errors import ConfigError
 from distillguard.sim.datasets import find_data_dir, load_pools
 from distillguard.sim.plan import DAY, Plan, build_plan, epoch
+from distillguard.sim.recipes import resolve
 from distillguard.sim.render import Renderer, shuffled_ids
 from distillguard.sim.scenario import Scenario
 from distillguard.sim.writer import ShardWriter, write_jsonl
@@ -66,10 +67,16 @@ def generate(
     data_dir: Path | None = None, rows_per_shard: int = 200_000, workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> GenerateStats:
-    """Write ``out_dir`` (replacing any earlier simulator output there)."""
+    """Write ``out_dir`` (replacing any earlier simulator output there).
+
+    A scenario that draws its campaigns (``Scenario.draw``) draws them from ``seed``;
+    their recipes go into ``manifest.json`` under ``campaigns``.
+    """
     global _JOB
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    drawn = scenario.draw is not None
+    scenario, recipes = resolve(scenario, seed)
     pools = load_pools(find_data_dir(data_dir))
     out_dir = Path(out_dir)
     shutil.rmtree(out_dir / "exchanges", ignore_errors=True)
@@ -100,8 +107,10 @@ def generate(
     is_attack = np.array([groups[a.group].is_attack for a in plan.accounts], dtype=bool)
     attack_exchanges = int(is_attack[arrays["account"]].sum()) if total else 0
     stats = GenerateStats(total, len(plan.accounts), int(is_attack.sum()), attack_exchanges)
-    (out_dir / "manifest.json").write_bytes(orjson.dumps(
-        {"scenario": scenario.name, "seed": seed, "format": fmt, **stats.__dict__}, option=orjson.OPT_INDENT_2))
+    manifest = {"scenario": scenario.name, "seed": seed, "format": fmt, **stats.__dict__}
+    if drawn:
+        manifest.update(days=scenario.days, release_day=scenario.release_day, campaigns=recipes)
+    (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return stats
 
 

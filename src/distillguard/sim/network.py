@@ -61,8 +61,18 @@ def cloud(rng: np.random.Generator) -> Identity:
                     str(rng.choice(TLS_FPS)))
 
 
-def proxy_pool(rng: np.random.Generator, accounts: int) -> tuple[str, ...]:
-    """Exit addresses of a proxy network: residential exits plus a few datacenter ones."""
+def proxy_pool(rng: np.random.Generator, accounts: int, kind: str = "mixed") -> tuple[str, ...]:
+    """Exit addresses of a proxy network: residential exits plus a few datacenter ones.
+
+    ``kind`` "residential" gives residential exits only (many, spread over consumer
+    ASNs); "datacenter" gives few exits in hosting ASNs, each shared by many accounts.
+    """
+    if kind == "residential":
+        return tuple(ip_in(int(rng.choice(RESIDENTIAL_ASNS)), rng) for _ in range(max(4, accounts // 2)))
+    if kind == "datacenter":
+        asns = PROXY_DC_ASNS + CLOUD_ASNS[2:]
+        return tuple(ip_in(int(rng.choice(asns)), rng, subnet=int(rng.integers(0, 4)))
+                     for _ in range(max(2, accounts // 10)))
     n_res = max(3, accounts // 3)
     res = [ip_in(int(rng.choice(RESIDENTIAL_ASNS)), rng) for _ in range(n_res)]
     dc = [ip_in(int(rng.choice(PROXY_DC_ASNS)), rng) for _ in range(max(2, accounts // 15))]

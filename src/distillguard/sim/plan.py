@@ -33,6 +33,7 @@ class Account:
     tz: float
     proxy_pool: tuple[str, ...] = ()  # exits this account's requests go through
     proxy_share: float = 0.0  # share of requests through the pool
+    harvest_from: float = 0.0  # sleeper accounts: benign-looking traffic before this time (epoch s)
 
 
 @dataclass
@@ -86,7 +87,8 @@ def build_plan(scenario: Scenario, seed: int) -> Plan:
     for gi, g in enumerate(scenario.groups):
         rng = np.random.default_rng([seed, gi, 1])
         if g.network == "proxy-pool":
-            pools[gi] = network.proxy_pool(rng, g.accounts)
+            pools[gi] = (network.proxy_pool(rng, g.accounts) if g.proxy_kind == "mixed"
+                         else network.proxy_pool(rng, g.accounts, g.proxy_kind))
     shared_pool = next(iter(pools.values()), ())
     for gi, g in enumerate(scenario.groups):
         rng = np.random.default_rng([seed, gi])
@@ -98,14 +100,37 @@ def build_plan(scenario: Scenario, seed: int) -> Plan:
         active_from = (np.array([max(0.0, a.created_at - start) for a in members])
                        if g.is_attack else np.zeros(len(members)))
         active_from = np.minimum(active_from, scenario.days * DAY * 0.5)
+        sleep: list[np.ndarray] = [np.empty(0)] * len(members)
+        if g.sleeper_days > 0:
+            active_from, sleep = _sleeper(g, np.random.default_rng([seed, gi, 2]), active_from, members,
+                                          start, scenario.days)
         times = _times(g, rng, counts, active_from, members, start, scenario.days)
-        for a, ts in zip(members, times, strict=True):
+        stay = 1.0 - g.paraphrase_rate if g.paraphrase_rate != 0.2 else 0.8
+        for a, ts, ts_sleep in zip(members, times, sleep, strict=True):
+            ts = np.sort(np.concatenate([ts_sleep, ts])) if len(ts_sleep) else ts
             plan.t.append(ts)
             plan.account.append(np.full(len(ts), a.index))
             # Campaign accounts mostly stick to one paraphrase variant of their templates.
             main = int(rng.integers(0, 12))
-            plan.variant.append(np.where(rng.random(len(ts)) < 0.8, main, rng.integers(0, 12, len(ts))))
+            plan.variant.append(np.where(rng.random(len(ts)) < stay, main, rng.integers(0, 12, len(ts))))
     return plan
+
+
+def _sleeper(g: Group, rng: np.random.Generator, active_from: np.ndarray, members: list[Account],
+             start: float, days: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Sleeper phase: a few benign-looking sessions a day until harvesting starts.
+
+    Returns the harvest start (offset from ``start``) per account and the sleeper
+    exchange times; ``Account.harvest_from`` records the switch for the renderer.
+    """
+    harvest = np.minimum(active_from + g.sleeper_days * DAY, days * DAY * 0.7)
+    sleep = []
+    for a, a0, h0 in zip(members, active_from, harvest, strict=True):
+        span = (h0 - a0) / DAY
+        k = int(rng.poisson(max(1.0, 4.0 * span)))
+        sleep.append(timing.human(rng, k, start + a0, span, a.tz) if span > 0 and k else np.empty(0))
+        a.harvest_from = start + float(h0)
+    return harvest, sleep
 
 
 def _times(g: Group, rng: np.random.Generator, counts: np.ndarray, active_from: np.ndarray,
@@ -119,7 +144,8 @@ def _times(g: Group, rng: np.random.Generator, counts: np.ndarray, active_from: 
     if g.timing == "cron":
         return [timing.cron(rng, int(k), start, days) for k in counts]
     if g.timing == "bursts":
-        return [timing.bursts(rng, int(k), start, days) for k in counts]
+        return [timing.bursts(rng, int(k), start + a0, days - a0 / DAY) for k, a0 in zip(counts, active_from,
+                                                                                         strict=True)]
     work = g.style in ("developer", "researcher")
     return [timing.human(rng, int(k), start + a0, days - a0 / DAY, a.tz, work=work)
             for k, a0, a in zip(counts, active_from, members, strict=True)]

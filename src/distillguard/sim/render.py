@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from distillguard.sim import network
+from distillguard.sim import network, shapes
 from distillguard.sim.content import STYLE_BODIES
 from distillguard.sim.datasets import Pools
 from distillguard.sim.plan import DAY, Account
@@ -33,9 +33,19 @@ class Renderer:
         ctx = {"account": acct_index, "variant": int(variant), "conv_seed": conv_seed, "turn": turn,
                "seq": seq + acct_index * 97, "hour_index": int((t + acct.tz * 3600) // 3600)}
         style = g.style
-        if g.filler_share and r.random() < g.filler_share:
+        if acct.harvest_from and t < acct.harvest_from:
+            style = "chat"  # sleeper phase: benign-looking traffic before harvesting
+        elif g.filler_share and r.random() < g.filler_share:
             style = "chat"  # mimicry filler
-        request, response = STYLE_BODIES[style](self.pools, r, ctx)
+        elif g.style_mix:
+            style = shapes.pick(g.style_mix, r)
+        harvest = g.is_attack and style != "chat"
+        if harvest and g.followups and conv_seed is not None and turn > 0:
+            request, response = shapes.harvest_conversation(STYLE_BODIES[style], self.pools, r, ctx)
+        else:
+            request, response = STYLE_BODIES[style](self.pools, r, ctx)
+        if harvest and g.elicit_rate and r.random() < g.elicit_rate:
+            shapes.add_phrase(request, g.elicit[r.randrange(len(g.elicit))], r)
         request = {"model": self._model(t, g, r), **request}
         if r.random() < 0.3:
             request["stream"] = True
@@ -45,7 +55,10 @@ class Renderer:
         if r.random() < 0.004:
             response = {"status": 429, "finish_reason": None, "content": None, "reasoning_content": None,
                         "tool_calls": [], "usage": None, "latency_ms": 3}
-        return {
+        endpoint = None
+        if g.shapes:
+            request, endpoint = shapes.reshape(request, shapes.pick(g.shapes, r))
+        row = {
             "exchange_id": f"ex-{i:010d}",
             "timestamp": datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
@@ -56,6 +69,9 @@ class Renderer:
             "response": response,
             "conversation_id": f"conv-{conv_seed:012x}" if conv_seed is not None else None,
         }
+        if endpoint is not None:
+            row["endpoint"] = endpoint
+        return row
 
     def _model(self, t: float, g: Group, r: random.Random) -> str:
         if self.release is None or t < self.release:

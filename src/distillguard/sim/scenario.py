@@ -27,8 +27,12 @@ STYLES = (
     # attack
     "agentic-coding", "capability-targeted", "reasoning-traces",
 )
+ATTACK_STYLES = ("agentic-coding", "capability-targeted", "reasoning-traces")
 TIMINGS = ("human", "cron", "bursts", "round-robin", "synchronized")
 NETWORKS = ("residential", "cloud", "campus-nat", "proxy-pool", "fresh")
+SHAPES = ("chat", "responses", "messages", "completions")
+"""Request shapes: OpenAI Chat Completions, OpenAI Responses, Anthropic Messages, text completions."""
+PROXY_KINDS = ("mixed", "residential", "datacenter")
 
 
 @dataclass(frozen=True)
@@ -52,12 +56,34 @@ class Group:
     signup_path: str = "standard"
     tier: str = "paid"
     min_accounts: int = 1  # floor when scaled down
+    # Optional tactics (the defaults leave every earlier scenario's output unchanged):
+    style_mix: tuple[tuple[str, float], ...] = ()  # per-exchange (style, weight) mixture instead of ``style``
+    shapes: tuple[tuple[str, float], ...] = ()  # (shape, weight) over SHAPES; rows then carry ``endpoint``
+    sleeper_days: float = 0.0  # benign-looking traffic for this long before harvesting starts
+    elicit: tuple[str, ...] = ()  # extra elicitation phrases added to harvest prompts
+    elicit_rate: float = 0.0  # share of harvest prompts that get one of ``elicit``
+    paraphrase_rate: float = 0.2  # share of requests off the account's main template variant
+    proxy_kind: str = "mixed"  # exits of a proxy-pool network, one of PROXY_KINDS
+    followups: bool = False  # multi-turn harvest sessions ask follow-ups ("continue", "more detail")
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (("style", self.style, STYLES), ("timing", self.timing, TIMINGS),
-                                     ("network", self.network, NETWORKS)):
+        # TOML gives lists: store tuples so the dataclass stays immutable.
+        object.__setattr__(self, "style_mix", tuple((str(a), float(b)) for a, b in self.style_mix))
+        object.__setattr__(self, "shapes", tuple((str(a), float(b)) for a, b in self.shapes))
+        object.__setattr__(self, "elicit", tuple(str(e) for e in self.elicit))
+        checks = [("style", self.style, STYLES), ("timing", self.timing, TIMINGS),
+                  ("network", self.network, NETWORKS), ("proxy_kind", self.proxy_kind, PROXY_KINDS)]
+        checks += [("style_mix", st, STYLES) for st, _ in self.style_mix]
+        checks += [("shapes", sh, SHAPES) for sh, _ in self.shapes]
+        for name, value, allowed in checks:
             if value not in allowed:
                 raise ConfigError(f"group {self.name!r}: {name} {value!r} is not one of {allowed}")
+        for name, rate in (("elicit_rate", self.elicit_rate), ("paraphrase_rate", self.paraphrase_rate),
+                           ("filler_share", self.filler_share)):
+            if not 0.0 <= rate <= 1.0:
+                raise ConfigError(f"group {self.name!r}: {name} {rate} is not between 0 and 1")
+        if any(w < 0 for _, w in (*self.style_mix, *self.shapes)) or self.sleeper_days < 0:
+            raise ConfigError(f"group {self.name!r}: weights and sleeper_days must not be negative")
         if self.accounts < 0 or self.exchanges_per_account <= 0:
             raise ConfigError(f"group {self.name!r}: accounts and volume must be positive")
 
@@ -72,16 +98,22 @@ class Scenario:
     old_model: str = "frontier-2"
     new_model: str = "frontier-3"
     proxy_benign_share: float = 0.01  # share of consumer accounts that use the attackers' proxy exits
+    # Campaigns drawn from the seed at generation time (``sim.recipes``): the drawer's name, or None.
+    draw: str | None = None
+    draw_attacks: bool = True  # False: draw the period (days, release) but leave the campaigns out
+    draw_scale: float = 1.0  # account multiplier for the drawn campaigns
 
     def benign_only(self) -> Scenario:
         """The same scenario without its campaigns: reference traffic for calibration."""
-        return replace(self, name=f"{self.name}-benign", groups=tuple(g for g in self.groups if not g.is_attack))
+        return replace(self, name=f"{self.name}-benign", groups=tuple(g for g in self.groups if not g.is_attack),
+                       draw_attacks=False)
 
     def scaled(self, factor: float) -> Scenario:
         if factor <= 0:
             raise ConfigError(f"scale must be positive, got {factor}")
         return replace(self, groups=tuple(
-            replace(g, accounts=max(g.min_accounts, round(g.accounts * factor))) for g in self.groups))
+            replace(g, accounts=max(g.min_accounts, round(g.accounts * factor))) for g in self.groups),
+            draw_scale=self.draw_scale * factor)
 
 
 def _benign(scale: float, heavy: bool = False) -> list[Group]:
@@ -157,8 +189,27 @@ def _evasive() -> Scenario:
     return Scenario("evasive", tuple(_benign(0.3) + attacks), days=7)
 
 
+# Request shapes of the benign populations in scenarios that vary shapes, so that no shape
+# is a tell of an attacker: eval harnesses and batch jobs use text completions too.
+_BENIGN_SHAPES: dict[str, tuple[tuple[str, float], ...]] = {
+    "chat": (("chat", 0.75), ("messages", 0.15), ("responses", 0.1)),
+    "developer": (("chat", 0.45), ("responses", 0.25), ("messages", 0.25), ("completions", 0.05)),
+    "enterprise-batch": (("chat", 0.5), ("completions", 0.3), ("responses", 0.2)),
+    "eval-harness": (("completions", 0.4), ("chat", 0.4), ("messages", 0.2)),
+    "classroom": (("chat", 0.85), ("messages", 0.15)),
+    "saas": (("chat", 0.5), ("messages", 0.5)),
+    "researcher": (("chat", 0.4), ("messages", 0.4), ("responses", 0.2)),
+}
+
+
+def _random_campaigns() -> Scenario:
+    """Usual benign populations; 4-6 campaigns, period and release drawn from the seed (``sim.recipes``)."""
+    benign = [replace(g, shapes=_BENIGN_SHAPES[g.style]) for g in _benign(0.4)]
+    return Scenario("random-campaigns", tuple(benign), days=7, release_day=4.5, draw="random-campaigns")
+
+
 _BUILTIN = {"demo": _demo, "disclosure-2026": _disclosure, "hard-negatives": _hard_negatives,
-            "evasive": _evasive}
+            "evasive": _evasive, "random-campaigns": _random_campaigns}
 BUILTIN_NAMES = tuple(_BUILTIN)
 
 
@@ -190,4 +241,4 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
-__all__ = ["BUILTIN_NAMES", "Group", "Scenario", "builtin", "load_scenario"]
+__all__ = ["ATTACK_STYLES", "BUILTIN_NAMES", "PROXY_KINDS", "SHAPES", "Group", "Scenario", "builtin", "load_scenario"]
