@@ -51,12 +51,34 @@ def test_bad_policy_files_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="policy file not found"):
         Policy(tmp_path / "none.json")
     path = tmp_path / "p.json"
-    _write(path, [{"subject": "acct:a", "action": "block"}])
-    with pytest.raises(ConfigError, match="record 0: subject must be 'account:ID' or 'cluster:ID'"):
+    path.write_text('{"subject": "account:a"}')
+    with pytest.raises(ConfigError, match="expected a list of policy records"):
         Policy(path)
-    _write(path, [{"subject": "account:a", "action": "nuke"}])
-    with pytest.raises(ConfigError, match="action must be one of allow, monitor"):
-        Policy(path)
+
+
+def test_bad_records_are_reported_and_skipped_and_the_rest_applies(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    good = {"subject": "cluster:c9", "action": "block", "members": ["m9"], "expires_at": FUTURE}
+    _write(path, [
+        {"subject": "acct:a", "action": "block"},
+        {"subject": "account:a", "action": "nuke"},
+        {"subject": "cluster:c1", "action": "block", "members": "member1"},  # a string: once failed open
+        {"subject": "cluster:c2", "action": "block", "members": 5},  # once made requests 500
+        {"subject": "cluster:c3", "action": "block", "members": ["x", 7]},
+        {"subject": "account:naive", "action": "block", "expires_at": "2099-01-01T00:00:00"},  # no time zone
+        {"subject": "account:t", "action": "block", "transforms": ["nope"]},
+        {"subject": "account:r", "action": "block", "reason": 5},
+        "not an object",
+        good,
+    ])
+    p = Policy(path)
+    assert len(p.errors) == 9
+    assert "record 0 skipped: subject: Value error, must be 'account:ID' or 'cluster:ID'" in p.errors[0]
+    assert "action: Value error, must be one of allow, monitor" in p.errors[1]
+    assert "record 2 skipped: members" in p.errors[2] and "record 5 skipped: expires_at" in p.errors[5]
+    for account in ("a", "member1", "m", "naive", "t", "r", "x", "5"):
+        assert p.decide(account).action == "allow"  # never a crash, never a half-read record
+    assert p.decide("m9").action == "block" and p.cluster_of("m9") == "c9"
 
 
 def test_scan_output_loads(tmp_path: Path, small_traffic: Path) -> None:

@@ -99,10 +99,16 @@ def test_policy_actions(gateway: dict[str, Any]) -> None:
         _client(gateway, "member").chat.completions.create(model="tiny", messages=MSG)
     assert challenged.value.code == "verification_required"
     body = challenged.value.body
-    assert isinstance(body, dict) and body["verification"]["subject"] == "cluster:cluster-0001"
+    # The client gets an opaque reference (its exchange id), never the reason, subject or cluster.
+    assert isinstance(body, dict) and set(body["verification"]) == {"required", "reference"}
+    assert "campaign" not in json.dumps(body) and "cluster" not in json.dumps(body)
+    assert "harvesting" not in str(blocked.value.body)
     logged = {x["account_id"]: x for x in _records(gateway) if x["response"].get("finish_reason") == "rejected"}
     assert logged["acct-blocked"]["response"]["status"] == 403
+    assert logged["acct-blocked"]["gateway"]["reason"] == "harvesting"
     assert logged["acct-member"]["gateway"]["action"] == "challenge"
+    assert logged["acct-member"]["exchange_id"] == body["verification"]["reference"]
+    assert logged["acct-member"]["gateway"]["policy_subject"] == "cluster:cluster-0001"
 
 
 def test_keys_are_checked(gateway: dict[str, Any]) -> None:
@@ -118,7 +124,7 @@ def test_bad_requests_get_clear_4xx(gateway: dict[str, Any]) -> None:
     headers = {"authorization": f"Bearer {gateway['keys']['ok']}"}
     r = httpx.post(f"{gateway['url']}/chat/completions", content=b"{oops", headers=headers)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
-    r = httpx.post(f"{gateway['url']}/chat/completions", json={"messages": "hi"}, headers=headers)
+    r = httpx.post(f"{gateway['url']}/chat/completions", json={"model": "tiny", "messages": "hi"}, headers=headers)
     assert r.status_code == 400 and "'messages' must be a list" in r.json()["error"]["message"]
     r = httpx.post(f"{gateway['url']}/chat/completions", content=b"x" * (5 * 1024 * 1024), headers=headers)
     assert r.status_code == 413

@@ -25,6 +25,11 @@ class LimitSettings(BaseModel):
     burst_seconds: float = Field(10.0, gt=0, description="bucket capacity, in seconds of the per-minute rate")
     throttle_factor: float = Field(0.1, gt=0, le=1, description="limits of throttled subjects are scaled by this")
     default_max_tokens: int = Field(4096, gt=0, description="reserved when a request sets no max_tokens")
+    max_output_tokens: int = Field(131_072, gt=0, description="larger max_tokens (of any endpoint) is a 400")
+    max_n: int = Field(128, gt=0, description="larger n (or best_of) is a 400")
+    unauthenticated_per_minute: float = Field(
+        60.0, gt=0, description="requests without a valid key, per client IP; beyond it they get 429")
+    unauthenticated_burst: float = Field(20.0, ge=1, description="bucket capacity of that per-IP limit")
 
 
 class GatewaySettings(BaseModel):
@@ -49,6 +54,17 @@ class GatewaySettings(BaseModel):
     logits_processors: list[dict[str, Any]] = Field(
         [], description="sent upstream with every request (e.g. a watermark), before the policy's own")
     log_format: Literal["text", "json"] = Field("text", description="the gateway's own logs: text or JSON lines")
+    log_failure: Literal["reject", "serve"] = Field(
+        "reject", description="when the exchange log cannot be written: answer 503 (reject) or serve unlogged")
+    log_stall_seconds: float = Field(10.0, gt=0, description="queued records this old make the log unhealthy")
+    limits_failure: Literal["closed", "open"] = Field(
+        "closed", description="when Redis is down: refuse requests (closed, 503) or serve them unlimited (open)")
+    max_header_bytes: int = Field(32 * 1024, ge=1024, description="all request headers together (server limit)")
+    max_header_value_bytes: int = Field(8 * 1024, ge=256, description="one header value; larger is a 431")
+    max_logged_chars: int = Field(512, ge=64, description="client fields (user agent, ...) are cut to this in the log")
+    header_timeout: float = Field(10.0, gt=0, description="seconds a connection may take to send its headers")
+    body_timeout: float = Field(30.0, gt=0, description="seconds a request may take to send its body")
+    upstream_probe_seconds: float = Field(5.0, gt=0, description="how often readiness checks the upstream")
 
 
 def load_gateway_settings(path: Path | None, **overrides: object) -> GatewaySettings:

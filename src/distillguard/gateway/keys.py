@@ -2,7 +2,8 @@
 
 A key is shown once, when it is created; the store keeps its SHA-256 only (an
 API key is a random 256-bit secret, so a fast hash is enough: there is nothing
-to brute-force). The store is one SQLite file, safe for the CLI and several
+to brute-force). The store is one SQLite file, created 0600 (an existing
+store readable by others is made 0600 and a warning logged), safe for the CLI and several
 gateway replicas on one host; the gateway keeps an in-memory copy and re-reads
 the file when it changes, so a revoked key stops working without a restart.
 
@@ -18,6 +19,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import sqlite3
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from distillguard.errors import ConfigError, InputError
 
+log = logging.getLogger(__name__)
 PREFIX = "dg-"
 
 
@@ -52,6 +55,7 @@ class KeyStore:
         self._stamp: tuple[int, int] | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private(self.path)
             with self._connect() as con:
                 con.execute("""CREATE TABLE IF NOT EXISTS api_keys (
                     hash TEXT PRIMARY KEY, key_id TEXT UNIQUE NOT NULL, account_id TEXT NOT NULL,
@@ -109,3 +113,16 @@ class KeyStore:
                                "FROM api_keys").fetchall()
         self._cache = {r[0]: KeyRecord(*r[1:]) for r in rows}
         self._stamp = stamp
+
+
+def _private(path: Path) -> None:
+    """Create ``path`` 0600 if missing; make an existing one 0600 if others can read it."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("key store %s was readable by others (mode %o); made 0600", path, mode)
+        path.chmod(0o600)

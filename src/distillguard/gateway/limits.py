@@ -3,7 +3,9 @@
 A request reserves one request and ``prompt + max_tokens`` tokens from every
 bucket that applies to it (its account's, and its cluster's, which all the
 cluster's accounts share) before the upstream call, all or nothing; after the
-call the unused part of the token reservation is refunded. A denied
+call the unused part of the token reservation is refunded, and usage beyond it
+is charged (``charge``): the bucket goes into debt, which later requests wait
+out, so a reservation never caps what an answer costs. A denied
 reservation says how long to wait (``Retry-After``). Buckets refill
 continuously at ``per_minute / 60`` per second up to ``burst``.
 
@@ -24,9 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from distillguard.errors import ConfigError
+from distillguard.errors import ConfigError, DistillGuardError
+
+
+class LimiterUnavailable(DistillGuardError):
+    """The limit backend (Redis) did not answer; the gateway fails closed or open by its settings."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class Limiter(Protocol):
     def reserve(self, charges: Sequence[Charge]) -> Reservation: ...
 
     def refund(self, charges: Sequence[Charge]) -> None: ...
+
+    def charge(self, charges: Sequence[Charge]) -> None: ...
 
 
 class MemoryLimiter:
@@ -96,6 +104,14 @@ class MemoryLimiter:
                 if amount > 0:
                     self._buckets[key] = (min(limit.burst, self._level(key, limit, now) + amount), now)
 
+    def charge(self, charges: Sequence[Charge]) -> None:
+        """Take amounts whatever the level (usage beyond a reservation): a bucket may go into debt."""
+        with self._lock:
+            now = self.clock()
+            for key, limit, amount in charges:
+                if amount > 0:
+                    self._buckets[key] = (self._level(key, limit, now) - amount, now)
+
 
 _RESERVE = """
 local t = redis.call('TIME')
@@ -132,6 +148,20 @@ end
 return 1
 """
 
+_CHARGE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+for i = 1, #KEYS do
+  local rate, burst, amount = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  local v = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local tokens, ts = tonumber(v[1]) or burst, tonumber(v[2]) or now
+  local level = math.min(burst, tokens + math.max(0, now - ts) * rate) - amount
+  redis.call('HSET', KEYS[i], 'tokens', tostring(level), 'ts', tostring(now))
+  redis.call('EXPIRE', KEYS[i], math.ceil((burst - level) / rate) + 60)
+end
+return 1
+"""
+
 
 class RedisLimiter:
     """The same buckets in Redis, so several gateway replicas share exact limits.
@@ -140,17 +170,18 @@ class RedisLimiter:
     timed by the Redis server's clock so replicas with skewed clocks agree.
     """
 
-    def __init__(self, url: str, prefix: str = "distillguard:limit:") -> None:
+    def __init__(self, url: str, prefix: str = "distillguard:limit:", timeout: float = 1.0) -> None:
         import redis
 
-        try:
-            self.redis = redis.Redis.from_url(url)
+        try:  # a Redis that stops answering costs a request ``timeout`` seconds, never the event loop forever
+            self.redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
             self.redis.ping()
         except (redis.RedisError, ValueError) as exc:
             raise ConfigError(f"cannot reach Redis at {url}: {exc}") from exc
         self.prefix = prefix
         self._reserve = self.redis.register_script(_RESERVE)
         self._refund = self.redis.register_script(_REFUND)
+        self._charge = self.redis.register_script(_CHARGE)
 
     def _args(self, charges: Sequence[Charge]) -> tuple[list[str], list[float]]:
         keys = [self.prefix + key for key, _, _ in charges]
@@ -159,11 +190,19 @@ class RedisLimiter:
             args += [limit.per_minute / 60.0, limit.burst, amount]
         return keys, args
 
+    def _call(self, script: Any, charges: Sequence[Charge]) -> Any:
+        import redis
+
+        keys, args = self._args(charges)
+        try:
+            return script(keys=keys, args=args)
+        except redis.RedisError as exc:  # translated at the boundary: the gateway decides what it means
+            raise LimiterUnavailable(f"Redis limits unavailable: {exc}") from exc
+
     def reserve(self, charges: Sequence[Charge]) -> Reservation:
         if not charges:
             return Reservation(True)
-        keys, args = self._args(charges)
-        ok, wait, index = self._reserve(keys=keys, args=args)
+        ok, wait, index = self._call(self._reserve, charges)
         if int(ok):
             return Reservation(True)
         text = wait.decode() if isinstance(wait, bytes) else str(wait)
@@ -173,5 +212,9 @@ class RedisLimiter:
     def refund(self, charges: Sequence[Charge]) -> None:
         charges = [c for c in charges if c[2] > 0]
         if charges:
-            keys, args = self._args(charges)
-            self._refund(keys=keys, args=args)
+            self._call(self._refund, charges)
+
+    def charge(self, charges: Sequence[Charge]) -> None:
+        charges = [c for c in charges if c[2] > 0]
+        if charges:
+            self._call(self._charge, charges)

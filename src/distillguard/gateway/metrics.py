@@ -38,6 +38,10 @@ class GatewayMetrics:
         self.live_flagged = Gauge("distillguard_live_flagged_accounts",
                                   "Accounts moved to monitor/throttle by live thresholds since the last policy.",
                                   registry=self.registry)
+        self.log_healthy = Gauge("distillguard_log_healthy", "1 while the exchange log is written, 0 while not.",
+                                 registry=self.registry)
+        self.log_write_errors = Gauge("distillguard_log_write_errors", "Failed log flushes since start.",
+                                      registry=self.registry)
 
     def observe(self, record: dict[str, Any]) -> None:
         endpoint = str(record.get("endpoint") or "?")
@@ -54,7 +58,10 @@ class GatewayMetrics:
         if response.get("interrupted"):
             self.interrupted.inc()
 
-    def render(self, log_queue_depth: int, live_flagged: int = 0) -> bytes:
+    def render(self, log_queue_depth: int, live_flagged: int = 0, log_healthy: bool = True,
+               log_write_errors: int = 0) -> bytes:
         self.log_queue.set(log_queue_depth)
+        self.log_healthy.set(1 if log_healthy else 0)
+        self.log_write_errors.set(log_write_errors)
         self.live_flagged.set(live_flagged)
         return bytes(generate_latest(self.registry))

@@ -5,7 +5,10 @@ applies to each of its ``members``. An account gets the strictest of its own
 action and its cluster's; expired records are ignored. The file is re-read
 when it changes (checked at most every ``check_every`` seconds), atomically:
 a request sees the old table or the new one, never half of each, and a
-malformed file keeps the last good table (and says so in the log). A record
+malformed file keeps the last good table (and says so in the log). Each record
+is checked against a schema (``PolicyRecord``: members a list of strings,
+``expires_at`` with a time zone, ...); a bad record is reported (the log and
+``Policy.errors``) and skipped, and the rest of the table applies. A record
 may also name response ``transforms`` (``withhold_reasoning``) and
 ``logits_processors`` the gateway sends upstream for its subject (a watermark
 or an antidistillation sampling defence, on upstreams that support them).
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
 from distillguard.errors import ConfigError
 from distillguard.schema import ACTIONS
@@ -53,51 +57,85 @@ TRANSFORMS = ("withhold_reasoning",)
 """Response transforms a policy record may ask for (``"transforms": [...]``)."""
 
 
+class _Processor(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: StrictStr
+
+
+class PolicyRecord(BaseModel):
+    """One record of ``policy.json`` (fields the gateway does not use are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    subject: StrictStr = Field(description="account:ID or cluster:ID")
+    action: StrictStr
+    reason: StrictStr | None = None
+    expires_at: AwareDatetime | None = Field(None, description="with a time zone; none: never expires")
+    members: list[StrictStr] | None = Field(None, description="a cluster's accounts")
+    transforms: list[StrictStr] | None = None
+    logits_processors: list[_Processor] | None = None
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        kind, _, ident = value.partition(":")
+        if kind not in ("account", "cluster") or not ident.strip():
+            raise ValueError("must be 'account:ID' or 'cluster:ID'")
+        return value
+
+    @field_validator("action")
+    @classmethod
+    def _known_action(cls, value: str) -> str:
+        if value not in STRICTNESS:
+            raise ValueError(f"must be one of {', '.join(ACTIONS)}")
+        return value
+
+    @field_validator("transforms")
+    @classmethod
+    def _known_transforms(cls, value: list[str] | None) -> list[str] | None:
+        unknown = [t for t in value or [] if t not in TRANSFORMS]
+        if unknown:
+            raise ValueError(f"unknown transforms {unknown}; known: {', '.join(TRANSFORMS)}")
+        return value
+
+
 @dataclass(frozen=True)
 class _Table:
     accounts: dict[str, Decision]
     clusters: dict[str, Decision]
     member_of: dict[str, str]
+    errors: tuple[str, ...] = ()  # records reported and skipped
+
+
+def _problem(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
 
 
 def parse_policy(records: Any, source: str) -> _Table:
-    """Validate ``policy.json`` content; a bad record is a ``ConfigError`` naming it."""
+    """Validate ``policy.json`` content: a file that is not a list is a ``ConfigError``; a bad record is
+    reported (``_Table.errors``, the log) and skipped."""
     if not isinstance(records, list):
         raise ConfigError(f"{source}: expected a list of policy records")
     accounts: dict[str, Decision] = {}
     clusters: dict[str, Decision] = {}
     member_of: dict[str, str] = {}
-    for i, r in enumerate(records):
-        where = f"{source}: record {i}"
-        if not isinstance(r, dict):
-            raise ConfigError(f"{where}: expected an object")
-        kind, _, ident = str(r.get("subject", "")).partition(":")
-        if kind not in ("account", "cluster") or not ident:
-            raise ConfigError(f"{where}: subject must be 'account:ID' or 'cluster:ID', got {r.get('subject')!r}")
-        action = r.get("action")
-        if action not in STRICTNESS:
-            raise ConfigError(f"{where}: action must be one of {', '.join(ACTIONS)}, got {action!r}")
-        expires = r.get("expires_at")
+    errors: list[str] = []
+    for i, raw in enumerate(records):
         try:
-            when = datetime.fromisoformat(str(expires).replace("Z", "+00:00")) if expires else None
-        except ValueError as exc:
-            raise ConfigError(f"{where}: expires_at {expires!r} is not an ISO 8601 time") from exc
-        transforms = r.get("transforms") or []
-        unknown = [t for t in transforms if t not in TRANSFORMS] if isinstance(transforms, list) else [transforms]
-        if unknown:
-            raise ConfigError(f"{where}: unknown transforms {unknown}; known: {', '.join(TRANSFORMS)}")
-        processors = r.get("logits_processors") or []
-        if not isinstance(processors, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str)
-                                                       for p in processors):
-            raise ConfigError(f"{where}: logits_processors must be a list of objects with a 'name'")
-        decision = Decision(action, r.get("reason"), f"{kind}:{ident}", when, tuple(transforms), tuple(processors))
+            r = PolicyRecord.model_validate(raw)
+        except ValidationError as exc:
+            errors.append(f"{source}: record {i} skipped: {_problem(exc)}")
+            log.error("%s", errors[-1])
+            continue
+        kind, _, ident = r.subject.partition(":")
+        processors = tuple(p.model_dump() for p in r.logits_processors or [])
+        decision = Decision(r.action, r.reason, r.subject, r.expires_at, tuple(r.transforms or []), processors)
         if kind == "account":
             accounts[ident] = _stricter(accounts.get(ident), decision)
         else:
             clusters[ident] = _stricter(clusters.get(ident), decision)
-            for member in r.get("members") or []:
-                member_of[str(member)] = ident
-    return _Table(accounts, clusters, member_of)
+            for member in r.members or []:
+                member_of[member] = ident
+    return _Table(accounts, clusters, member_of, tuple(errors))
 
 
 def _stricter(a: Decision | None, b: Decision) -> Decision:
@@ -136,7 +174,8 @@ class Policy:
             return
         self._table, self._stamp = table, stamp  # one assignment: readers see old or new
         self.loads += 1
-        log.info("policy %s loaded: %d accounts, %d clusters", self.path, len(table.accounts), len(table.clusters))
+        log.info("policy %s loaded: %d accounts, %d clusters, %d bad records skipped", self.path,
+                 len(table.accounts), len(table.clusters), len(table.errors))
 
     def decide(self, account_id: str, cluster_id: str | None = None, now: datetime | None = None) -> Decision:
         """The strictest decision unexpired at ``now`` for the account or its cluster (``allow`` if none)."""
@@ -161,6 +200,11 @@ class Policy:
             best = Decision(best.action, best.reason, best.subject, best.expires_at, tuple(sorted(transforms)),
                             tuple(processors))
         return best
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        """Records of the current table's file that were reported and skipped."""
+        return self._table.errors
 
     def cluster_of(self, account_id: str) -> str | None:
         return self._table.member_of.get(account_id)

@@ -11,21 +11,65 @@ every write is whole lines: a process killed at any moment (``SIGKILL`` included
 segment ending at a line boundary, and every record queued before the last
 completed flush is on disk. ``flushed_through`` tells which ones that is.
 Segments rotate by size and age; a rotated segment is never written again.
+
+A failed write (``ENOSPC``, ``EIO``, a failed ``fsync``) loses nothing: the
+segment is cut back to its last whole line (``ftruncate``; retried at later
+flushes if that fails too), the unwritten records go back to the head of the
+queue, and the writer retries every interval until the disk takes them.
+Meanwhile ``healthy`` is false (the gateway turns unready and, by default,
+stops serving), as it is when queued records have waited ``stall_seconds``.
+Files are created 0600 (the log holds prompts and answers), directories 0700.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from distillguard.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class FileOps(Protocol):
+    """The writer's boundary with the operating system (tests replace it to inject faults)."""
+
+    def open(self, path: Path, flags: int, mode: int) -> int: ...
+
+    def write(self, fd: int, data: memoryview) -> int: ...
+
+    def fsync(self, fd: int) -> None: ...
+
+    def ftruncate(self, fd: int, size: int) -> None: ...
+
+    def close(self, fd: int) -> None: ...
+
+
+class OsFileOps:
+    """The real thing: plain ``os`` calls."""
+
+    def open(self, path: Path, flags: int, mode: int) -> int:
+        return os.open(path, flags, mode)
+
+    def write(self, fd: int, data: memoryview) -> int:
+        return os.write(fd, data)
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def ftruncate(self, fd: int, size: int) -> None:
+        os.ftruncate(fd, size)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
 
 
 class SegmentLog:
@@ -39,24 +83,36 @@ class SegmentLog:
     """
 
     def __init__(self, log_dir: Path, flush_interval: float = 0.2, max_segment_bytes: int = 256 * 1024 * 1024,
-                 max_segment_seconds: float = 3600.0) -> None:
+                 max_segment_seconds: float = 3600.0, stall_seconds: float = 10.0,
+                 max_pending_bytes: int = 512 * 1024 * 1024, ops: FileOps | None = None) -> None:
         if flush_interval <= 0:
             raise ConfigError("the log flush interval must be positive")
         self.dir = Path(log_dir) / "exchanges"
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            self.dir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.dir.mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create the log directory {self.dir}: {exc.strerror}") from exc
         self.flush_interval = flush_interval
         self.max_bytes = max_segment_bytes
         self.max_seconds = max_segment_seconds
+        self.stall_seconds = stall_seconds
+        self.max_pending_bytes = max_pending_bytes
+        self.ops: FileOps = ops or OsFileOps()
         self._queue: deque[tuple[int, bytes]] = deque()
+        self._pending_bytes = 0
         self._lock = threading.Lock()  # guards the queue and sequence numbers
         self._write_lock = threading.Lock()  # one flush at a time, so batches reach the file in order
         self._seq = 0
         self.flushed_through = 0  # every record with a sequence number up to this is on disk
         self.written = 0
+        self.error: OSError | None = None  # the last write failure, until a flush succeeds again
+        self.write_errors = 0  # failed flushes, all told
+        self.dropped = 0  # records refused because the queue was full (the disk failing for long)
+        self._last_ok = time.monotonic()
+        self._damaged: dict[Path, int] = {}  # closed segments that may end in a partial line → good size
         self._fd: int | None = None
+        self._path: Path | None = None
         self._segment_bytes = 0
         self._segment_started = 0.0
         self._n = 0
@@ -65,11 +121,15 @@ class SegmentLog:
         self._thread.start()
 
     def append(self, record: dict[str, Any]) -> int:
-        """Queue ``record``; return its sequence number (compare with ``flushed_through``)."""
+        """Queue ``record``; return its sequence number (compare with ``flushed_through``), -1 if refused."""
         line = orjson.dumps(record) + b"\n"
         with self._lock:
+            if self._pending_bytes + len(line) > self.max_pending_bytes:
+                self.dropped += 1
+                return -1
             self._seq += 1
             self._queue.append((self._seq, line))
+            self._pending_bytes += len(line)
             return self._seq
 
     @property
@@ -77,51 +137,126 @@ class SegmentLog:
         """Records queued but not yet on disk (the log queue depth)."""
         return len(self._queue)
 
+    @property
+    def healthy(self) -> bool:
+        """False while writes fail, or while queued records have waited ``stall_seconds`` for the disk."""
+        if self.error is not None:
+            return False
+        return not self._queue or time.monotonic() - self._last_ok < self.stall_seconds
+
     def _run(self) -> None:
         while not self._stop.wait(self.flush_interval):
             self.flush()
         self.flush()
 
-    def flush(self) -> None:
-        """Write and fsync everything queued so far (the writer thread calls it every interval)."""
+    def flush(self) -> bool:
+        """Write and fsync everything queued so far; False (and all of it still queued) if the disk failed."""
         with self._write_lock:
             with self._lock:
                 batch = list(self._queue)
                 self._queue.clear()
-            if batch:
-                self._write(batch)
+            done = 0
+            try:
+                self._repair()
+                done = self._write(batch)
+            except _WriteFailed as failed:
+                done = failed.done
+                self._failed(failed.cause)
+            finally:
+                with self._lock:  # what was not written goes back to the head, ahead of newer records
+                    self._queue.extendleft(reversed(batch[done:]))
+                    self._pending_bytes -= sum(len(line) for _, line in batch[:done])
+            if done < len(batch):
+                return False
+            if self.error is not None:
+                log.warning("exchange log writable again after %d failed flushes", self.write_errors)
+                self.error = None
+            self._last_ok = time.monotonic()
+            return True
 
-    def _write(self, batch: list[tuple[int, bytes]]) -> None:
-        """Write ``batch`` in whole lines, splitting it where a segment fills up; fsync each segment."""
+    def _failed(self, exc: OSError) -> None:
+        if self.error is None:
+            log.error("exchange log write failed in %s (%s); records stay queued and are retried",
+                      self.dir, exc.strerror or exc)
+        self.error = exc
+        self.write_errors += 1
+
+    def _write(self, batch: list[tuple[int, bytes]]) -> int:
+        """Write ``batch`` in whole lines, splitting it where a segment fills up; fsync each segment.
+
+        Returns how many records are on disk; on a failure raises ``_WriteFailed`` saying how many were.
+        """
         i = 0
         while i < len(batch):
-            fd, room = self._segment()
+            try:
+                fd, room = self._segment()
+            except OSError as exc:
+                raise _WriteFailed(i, exc) from exc
             j, size = i, 0
             while j < len(batch) and (size + len(batch[j][1]) <= room or j == i):  # at least one line
                 size += len(batch[j][1])
                 j += 1
             view = memoryview(b"".join(line for _, line in batch[i:j]))
-            while view:  # a regular file takes the whole buffer in one write; loop only for safety
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
+            try:
+                while view:  # a regular file takes the whole buffer in one write, unless the disk is full
+                    n = self.ops.write(fd, view)
+                    view = view[n:]
+                self.ops.fsync(fd)
+            except OSError as exc:
+                self._cut_back(fd)
+                raise _WriteFailed(i, exc) from exc
             self._segment_bytes += size
             self.written += j - i
             self.flushed_through = batch[j - 1][0]
             i = j
+        return i
+
+    def _cut_back(self, fd: int) -> None:
+        """Drop a failed write's partial bytes; if that fails too, close the segment and repair it later."""
+        try:
+            self.ops.ftruncate(fd, self._segment_bytes)
+            return
+        except OSError as exc:
+            log.error("cannot cut %s back to its last whole line (%s); retrying later", self._path, exc.strerror)
+        assert self._path is not None
+        self._damaged[self._path] = self._segment_bytes
+        self._close_segment()
+
+    def _repair(self) -> None:
+        """Cut segments closed after a failed write back to their last whole line."""
+        for path, size in list(self._damaged.items()):
+            try:
+                fd = self.ops.open(path, os.O_WRONLY, 0o600)
+                try:
+                    self.ops.ftruncate(fd, size)
+                finally:
+                    self.ops.close(fd)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise _WriteFailed(0, exc) from exc
+            del self._damaged[path]
+
+    def _close_segment(self) -> None:
+        if self._fd is not None:
+            try:
+                self.ops.close(self._fd)
+            except OSError as exc:
+                log.error("closing %s failed: %s", self._path, exc.strerror)
+            self._fd = None
 
     def _segment(self) -> tuple[int, int]:
         """The open segment's descriptor and its remaining room, rotating when full or old."""
         now = time.time()
         if self._fd is not None and (self._segment_bytes >= self.max_bytes
                                      or now - self._segment_started > self.max_seconds):
-            os.close(self._fd)
-            self._fd = None
+            self._close_segment()
         if self._fd is None:
             self._n += 1
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             path = self.dir / f"seg-{stamp}-{os.getpid()}-{self._n:05d}.jsonl"
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._fd = self.ops.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._path = path
             self._segment_bytes = 0
             self._segment_started = now
         return self._fd, self.max_bytes - self._segment_bytes
@@ -130,6 +265,12 @@ class SegmentLog:
         """Flush what is queued and stop the writer (graceful shutdown)."""
         self._stop.set()
         self._thread.join()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._queue:
+            log.error("exchange log closed with %d records not written (%s)", len(self._queue), self.error)
+        self._close_segment()
+
+
+class _WriteFailed(Exception):
+    def __init__(self, done: int, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.done, self.cause = done, cause

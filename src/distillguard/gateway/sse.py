@@ -4,7 +4,9 @@ Each complete server-sent event is passed on the moment its blank line
 arrives (nothing waits for the end of the answer); only the usage event the
 gateway itself asked the upstream for is dropped when the client did not ask
 for usage. Content, reasoning, tool calls, finish reason and usage are
-accumulated for the exchange log.
+accumulated for the exchange log, from chat deltas, text-completion ``text``
+and Responses ``response.output_text.delta`` events alike; an event of an
+unexpected shape is passed on and not recorded (never an exception).
 
 >>> cap = StreamCapture(include_usage_for_client=False)
 >>> out = cap.feed(b'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\\n\\ndata: {"choices":[],')
@@ -74,21 +76,32 @@ class StreamCapture:
             return True
         if not isinstance(obj, dict):
             return True
-        if obj.get("usage"):
+        self._responses_event(obj)
+        if isinstance(obj.get("usage"), dict) and obj["usage"]:
             self.usage = obj["usage"]
-        for choice in obj.get("choices") or []:
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
+        choices = obj.get("choices") or []
+        if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+            return True  # not a chat or completions event: passed on as it is
+        for choice in choices:
+            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            if isinstance(delta.get("content"), str):
                 self.content.append(delta["content"])
-            if delta.get("reasoning_content"):
+            if isinstance(choice.get("text"), str):
+                self.content.append(choice["text"])
+            if isinstance(delta.get("reasoning_content"), str):
                 self.reasoning.append(delta["reasoning_content"])
-            for call in delta.get("tool_calls") or []:
-                slot = self.tool_calls.setdefault(int(call.get("index", 0)), {"id": None, "name": "", "arguments": ""})
-                fn = call.get("function") or {}
-                slot["id"] = call.get("id") or slot["id"]
-                slot["name"] += fn.get("name") or ""
-                slot["arguments"] += fn.get("arguments") or ""
-            if choice.get("finish_reason"):
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else []:
+                if not isinstance(call, dict):
+                    continue
+                index = call.get("index", 0)
+                slot = self.tool_calls.setdefault(index if isinstance(index, int) else 0,
+                                                  {"id": None, "name": "", "arguments": ""})
+                fn: dict[str, Any] = call["function"] if isinstance(call.get("function"), dict) else {}
+                slot["id"] = call.get("id") if isinstance(call.get("id"), str) else slot["id"]
+                slot["name"] += fn.get("name") if isinstance(fn.get("name"), str) else ""
+                slot["arguments"] += fn.get("arguments") if isinstance(fn.get("arguments"), str) else ""
+            if isinstance(choice.get("finish_reason"), str):
                 self.finish_reason = choice["finish_reason"]
         usage_only = not obj.get("choices") and obj.get("usage") is not None
         if usage_only and not self.include_usage:
@@ -103,13 +116,26 @@ class StreamCapture:
             return prefix + (event + b"\n\n" if verdict is True else verdict or b"")
         return verdict
 
+    def _responses_event(self, obj: dict[str, Any]) -> None:
+        """Record a Responses API stream event (text deltas; the final response's status and usage)."""
+        kind = obj.get("type")
+        if kind == "response.output_text.delta" and isinstance(obj.get("delta"), str):
+            self.content.append(obj["delta"])
+        elif kind in ("response.completed", "response.incomplete") and isinstance(obj.get("response"), dict):
+            final = obj["response"]
+            if isinstance(final.get("usage"), dict):
+                self.usage = final["usage"]
+            if isinstance(final.get("status"), str):
+                self.finish_reason = final["status"]
+
     def _rewrite(self, obj: dict[str, Any]) -> bool | bytes:
         """The event with reasoning withheld (bytes), dropped (False), or unchanged (True)."""
-        if self.withhold_reasoning and any("reasoning_content" in (c.get("delta") or {})
+        if self.withhold_reasoning and any(isinstance(c.get("delta"), dict) and "reasoning_content" in c["delta"]
                                            for c in obj.get("choices") or []):
             kept = []
             for c in obj["choices"]:
-                delta = {k: v for k, v in (c.get("delta") or {}).items() if k != "reasoning_content"}
+                old = c.get("delta") if isinstance(c.get("delta"), dict) else {}
+                delta = {k: v for k, v in old.items() if k != "reasoning_content"}
                 if delta or c.get("finish_reason"):
                     kept.append({**c, "delta": delta})
             if not kept:
@@ -123,8 +149,10 @@ class StreamCapture:
         return rest
 
     def response_fields(self, status: int, latency_ms: float, interrupted: bool = False) -> dict[str, Any]:
-        usage = self.usage or {}
-        details = usage.get("completion_tokens_details") or {}
+        try:
+            usage = usage_fields(self.usage or {})
+        except ValueError:
+            usage = None  # an upstream usage we cannot trust: unknown (the reservation is kept)
         fields: dict[str, Any] = {
             "status": status,
             "finish_reason": "client_disconnected" if interrupted and not self.finish_reason else self.finish_reason,
@@ -137,7 +165,31 @@ class StreamCapture:
             "interrupted": interrupted,
         }
         if usage:
-            fields["usage"] = {"input_tokens": usage.get("prompt_tokens"),
-                               "output_tokens": usage.get("completion_tokens"),
-                               "reasoning_tokens": details.get("reasoning_tokens", 0)}
+            fields["usage"] = usage
         return fields
+
+
+def _count(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"not a token count: {value!r}")
+    return value
+
+
+def usage_fields(usage: dict[str, Any]) -> dict[str, int] | None:
+    """The log's ``usage`` from an upstream's (chat/completions or Responses names); None if it gave none.
+
+    A count that is not a non-negative integer is a ``ValueError``: a forged usage must not refill a bucket.
+
+    >>> usage_fields({"prompt_tokens": 3, "completion_tokens": 4})
+    {'input_tokens': 3, 'output_tokens': 4, 'reasoning_tokens': 0}
+    """
+    if not usage:
+        return None
+    details = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+    if not isinstance(details, dict):
+        raise ValueError("token details must be an object")
+    return {"input_tokens": _count(usage.get("prompt_tokens", usage.get("input_tokens"))),
+            "output_tokens": _count(usage.get("completion_tokens", usage.get("output_tokens"))),
+            "reasoning_tokens": _count(details.get("reasoning_tokens"))}
