@@ -70,15 +70,20 @@ def scan(
     db: DbOpt = Path(DEFAULT_DB),
     engine: Annotated[str, typer.Option(help="duckdb or spark (needs distillguard[spark]).")] = "duckdb",
     reference: Annotated[Path | None, typer.Option(
-        help="Traffic known to be benign: detectors are fitted and thresholds set on it.")] = None,
+        help="An earlier period of traffic as it was (e.g. last month): it is vetted (its campaign members "
+             "and flagged accounts set aside), then detectors are fitted and thresholds set on the rest.")] = None,
+    benign: Annotated[Path | None, typer.Option(
+        help="File of account ids an analyst cleared (one per line, # comments): they join the reference and are "
+             "not flagged again unless their behaviour changes; remembered in --db.")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Ingest, run every stage, write accounts.parquet, campaigns.json and report.html.
 
-    Without --reference the scanned population itself is the reference (fine when
-    attackers are a small minority).
+    Without --reference the scanned population is its own reference, vetted the same way:
+    linked accounts never vouch for each other, and campaigns and flagged accounts are set
+    aside before the final fit. summary.json says how many accounts were set aside and why.
 
-    Example: distillguard scan traffic/ --out scan-out/ --reference last-month-benign/
+    Example: distillguard scan traffic/ --out scan-out/ --reference last-month/ --benign cleared.txt
     """
     from distillguard.pipeline import scan as run_scan
     from distillguard.store import Store
@@ -86,7 +91,7 @@ def scan(
     with _errors():
         settings = load_settings(config)
         with Store.open(db) as store, _progress() as progress:
-            result = run_scan(traffic_dir, out_dir, store, settings, engine, progress, reference)
+            result = run_scan(traffic_dir, out_dir, store, settings, engine, progress, reference, benign)
         out.print(f"{result.accounts:,} accounts scanned, {result.flagged:,} flagged, "
                   f"{len(result.campaigns)} campaigns")
         _quarantine_note(result.ingest.quarantined, db)

@@ -54,6 +54,13 @@ class DetectSettings(_Frozen):
     reference_slice_min_exchanges: int = Field(
         20, ge=1, description="reference slices with fewer exchanges are not used"
     )
+    vet_reference: bool = Field(
+        True, description="scan the reference first and set aside its campaign members and flagged accounts "
+                          "(last period's traffic holds attackers); false only for a reference known to be clean"
+    )
+    vetting_rounds: int = Field(
+        2, ge=0, description="times the population (or reference) is refitted without what it set aside"
+    )
 
 
 class LinkSettings(_Frozen):
@@ -78,6 +85,17 @@ class LinkSettings(_Frozen):
     )
     min_suspicious_share: float = Field(
         0.5, gt=0, le=1, description="share of members above the member bar that makes a cluster a campaign"
+    )
+    min_harvest_evidence: float = Field(
+        0.45, ge=0, le=1, description="harvest evidence (detect.harvest) a cluster of unusual accounts needs to be "
+                                      "a campaign: a novel classroom or SaaS backend is not one"
+    )
+    coordinated_harvest_evidence: float = Field(
+        0.7, ge=0, le=1.1, description="harvest evidence that makes a large cluster a campaign even when its "
+                                       "members look ordinary alone (above 1: never)"
+    )
+    coordinated_min_accounts: int = Field(
+        10, ge=2, description="smallest cluster that can be a campaign by its harvest evidence alone"
     )
 
 

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,22 +24,25 @@ import pyarrow.compute as pc
 
 import distillguard
 from distillguard.config import Settings
-from distillguard.detect import Calibrated, make_scorer
-from distillguard.detect.base import Slices
+from distillguard.detect import make_scorer
+from distillguard.detect.base import Slices, owner
 from distillguard.detect.windows import WindowDetector
 from distillguard.engine import Engine, SparkEngine, make_engine
 from distillguard.features import account_features
 from distillguard.features.account import window_features
 from distillguard.ingest import IngestReport, ingest_traffic_dir
+from distillguard.feedback import cleared_accounts, record_cleared
 from distillguard.link import LinkInputs, link_accounts
-from distillguard.link.campaigns import build_campaigns, select_campaigns
-from distillguard.link.details import campaign_details
 from distillguard.policy import decide
 from distillguard.report import write_outputs
 from distillguard.schema import SIGNALS
 from distillguard.signals import INPUT_COLUMNS
+from distillguard.scoring import Reference, Scoring, find_campaigns, score_accounts, score_population
 from distillguard.signals.parallel import enrich_batches
 from distillguard.store import Store
+
+__all__ = ["PARALLEL_ENRICH_ROWS", "Prepared", "Progress", "ScanResult", "find_campaigns", "prepare", "publish",
+           "run_enrich", "run_features", "run_link", "run_score", "scan", "score_accounts"]
 
 log = logging.getLogger(__name__)
 PARALLEL_ENRICH_ROWS = 200_000
@@ -115,25 +118,26 @@ def rounded(table: pa.Table, decimals: int = 9) -> pa.Table:
 
 
 def run_score(
-    store: Store, features: pa.Table, settings: Settings, reference: pa.Table | None = None,
-    reference_windows: pa.Table | None = None, reference_slices: Slices | None = None,
-) -> tuple[pa.Table, Calibrated]:
-    """Score accounts; fit and calibrate on ``reference`` features when given (its ``reference_slices``
-    as further benign neighbours).
+    store: Store, features: pa.Table, settings: Settings, reference: Reference | None = None, *,
+    clusters: pa.Table | None = None, cleared: frozenset[str] = frozenset(),
+) -> Scoring:
+    """Score accounts against the vetted ``reference`` (or the vetted population itself; ``scoring``).
 
     With the reference's ``window_features`` too, each account's most unusual
     window is scored as well (``detect.windows``) and can flag it on its own.
     ``account_scores`` is written by ``publish``, once campaign members are flagged too.
     """
-    scorer = make_scorer(settings.detect.scorer, reference is not None, settings.detect.k_neighbors)
-    det = Calibrated(scorer, settings.detect.target_fpr, settings.detect.min_exchanges)
-    det.fit(features, reference, reference_slices)
-    scores = score_accounts(det, features)
-    if reference_windows is not None and reference_windows.num_rows and settings.detect.window_hours > 0:
+    clusters = clusters if clusters is not None else store.read("account_clusters")
+    scoring = score_population(features, clusters, settings, reference=reference, cleared=cleared)
+    windows_ref = reference.windows if reference is not None else None
+    if windows_ref is not None and windows_ref.num_rows and settings.detect.window_hours > 0:
+        aside = set(scoring.set_aside.reasons)
+        kept = windows_ref.filter(pa.array([owner(i) not in aside for i in windows_ref.column("account_id").to_pylist()],
+                                           pa.bool_()))
         windows = WindowDetector(make_scorer(settings.detect.scorer, True, settings.detect.k_neighbors),
-                                 settings.detect.target_fpr, settings.detect.min_exchanges).fit(reference_windows)
-        scores = _with_window_flags(scores, windows.flag(store.read("window_features")))
-    return scores, det
+                                 settings.detect.target_fpr, settings.detect.min_exchanges).fit(kept)
+        scoring = replace(scoring, scores=_with_window_flags(scoring.scores, windows.flag(store.read("window_features"))))
+    return scoring
 
 
 def _with_window_flags(scores: pa.Table, window_reasons: dict[str, str]) -> pa.Table:
@@ -146,37 +150,6 @@ def _with_window_flags(scores: pa.Table, window_reasons: dict[str, str]) -> pa.T
                for a, r in zip(ids, scores.column("reasons").to_pylist(), strict=True)]
     return scores.set_column(2, "flagged", pa.array(flagged, pa.bool_())).set_column(
         3, "reasons", pa.array(reasons, pa.list_(pa.string())))
-
-
-def score_accounts(det: Calibrated, features: pa.Table, explain: bool = True) -> pa.Table:
-    """account_id, score, flagged, reasons (``schema.ACCOUNT_SCORES``) from a fitted detector."""
-    scores = det.score(features) if features.num_rows else np.zeros(0)
-    flagged = det.flag(features, scores) if features.num_rows else np.zeros(0, bool)
-    reasons = det.explain(features) if explain else [[] for _ in range(features.num_rows)]
-    return pa.table({
-        "account_id": features.column("account_id"),
-        "score": pa.array(scores, pa.float64()),
-        "flagged": pa.array(flagged, pa.bool_()),
-        "reasons": pa.array(reasons, pa.list_(pa.string())),
-    })
-
-
-def find_campaigns(
-    scores: pa.Table, clusters: pa.Table, features: pa.Table, det: Calibrated, settings: Settings,
-    store: Store | None = None,
-) -> tuple[pa.Table, list[dict[str, Any]], pa.Table]:
-    """Campaigns from clusters; returns (scores with members flagged, campaigns, account view).
-
-    With ``store``, each campaign record carries its details (infrastructure,
-    timeline, links, release pivot); replay leaves them out.
-    """
-    view = account_view(scores, clusters, features)
-    candidates = select_campaigns(view, min_accounts=settings.link.min_campaign_accounts,
-                                  min_suspicious_share=settings.link.min_suspicious_share,
-                                  suspicious_above=det.threshold_at(settings.link.member_fpr))
-    details = campaign_details(store, candidates) if store is not None else {}
-    campaigns = build_campaigns(candidates, details)
-    return _flag_campaign_members(scores, campaigns), campaigns, _flag_campaign_members(view, campaigns)
 
 
 def run_link(store: Store, engine: Engine, settings: Settings) -> pa.Table:
@@ -194,28 +167,32 @@ def run_link(store: Store, engine: Engine, settings: Settings) -> pa.Table:
 def scan(
     traffic_dir: Path, out_dir: Path, store: Store, settings: Settings | None = None,
     engine_name: str = "duckdb", progress: Progress | None = None, reference_dir: Path | None = None,
+    benign_file: Path | None = None,
 ) -> ScanResult:
     """Ingest ``traffic_dir`` into ``store``, run every stage, write ``out_dir``.
 
-    ``reference_dir``: traffic known to be benign; it is processed the same way
-    in its own store (``<db>.reference.duckdb``) and the detector is fitted and
-    calibrated on its features only.
+    ``reference_dir``: an earlier period of traffic, as it was (attackers and all); it is
+    processed the same way in its own store (``<db>.reference.duckdb``), vetted (its campaign
+    members and flagged accounts set aside, ``scoring``) and the detector is fitted and
+    calibrated on the accounts it kept. ``benign_file``: accounts an analyst cleared
+    (``feedback``), remembered in ``store`` for later scans.
     """
     settings = settings or Settings()
-    reference = reference_windows = reference_slices = None
+    reference = None
+    if benign_file is not None:
+        record_cleared(store, benign_file)
     if reference_dir is not None:
         with Store.open(store.path.with_suffix(".reference.duckdb")) as ref_store:
-            ref = prepare(reference_dir, ref_store, settings, engine_name, progress, "reference", False,
-                          slices=True)
-            reference, reference_slices = ref.features, ref.slices
-            reference_windows = ref_store.read("window_features")
+            ref = prepare(reference_dir, ref_store, settings, engine_name, progress, "reference", slices=True)
+            reference = Reference(ref.features, ref.clusters, ref.slices, ref_store.read("window_features"))
     report, features, clusters, _ = prepare(traffic_dir, store, settings, engine_name, progress)
     assert clusters is not None  # link=True
+    cleared = cleared_accounts(store)
     with _timed("score"):
-        scores, det = run_score(store, features, settings, reference, reference_windows, reference_slices)
+        scoring = run_score(store, features, settings, reference, clusters=clusters, cleared=cleared)
     with _timed("publish"):
-        return publish(store, out_dir, settings, report, features, scores, det, clusters, str(traffic_dir),
-                       engine_name, str(reference_dir) if reference_dir else None)
+        return publish(store, out_dir, settings, report, features, scoring, clusters, str(traffic_dir),
+                       engine_name, str(reference_dir) if reference_dir else None, cleared=cleared)
 
 
 class Prepared(NamedTuple):
@@ -230,7 +207,7 @@ class Prepared(NamedTuple):
 
 def prepare(
     traffic_dir: Path, store: Store, settings: Settings, engine_name: str, progress: Progress | None,
-    label: str = "ingest", link: bool = True, slices: bool = False,
+    label: str = "ingest", *, link: bool = True, slices: bool = False,
 ) -> Prepared:
     """Ingest, enrich, featurize (and link) ``traffic_dir`` in ``store``: every stage before scoring.
 
@@ -275,11 +252,14 @@ def _timed(what: str) -> Iterator[None]:
 
 
 def publish(
-    store: Store, out_dir: Path, settings: Settings, report: IngestReport, features: pa.Table, scores: pa.Table,
-    det: Calibrated, clusters: pa.Table, traffic_dir: str, engine_name: str, reference_dir: str | None = None,
+    store: Store, out_dir: Path, settings: Settings, report: IngestReport, features: pa.Table, scoring: Scoring,
+    clusters: pa.Table, traffic_dir: str, engine_name: str, reference_dir: str | None = None, *,
+    cleared: frozenset[str] = frozenset(),
 ) -> ScanResult:
     """Decide and publish: campaigns, policy and the output files."""
-    scores, campaigns, scored = find_campaigns(scores, clusters, features, det, settings, store)
+    det = scoring.det
+    scores, campaigns, scored = find_campaigns(scoring.scores, clusters, features, det, settings, store,
+                                               cleared=cleared)
     span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
     as_of = span["hi"] or datetime.now(UTC)
     policy = decide(scores, campaigns, as_of, settings.policy.ttl_days)
@@ -304,49 +284,17 @@ def publish(
         "target_fpr": settings.detect.target_fpr,
         "scorer": det.scorer.name,
         "reference": reference_dir or "the scanned population",
+        "reference_accounts_kept": scoring.reference_accounts,
+        "reference_set_aside": {
+            "accounts": len(scoring.set_aside.reasons), "by_reason": scoring.set_aside.counts(),
+            "examples": dict(list(scoring.set_aside.reasons.items())[:20]),
+        },
+        "cleared_accounts": len(cleared),
         "ingest": report.__dict__,
     }
     path = write_outputs(out_dir, scored, campaigns, policy, summary)
     flagged = int(pc.sum(scores.column("flagged")).as_py() or 0)
     return ScanResult(report, scores.num_rows, flagged, campaigns, path)
-
-
-def _flag_campaign_members(scores: pa.Table, campaigns: list[dict[str, Any]]) -> pa.Table:
-    """Members of a campaign are flagged, with the campaign as their first reason."""
-    member_of = {a: c for c in campaigns for a in c["account_ids"]}
-    flagged, reasons = [], []
-    for account, flag, why in zip(scores.column("account_id").to_pylist(), scores.column("flagged").to_pylist(),
-                                  scores.column("reasons").to_pylist(), strict=True):
-        c = member_of.get(account)
-        flagged.append(bool(flag) or c is not None)
-        reasons.append(([f"member of {c['campaign_id']} ({len(c['account_ids'])} linked accounts)"] if c else [])
-                       + (why or []))
-    return scores.set_column(scores.schema.get_field_index("flagged"), "flagged", pa.array(flagged, pa.bool_())) \
-        .set_column(scores.schema.get_field_index("reasons"), "reasons", pa.array(reasons, pa.list_(pa.string())))
-
-
-def account_view(scores: pa.Table, clusters: pa.Table, features: pa.Table) -> pa.Table:
-    """Scores with cluster, link evidence and volume columns, one row per account, sorted by id."""
-    cluster_of = {r["account_id"]: r for r in clusters.to_pylist()}
-    volume = {r["account_id"]: r for r in features.select(["account_id", "n_exchanges", "first_seen",
-                                                             "last_seen"]).to_pylist()}
-    rows = []
-    for r in sorted(scores.to_pylist(), key=lambda r: r["account_id"]):
-        c, v = cluster_of.get(r["account_id"], {}), volume.get(r["account_id"], {})
-        if c.get("partner_indicators"):
-            shown = ", ".join(c["partner_indicators"][:3])
-            r = {**r, "reasons": [f"used {len(c['partner_indicators'])} indicators shared by partners ({shown})",
-                                  *(r["reasons"] or [])]}
-        rows.append({**r, "cluster_id": c.get("cluster_id"), "link_evidence": c.get("link_evidence"),
-                     "partner_indicators": c.get("partner_indicators") or [],
-                     "n_exchanges": v.get("n_exchanges"), "first_seen": v.get("first_seen"),
-                     "last_seen": v.get("last_seen")})
-    schema = scores.schema.append(pa.field("cluster_id", pa.string())).append(
-        pa.field("link_evidence", pa.list_(pa.string()))).append(
-        pa.field("partner_indicators", pa.list_(pa.string()))).append(pa.field("n_exchanges", pa.int64())).append(
-        pa.field("first_seen", features.schema.field("first_seen").type)).append(
-        pa.field("last_seen", features.schema.field("last_seen").type))
-    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def _rounded_lists(lists: pa.ListArray, decimals: int) -> pa.ListArray:

@@ -64,7 +64,7 @@ def replay(
     ref_engine = ref_start = all_slices = slice_windows = None
     if reference_dir is not None:
         ref_store = Store.open(store.path.with_suffix(".reference.duckdb"))
-        all_slices = prepare(reference_dir, ref_store, settings, "duckdb", progress, "reference", False,
+        all_slices = prepare(reference_dir, ref_store, settings, "duckdb", progress, "reference", link=False,
                              slices=True).slices
         slice_windows = _window_indices(all_slices)
         ref_engine = DuckDBEngine(ref_store)

@@ -206,6 +206,16 @@ PARTNER_INDICATORS = pa.schema(
     ]
 )
 
+CLEARED_ACCOUNTS = pa.schema(
+    [
+        pa.field("account_id", pa.string(), nullable=False),
+        ("cleared_at", TS),
+        ("source", pa.string()),  # the file (or console user) the decision came from
+        ("note", pa.string()),
+    ]
+)
+"""Accounts an analyst cleared as benign: they join the reference and are never set aside."""
+
 TABLES: dict[str, pa.Schema] = {
     "exchanges": EXCHANGES,
     "accounts": ACCOUNTS,
@@ -218,6 +228,7 @@ TABLES: dict[str, pa.Schema] = {
     "account_clusters": ACCOUNT_CLUSTERS,
     "account_links": ACCOUNT_LINKS,
     "partner_indicators": PARTNER_INDICATORS,
+    "cleared_accounts": CLEARED_ACCOUNTS,
     "policy": POLICY,
     "campaigns": CAMPAIGNS,
 }

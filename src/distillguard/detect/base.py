@@ -104,15 +104,18 @@ class Calibrated:
         self.target_fpr = target_fpr
         self.min_exchanges = min_exchanges
 
-    def fit(self, features: pa.Table, reference: pa.Table | None = None, slices: Slices | None = None) -> Self:
+    def fit(self, features: pa.Table, reference: pa.Table | None = None, slices: Slices | None = None, *,
+            conformal: bool | None = None) -> Self:
         """Fit on ``reference`` (else ``features``) and set the threshold.
 
         ``slices``: the reference's accounts cut into time windows; the scorer may use
         them as further benign behaviour (``Scorer.remember``), while calibration stays
         one score per reference account. Ignored without a reference.
+        ``conformal``: the conformal threshold (default: when a separate reference is given)
+        or the plain quantile (a population that is its own reference).
         """
         ref = features if reference is None else reference
-        self.conformal_ = reference is not None
+        self.conformal_ = reference is not None if conformal is None else conformal
         self.topic_center_ = reference_center(ref)
         ref = self.prepare(ref)
         self.scorer.fit(ref)
@@ -121,7 +124,7 @@ class Calibrated:
         ref_scores = self.scorer.score_reference(ref)
         self.reference_scores_ = np.sort(np.asarray(ref_scores, dtype=np.float64))
         self.threshold_ = self.threshold_at(self.target_fpr)
-        if reference is not None and certified_fpr(len(ref_scores), self.target_fpr) > self.target_fpr \
+        if self.conformal_ and certified_fpr(len(ref_scores), self.target_fpr) > self.target_fpr \
                 and (len(ref_scores), self.target_fpr) not in _WARNED:  # once, not every replay window
             _WARNED.add((len(ref_scores), self.target_fpr))
             log.warning("a reference of %d accounts can only certify a false-positive rate of %.3g, "
@@ -155,6 +158,24 @@ class Calibrated:
             volume = features.column("n_exchanges").to_numpy(zero_copy_only=False)
             flagged &= volume >= self.min_exchanges
         return np.asarray(flagged, dtype=bool)
+
+
+GROUP_COLUMN = "neighbour_group"
+"""Optional feature column: accounts of one group (a link cluster) count as one neighbour and never
+vouch for each other (null: the account is its own group)."""
+
+
+def group_names(features: pa.Table) -> list[str]:
+    """Each row's neighbour group: ``GROUP_COLUMN`` where set, else the row's own account id.
+
+    >>> group_names(pa.table({"account_id": ["a", "b"], "neighbour_group": ["c1", None]}))
+    ['c1', 'acct:b']
+    """
+    n = features.num_rows
+    ids = features.column("account_id").to_pylist() if "account_id" in features.column_names \
+        else [f"#{i}" for i in range(n)]
+    groups = features.column(GROUP_COLUMN).to_pylist() if GROUP_COLUMN in features.column_names else [None] * n
+    return [g if g is not None else f"acct:{a}" for a, g in zip(ids, groups, strict=True)]
 
 
 def owner(window_id: str) -> str:

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sklearn.neighbors import NearestNeighbors
 
-from distillguard.detect.base import Scorer, Slices, column, feature_matrix, owner
+from distillguard.detect.base import Scorer, Slices, column, feature_matrix, group_names, owner
 
 # Log scaling of the heavy-tailed ones: base.LOG_SCALED.
 FEATURES = (
@@ -61,7 +61,14 @@ _LABELS = {
 
 
 class KNNNoveltyScorer(Scorer):
-    """Mean distance to the ``k`` nearest reference accounts (higher = more novel)."""
+    """Mean distance to the ``k`` nearest *independent* reference accounts (higher = more novel).
+
+    Rows may carry a ``neighbour_group`` column (``base.GROUP_COLUMN``: the link cluster, or
+    null for an unlinked account). Accounts of one group count as one neighbour, and a row is
+    never compared with its own group: coordinated accounts do not vouch for each other, and
+    when the reference is the scanned population itself, a hydra cluster's members are not
+    each other's neighbours.
+    """
 
     name: ClassVar[str] = "knn-novelty"
 
@@ -91,9 +98,11 @@ class KNNNoveltyScorer(Scorer):
         # IQR where the feature varies in the middle, else the standard deviation, else 1.
         self.scale_ = np.where(iqr > 1e-9, iqr, np.where(std > 1e-9, std, 1.0))
         self.reference_ = (x - self.center_) / self.scale_
-        self._fitted_ids_ = features.column("account_id").to_pylist() if "account_id" in features.column_names \
-            else None
-        self.index_ = NearestNeighbors(n_neighbors=min(self.k + 1, max(1, len(x)))).fit(self.reference_)
+        names = group_names(features)
+        self.group_codes_ = {g: i for i, g in enumerate(dict.fromkeys(names))}
+        self.groups_ = np.array([self.group_codes_[g] for g in names], dtype=np.int64)
+        self.group_of_account_ = dict(zip(_ids(features), names, strict=True))
+        self.index_ = NearestNeighbors().fit(self.reference_) if len(x) else None
         self.slices_: Slices | None = None
         return self
 
@@ -104,22 +113,19 @@ class KNNNoveltyScorer(Scorer):
         reference's accounts *and* their slices: a one-afternoon evaluation run then
         has a benign neighbour (one busy day of a long-lived harness) instead of none.
         Longer-lived accounts are compared with whole accounts only, so an attacker
-        spreading over weeks gains no cover from the extra points.
+        spreading over weeks gains no cover from the extra points. A slice belongs to its
+        account's group; slices of accounts not in the fitted reference (set aside) are dropped.
         """
         rows = slices.features
-        if rows.num_rows == 0:
+        owners = [owner(i) for i in rows.column("account_id").to_pylist()] if rows.num_rows else []
+        kept = [i for i, o in enumerate(owners) if o in self.group_of_account_]
+        if not kept:
             return self
-        ids = rows.column("account_id").to_pylist()
-        fitted = self._fitted_ids_
+        rows = rows.take(pa.array(kept, pa.int64()))
         self.slices_ = slices
         self.library_ = np.vstack([self.reference_, self._scaled(rows)])
-        # Group codes: reference row i is group i; a slice joins its owner's group (or a new one).
-        owners = [owner(i) for i in ids]
-        index_of = {a: i for i, a in enumerate(fitted)} if fitted is not None else {}
-        extra = {o: len(self.reference_) + n for n, o in enumerate(dict.fromkeys(owners))}
-        self.library_groups_ = np.concatenate([
-            np.arange(len(self.reference_)), [index_of.get(o, extra[o]) for o in owners]]).astype(np.int64)
-        self.largest_group_ = int(np.bincount(self.library_groups_).max())
+        slice_groups = [self.group_codes_[self.group_of_account_[owners[i]]] for i in kept]
+        self.library_groups_ = np.concatenate([self.groups_, slice_groups]).astype(np.int64)
         self.library_index_ = NearestNeighbors().fit(self.library_)
         return self
 
@@ -133,45 +139,41 @@ class KNNNoveltyScorer(Scorer):
         with np.errstate(invalid="ignore"):
             return np.asarray(np.floor(first / seconds) == np.floor(last / seconds), dtype=bool)
 
-    def _neighbours(self, x: np.ndarray, short: np.ndarray, rows: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+    def _query_groups(self, features: pa.Table) -> np.ndarray:
+        """Each row's group code in the fitted reference (-1: a group the reference does not hold)."""
+        return np.array([self.group_codes_.get(g, -1) for g in group_names(features)], dtype=np.int64)
+
+    def _neighbours(self, x: np.ndarray, short: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distances, library row indices) of the ``k`` nearest neighbours of each row of ``x``.
 
-        ``rows``: ``x`` is the reference itself (row i of ``x`` is reference row ``rows[i]``), and each
-        row's own account (with its slices) is left out. Short-lived rows search the library with
-        slices; others the whole accounts. Indices refer to ``library_`` (whose first rows are
-        ``reference_``).
+        At most one neighbour per group, none of the row's ``own`` group (leave-one-out, and
+        leave-its-cluster-out). Short-lived rows search the library with slices; others the
+        whole accounts. Indices refer to ``library_`` (whose first rows are ``reference_``);
+        missing neighbours are NaN.
         """
         k = self.k
         dist = np.full((len(x), k), np.nan)
         idx = np.zeros((len(x), k), dtype=np.int64)
         for in_library, sel in ((False, ~short), (True, short)):
-            if not sel.any():
+            if not sel.any() or self.index_ is None:
                 continue
             index = self.library_index_ if in_library else self.index_
-            groups = self.library_groups_ if in_library else np.arange(len(self.reference_))
-            extra = 0 if rows is None else (self.largest_group_ if in_library else 1)
-            n = min(k + extra, index.n_samples_fit_)
-            d, i = index.kneighbors(x[sel], n_neighbors=n)
-            if rows is not None:  # leave out the row's own account (and its slices)
-                d = np.where(groups[i] == rows[sel][:, None], np.inf, d)
-                order = np.argsort(d, axis=1, kind="stable")[:, :k]
-                d, i = np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
-            width = d.shape[1]
-            dist[sel, :width], idx[sel, :width] = np.where(np.isfinite(d), d, np.nan), i
+            groups = self.library_groups_ if in_library else self.groups_
+            d, i = _distinct_nearest(index, groups, x[sel], own[sel], k)
+            dist[sel], idx[sel] = d, i
         return dist, idx
 
     def score(self, features: pa.Table) -> np.ndarray:
         if features.num_rows == 0:
             return np.zeros(0)
-        dist, _ = self._neighbours(self._scaled(features), self._short_lived(features))
+        x = self._scaled(features)
+        dist, _ = self._neighbours(x, self._short_lived(features), self._query_groups(features))
         return _mean_distance(dist)
 
     def score_reference(self, reference: pa.Table) -> np.ndarray:
-        """Leave-one-out scores of the fitted reference (for calibration): each account's own row,
-        and its slices, are left out."""
-        x = self._scaled(reference)
-        return _mean_distance(self._neighbours(x, self._short_lived(reference), np.arange(len(x)))[0])
+        """Scores of the fitted reference (for calibration): each account's own group (itself, its
+        cluster and their slices) is left out, as for any other row."""
+        return self.score(reference)
 
     def score_reference_grouped(self, reference: pa.Table, groups: list[str]) -> np.ndarray:
         """Scores of the fitted reference leaving out every row of the same group, not only the row.
@@ -185,6 +187,7 @@ class KNNNoveltyScorer(Scorer):
         codes = np.unique(np.asarray(groups), return_inverse=True)[1]
         largest = int(np.bincount(codes).max()) if len(codes) else 0
         n = min(self.k + largest, len(self.reference_))
+        assert self.index_ is not None
         dist, idx = self.index_.kneighbors(x, n_neighbors=n)
         dist = np.where(codes[idx] == codes[:, None], np.inf, dist)
         nearest = np.sort(dist, axis=1)[:, : self.k]
@@ -194,23 +197,74 @@ class KNNNoveltyScorer(Scorer):
         if features.num_rows == 0:
             return []
         x = self._scaled(features)
-        _, idx = self._neighbours(x, self._short_lived(features))
+        dist, idx = self._neighbours(x, self._short_lived(features), self._query_groups(features))
         library = self.library_ if self.slices_ is not None else self.reference_
-        gaps = x - library[idx].mean(axis=1)  # in scale units, vs the nearest benign accounts (or slices)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a row with no neighbour at all
+            near = np.where(np.isnan(dist)[..., None], np.nan, library[idx])
+            gaps = x - np.nanmean(near, axis=1)  # in scale units, vs the nearest benign accounts (or slices)
         raw = {f: column(features, f) if f in features.column_names else None for f in self.features}
         out = []
         for i in range(features.num_rows):
-            order = np.argsort(-np.abs(gaps[i]))[:top]
+            order = np.argsort(-np.abs(np.nan_to_num(gaps[i])))[:top]
             reasons = []
             for j in order:
                 values = raw[self.features[j]]
-                if abs(gaps[i, j]) < min_gap or values is None or np.isnan(values[i]):
+                if not abs(gaps[i, j]) >= min_gap or values is None or np.isnan(values[i]):
                     continue
                 label = _LABELS.get(self.features[j], self.features[j] + " {v:.3g}").format(v=values[i])
                 reasons.append(f"{label} ({'above' if gaps[i, j] > 0 else 'below'} its nearest benign "
                                f"accounts by {abs(gaps[i, j]):.1f} scale units)")
             out.append(reasons)
         return out
+
+
+def _distinct_nearest(index: NearestNeighbors, groups: np.ndarray, x: np.ndarray, own: np.ndarray, k: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of ``index`` for each row of ``x``, one per group and none of ``own``.
+
+    Asks for a few more candidates than ``k`` and widens the search only for the rows
+    whose candidates were mostly of one group (a cluster's members lie close together).
+    """
+    n_fit = index.n_samples_fit_
+    dist = np.full((len(x), k), np.nan)
+    idx = np.zeros((len(x), k), dtype=np.int64)
+    todo = np.arange(len(x))
+    n = min(n_fit, k + 16)
+    while len(todo):
+        d, i = index.kneighbors(x[todo], n_neighbors=n)
+        g = groups[i]
+        keep = (g != own[todo][:, None]) & _first_of_group(g)
+        d = np.where(keep, d, np.inf)
+        order = np.argsort(d, axis=1, kind="stable")[:, :k]
+        d, i = np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
+        width = d.shape[1]
+        dist[todo, :width] = np.where(np.isfinite(d), d, np.nan)
+        idx[todo, :width] = i
+        short = np.isinf(d).any(axis=1) | (width < k)
+        if n >= n_fit or not short.any():
+            break
+        todo, n = todo[short], min(n_fit, n * 4)
+    return dist, idx
+
+
+def _first_of_group(groups: np.ndarray) -> np.ndarray:
+    """Per row of ``groups`` (candidates in distance order), True at each group's first column."""
+    m, n = groups.shape
+    rows = np.repeat(np.arange(m), n)
+    flat = groups.ravel()
+    order = np.lexsort((np.tile(np.arange(n), m), flat, rows))
+    first = np.ones(m * n, dtype=bool)
+    first[1:] = (rows[order][1:] != rows[order][:-1]) | (flat[order][1:] != flat[order][:-1])
+    out = np.empty(m * n, dtype=bool)
+    out[order] = first
+    return out.reshape(m, n)
+
+
+def _ids(features: pa.Table) -> list[str]:
+    if "account_id" in features.column_names:
+        return [str(a) for a in features.column("account_id").to_pylist()]
+    return [f"#{i}" for i in range(features.num_rows)]
 
 
 def _mean_distance(dist: np.ndarray) -> np.ndarray:

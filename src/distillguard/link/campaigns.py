@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from distillguard.detect.harvest import HarvestEvidence
 from distillguard.link.evidence import KINDS
 
 
@@ -38,6 +39,8 @@ class Candidate:
     cluster_id: str
     rows: list[dict[str, Any]]
     suspicious: list[dict[str, Any]]
+    harvest: HarvestEvidence | None = None
+    coordinated: bool = False  # a campaign by its harvest evidence and links alone
 
 
 @dataclass
@@ -52,11 +55,17 @@ class CampaignDetails:
 
 
 def select_campaigns(
-    scored: pa.Table, *, min_accounts: int, min_suspicious_share: float, suspicious_above: float
+    scored: pa.Table, *, min_accounts: int, min_suspicious_share: float, suspicious_above: float,
+    evidence: dict[str, HarvestEvidence] | None = None, min_harvest: float = 0.0,
+    coordinated_harvest: float = 1.1, coordinated_accounts: int = 10,
 ) -> list[Candidate]:
     """Clusters that become campaigns (``scored``: account rows with ``cluster_id`` and ``score``).
 
     Members that used a partner's indicators count as suspicious whatever their score.
+    With ``evidence`` (``detect.harvest``): a cluster whose members are unusual is a campaign
+    only if its harvest evidence reaches ``min_harvest`` (a novel classroom or SaaS backend is
+    not), and a cluster of ``coordinated_accounts`` or more whose evidence reaches
+    ``coordinated_harvest`` is one even when each member alone looks ordinary.
     """
     members: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in scored.to_pylist():
@@ -66,8 +75,13 @@ def select_campaigns(
     for cluster_id, rows in sorted(members.items()):
         # A partner's indicator on a member is evidence as strong as its own behaviour.
         suspicious = [r for r in rows if r["score"] > suspicious_above or r.get("partner_indicators")]
-        if len(rows) >= min_accounts and len(suspicious) >= min_suspicious_share * len(rows):
-            out.append(Candidate(cluster_id, rows, suspicious))
+        harvest = evidence.get(cluster_id) if evidence is not None else None
+        h = harvest.score if harvest is not None else (1.0 if evidence is None else 0.0)
+        partner = any(r.get("partner_indicators") for r in rows)
+        novel = len(suspicious) >= min_suspicious_share * len(rows) and (h >= min_harvest or partner)
+        coordinated = len(rows) >= coordinated_accounts and h >= coordinated_harvest
+        if len(rows) >= min_accounts and (novel or coordinated):
+            out.append(Candidate(cluster_id, rows, suspicious, harvest, coordinated and not novel))
     return out
 
 
@@ -85,7 +99,9 @@ def campaign_record(c: Candidate, d: CampaignDetails) -> dict[str, Any]:
     density = 2 * len(d.edges) / (n * (n - 1)) if n > 1 else 0.0
     mean_weight = float(np.mean([e[2] for e in d.edges])) if d.edges else 0.0
     suspicious_share = len(c.suspicious) / n
-    score = suspicious_share * (0.4 + 0.2 * (1 - 1 / math.sqrt(n)) + 0.2 * min(density, 1.0)
+    # A campaign by coordination alone is gated by its harvest evidence instead of member suspicion.
+    gate = max(suspicious_share, c.harvest.score if c.coordinated and c.harvest is not None else 0.0)
+    score = gate * (0.4 + 0.2 * (1 - 1 / math.sqrt(n)) + 0.2 * min(density, 1.0)
                                 + 0.2 * min(mean_weight / 2, 1.0))
     volumes = np.array([r["n_exchanges"] or 0 for r in rows], dtype=np.float64)
     volume_cv = float(volumes.std() / volumes.mean()) if volumes.mean() > 0 else 0.0
@@ -109,6 +125,9 @@ def campaign_record(c: Candidate, d: CampaignDetails) -> dict[str, Any]:
         "evidence": _evidence(c, d, total, first, last, dict(kinds), capabilities, volume_cv, density, mean_weight),
         "shared_evidence": dict(sorted(kinds.items())),
         "suspicious_share": round(suspicious_share, 4),
+        "harvest_evidence": None if c.harvest is None else {
+            "score": round(c.harvest.score, 4), "shares": {k: round(v, 4) for k, v in c.harvest.shares.items()}},
+        "coordinated": c.coordinated,
         "member_score_mean": round(float(np.mean([r["score"] for r in rows])), 4),
         "volume_cv": round(volume_cv, 4),
         "graph": {"accounts": n, "links": len(d.edges), "density": round(density, 4),
@@ -132,6 +151,10 @@ def _evidence(
         f"{len(c.suspicious)} of them ({len(c.suspicious) / n:.0%}) behave unlike benign customers and {flagged} "
         "are flagged on their own."
     ]
+    if c.harvest is not None and c.harvest.reasons:
+        out.append(("Acts together as a harvester even though most members look ordinary alone: " if c.coordinated
+                    else "Harvest evidence: ") + "; ".join(c.harvest.reasons)
+                   + f" (score {c.harvest.score:.2f}).")
     if kinds:
         out.append("Linked by " + "; ".join(
             f"{KINDS[k].label if k in KINDS else k} ({v} accounts)"

@@ -1,0 +1,118 @@
+"""Harvest evidence on an absolute scale: what a group of accounts must do to harvest a model.
+
+Novelty says an account is unlike the reference; it cannot say why, and a reference that
+already holds the campaign (last month's traffic, unvetted) or a population scanned without
+one washes it out. Harvest evidence does not depend on any reference: each term is a share in
+[0, 1] of the group's traffic or accounts, combined as a noisy-OR
+
+    H = 1 − Π (1 − weight × share)
+
+so any one strong trait counts and several weak ones add up. The terms are what distillation
+needs from the traffic (traces and answers in a trainable form) and from the accounts (many,
+cheaply made):
+
+- reasoning elicited (step-by-step, show-your-work requests: the traces are the product);
+- requests shaped for dataset building (JSON lines, fixed fields, "output only ...");
+- accounts put to work within two weeks of sign-up (sign-up bursts for the campaign);
+- payment instruments shared between accounts (one card behind many accounts);
+- continuous operation (active in most hours of the account's span: load-balanced scripts).
+
+A classroom (old accounts, no elicitation, own cards) or a SaaS backend (one organization,
+plain answers) scores near 0 however novel it is; a hydra cluster scores high however
+ordinary each member looks. Used at cluster level (``campaign_evidence``) to decide which
+novel clusters are campaigns and to let a large, tightly linked cluster with strong evidence
+become one on its own.
+
+>>> import pyarrow as pa
+>>> f = pa.table({"account_id": ["a", "b", "c"], "n_exchanges": [100, 100, 100],
+...               "elicitation_rate": [0.9, 0.8, 0.7], "harvest_format_share": [0.0, 0.0, 0.0],
+...               "account_age_days": [0.5, 1.0, 300.0]})
+>>> c = pa.table({"account_id": ["a", "b", "c"], "cluster_id": ["k1", "k1", "k1"],
+...               "link_evidence": [["payment"], ["payment"], []]})
+>>> ev = campaign_evidence(f, c)["k1"]
+>>> round(ev.score, 3), ev.reasons[0]
+(0.887, 'reasoning elicited in 80% of requests')
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+FRESH_DAYS = 14.0
+"""An account first used within this many days of sign-up counts as fresh."""
+
+TERMS: dict[str, tuple[float, str]] = {
+    "elicitation": (0.4, "reasoning elicited in {v:.0%} of requests"),
+    "formatting": (1.0, "{v:.0%} of requests shaped for dataset building"),
+    "fresh": (0.6, "{v:.0%} of accounts put to work within 14 days of sign-up"),
+    "payment": (0.5, "{v:.0%} of accounts share a payment instrument with another member"),
+    "continuous": (0.4, "accounts active in {v:.0%} of the hours of their span"),
+}
+"""term → (weight, reason template). Weights < 1 where ordinary customers show the trait too:
+a maths class asks for step-by-step answers all lesson long (elicitation alone stays below
+``link.min_harvest_evidence``), new customers start within days, batch jobs and SaaS backends
+run around the clock."""
+
+
+@dataclass(frozen=True)
+class HarvestEvidence:
+    """One group's harvest evidence: the combined score in [0, 1], each term's share, the reasons."""
+
+    score: float
+    shares: dict[str, float]
+    reasons: list[str]
+
+
+def combine(shares: dict[str, float]) -> HarvestEvidence:
+    """Noisy-OR of the weighted shares, with a reason for every term of weighted share ≥ 0.2.
+
+    >>> combine({"elicitation": 0.0, "formatting": 0.5}).score
+    0.5
+    """
+    keep = 1.0
+    reasons = []
+    for term, share in sorted(shares.items(), key=lambda kv: -kv[1] * TERMS[kv[0]][0]):
+        weight, template = TERMS[term]
+        share = float(min(max(share, 0.0), 1.0))
+        keep *= 1.0 - weight * share
+        if weight * share >= 0.2:
+            reasons.append(template.format(v=share))
+    return HarvestEvidence(round(1.0 - keep, 6), shares, reasons)
+
+
+def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, HarvestEvidence]:
+    """Harvest evidence of each cluster, from its members' account features.
+
+    Traffic terms are exchange-weighted over the members (the cluster as one harvester);
+    account terms are shares of members. ``clusters``: ``account_id``, ``cluster_id`` and
+    ``link_evidence`` (the kinds that link each account).
+    """
+    rows = {r["account_id"]: r for r in features.select(
+        [c for c in ("account_id", "n_exchanges", "elicitation_rate", "harvest_format_share", "account_age_days",
+                     "duty_cycle")
+         if c in features.column_names]).to_pylist()}
+    members: dict[str, list[tuple[dict[str, object], list[str]]]] = defaultdict(list)
+    for c in clusters.to_pylist():
+        if c["cluster_id"] is not None and c["account_id"] in rows:
+            members[c["cluster_id"]].append((rows[c["account_id"]], list(c.get("link_evidence") or [])))
+    out = {}
+    for cluster_id, ms in members.items():
+        volume = np.array([float(m.get("n_exchanges") or 0) for m, _ in ms])
+        weights = volume / volume.sum() if volume.sum() > 0 else np.full(len(ms), 1 / len(ms))
+        age = np.array([_float(m.get("account_age_days")) for m, _ in ms])
+        out[cluster_id] = combine({
+            "elicitation": float(weights @ np.array([_float(m.get("elicitation_rate"), 0.0) for m, _ in ms])),
+            "formatting": float(weights @ np.array([_float(m.get("harvest_format_share"), 0.0) for m, _ in ms])),
+            "fresh": float(np.mean(np.nan_to_num(age, nan=np.inf) < FRESH_DAYS)),
+            "payment": float(np.mean(["payment" in kinds for _, kinds in ms])),
+            "continuous": float(weights @ np.array([_float(m.get("duty_cycle"), 0.0) for m, _ in ms])),
+        })
+    return out
+
+
+def _float(value: object, default: float = float("nan")) -> float:
+    return default if value is None else float(value)  # type: ignore[arg-type]

@@ -1,0 +1,242 @@
+"""Scoring on untrusted history: the reference is vetted, coordinated accounts never vouch.
+
+A provider's only reference is last period's traffic as it was, and campaigns run for
+months, so the reference holds attackers; without any reference the scanned population is
+its own. Both cases go through one procedure (``self_scan``):
+
+1. Every account carries its link cluster (``neighbour_group``): in nearest-neighbour
+   novelty a cluster counts as one neighbour and an account is never compared with its own
+   cluster, so a hydra cluster's members cannot vouch for each other.
+2. Score, find campaigns (novel clusters with harvest evidence, or large clusters whose
+   harvest evidence is strong on its own: ``detect.harvest``), and **set aside** campaign
+   members and flagged accounts; refit on what is left (``detect.vetting_rounds`` times).
+
+With a reference, ``self_scan`` runs on the reference first, and the scan is fitted and
+calibrated on the accounts it kept (``vet_reference``); without one, the scanned population
+is vetted the same way and is its own reference. Accounts an analyst cleared
+(``scan --benign``) are never set aside and are their own benign neighbours, so they are
+not flagged again unless their behaviour changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distillguard.config import Settings
+from distillguard.detect import Calibrated, make_scorer
+from distillguard.detect.base import GROUP_COLUMN, Slices
+from distillguard.detect.harvest import campaign_evidence
+from distillguard.link.campaigns import build_campaigns, select_campaigns
+from distillguard.link.details import campaign_details
+from distillguard.store import Store
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference period, prepared like the scan: account features, clusters and slices."""
+
+    features: pa.Table
+    clusters: pa.Table | None = None
+    slices: Slices | None = None
+    windows: pa.Table | None = None
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """Accounts left out of the reference, each with why (``summary.json``: ``reference_set_aside``)."""
+
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """How many accounts for each kind of reason ("campaign member", "flagged")."""
+        out: dict[str, int] = {}
+        for why in self.reasons.values():
+            kind = "campaign member" if why.startswith("member of") else "flagged"
+            out[kind] = out.get(kind, 0) + 1
+        return out
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """Scores of the scanned accounts, the fitted detector and what the reference set aside."""
+
+    scores: pa.Table
+    det: Calibrated
+    set_aside: SetAside
+    reference_accounts: int
+
+
+def score_population(
+    features: pa.Table, clusters: pa.Table, settings: Settings, *, reference: Reference | None = None,
+    cleared: frozenset[str] = frozenset(),
+) -> Scoring:
+    """Score ``features`` against a vetted ``reference`` (or, without one, against itself, vetted)."""
+    feats = with_groups(features, clusters, "")
+    if reference is None:
+        det, aside = self_scan(feats, clusters, settings, cleared)
+        return Scoring(score_accounts(det, feats), det, aside, len(det.reference_scores_))
+    ref = with_groups(reference.features, reference.clusters, "ref:")
+    aside = SetAside()
+    if settings.detect.vet_reference and reference.clusters is not None:
+        _, aside = self_scan(ref, reference.clusters, settings, cleared)
+    kept = _without(ref, set(aside.reasons))
+    library = _with_cleared(kept, feats, cleared)
+    det = _calibrated(settings, has_reference=True).fit(feats, library, reference.slices)
+    return Scoring(score_accounts(det, feats), det, aside, kept.num_rows)
+
+
+def self_scan(
+    features: pa.Table, clusters: pa.Table, settings: Settings, cleared: frozenset[str] = frozenset()
+) -> tuple[Calibrated, SetAside]:
+    """Vet a population that is its own reference: fit, set aside campaigns and flags, refit.
+
+    ``features`` carry ``neighbour_group``. Returns the detector fitted on what was kept
+    (plain-quantile threshold: the population is not certified benign) and what was set aside.
+    """
+    aside = SetAside()
+    det = _calibrated(settings, has_reference=False)
+    for _ in range(settings.detect.vetting_rounds + 1):
+        library = _with_cleared(_without(features, set(aside.reasons)), features, cleared)
+        det = _calibrated(settings, has_reference=False).fit(features, library, conformal=False)
+        scores = score_accounts(det, features, explain=False)
+        _, campaigns, _ = find_campaigns(scores, clusters, features, det, settings, cleared=cleared)
+        reasons = {a: f"member of {c['campaign_id']} ({len(c['account_ids'])} linked accounts)"
+                   for c in campaigns for a in c["account_ids"]}
+        for a, s, f in zip(scores.column("account_id").to_pylist(), scores.column("score").to_pylist(),
+                           scores.column("flagged").to_pylist(), strict=True):
+            if f and a not in reasons:
+                reasons[a] = f"flagged on its own (score {s:.2f})"
+        reasons = {a: r for a, r in sorted(reasons.items()) if a not in cleared}
+        if reasons == aside.reasons:
+            break
+        aside = SetAside(reasons)
+    return det, aside
+
+
+def with_groups(features: pa.Table, clusters: pa.Table | None, prefix: str) -> pa.Table:
+    """``features`` with ``neighbour_group``: ``prefix`` + the account's cluster id (null if unlinked)."""
+    cluster_of: dict[str, str] = {}
+    if clusters is not None:
+        cluster_of = {r["account_id"]: prefix + r["cluster_id"]
+                      for r in clusters.select(["account_id", "cluster_id"]).to_pylist() if r["cluster_id"]}
+    groups = pa.array([cluster_of.get(a) for a in features.column("account_id").to_pylist()], pa.string())
+    if GROUP_COLUMN in features.column_names:
+        return features.set_column(features.schema.get_field_index(GROUP_COLUMN), GROUP_COLUMN, groups)
+    return features.append_column(GROUP_COLUMN, groups)
+
+
+def _without(features: pa.Table, accounts: set[str]) -> pa.Table:
+    if not accounts:
+        return features
+    keep = pc.invert(pc.is_in(features.column("account_id"), pa.array(sorted(accounts), pa.string())))
+    return features.filter(keep)
+
+
+def _with_cleared(library: pa.Table, features: pa.Table, cleared: frozenset[str]) -> pa.Table:
+    """``library`` plus a copy of each cleared account's row as its own group (``cleared:ID``): an
+    analyst's decision makes the account's present behaviour a benign neighbour of itself."""
+    if not cleared:
+        return library
+    rows = features.filter(pc.is_in(features.column("account_id"), pa.array(sorted(cleared), pa.string())))
+    if rows.num_rows == 0:
+        return library
+    groups = pa.array(["cleared:" + a for a in rows.column("account_id").to_pylist()], pa.string())
+    rows = rows.set_column(rows.schema.get_field_index(GROUP_COLUMN), GROUP_COLUMN, groups)
+    return pa.concat_tables([library, rows.select(library.column_names).cast(library.schema)])
+
+
+def _calibrated(settings: Settings, *, has_reference: bool) -> Calibrated:
+    # Nearest-neighbour novelty in both cases: with neighbour groups a population can be its own
+    # reference (a cluster never vouches for itself), which robust z-scores of the tails cannot.
+    name = settings.detect.scorer
+    if name == "auto":
+        name = "knn-novelty"
+    return Calibrated(make_scorer(name, has_reference, settings.detect.k_neighbors),
+                      settings.detect.target_fpr, settings.detect.min_exchanges)
+
+
+def score_accounts(det: Calibrated, features: pa.Table, explain: bool = True) -> pa.Table:
+    """account_id, score, flagged, reasons (``schema.ACCOUNT_SCORES``) from a fitted detector."""
+    scores = det.score(features) if features.num_rows else np.zeros(0)
+    flagged = det.flag(features, scores) if features.num_rows else np.zeros(0, bool)
+    reasons = det.explain(features) if explain else [[] for _ in range(features.num_rows)]
+    return pa.table({
+        "account_id": features.column("account_id"),
+        "score": pa.array(scores, pa.float64()),
+        "flagged": pa.array(flagged, pa.bool_()),
+        "reasons": pa.array(reasons, pa.list_(pa.string())),
+    })
+
+
+def find_campaigns(
+    scores: pa.Table, clusters: pa.Table, features: pa.Table, det: Calibrated, settings: Settings,
+    store: Store | None = None, *, cleared: frozenset[str] = frozenset(),
+) -> tuple[pa.Table, list[dict[str, Any]], pa.Table]:
+    """Campaigns from clusters; returns (scores with members flagged, campaigns, account view).
+
+    A cluster is a campaign when most members score above the member bar and its harvest
+    evidence reaches ``link.min_harvest_evidence``, or when it is large and its harvest
+    evidence alone is strong (``link.coordinated_*``). Cleared accounts are never members.
+    With ``store``, each campaign record carries its details (infrastructure, timeline,
+    links, release pivot); replay leaves them out.
+    """
+    if cleared:
+        clusters = clusters.set_column(
+            clusters.schema.get_field_index("cluster_id"), "cluster_id",
+            pc.if_else(pc.is_in(clusters.column("account_id"), pa.array(sorted(cleared), pa.string())),
+                       pa.scalar(None, pa.string()), clusters.column("cluster_id")))
+    view = account_view(scores, clusters, features)
+    link = settings.link
+    candidates = select_campaigns(view, min_accounts=link.min_campaign_accounts,
+                                  min_suspicious_share=link.min_suspicious_share,
+                                  suspicious_above=det.threshold_at(link.member_fpr),
+                                  evidence=campaign_evidence(features, clusters),
+                                  min_harvest=link.min_harvest_evidence,
+                                  coordinated_harvest=link.coordinated_harvest_evidence,
+                                  coordinated_accounts=link.coordinated_min_accounts)
+    details = campaign_details(store, candidates) if store is not None else {}
+    campaigns = build_campaigns(candidates, details)
+    return _flag_campaign_members(scores, campaigns), campaigns, _flag_campaign_members(view, campaigns)
+
+
+def _flag_campaign_members(scores: pa.Table, campaigns: list[dict[str, Any]]) -> pa.Table:
+    """Members of a campaign are flagged, with the campaign as their first reason."""
+    member_of = {a: c for c in campaigns for a in c["account_ids"]}
+    flagged, reasons = [], []
+    for account, flag, why in zip(scores.column("account_id").to_pylist(), scores.column("flagged").to_pylist(),
+                                  scores.column("reasons").to_pylist(), strict=True):
+        c = member_of.get(account)
+        flagged.append(bool(flag) or c is not None)
+        reasons.append(([f"member of {c['campaign_id']} ({len(c['account_ids'])} linked accounts)"] if c else [])
+                       + (why or []))
+    return scores.set_column(scores.schema.get_field_index("flagged"), "flagged", pa.array(flagged, pa.bool_())) \
+        .set_column(scores.schema.get_field_index("reasons"), "reasons", pa.array(reasons, pa.list_(pa.string())))
+
+
+def account_view(scores: pa.Table, clusters: pa.Table, features: pa.Table) -> pa.Table:
+    """Scores with cluster, link evidence and volume columns, one row per account, sorted by id."""
+    cluster_of = {r["account_id"]: r for r in clusters.to_pylist()}
+    volume = {r["account_id"]: r for r in features.select(["account_id", "n_exchanges", "first_seen",
+                                                             "last_seen"]).to_pylist()}
+    rows = []
+    for r in sorted(scores.to_pylist(), key=lambda r: r["account_id"]):
+        c, v = cluster_of.get(r["account_id"], {}), volume.get(r["account_id"], {})
+        if c.get("partner_indicators"):
+            shown = ", ".join(c["partner_indicators"][:3])
+            r = {**r, "reasons": [f"used {len(c['partner_indicators'])} indicators shared by partners ({shown})",
+                                  *(r["reasons"] or [])]}
+        rows.append({**r, "cluster_id": c.get("cluster_id"), "link_evidence": c.get("link_evidence"),
+                     "partner_indicators": c.get("partner_indicators") or [],
+                     "n_exchanges": v.get("n_exchanges"), "first_seen": v.get("first_seen"),
+                     "last_seen": v.get("last_seen")})
+    schema = scores.schema.append(pa.field("cluster_id", pa.string())).append(
+        pa.field("link_evidence", pa.list_(pa.string()))).append(
+        pa.field("partner_indicators", pa.list_(pa.string()))).append(pa.field("n_exchanges", pa.int64())).append(
+        pa.field("first_seen", features.schema.field("first_seen").type)).append(
+        pa.field("last_seen", features.schema.field("last_seen").type))
+    return pa.Table.from_pylist(rows, schema=schema)
