@@ -23,10 +23,15 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (json.dumps({**GOOD, "account_id": 42}).encode(), "field 'account_id' must be a string, got int"),
     (json.dumps({**GOOD, "timestamp": "yesterday"}).encode(), "is not an RFC 3339 time"),
     (json.dumps({**GOOD, "timestamp": "2026-02-01T12:00:00"}).encode(), "has no UTC offset"),
-    (json.dumps({**GOOD, "request": {"messages": "hi"}}).encode(), "'request.messages' must be a list"),
-    (json.dumps({**GOOD, "request": {"messages": [{"role": "bot", "content": "x"}]}}).encode(),
-     "'request.messages[0].role' is 'bot'"),
     (json.dumps({**GOOD, "client": {"asn": "AS1"}}).encode(), "field 'client.asn' must be an integer"),
+    (json.dumps({**GOOD, "timestamp": "9999-12-31T23:59:59Z"}).encode(), "'timestamp' is out of range"),
+    (json.dumps({**GOOD, "timestamp": "2300-01-01T00:00:00Z"}).encode(), "'timestamp' is out of range"),
+    (json.dumps({**GOOD, "timestamp": "0001-01-01T00:00:00Z"}).encode(), "'timestamp' is out of range"),
+    (json.dumps({**GOOD, "timestamp": "0001-01-01T00:00:00+01:00"}).encode(), "'timestamp' is out of range"),
+    (json.dumps({**GOOD, "response": {"usage": {"input_tokens": -5}}}).encode(),
+     "'response.usage.input_tokens' is negative: -5"),
+    (json.dumps({**GOOD, "response": {"usage": {"input_tokens": 3, "completion_tokens": -1}}}).encode(),
+     "'response.usage.completion_tokens' is negative: -1"),
     (json.dumps([1, 2]).encode(), "expected a JSON object, got list"),
     (b'{"account_id": "a\xff", "timestamp": "2026-02-01T12:00:00Z"}', "invalid UTF-8"),
 ]
@@ -65,11 +70,39 @@ def test_last_line_without_newline_but_complete_is_kept(tmp_path: Path) -> None:
     assert _run(tmp_path, json.dumps(GOOD).encode()) == []
 
 
-def test_fifty_megabyte_line_is_quarantined_not_loaded(tmp_path: Path) -> None:
-    huge = json.dumps({**GOOD, "pad": "x" * (50 * 1024 * 1024)}).encode()
+def test_fifty_megabyte_line_is_kept_with_its_long_string_cut(tmp_path: Path) -> None:
+    huge = json.dumps({**GOOD, "exchange_id": "big", "pad": "x" * (50 * 1024 * 1024)}).encode()
     rows = _run(tmp_path, json.dumps(GOOD).encode() + b"\n" + huge + b"\n" + json.dumps(GOOD).encode() + b"\n")
+    assert rows == []
+    with Store.open(tmp_path / "s.duckdb") as store:
+        (extra,) = store.query("SELECT extra_json FROM exchanges WHERE exchange_id = 'big'").column(0).to_pylist()
+    extra = json.loads(extra)
+    assert extra["pad"].endswith("[...cut at ingest: 52,428,800 bytes in all]")
+    assert len(extra["pad"]) < 2 * 1024 * 1024
+    assert "line too long" in extra["_ingest_notes"][0]
+
+
+def test_line_too_long_even_with_strings_cut_is_quarantined(tmp_path: Path) -> None:
+    many = json.dumps({**GOOD, "pad": list(range(3_000_000))}).encode()
+    rows = _run(tmp_path, json.dumps(GOOD).encode() + b"\n" + many + b"\n" + json.dumps(GOOD).encode() + b"\n",
+                max_line_bytes=1024 * 1024)
     assert [r["line"] for r in rows] == [2]
-    assert "line too long" in str(rows[0]["reason"])
+    assert "line too long" in str(rows[0]["reason"]) and "still over it" in str(rows[0]["reason"])
+
+
+@pytest.mark.parametrize("request_", [
+    {"messages": "hi"}, {"messages": [{"role": "bot", "content": "x"}]}, {"messages": [{"role": ["x"]}]},
+    {"messages": [{"role": "user", "content": 5}]}, "verbatim text", [1, 2], {}, None,
+    {"prompt": {"x": 1}}, {"input": 5}, {"system": 5, "messages": [5, {"role": "user", "content": [7]}]},
+])
+def test_odd_requests_are_kept_with_a_note(tmp_path: Path, request_: object) -> None:
+    """A request is the client's input: nothing in it makes the exchange unusable."""
+    row = {**GOOD, "request": request_, "response": {"status": 400, "error": {"code": "invalid_value"}}}
+    assert _run(tmp_path, json.dumps(row).encode() + b"\n") == []
+    with Store.open(tmp_path / "s.duckdb") as store:
+        (kept,) = store.query("SELECT account_id, status, request_json FROM exchanges").to_pylist()
+    assert kept["account_id"] == "a" and kept["status"] == 400
+    assert json.loads(kept["request_json"]) == request_ or isinstance(request_, dict)
 
 
 def test_missing_directory_is_one_clear_error(tmp_path: Path) -> None:
@@ -82,8 +115,14 @@ def test_directory_without_exchanges(tmp_path: Path) -> None:
         ingest_traffic_dir(tmp_path, store)
 
 
-def test_unreadable_file_is_one_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", [b"", b"not parquet at all", b"PAR1" + b"\0" * 100 + b"PAR1"])
+def test_unreadable_parquet_file_is_one_quarantine_entry(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "t").mkdir()
-    (tmp_path / "t" / "exchanges.parquet").write_bytes(b"not parquet at all")
-    with Store.open(tmp_path / "s.duckdb") as store, pytest.raises(InputError, match="cannot read Parquet"):
-        ingest_traffic_dir(tmp_path / "t", store)
+    (tmp_path / "t" / "exchanges.parquet").write_bytes(content)
+    (tmp_path / "t" / "exchanges.jsonl").write_bytes(json.dumps(GOOD).encode() + b"\n")
+    with Store.open(tmp_path / "s.duckdb") as store:
+        report = ingest_traffic_dir(tmp_path / "t", store)
+        rows = store.query("SELECT file, line, reason FROM quarantine").to_pylist()
+        assert store.count("exchanges") == 1 and report.quarantined == 1
+    assert rows[0]["file"].endswith("exchanges.parquet") and rows[0]["line"] == 0
+    assert "cannot read Parquet" in rows[0]["reason"]

@@ -157,16 +157,16 @@ def _ingest_columnar(path: Path, flatten: Flatten, store: Store, quarantine: _Qu
                 f"SELECT file_row_number + 1 AS n, to_json(t) AS j FROM {source} WHERE NOT ({flatten.ok})", [name]
             ).to_arrow_table()
             rows, bad = _exchange_rows(name, slow)
-            for item in bad:
-                quarantine.add(item, "exchanges")
             total = pq.ParquetFile(path).metadata.num_rows
             with store.registered(pa.Table.from_pylist(rows, schema=EXCHANGES)) as view:
                 fast = (f"SELECT {flatten.columns}, ? AS source_file, file_row_number + 1 AS source_line "
                         f"FROM {source} WHERE {flatten.ok}")
                 added = _insert_new(store, f"{fast} UNION ALL BY NAME SELECT * FROM {view}", [name, name])
-    except duckdb.Error as exc:
+    except (duckdb.Error, pa.ArrowException, OSError) as exc:
         log.info("%s: read row by row (%s)", path, exc)
         return None
+    for item in bad:  # only now: when the file falls back to the row path, that path quarantines them
+        quarantine.add(item, "exchanges")
     return total - slow.num_rows + len(rows), added
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from distillguard.ingest.normalize import ANTHROPIC_BLOCKS, IMAGE_PARTS, ROLES
-from distillguard.ingest.rows import RESPONSE_KEYS, TOP_KEYS
+from distillguard.ingest.rows import RESPONSE_KEYS, TIME_MAX, TIME_MIN, TOP_KEYS
 
 __all__ = ["Flatten", "flatten_sql"]
 
@@ -32,6 +32,8 @@ _USAGE_INTS = ("input_tokens", "prompt_tokens", "output_tokens", "completion_tok
 _TIME = r"^[1-9]\d{3}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)$"
 _INT64 = (-(2**63) + 1, 2**63 - 1)  # Python's range check also refuses -2**63
 _INT32 = (-(2**31) + 1, 2**31 - 1)  # and of -2**31 in int32 columns
+_COUNT64, _COUNT32 = (0, _INT64[1]), (0, _INT32[1])  # counts (tokens, choices) are never negative
+_TIME_RANGE = f"TIMESTAMPTZ '{TIME_MIN.isoformat()}' AND TIMESTAMPTZ '{TIME_MAX.isoformat()}'"
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ class _Builder:
         for name in ("exchange_id", "timestamp", "account_id"):
             self._string(self.top, name, required=True)
         self.checks += ["t.exchange_id <> ''", "regexp_matches(t.account_id, '[0-9A-Za-z]')",
-                        f"regexp_matches(t.timestamp, '{_TIME}')", "TRY_CAST(t.timestamp AS TIMESTAMPTZ) IS NOT NULL"]
+                        f"regexp_matches(t.timestamp, '{_TIME}')", "TRY_CAST(t.timestamp AS TIMESTAMPTZ) IS NOT NULL",
+                        f"TRY_CAST(t.timestamp AS TIMESTAMPTZ) BETWEEN {_TIME_RANGE}"]
         columns = {
             "exchange_id": "t.exchange_id",
             "timestamp": "CAST(t.timestamp AS TIMESTAMPTZ)",
@@ -150,8 +153,8 @@ class _Builder:
         return f"CAST({path}.{name} AS DOUBLE)"
 
     def _int_or(self, fields: dict[str, pa.DataType], first: str, second: str, path: str) -> str:
-        """Python's ``a or b``: a zero or absent first value falls through to the second."""
-        a, b = self._int(fields, first, path), self._int(fields, second, path)
+        """Python's ``a or b`` of two counts: a zero or absent first value falls through to the second."""
+        a, b = self._int(fields, first, path, _COUNT64), self._int(fields, second, path, _COUNT64)
         return f"CASE WHEN coalesce({a}, 0) <> 0 THEN {a} ELSE {b} END"
 
     # -- the three structs ----------------------------------------------------------------------
@@ -211,7 +214,7 @@ class _Builder:
                         "AS INTEGER)",
             "max_tokens": self._int_or(f, "max_tokens", "max_completion_tokens", "t.request"),
             "temperature": self._float(f, "temperature", "t.request"),
-            "n_choices": f"CAST({self._int(f, 'n', 't.request', _INT32)} AS INTEGER)",
+            "n_choices": f"CAST({self._int(f, 'n', 't.request', _COUNT32)} AS INTEGER)",
             "stream": stream,
         }
 
@@ -268,7 +271,7 @@ class _Builder:
             "n_tool_calls": f"CAST({calls} AS INTEGER)",
             "input_tokens": self._int_or(usage, "input_tokens", "prompt_tokens", "t.response.usage"),
             "output_tokens": self._int_or(usage, "output_tokens", "completion_tokens", "t.response.usage"),
-            "reasoning_tokens": self._int(usage, "reasoning_tokens", "t.response.usage"),
+            "reasoning_tokens": self._int(usage, "reasoning_tokens", "t.response.usage", _COUNT64),
             "latency_ms": self._float(f, "latency_ms", "t.response"),
             "request_json": "CAST(to_json(t.request) AS VARCHAR)",
         }

@@ -58,7 +58,7 @@ def validated(item: Record | Bad) -> dict[str, Any] | Bad:
     if isinstance(item, Bad):
         return item
     try:
-        row = exchange_row(item.value, item.raw)
+        row = exchange_row(item.value, item.raw, item.notes)
     except RowProblem as exc:
         return item.bad(str(exc))
     row["source_file"], row["source_line"] = item.file, item.line

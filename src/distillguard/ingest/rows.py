@@ -15,12 +15,15 @@ distillguard.ingest.normalize.RowProblem: missing required field 'account_id'
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from distillguard.ingest.normalize import RowProblem, content_text, kind_of, normalize_request, prompt_parts
+from distillguard.ingest.clip import DEPTH_MARK, MAX_DEPTH
+from distillguard.ingest.normalize import Notes, RowProblem, content_text, kind_of, prompt_parts, read_request
+from distillguard.ingest.request_fields import request_settings
 
 TOP_KEYS = frozenset(
     {"exchange_id", "timestamp", "account_id", "api_key_id", "client", "request", "response",
@@ -33,32 +36,43 @@ RESPONSE_KEYS = frozenset(
 """``response`` keys with a column; any other goes to ``extra_json``."""
 _INT64_MAX = 2**63 - 1
 _INT32_MAX = 2**31 - 1
+TIME_MIN = datetime(1677, 9, 21, 0, 12, 44, tzinfo=UTC)
+TIME_MAX = datetime(2262, 4, 11, 23, 47, 16, tzinfo=UTC)
+"""Times a nanosecond timestamp holds, so every engine and stage can compute with them."""
 
 
-def exchange_row(rec: Any, raw: bytes | None = None) -> dict[str, Any]:
-    """Validate and flatten one exchange record (see the exchange-log spec)."""
+def exchange_row(rec: Any, raw: bytes | None = None, notes: Iterable[str] = ()) -> dict[str, Any]:
+    """Validate and flatten one exchange record (see the exchange-log spec).
+
+    The request is read leniently (``normalize.read_request``): its problems and
+    the reader's ``notes`` go to ``extra_json`` under ``_ingest_notes``; every
+    other field is checked strictly and a problem raises ``RowProblem``.
+    """
     if not isinstance(rec, dict):
         raise RowProblem(f"expected a JSON object, got {kind_of(rec)}")
     account_id = _required_str(rec, "account_id")
     ts = parse_time(rec.get("timestamp"), "timestamp", required=True)
     exchange_id = _opt_str(rec, "exchange_id") or _derived_id(rec, raw)
     client = _opt_obj(rec, "client")
-    request = _opt_obj(rec, "request")
-    if request is None:
-        raise RowProblem("missing required field 'request'")
-    req, fmt = normalize_request(request)
-    system_text, last_user, n_user, n_images = prompt_parts(req["messages"])
-    tools = req.get("tools") or req.get("functions") or []
-    if not isinstance(tools, list):
-        raise RowProblem(f"'request.tools' must be a list, got {kind_of(tools)}")
-    resp = _opt_obj(rec, "response")
-    resp = resp or {}
+    resp = _opt_obj(rec, "response") or {}
     usage = _opt_obj(resp, "usage", "response.usage") or {}
+    tokens = {name: _usage(usage, first, second) for name, first, second in _USAGE}
+    read = read_request(rec.get("request", {}))
+    read.notes[:0] = notes
+    if "request" not in rec:
+        read.notes.add("no 'request': no message read")
+    system_text, last_user, n_user, n_images = prompt_parts(read.messages)
+    settings = request_settings(read.request if isinstance(read.request, dict) else {}, read.notes)
     tool_calls = resp.get("tool_calls") or []
     extra = {k: v for k, v in rec.items() if k not in TOP_KEYS}
     resp_extra = {k: v for k, v in resp.items() if k not in RESPONSE_KEYS}
     if resp_extra:
         extra["response"] = resp_extra
+    request_json = _dumps(read.request, read.notes, "request")
+    extra_json = _dumps(extra, read.notes, "extra fields") if extra else None
+    if read.notes:
+        extra["_ingest_notes"] = read.notes.final()
+        extra_json = _dumps(extra, Notes(), "extra fields")
     return {
         "exchange_id": exchange_id,
         "timestamp": ts,
@@ -70,33 +84,60 @@ def exchange_row(rec: Any, raw: bytes | None = None) -> dict[str, Any]:
         "client_country": _opt_str(client, "country", "client.country"),
         "user_agent": _opt_str(client, "user_agent", "client.user_agent"),
         "tls_fingerprint": _opt_str(client, "tls_fingerprint", "client.tls_fingerprint"),
-        "request_format": fmt,
-        "model": _opt_str(req, "model", "request.model"),
+        "request_format": read.format,
+        "model": settings["model"],
         "system_text": system_text,
         "prompt_text": last_user,
-        "n_messages": len(req["messages"]),
+        "n_messages": len(read.messages),
         "n_user_turns": n_user,
-        "n_tools": len(tools),
+        "n_tools": settings["n_tools"],
         "n_images": n_images,
-        "max_tokens": _opt_int(req, "max_tokens", "request.max_tokens")
-        or _opt_int(req, "max_completion_tokens", "request.max_completion_tokens"),
-        "temperature": _opt_float(req, "temperature", "request.temperature"),
-        "n_choices": _opt_int(req, "n", "request.n", _INT32_MAX),
-        "stream": _opt_bool(req, "stream", "request.stream"),
+        "max_tokens": settings["max_tokens"],
+        "temperature": settings["temperature"],
+        "n_choices": settings["n_choices"],
+        "stream": settings["stream"],
         "status": _opt_int(resp, "status", "response.status", _INT32_MAX),
         "finish_reason": _opt_str(resp, "finish_reason", "response.finish_reason"),
         "response_text": _opt_text(resp, "content", "response.content"),
         "reasoning_text": _opt_text(resp, "reasoning_content", "response.reasoning_content"),
         "n_tool_calls": len(tool_calls) if isinstance(tool_calls, list) else 0,
-        "input_tokens": _opt_int(usage, "input_tokens", "response.usage.input_tokens")
-        or _opt_int(usage, "prompt_tokens", "response.usage.prompt_tokens"),
-        "output_tokens": _opt_int(usage, "output_tokens", "response.usage.output_tokens")
-        or _opt_int(usage, "completion_tokens", "response.usage.completion_tokens"),
-        "reasoning_tokens": _opt_int(usage, "reasoning_tokens", "response.usage.reasoning_tokens"),
+        **tokens,
         "latency_ms": _opt_float(resp, "latency_ms", "response.latency_ms"),
-        "request_json": orjson.dumps(req).decode(),
-        "extra_json": orjson.dumps(extra).decode() if extra else None,
+        "request_json": request_json,
+        "extra_json": extra_json,
     }
+
+
+_USAGE = (("input_tokens", "input_tokens", "prompt_tokens"), ("output_tokens", "output_tokens", "completion_tokens"),
+          ("reasoning_tokens", "reasoning_tokens", None))
+
+
+def _usage(usage: dict[str, Any], first: str, second: str | None) -> int | None:
+    """A token count of ``response.usage``: ``first``, or ``second`` when that is absent or 0; never negative."""
+    counts = [_opt_int(usage, key, f"response.usage.{key}") for key in (first, second) if key]
+    for key, value in zip((first, second), counts, strict=False):
+        if value is not None and value < 0:
+            raise RowProblem(f"field 'response.usage.{key}' is negative: {value}")
+    return counts[0] if second is None else counts[0] or counts[1]
+
+
+def _dumps(value: Any, notes: Notes, what: str) -> str:
+    """JSON text of ``value``; containers nested deeper than orjson writes are replaced by a mark."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        notes.add(f"{what} nested deeper than {MAX_DEPTH} levels: the deeper part is replaced by a mark")
+        return orjson.dumps(_clip_depth(value, MAX_DEPTH)).decode()
+
+
+def _clip_depth(value: Any, depth: int) -> Any:
+    if not isinstance(value, dict | list):
+        return value
+    if depth <= 0:
+        return DEPTH_MARK
+    if isinstance(value, dict):
+        return {k: _clip_depth(v, depth - 1) for k, v in value.items()}
+    return [_clip_depth(v, depth - 1) for v in value]
 
 
 def account_row(rec: Any) -> dict[str, Any]:
@@ -148,12 +189,23 @@ def parse_time(value: Any, name: str, *, required: bool = False) -> datetime | N
         raise RowProblem(f"field '{name}' must be an RFC 3339 string, got {kind_of(value)}")
     if parsed.tzinfo is None:
         raise RowProblem(f"field '{name}' has no UTC offset: {str(value)[:40]!r}")
-    return parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset
+        raise RowProblem(f"field '{name}' is out of range: {str(value)[:40]!r}") from None
+    if not TIME_MIN <= parsed <= TIME_MAX:
+        raise RowProblem(f"field '{name}' is out of range (years 1677 to 2262): {str(value)[:40]!r}")
+    return parsed
 
 
 def _derived_id(rec: dict[str, Any], raw: bytes | None) -> str:
     """A stable id for records without one, so re-ingest stays idempotent."""
-    payload = raw if raw is not None else orjson.dumps(rec, option=orjson.OPT_SORT_KEYS, default=str)
+    if raw is not None:
+        return "sha1-" + hashlib.sha1(raw.strip(), usedforsecurity=False).hexdigest()
+    try:
+        payload = orjson.dumps(rec, option=orjson.OPT_SORT_KEYS, default=str)
+    except TypeError:  # nested too deep for orjson
+        payload = orjson.dumps(_clip_depth(rec, MAX_DEPTH), option=orjson.OPT_SORT_KEYS, default=str)
     return "sha1-" + hashlib.sha1(payload.strip(), usedforsecurity=False).hexdigest()
 
 

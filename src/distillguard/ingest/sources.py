@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from distillguard.errors import InputError
 from distillguard.ingest.lines import BadLine, Line, read_lines
+from distillguard.ingest.salvage import salvage_json
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet")
 
@@ -29,6 +30,7 @@ class Record:
     line: int
     value: Any
     raw: bytes | None  # the line's bytes (JSONL) for stable derived ids
+    notes: tuple[str, ...] = ()  # what the reader had to cut or replace to read it
 
     def bad(self, reason: str) -> Bad:
         """This record, quarantined for ``reason``."""
@@ -37,6 +39,8 @@ class Record:
 
 @dataclass(frozen=True)
 class Bad:
+    """A quarantined row; ``line`` 0 stands for the whole file (one that cannot be read at all)."""
+
     file: str
     line: int
     reason: str
@@ -62,11 +66,14 @@ def iter_records(path: Path, max_line_bytes: int, batch_rows: int = 10_000) -> I
 
 def _jsonl_records(path: Path, max_line_bytes: int) -> Iterator[Record | Bad]:
     name = str(path)
-    for item in read_lines(path, max_line_bytes):
-        if isinstance(item, BadLine):
-            yield Bad(name, item.number, item.reason, _excerpt(item.excerpt))
-            continue
-        yield _decode(name, item)
+    try:
+        for item in read_lines(path, max_line_bytes):
+            if isinstance(item, BadLine):
+                yield Bad(name, item.number, item.reason, _excerpt(item.excerpt))
+                continue
+            yield _decode(name, item)
+    except InputError as exc:  # the file cannot be opened
+        yield Bad(name, 0, str(exc), "")
 
 
 def _decode(name: str, item: Line) -> Record | Bad:
@@ -77,11 +84,14 @@ def _decode(name: str, item: Line) -> Record | Bad:
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
+        salvaged = salvage_json(item.data, str(exc))
+        if salvaged is not None:
+            return Record(name, item.number, salvaged[0], item.data, (*item.notes, salvaged[1]))
         reason = f"invalid JSON: {exc}"
         if item.last_without_newline:
             reason = f"truncated last line (no newline at end of file): {reason}"
         return Bad(name, item.number, reason, _excerpt(item.data))
-    return Record(name, item.number, value, item.data)
+    return Record(name, item.number, value, item.data, item.notes)
 
 
 def _parquet_records(path: Path, batch_rows: int) -> Iterator[Record | Bad]:
@@ -103,7 +113,8 @@ def _parquet_records(path: Path, batch_rows: int) -> Iterator[Record | Bad]:
         ).to_arrow_reader(batch_rows)
     except duckdb.Error as exc:
         con.close()
-        raise InputError(f"cannot read Parquet file {path}: {exc}") from exc
+        yield Bad(name, 0, f"cannot read Parquet file: {_first_line(exc)}", "")
+        return
     last = 0
     try:
         for batch in reader:
@@ -111,7 +122,7 @@ def _parquet_records(path: Path, batch_rows: int) -> Iterator[Record | Bad]:
                 last = n + 1
                 yield parquet_record(name, last, text)
     except (duckdb.Error, pa.ArrowException, OSError) as exc:
-        yield Bad(name, last + 1, f"unreadable Parquet data from this row on: {exc}", "")
+        yield Bad(name, last + 1, f"unreadable Parquet data from this row on: {_first_line(exc)}", "")
     finally:
         con.close()
 
@@ -132,6 +143,10 @@ def _drop_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if v is not None or k == "response"}
     return value
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().split("\n")[0]
 
 
 def _excerpt(data: bytes, limit: int = 200) -> str:

@@ -17,7 +17,8 @@ class TimingEnricher(Enricher):
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         ts = batch.column("timestamp")
         micros = pc.cast(pc.cast(ts, pa.timestamp("us", tz="UTC")), pa.int64())
-        t_s = pc.divide(pc.cast(micros, pa.float64()), 1e6)
+        # Not a safe cast: microseconds past 2**53 (beyond about 2255) lose sub-microsecond digits, not the row.
+        t_s = pc.divide(pc.cast(micros, pa.float64(), safe=False), 1e6)
         return with_columns(batch, {
             "t_s": t_s,
             "hour_of_day": pc.cast(pc.hour(ts), pa.int32()),
