@@ -14,7 +14,8 @@ from distillguard.sim import BUILTIN_NAMES, generate, load_scenario
 from distillguard.sim.scenario import STYLES
 from distillguard.store import Store
 
-SMALL = {"demo": 0.1, "disclosure-2026": 0.0004, "hard-negatives": 0.15, "evasive": 0.15}
+SMALL = {"demo": 0.1, "disclosure-2026": 0.0004, "hard-negatives": 0.15, "evasive": 0.15,
+         "random-campaigns": 0.03}
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -87,7 +87,7 @@ def _recipe(rng: np.random.Generator, seed: int, k: int, actors: int, days: floa
             has_release: bool) -> dict[str, Any]:
     """One campaign's tactics (plain JSON: it goes into manifest.json)."""
     accounts = round(_loguniform(rng, 3, 400))
-    total = _loguniform(rng, 2_000, 20_000) * days / 7  # exchanges over the period, at scale 1
+    total = _loguniform(rng, 1_000, 12_000) * days / 7  # exchanges over the period, at scale 1
     per_week = min(3_000.0, max(5.0, total / accounts * 7 / days))
     mix = "single" if rng.random() < 0.6 else "mixture"
     styles = _weights(rng, ATTACK_STYLES, 1 if mix == "single" else int(rng.integers(2, 4)))
