@@ -105,7 +105,7 @@ def build_plan(scenario: Scenario, seed: int) -> Plan:
             active_from, sleep = _sleeper(g, np.random.default_rng([seed, gi, 2]), active_from, members,
                                           start, scenario.days)
         times = _times(g, rng, counts, active_from, members, start, scenario.days)
-        stay = 1.0 - g.paraphrase_rate if g.paraphrase_rate != 0.2 else 0.8
+        stay = 0.8 if g.paraphrase_rate is None else 1.0 - g.paraphrase_rate
         for a, ts, ts_sleep in zip(members, times, sleep, strict=True):
             ts = np.sort(np.concatenate([ts_sleep, ts])) if len(ts_sleep) else ts
             plan.t.append(ts)

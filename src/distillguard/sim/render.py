@@ -46,6 +46,8 @@ class Renderer:
             request, response = STYLE_BODIES[style](self.pools, r, ctx)
         if harvest and g.elicit_rate and r.random() < g.elicit_rate:
             shapes.add_phrase(request, g.elicit[r.randrange(len(g.elicit))], r)
+        if harvest and g.paraphrase_rate and r.random() < g.paraphrase_rate:
+            shapes.paraphrase(request, r)
         request = {"model": self._model(t, g, r), **request}
         if r.random() < 0.3:
             request["stream"] = True

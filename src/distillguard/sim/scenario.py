@@ -62,7 +62,9 @@ class Group:
     sleeper_days: float = 0.0  # benign-looking traffic for this long before harvesting starts
     elicit: tuple[str, ...] = ()  # extra elicitation phrases added to harvest prompts
     elicit_rate: float = 0.0  # share of harvest prompts that get one of ``elicit``
-    paraphrase_rate: float = 0.2  # share of requests off the account's main template variant
+    # Share of requests off the account's main template variant, their wording also paraphrased;
+    # None: the original behaviour (20% off the main variant, no rewording).
+    paraphrase_rate: float | None = None
     proxy_kind: str = "mixed"  # exits of a proxy-pool network, one of PROXY_KINDS
     followups: bool = False  # multi-turn harvest sessions ask follow-ups ("continue", "more detail")
 
@@ -78,7 +80,7 @@ class Group:
         for name, value, allowed in checks:
             if value not in allowed:
                 raise ConfigError(f"group {self.name!r}: {name} {value!r} is not one of {allowed}")
-        for name, rate in (("elicit_rate", self.elicit_rate), ("paraphrase_rate", self.paraphrase_rate),
+        for name, rate in (("elicit_rate", self.elicit_rate), ("paraphrase_rate", self.paraphrase_rate or 0.0),
                            ("filler_share", self.filler_share)):
             if not 0.0 <= rate <= 1.0:
                 raise ConfigError(f"group {self.name!r}: {name} {rate} is not between 0 and 1")

@@ -31,6 +31,21 @@ _HARVEST_FOLLOWUPS = (
     "Now write the tests for that and explain what each one covers.",
     "Summarize the key reasoning steps as a numbered list.",
 )
+# Rewordings of the instruction phrases harvest templates use (paraphrase evasion).
+_SYNONYMS = (
+    ("step by step", ("one step at a time", "stepwise", "in sequential steps", "step-by-step")),
+    ("Show every step", ("Lay out each step", "Walk through all steps", "Include all steps")),
+    ("reasoning", ("thought process", "logic", "line of thinking", "rationale")),
+    ("Explain", ("Describe", "Spell out", "Clarify", "Detail")),
+    ("explain", ("describe", "spell out", "justify", "detail")),
+    ("complete", ("full", "entire", "whole")),
+    ("final answer", ("end result", "conclusion", "final result")),
+    ("Solve", ("Work out", "Figure out", "Answer")),
+    ("task", ("assignment", "job", "problem")),
+    ("Think", ("Reflect", "Reason", "Deliberate")),
+    ("in detail", ("thoroughly", "at length", "carefully")),
+    ("First", ("To begin,", "Start by", "Initially")),
+)
 # Converted tool lists, by the id of the (shared, never mutated) source list.
 _TOOLS: dict[tuple[int, str], tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
 
@@ -59,6 +74,19 @@ def add_phrase(request: dict[str, Any], phrase: str, r: random.Random) -> None:
             content = [*content, {"type": "text", "text": phrase}]
         messages[i] = {**messages[i], "content": content}
         return
+
+
+def paraphrase(request: dict[str, Any], r: random.Random) -> None:
+    """Reword the last user message's instruction phrases (each known phrase with probability 0.6)."""
+    messages = request["messages"]
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i]["role"] == "user" and isinstance(messages[i]["content"], str):
+            text = messages[i]["content"]
+            for phrase, options in _SYNONYMS:
+                if phrase in text and r.random() < 0.6:
+                    text = text.replace(phrase, options[r.randrange(len(options))])
+            messages[i] = {**messages[i], "content": text}
+            return
 
 
 def harvest_conversation(body: Callable[[Pools, random.Random, dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]],
@@ -174,4 +202,4 @@ def _tools(tools: list[dict[str, Any]], shape: str) -> list[dict[str, Any]]:
     return _TOOLS[key][1]
 
 
-__all__ = ["ENDPOINTS", "add_phrase", "harvest_conversation", "pick", "reshape"]
+__all__ = ["ENDPOINTS", "add_phrase", "harvest_conversation", "paraphrase", "pick", "reshape"]
