@@ -134,8 +134,8 @@ class SegmentLog:
 
     @property
     def pending(self) -> int:
-        """Records queued but not yet on disk (the log queue depth)."""
-        return len(self._queue)
+        """Records queued but not yet on disk (the log queue depth), the batch being written included."""
+        return self._seq - self.flushed_through
 
     @property
     def healthy(self) -> bool:
