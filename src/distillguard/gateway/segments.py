@@ -146,8 +146,17 @@ class SegmentLog:
 
     def _run(self) -> None:
         while not self._stop.wait(self.flush_interval):
+            self._flush_guarded()
+        self._flush_guarded()
+
+    def _flush_guarded(self) -> None:
+        """One flush of the writer thread, which nothing may end (a dead writer would stop logging for good)."""
+        try:
             self.flush()
-        self.flush()
+        except Exception as exc:  # not an OSError (those are handled in flush): a bug, reported, retried
+            log.exception("exchange log flush failed unexpectedly; retrying")
+            self.error = OSError(str(exc))
+            self.write_errors += 1
 
     def flush(self) -> bool:
         """Write and fsync everything queued so far; False (and all of it still queued) if the disk failed."""
@@ -155,14 +164,13 @@ class SegmentLog:
             with self._lock:
                 batch = list(self._queue)
                 self._queue.clear()
-            done = 0
             try:
                 self._repair()
-                done = self._write(batch)
+                self._write(batch)
             except _WriteFailed as failed:
-                done = failed.done
                 self._failed(failed.cause)
-            finally:
+            finally:  # whatever happened, the records up to flushed_through are on disk and no others
+                done = sum(1 for seq, _ in batch if seq <= self.flushed_through)
                 with self._lock:  # what was not written goes back to the head, ahead of newer records
                     self._queue.extendleft(reversed(batch[done:]))
                     self._pending_bytes -= sum(len(line) for _, line in batch[:done])
@@ -181,17 +189,17 @@ class SegmentLog:
         self.error = exc
         self.write_errors += 1
 
-    def _write(self, batch: list[tuple[int, bytes]]) -> int:
+    def _write(self, batch: list[tuple[int, bytes]]) -> None:
         """Write ``batch`` in whole lines, splitting it where a segment fills up; fsync each segment.
 
-        Returns how many records are on disk; on a failure raises ``_WriteFailed`` saying how many were.
+        ``flushed_through`` advances segment by segment; a failure raises ``_WriteFailed``.
         """
         i = 0
         while i < len(batch):
             try:
                 fd, room = self._segment()
             except OSError as exc:
-                raise _WriteFailed(i, exc) from exc
+                raise _WriteFailed(exc) from exc
             j, size = i, 0
             while j < len(batch) and (size + len(batch[j][1]) <= room or j == i):  # at least one line
                 size += len(batch[j][1])
@@ -204,12 +212,11 @@ class SegmentLog:
                 self.ops.fsync(fd)
             except OSError as exc:
                 self._cut_back(fd)
-                raise _WriteFailed(i, exc) from exc
+                raise _WriteFailed(exc) from exc
             self._segment_bytes += size
             self.written += j - i
             self.flushed_through = batch[j - 1][0]
             i = j
-        return i
 
     def _cut_back(self, fd: int) -> None:
         """Drop a failed write's partial bytes; if that fails too, close the segment and repair it later."""
@@ -234,7 +241,7 @@ class SegmentLog:
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                raise _WriteFailed(0, exc) from exc
+                raise _WriteFailed(exc) from exc
             del self._damaged[path]
 
     def _close_segment(self) -> None:
@@ -271,6 +278,6 @@ class SegmentLog:
 
 
 class _WriteFailed(Exception):
-    def __init__(self, done: int, cause: OSError) -> None:
+    def __init__(self, cause: OSError) -> None:
         super().__init__(str(cause))
-        self.done, self.cause = done, cause
+        self.cause = cause
