@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from distillguard.errors import InputError
 from distillguard.ingest.lines import BadLine, Line, read_lines
@@ -113,7 +114,7 @@ def _parquet_records(path: Path, batch_rows: int) -> Iterator[Record | Bad]:
         ).to_arrow_reader(batch_rows)
     except duckdb.Error as exc:
         con.close()
-        yield Bad(name, 0, f"cannot read Parquet file: {_first_line(exc)}", "")
+        yield Bad(name, 0, f"cannot read Parquet file{_of_rows(path, ' (', ' rows)')}: {_first_line(exc)}", "")
         return
     last = 0
     try:
@@ -122,7 +123,8 @@ def _parquet_records(path: Path, batch_rows: int) -> Iterator[Record | Bad]:
                 last = n + 1
                 yield parquet_record(name, last, text)
     except (duckdb.Error, pa.ArrowException, OSError) as exc:
-        yield Bad(name, last + 1, f"unreadable Parquet data from this row on: {_first_line(exc)}", "")
+        yield Bad(name, last + 1, f"unreadable Parquet data from row {last + 1} on{_of_rows(path, ' of ')}: "
+                                  f"{_first_line(exc)}", "")
     finally:
         con.close()
 
@@ -143,6 +145,14 @@ def _drop_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if v is not None or k == "response"}
     return value
+
+
+def _of_rows(path: Path, before: str, after: str = "") -> str:
+    """The file's row count (from its footer) between ``before`` and ``after``; nothing when unreadable."""
+    try:
+        return f"{before}{pq.ParquetFile(path).metadata.num_rows:,}{after}"
+    except (pa.ArrowException, OSError):
+        return ""
 
 
 def _first_line(exc: Exception) -> str:
