@@ -10,6 +10,7 @@ overshoot, which is charged as debt).
 from __future__ import annotations
 
 import json
+import os
 import string
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ FIELDS = ("model", "messages", "prompt", "input", "instructions", "stream", "str
           "max_completion_tokens", "max_output_tokens", "n", "best_of", "temperature", "top_p", "stop", "logprobs",
           "top_logprobs", "seed", "user", "tools", "tool_choice", "logit_bias", "response_format", "metadata")
 TOKENS_PER_MINUTE, BURST_SECONDS = 6000.0, 10.0  # a 1,000-token bucket refilling at 100 a second
-EXAMPLES = 300
+EXAMPLES = int(os.environ.get("DISTILLGUARD_FUZZ_EXAMPLES", "300"))  # more for a measurement run
 OVERSHOOT = 5  # the fake upstream's prompt tokens: at most this beyond a reservation, charged as debt
 
 scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.integers(-3, 40)
