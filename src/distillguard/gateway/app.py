@@ -169,8 +169,8 @@ class Gateway:
 
     def admit(self, request: Request, ex: Exchange) -> tuple[KeyRecord, Decision, str | None]:
         """Headers, key and policy: the account's decision, or a ``Reject`` (403 opaque for block/challenge)."""
+        key = self.authenticate(request, ex.record["client"]["ip"])  # first: floods without a key are limited
         self.check_headers(request)
-        key = self.authenticate(request, ex.record["client"]["ip"])
         record = ex.record
         record.update(account_id=key.account_id, api_key_id=key.key_id)
         if key.organization:

@@ -78,7 +78,7 @@ async def forward(gw: Gateway, call: Call, ex: Exchange) -> Response:
                 resp.release()
     except UPSTREAM_ERRORS as exc:
         rej = upstream_failure(exc)
-        ex.reject(rej)
+        ex.reject(rej, used=None if isinstance(exc, TimeoutError) else 0)  # a timed-out call may have generated
         return rej.response()
     if not call.stream or resp.status != 200:
         return _answer(call, ex, resp.status, content, resp.headers.get("content-type", "application/json"))
