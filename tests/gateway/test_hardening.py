@@ -253,9 +253,10 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
         sock.close()
 
 
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
 def test_unfinished_heads_and_bodies_time_out(
-        fake_upstream: Any, tmp_path: Path, make_gateway: Any) -> None:
-    with make_gateway(tmp_path, fake_upstream, header_timeout=0.5, body_timeout=0.5) as g:
+        fake_upstream: Any, tmp_path: Path, make_gateway: Any, parser: str) -> None:
+    with make_gateway(tmp_path, fake_upstream, header_timeout=0.5, body_timeout=0.5, http_parser=parser) as g:
         started = time.monotonic()
         silent, trickle = _connect(g.url), _connect(g.url)
         trickle.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")

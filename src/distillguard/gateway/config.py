@@ -62,6 +62,8 @@ class GatewaySettings(BaseModel):
     max_header_bytes: int = Field(32 * 1024, ge=1024, description="all request headers together (server limit)")
     max_header_value_bytes: int = Field(8 * 1024, ge=256, description="one header value; larger is a 431")
     max_logged_chars: int = Field(512, ge=64, description="client fields (user agent, ...) are cut to this in the log")
+    http_parser: Literal["h11", "httptools"] = Field(
+        "h11", description="h11 caps the request head (max_header_bytes); httptools is faster and does not")
     header_timeout: float = Field(10.0, gt=0, description="seconds a connection may take to send its headers")
     body_timeout: float = Field(30.0, gt=0, description="seconds a request may take to send its body")
     upstream_probe_seconds: float = Field(5.0, gt=0, description="how often readiness checks the upstream")

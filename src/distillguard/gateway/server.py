@@ -2,7 +2,9 @@
 
 ``run(app, settings)`` is what ``distillguard gateway`` runs. Compared with
 uvicorn's defaults: the h11 parser with a cap on the request head
-(``max_header_bytes``: a multi-megabyte header is refused while it is read);
+(``max_header_bytes``: a multi-megabyte header is refused while it is read;
+``http_parser = "httptools"`` is faster but has no such cap, leaving only the
+gateway's per-header 431);
 a connection must send its request head within ``header_timeout`` seconds (a
 half-open or trickling connection is closed; uvicorn alone waits forever
 before the first request); ``X-Forwarded-For`` is never applied by the server
@@ -17,17 +19,19 @@ from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from distillguard.gateway.config import GatewaySettings
 
 
-def guarded_h11(header_timeout: float) -> type[H11Protocol]:
-    """The h11 protocol, closing connections that do not complete a request head in ``header_timeout`` s."""
+def guarded(base: type[Any], header_timeout: float) -> type[Any]:
+    """uvicorn's ``base`` protocol (h11 or httptools), closing connections that do not complete a request head
+    within ``header_timeout`` seconds of connecting or of their last response."""
 
-    class GuardedH11Protocol(H11Protocol):
+    class GuardedProtocol(base):  # type: ignore[misc]
         _head_deadline: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             self._arm()
 
@@ -50,14 +54,15 @@ def guarded_h11(header_timeout: float) -> type[H11Protocol]:
                 self._head_deadline.cancel()
             super().connection_lost(exc)
 
-    return GuardedH11Protocol
+    return GuardedProtocol
 
 
 def server_config(app: Any, settings: GatewaySettings, **overrides: Any) -> uvicorn.Config:
     """The uvicorn configuration of the gateway (``overrides`` for tests: a port, a log level)."""
     options: dict[str, Any] = dict(
         host=settings.host, port=settings.port, log_config=None, access_log=False, timeout_graceful_shutdown=30,
-        http=guarded_h11(settings.header_timeout), h11_max_incomplete_event_size=settings.max_header_bytes,
+        http=guarded(H11Protocol if settings.http_parser == "h11" else HttpToolsProtocol, settings.header_timeout),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
         proxy_headers=False, timeout_keep_alive=5)
     options.update(overrides)
     return uvicorn.Config(app, **options)
