@@ -115,6 +115,13 @@ MUTATIONS: list[tuple[str, Any]] = [
     ("response.tool_calls", []), ("response.usage", None), ("response.usage.input_tokens", 0),
     ("response.usage.prompt_tokens", 11), ("response.usage.output_tokens", None),
     ("response.latency_ms", math.nan), ("response.content", None), ("conversation_id", "c-1"),
+    # Far times and negative counts: quarantined (tokens) or not read (request counts) by both paths alike.
+    ("timestamp", "9999-01-01T00:00:00Z"), ("timestamp", "2262-04-11T23:47:16Z"),
+    ("timestamp", "2262-04-11T23:47:17Z"), ("timestamp", "1677-09-21T00:12:44Z"),
+    ("timestamp", "1677-09-21T00:12:43Z"), ("timestamp", "2262-04-12T01:00:00+02:00"),
+    ("request.max_tokens", -5), ("request.max_completion_tokens", -1), ("request.n", -1), ("request.n", 0),
+    ("response.usage.input_tokens", -3), ("response.usage.prompt_tokens", -3),
+    ("response.usage.completion_tokens", -1), ("response.usage.reasoning_tokens", -2),
 ]
 
 
