@@ -81,6 +81,16 @@ def test_bad_records_are_reported_and_skipped_and_the_rest_applies(tmp_path: Pat
     assert p.decide("m9").action == "block" and p.cluster_of("m9") == "c9"
 
 
+def test_a_file_without_one_valid_record_keeps_the_last_good_table(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    _write(path, [{"subject": "account:a", "action": "block", "expires_at": FUTURE}])
+    p = Policy(path, check_every=0.0)
+    _write(path, [{"subject": "account:a", "action": "allow", "members": 5}, {"subject": "x"}])
+    assert p.decide("a").action == "block" and p.loads == 1
+    with pytest.raises(ConfigError, match="no valid policy record"):
+        Policy(path)
+
+
 def test_scan_output_loads(tmp_path: Path, small_traffic: Path) -> None:
     from distillguard.pipeline import scan
     from distillguard.store import Store

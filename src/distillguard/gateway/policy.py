@@ -111,8 +111,8 @@ def _problem(exc: ValidationError) -> str:
 
 
 def parse_policy(records: Any, source: str) -> _Table:
-    """Validate ``policy.json`` content: a file that is not a list is a ``ConfigError``; a bad record is
-    reported (``_Table.errors``, the log) and skipped."""
+    """Validate ``policy.json`` content: a bad record is reported (``_Table.errors``, the log) and skipped; a
+    file that is not a list, or has records and not one valid, is a ``ConfigError`` (the last good table stays)."""
     if not isinstance(records, list):
         raise ConfigError(f"{source}: expected a list of policy records")
     accounts: dict[str, Decision] = {}
@@ -135,6 +135,8 @@ def parse_policy(records: Any, source: str) -> _Table:
             clusters[ident] = _stricter(clusters.get(ident), decision)
             for member in r.members or []:
                 member_of[member] = ident
+    if records and len(errors) == len(records):  # nothing usable: a broken file, not an empty decision
+        raise ConfigError(f"{source}: no valid policy record ({errors[0]})")
     return _Table(accounts, clusters, member_of, tuple(errors))
 
 
