@@ -121,6 +121,7 @@ class Shard:
     name: str
     data: bytes
     rows: dict[int, bool] = field(default_factory=dict)
+    cases: Counter[str] = field(default_factory=Counter)  # counted into CASES when the example runs
 
 
 def _line(record: Any, style: str) -> bytes:
@@ -188,7 +189,7 @@ def jsonl_shard(draw: st.DrawFn, index: int, first: int) -> Shard:
         if draw(st.integers(0, 9)) == 0:
             lines.append(b"   ")  # blank lines are no rows
         line, good, case = draw(jsonl_row(first + i))
-        CASES[f"jsonl {case}"] += 1
+        shard.cases[f"jsonl {case}"] += 1
         lines.append(line)
         shard.rows[len(lines)] = good
     data = b"\n".join(lines) + (b"\n" if lines and draw(st.booleans()) else b"")
@@ -262,8 +263,8 @@ def parquet_shard(draw: st.DrawFn, index: int, first: int, kinds: list[str] = PA
         else:
             for i, (_, good, case) in enumerate(rows, start=1):
                 shard.rows[i] = good
-                CASES[f"parquet {kind} {case}"] += 1
-    CASES[f"parquet file {kind}"] += 1
+                shard.cases[f"parquet {kind} {case}"] += 1
+    shard.cases[f"parquet file {kind}"] += 1
     return shard
 
 
@@ -308,6 +309,8 @@ TOTALS: Counter[str] = Counter()
 
 def _count(shards: list[Shard]) -> None:
     rows_in, bad = _check(shards)
+    for shard in shards:
+        CASES.update(shard.cases)
     TOTALS["examples"] += 1
     TOTALS["rows in"] += rows_in
     TOTALS["quarantined"] += bad
