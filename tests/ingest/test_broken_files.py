@@ -99,3 +99,14 @@ def test_a_scan_with_far_timestamps_negative_tokens_and_broken_shards_completes(
     assert where == [("zz-cut.parquet", 0), ("zz-empty.parquet", 0), ("zz-far.jsonl", 1), ("zz-far.jsonl", 2),
                      ("zz-far.jsonl", 3), ("zz-far.jsonl", 4), ("zz-far.jsonl", 5), ("zz-far.parquet", 1)]
     assert result.ingest.quarantined == 8 and (tmp_path / "out" / "accounts.parquet").exists()
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "parquet"])
+def test_a_dangling_shard_link_is_one_quarantine_entry(tmp_path: Path, ext: str) -> None:
+    shards = tmp_path / "t" / "exchanges"
+    shards.mkdir(parents=True)
+    (shards / f"gone.{ext}").symlink_to(tmp_path / "nowhere")
+    (shards / "b.jsonl").write_text(json.dumps(_row(1)) + "\n")
+    kept, quarantined = _ingest(tmp_path / "t", tmp_path / "s.duckdb")
+    assert len(kept) == 1
+    assert [(Path(q["file"]).name, q["line"]) for q in quarantined] == [(f"gone.{ext}", 0)]

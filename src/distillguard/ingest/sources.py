@@ -49,11 +49,16 @@ class Bad:
 
 
 def find_files(traffic_dir: Path, kind: str) -> list[Path]:
-    """Files holding ``kind`` rows: ``kind.<suffix>`` and shards in ``kind/``."""
+    """Files holding ``kind`` rows: ``kind.<suffix>`` and shards in ``kind/``.
+
+    A dangling link with a shard's name is listed too: reading it then
+    quarantines it as one entry, rather than skip it unseen.
+    """
     found = [traffic_dir / f"{kind}{s}" for s in SUFFIXES if (traffic_dir / f"{kind}{s}").is_file()]
     shard_dir = traffic_dir / kind
     if shard_dir.is_dir():
-        found += sorted(p for p in shard_dir.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
+        found += sorted(p for p in shard_dir.rglob("*") if p.name.endswith(SUFFIXES)
+                        and (p.is_file() or (p.is_symlink() and not p.exists())))
     return found
 
 
