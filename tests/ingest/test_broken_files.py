@@ -110,3 +110,21 @@ def test_a_dangling_shard_link_is_one_quarantine_entry(tmp_path: Path, ext: str)
     kept, quarantined = _ingest(tmp_path / "t", tmp_path / "s.duckdb")
     assert len(kept) == 1
     assert [(Path(q["file"]).name, q["line"]) for q in quarantined] == [(f"gone.{ext}", 0)]
+
+
+def test_a_bug_met_on_one_row_quarantines_that_row_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import distillguard.ingest.parse as parse
+
+    real = parse.exchange_row
+
+    def buggy(rec: Any, *args: Any) -> dict[str, Any]:
+        if rec.get("exchange_id") == "b-2":
+            raise KeyError("a bug")
+        return real(rec, *args)
+
+    monkeypatch.setattr(parse, "exchange_row", buggy)
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "exchanges.jsonl").write_text("".join(json.dumps(_row(i)) + "\n" for i in range(5)))
+    kept, quarantined = _ingest(tmp_path / "t", tmp_path / "s.duckdb")
+    assert len(kept) == 4 and [q["line"] for q in quarantined] == [3]
+    assert "internal error reading the row (KeyError" in quarantined[0]["reason"]

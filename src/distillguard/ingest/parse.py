@@ -9,6 +9,7 @@ result is the same as a serial run and memory stays bounded.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from distillguard.ingest.rows import exchange_row
 from distillguard.ingest.sources import Bad, Record, iter_records
 from distillguard.schema import EXCHANGES
 
+log = logging.getLogger(__name__)
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # below this, starting workers costs more than it saves
 
 
@@ -61,6 +63,9 @@ def validated(item: Record | Bad) -> dict[str, Any] | Bad:
         row = exchange_row(item.value, item.raw, item.notes)
     except RowProblem as exc:
         return item.bad(str(exc))
+    except Exception as exc:  # a bug met on one row: it must not abort the scan, nor go unseen
+        log.exception("%s:%d: unexpected error reading the row", item.file, item.line)
+        return item.bad(f"internal error reading the row ({type(exc).__name__}: {exc}); please report it")
     row["source_file"], row["source_line"] = item.file, item.line
     return row
 
@@ -100,7 +105,7 @@ def _worker(files: list[Path], settings: IngestSettings, queue: Any) -> None:
         try:
             for parsed in parse_file(path, settings):
                 queue.put(("batch", parsed))
-        except InputError as exc:
-            queue.put(("error", str(exc)))
+        except Exception as exc:  # reported to the parent, which would otherwise wait for this file forever
+            queue.put(("error", f"cannot read {path}: {type(exc).__name__}: {exc}"))
             return
         queue.put(("end", None))
