@@ -289,3 +289,23 @@ def test_an_internal_error_is_logged_once_and_refunded(guarded: Any, monkeypatch
     (record,) = guarded.record(r.headers["x-request-id"])
     assert record["response"]["status"] == 500 and record["response"]["error"]["code"] == "internal_error"
     assert _tokens_level(guarded, "acct-ok") >= before - 1  # the reservation came back
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"model": "fake", "messages": [{"role": "user", "content": "\\ud800"}]}',  # a lone surrogate
+    b'{"model": "fake", "messages": [{"role": "user", "content": "x"}], "max_tokens": 1e400}',
+    b'{"model": "fake", "messages": [{"role": "user", "content": "x"}], "max_tokens": 18446744073709551616}',
+    b'{"model": "fake", "messages": [{"role": "user", "content": "x"}], "n": NaN}',
+    b'[' * 5000 + b']' * 5000,  # nesting deeper than the parser takes
+    b'{"model": "fake", "messages": [{"role": "user", "content": "x"}], "metadata": ' + b'[' * 600 + b']' * 600 + b'}',
+    b'{"model": "fake", "messages": [{"role": "user", "content": "x"}], "metadata": {"a": ' + b'[' * 300
+    + b']' * 300 + b'}}',  # the parser takes it, the log could not write it: never served
+    b'\xff\xfe{}', b'', b'null', b'"a string"',
+])
+def test_odd_raw_bodies_are_400s_and_logged(guarded: Any, raw: bytes) -> None:
+    r = guarded.post("/v1/chat/completions", raw)
+    assert r.status_code == 400, r.text
+    (record,) = guarded.record(r.headers["x-request-id"])
+    assert record["response"]["status"] == 400
+    assert record["response"]["error"]["code"] in ("invalid_json", "invalid_type")
+    assert guarded.upstream.count() == 0

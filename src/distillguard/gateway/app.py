@@ -84,7 +84,13 @@ class Gateway:
 
     def record(self, record: dict[str, Any]) -> None:
         """The end of every exchange: one log record, and the metrics counted from it."""
-        self.log.append(record)
+        try:
+            self.log.append(record)
+        except TypeError:  # cannot happen for parsed JSON; if it does, the exchange is still logged
+            log.exception("exchange %s not serializable; logged without its request", record.get("exchange_id"))
+            record["request"] = {}
+            record.setdefault("truncated", []).append({"field": "request", "reason": "not serializable"})
+            self.log.append(record)
         self.metrics.observe(record)
 
     # -- request context ----------------------------------------------------
@@ -222,6 +228,10 @@ async def _read_json(request: Request, limit: int, timeout: float) -> dict[str, 
                      "invalid_json") from exc
     if not isinstance(body, dict):
         raise Reject(400, "The request body must be a JSON object.", "invalid_request_error", "invalid_json")
+    try:  # what the parser took, the log must write (orjson writes at most 254 levels): else served unlogged
+        orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        raise Reject(400, "The JSON body is nested too deeply.", "invalid_request_error", "invalid_json") from exc
     return body
 
 
