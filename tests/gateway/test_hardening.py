@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -224,13 +225,16 @@ def test_headers_are_capped_and_unauthenticated_clients_limited(guarded: Any) ->
     assert r.status_code == 431 and guarded.upstream.count() == 0
     assert len(guarded.record(r.headers["x-request-id"])[0]["client"]["user_agent"]) <= 513
     before = sum(f.stat().st_size for f in (guarded.log_dir / "exchanges").glob("*.jsonl"))
-    r = httpx.post(url, json=CHAT, headers={"user-agent": "u" * (2 * 1024 * 1024)})
-    assert r.status_code in (400, 431)  # refused by the server while the head is read: never logged
+    # Refused by the server while the head is read (it may hang up before we finish sending): never logged.
+    with contextlib.suppress(httpx.TransportError):
+        assert httpx.post(url, json=CHAT, headers={"user-agent": "u" * (2 * 1024 * 1024)}).status_code in (400, 431)
+    started = time.monotonic()
     statuses = [httpx.post(url, json=CHAT, headers={"authorization": "Bearer dg-guess"}).status_code
-                for _ in range(25)]
-    assert statuses.count(401) <= 20 and statuses[-1] == 429  # 20 a burst, then 1 a second
+                for _ in range(30)]
+    refilled = int(time.monotonic() - started) + 1  # 20 a burst, then 1 a second
+    assert statuses.count(401) <= 20 + refilled and statuses.count(429) >= 10 - refilled
     growth = sum(f.stat().st_size for f in (guarded.log_dir / "exchanges").glob("*.jsonl")) - before
-    assert growth < 26 * 2048
+    assert growth < 31 * 2048
 
 
 def _connect(url: str) -> socket.socket:
