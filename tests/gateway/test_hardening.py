@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -169,9 +170,13 @@ def test_403_bodies_are_opaque(guarded: Any) -> None:
     assert guarded.upstream.count() == 0
 
 
-def test_blocked_accounts_cannot_list_models_and_readyz_never_calls_upstream(guarded: Any) -> None:
-    import httpx
+def test_blocked_accounts_cannot_list_models_and_readyz_never_calls_upstream(
+        fake_upstream: Any, tmp_path: Path, make_gateway: Any) -> None:
+    with make_gateway(tmp_path, fake_upstream, upstream_probe_seconds=3600) as guarded:  # one probe, at start
+        _models_and_readiness(guarded)
 
+
+def _models_and_readiness(guarded: Any) -> None:
     base = guarded.upstream.model_listings
     for who in ("blocked", "member"):
         r = httpx.get(f"{guarded.url}/v1/models", headers=guarded.headers(who))
@@ -213,8 +218,6 @@ def test_key_store_and_log_files_are_private(guarded: Any, tmp_path: Path) -> No
 
 
 def test_headers_are_capped_and_unauthenticated_clients_limited(guarded: Any) -> None:
-    import httpx
-
     url = f"{guarded.url}/v1/chat/completions"
     r = httpx.post(url, json=CHAT, headers={"user-agent": "u" * 4000})
     assert r.status_code == 401
