@@ -65,7 +65,7 @@ def fake_upstream_app(state: FakeUpstream) -> Starlette:
         model = body.get("model")
         n = int(body.get("n") or 1)
         used = 100_000 if model == "overuse" else _limit(body) * n
-        if model == "bad-json":
+        if model == "bad-json" or (model == "not-a-stream" and body.get("stream")):
             return Response(b"<html>upstream proxy error</html>", 200, media_type="text/html")
         if model == "choices-x":
             return JSONResponse({"choices": "x"})
@@ -121,6 +121,9 @@ async def _events(path: str, body: dict[str, Any], model: str, used: int) -> Asy
     yield event({"choices": [{"index": 0, key: piece("fo"), "finish_reason": None}]})
     if model == "reset":
         raise RuntimeError("upstream crashed mid-stream")  # uvicorn drops the connection: a reset
+    if model == "stream-error":
+        yield event({"error": {"message": f"worker died at {INTERNAL}", "code": 500}})
+        return
     if model == "hang":
         await asyncio.sleep(5)  # the gateway times out long before (its hang-up cancels this)
     yield event({"choices": [{"index": 0, key: piece("ur"), "finish_reason": "stop"}]})

@@ -158,6 +158,18 @@ def test_upstream_error_texts_and_addresses_never_reach_clients(guarded: Any, fa
     assert r.status_code == 502 and "127.0.0.1" not in r.text and "Connect" not in r.text
 
 
+@pytest.mark.parametrize("model", ["stream-error", "not-a-stream"])
+def test_a_stream_never_relays_upstream_errors(guarded: Any, model: str) -> None:
+    r = guarded.post("/v1/chat/completions", {**CHAT, "model": model, "stream": True})
+    assert r.status_code == (200 if model == "stream-error" else 502)
+    assert "upstream proxy error" not in r.text and not any(leak in r.text for leak in INTERNAL)
+    (record,) = guarded.record(r.headers["x-request-id"])
+    if model == "stream-error":
+        assert record["response"]["finish_reason"] == "upstream_error" and "10.9.8.7" in str(record["response"])
+    else:
+        assert record["response"]["error"]["code"] == "upstream_invalid_response"
+
+
 def test_403_bodies_are_opaque(guarded: Any) -> None:
     for who, code in (("blocked", "account_blocked"), ("member", "verification_required")):
         r = guarded.post("/v1/chat/completions", CHAT, who=who)

@@ -22,6 +22,9 @@ from typing import Any
 
 import orjson
 
+UPSTREAM_ERROR_EVENT = b'data: {"error": {"message": "The model server failed to answer.", "type": "api_error", ' \
+                       b'"param": null, "code": "upstream_error"}}\n\n'
+
 
 class StreamCapture:
     def __init__(self, include_usage_for_client: bool, withhold_reasoning: bool = False,
@@ -36,6 +39,7 @@ class StreamCapture:
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.done = False
+        self.error: Any = None  # an error event of the upstream (logged; the client gets a plain one)
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes to send to the client now (complete events)."""
@@ -76,6 +80,9 @@ class StreamCapture:
             return True
         if not isinstance(obj, dict):
             return True
+        if obj.get("error") is not None and not obj.get("choices"):  # the upstream's words stay in the log
+            self.error = obj["error"]
+            return UPSTREAM_ERROR_EVENT
         self._responses_event(obj)
         if isinstance(obj.get("usage"), dict) and obj["usage"]:
             self.usage = obj["usage"]
@@ -155,7 +162,8 @@ class StreamCapture:
             usage = None  # an upstream usage we cannot trust: unknown (the reservation is kept)
         fields: dict[str, Any] = {
             "status": status,
-            "finish_reason": "client_disconnected" if interrupted and not self.finish_reason else self.finish_reason,
+            "finish_reason": "upstream_error" if self.error is not None else
+            "client_disconnected" if interrupted and not self.finish_reason else self.finish_reason,
             "content": "".join(self.content),
             "reasoning_content": "".join(self.reasoning) or None,
             "tool_calls": [{"id": c["id"], "type": "function",
@@ -166,6 +174,8 @@ class StreamCapture:
         }
         if usage:
             fields["usage"] = usage
+        if self.error is not None:
+            fields["error"] = {"type": "api_error", "code": "upstream_error", "detail": str(self.error)[:2000]}
         return fields
 
 

@@ -24,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from distillguard.gateway.canary import Canary
 from distillguard.gateway.exchange import Exchange, used_tokens
 from distillguard.gateway.reject import Reject, scrub
-from distillguard.gateway.sse import StreamCapture, usage_fields
+from distillguard.gateway.sse import UPSTREAM_ERROR_EVENT, StreamCapture, usage_fields
 from distillguard.gateway.validate import RESPONSES
 
 if TYPE_CHECKING:
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 UPSTREAM_ERRORS = (aiohttp.ClientError, TimeoutError)  # aiohttp's timeouts are TimeoutErrors
-_BROKEN_STREAM = b'data: {"error": {"message": "The model server stopped answering.", "type": "api_error", ' \
-                 b'"param": null, "code": "upstream_error"}}\n\n'
 
 
 @dataclass(frozen=True)
@@ -82,6 +80,17 @@ async def forward(gw: Gateway, call: Call, ex: Exchange) -> Response:
         return rej.response()
     if not call.stream or resp.status != 200:
         return _answer(call, ex, resp.status, content, resp.headers.get("content-type", "application/json"))
+    if "text/event-stream" not in resp.headers.get("content-type", ""):  # a 200 that is no stream: not relayed
+        try:
+            content = await resp.read()
+        except UPSTREAM_ERRORS:
+            content = b""
+        finally:
+            resp.release()
+        rej = Reject(502, "The model server sent an answer the gateway cannot read.", "api_error",
+                     "upstream_invalid_response", detail=scrub(content[:300].decode("utf-8", "replace")))
+        ex.reject(rej, used=None)
+        return rej.response()
     capture = StreamCapture(include_usage_for_client=bool((call.body.get("stream_options") or {})
                                                           .get("include_usage")),
                             withhold_reasoning=call.withhold_reasoning,
@@ -221,7 +230,7 @@ async def _relay(gw: Gateway, resp: aiohttp.ClientResponse, capture: StreamCaptu
         finished = True
     except UPSTREAM_ERRORS as exc:  # the upstream broke the stream (reset, timeout): not the client's doing
         fault = upstream_failure(exc)
-        yield _BROKEN_STREAM
+        yield UPSTREAM_ERROR_EVENT
     except Exception as exc:  # a bug: log it, end the stream, keep the record
         log.exception("relaying the stream of %s failed", ex.record["exchange_id"])
         fault = Reject(500, "internal error", "api_error", "internal_error", detail=repr(exc))
