@@ -95,3 +95,17 @@ def test_unreachable_redis_is_a_clear_error() -> None:
 
     with pytest.raises(ConfigError, match="cannot reach Redis"):
         RedisLimiter("redis://127.0.0.1:1/0")
+
+
+def test_full_buckets_are_swept_so_new_addresses_cannot_grow_memory() -> None:
+    clock = Clock()
+    lim = MemoryLimiter(clock, sweep_at=100)
+    rule = Limit(per_minute=60, burst=20)  # one request leaves a bucket that is full again a second later
+    for i in range(10_000):  # a flood from ever-new addresses, 1,000 a second, one request each
+        clock.t = i * 0.001
+        assert lim.reserve([(f"req:ip:10.0.{i // 256}.{i % 256}", rule, 1.0)]).ok
+    assert len(lim) <= 2 * 1000 + 100  # the addresses of about the last second, not all 10,000
+    lim.charge([("tok:debtor", Limit(60, 10), 1000.0)])  # a bucket in debt is never swept
+    for i in range(5000):
+        lim.reserve([(f"x{i}", rule, 1.0)])
+    assert lim._level("tok:debtor", Limit(60, 10), clock.t) == -990

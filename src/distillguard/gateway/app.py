@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -135,7 +136,7 @@ class Gateway:
         s = self.settings.limits
         rule = Limit(s.unauthenticated_per_minute, s.unauthenticated_burst)
         try:
-            grant = self.limiter.reserve([(f"req:ip:{ip}", rule, 1.0)])
+            grant = self.limiter.reserve([(f"req:ip:{_address_group(ip)}", rule, 1.0)])
         except LimiterUnavailable:
             grant = None
         if grant is not None and not grant.ok:
@@ -188,6 +189,21 @@ class Gateway:
         if decision.action != "allow" and decision.reason:
             record["gateway"]["reason"] = decision.reason
         return key, decision, cluster
+
+
+def _address_group(ip: str | None) -> str:
+    """What one client controls: an IPv4 address, or an IPv6 /64 (a host gets a whole /64 to rotate in).
+
+    >>> _address_group("2001:db8:1:2:aaaa::1"), _address_group("203.0.113.7")
+    ('2001:db8:1:2::/64', '203.0.113.7')
+    """
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return str(ip)
+    if address.version == 6 and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address.ipv4_mapped or address) if address.version == 6 else str(address)
 
 
 def _decision_reject(decision: Decision, reference: str) -> Reject | None:

@@ -70,16 +70,32 @@ class Limiter(Protocol):
 
 
 class MemoryLimiter:
-    """Token buckets in this process, thread-safe."""
+    """Token buckets in this process, thread-safe.
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    A bucket that has refilled to its capacity is the same as no bucket, so such buckets are swept
+    away whenever the table has doubled since the last sweep: memory follows the subjects active
+    within a refill time (a flood from ever-new client addresses cannot grow it without bound).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sweep_at: int = 10_000) -> None:
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, time of last update)
+        self._buckets: dict[str, tuple[float, float, Limit]] = {}  # key → (tokens, last update, its limit)
         self._lock = threading.Lock()
+        self._sweep_at = self._min_sweep = sweep_at
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def _level(self, key: str, limit: Limit, now: float) -> float:
-        tokens, last = self._buckets.get(key, (limit.burst, now))
+        tokens, last, _ = self._buckets.get(key, (limit.burst, now, limit))
         return min(limit.burst, tokens + (now - last) * limit.per_minute / 60.0)
+
+    def _set(self, key: str, tokens: float, now: float, limit: Limit) -> None:
+        self._buckets[key] = (tokens, now, limit)
+        if len(self._buckets) >= self._sweep_at:
+            self._buckets = {k: v for k, v in self._buckets.items()
+                             if v[0] + (now - v[1]) * v[2].per_minute / 60.0 < v[2].burst}
+            self._sweep_at = max(self._min_sweep, 2 * len(self._buckets))
 
     def reserve(self, charges: Sequence[Charge]) -> Reservation:
         """Take every charge, or none of them and say when to retry."""
@@ -92,8 +108,8 @@ class MemoryLimiter:
                 if level < amount:
                     wait = (amount - level) * 60.0 / limit.per_minute
                     return Reservation(False, round(wait, 3), key)
-            for (key, _, amount), level in zip(charges, levels, strict=True):
-                self._buckets[key] = (level - amount, now)
+            for (key, limit, amount), level in zip(charges, levels, strict=True):
+                self._set(key, level - amount, now, limit)
             return Reservation(True)
 
     def refund(self, charges: Sequence[Charge]) -> None:
@@ -102,7 +118,7 @@ class MemoryLimiter:
             now = self.clock()
             for key, limit, amount in charges:
                 if amount > 0:
-                    self._buckets[key] = (min(limit.burst, self._level(key, limit, now) + amount), now)
+                    self._set(key, min(limit.burst, self._level(key, limit, now) + amount), now, limit)
 
     def charge(self, charges: Sequence[Charge]) -> None:
         """Take amounts whatever the level (usage beyond a reservation): a bucket may go into debt."""
@@ -110,7 +126,7 @@ class MemoryLimiter:
             now = self.clock()
             for key, limit, amount in charges:
                 if amount > 0:
-                    self._buckets[key] = (self._level(key, limit, now) - amount, now)
+                    self._set(key, self._level(key, limit, now) - amount, now, limit)
 
 
 _RESERVE = """
