@@ -311,25 +311,23 @@ def gateway(
     Example: distillguard gateway --upstream http://127.0.0.1:8001/v1 --policy scan-out/policy.json
     """
     with _errors():
-        import uvicorn
-
         from distillguard._logging import configure_logging
         from distillguard.gateway.app import Gateway, create_app
         from distillguard.gateway.config import load_gateway_settings
         from distillguard.gateway.keys import KeyStore
         from distillguard.gateway.policy import Policy
         from distillguard.gateway.segments import SegmentLog
+        from distillguard.gateway.server import run as serve_gateway
 
         settings = load_gateway_settings(config, upstream=upstream, host=host, port=port, log_dir=log_dir,
                                          policy=policy, keys=keys_file, redis_url=redis, log_format=log_format)
         configure_logging(settings.log_format)
-        log_ = SegmentLog(settings.log_dir, settings.flush_interval)
+        log_ = SegmentLog(settings.log_dir, settings.flush_interval, stall_seconds=settings.log_stall_seconds)
         gw = Gateway(settings, KeyStore(settings.keys), Policy(settings.policy), log_)
         console.print(f"gateway on http://{settings.host}:{settings.port}/v1 → {settings.upstream}; "
                       f"log {settings.log_dir}")
         try:
-            uvicorn.run(create_app(gw), host=settings.host, port=settings.port, log_config=None,
-                        access_log=False, timeout_graceful_shutdown=30)
+            serve_gateway(create_app(gw), settings)
         finally:
             log_.close()  # flushes everything queued before exiting
 

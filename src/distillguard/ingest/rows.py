@@ -84,7 +84,9 @@ def exchange_row(rec: Any, raw: bytes | None = None, notes: Iterable[str] = ()) 
         "client_country": _opt_str(client, "country", "client.country"),
         "user_agent": _opt_str(client, "user_agent", "client.user_agent"),
         "tls_fingerprint": _opt_str(client, "tls_fingerprint", "client.tls_fingerprint"),
-        "request_format": read.format,
+        # Anthropic Messages with plain text blocks and no system prompt reads as chat; the path says which.
+        "request_format": "anthropic" if read.format == "chat" and rec.get("endpoint") == "/v1/messages"
+        else read.format,
         "model": settings["model"],
         "system_text": system_text,
         "prompt_text": last_user,
