@@ -71,6 +71,14 @@ class LinkSettings(_Frozen):
     hosting_asns: tuple[int, ...] = Field(
         (), description="ASNs to treat as hosting/proxy networks, added to link.evidence.HOSTING_ASNS"
     )
+    base_rate_rarity: bool = Field(
+        True, description="weigh a shared value by how many ordinary customers (established accounts, vetted "
+                          "reference accounts) hold it, not by how many accounts do"
+    )
+    established_days: float = Field(
+        14.0, ge=0, description="accounts first used this many days after sign-up (or of unknown age) are ordinary "
+                                "holders for base-rate rarity"
+    )
     min_sync_bins: int = Field(3, ge=1, description="15-minute bins on the same template that count as lockstep")
     full_sync_bins: int = Field(8, ge=1, description="shared bins at which lockstep evidence has its full weight")
     min_template_share: float = Field(
@@ -89,6 +97,14 @@ class LinkSettings(_Frozen):
     min_harvest_evidence: float = Field(
         0.45, ge=0, le=1, description="harvest evidence (detect.harvest) a cluster of unusual accounts needs to be "
                                       "a campaign: a novel classroom or SaaS backend is not one"
+    )
+    # Aged accounts on fresh infrastructure (evasive camp-fresh) score just under the 5% bar in a
+    # population that is its own reference, where clustered benign accounts (classes, SaaS) lift it.
+    loose_member_fpr: float = Field(
+        0.2, gt=0, lt=1, description="a second, looser member bar: the score this share of accounts exceeds"
+    )
+    loose_min_harvest_evidence: float = Field(
+        0.5, ge=0, le=1.1, description="harvest evidence a cluster needs when most members pass only the loose bar"
     )
     coordinated_harvest_evidence: float = Field(
         0.7, ge=0, le=1.1, description="harvest evidence that makes a large cluster a campaign even when its "

@@ -30,14 +30,23 @@ from distillguard.detect.windows import WindowDetector
 from distillguard.engine import Engine, SparkEngine, make_engine
 from distillguard.features import account_features
 from distillguard.features.account import window_features
-from distillguard.ingest import IngestReport, ingest_traffic_dir
 from distillguard.feedback import cleared_accounts, record_cleared
-from distillguard.link import LinkInputs, link_accounts
+from distillguard.ingest import IngestReport, ingest_traffic_dir
+from distillguard.link import LinkInputs, evidence_values, link_accounts, reference_values
+from distillguard.link.communities import components
+from distillguard.link.evidence import HOSTING_ASNS
 from distillguard.policy import decide
 from distillguard.report import write_outputs
-from distillguard.schema import SIGNALS
+from distillguard.schema import SIGNALS, empty
+from distillguard.scoring import (
+    Reference,
+    Scoring,
+    find_campaigns,
+    score_accounts,
+    score_population,
+    vet_reference,
+)
 from distillguard.signals import INPUT_COLUMNS
-from distillguard.scoring import Reference, Scoring, find_campaigns, score_accounts, score_population
 from distillguard.signals.parallel import enrich_batches
 from distillguard.store import Store
 
@@ -128,15 +137,17 @@ def run_score(
     ``account_scores`` is written by ``publish``, once campaign members are flagged too.
     """
     clusters = clusters if clusters is not None else store.read("account_clusters")
-    scoring = score_population(features, clusters, settings, reference=reference, cleared=cleared)
+    scoring = score_population(features, clusters, settings, reference=reference, cleared=cleared,
+                               groups=components(store.read("account_links")))
     windows_ref = reference.windows if reference is not None else None
     if windows_ref is not None and windows_ref.num_rows and settings.detect.window_hours > 0:
         aside = set(scoring.set_aside.reasons)
-        kept = windows_ref.filter(pa.array([owner(i) not in aside for i in windows_ref.column("account_id").to_pylist()],
-                                           pa.bool_()))
+        ids = windows_ref.column("account_id").to_pylist()
+        kept = windows_ref.filter(pa.array([owner(i) not in aside for i in ids], pa.bool_()))
         windows = WindowDetector(make_scorer(settings.detect.scorer, True, settings.detect.k_neighbors),
                                  settings.detect.target_fpr, settings.detect.min_exchanges).fit(kept)
-        scoring = replace(scoring, scores=_with_window_flags(scoring.scores, windows.flag(store.read("window_features"))))
+        flags = windows.flag(store.read("window_features"))
+        scoring = replace(scoring, scores=_with_window_flags(scoring.scores, flags))
     return scoring
 
 
@@ -152,16 +163,28 @@ def _with_window_flags(scores: pa.Table, window_reasons: dict[str, str]) -> pa.T
         3, "reasons", pa.array(reasons, pa.list_(pa.string())))
 
 
-def run_link(store: Store, engine: Engine, settings: Settings) -> pa.Table:
-    """Link accounts (``account_links``) and cluster them (``account_clusters``); return the clusters."""
-    partner = engine.table("partner_indicators") if store.count("partner_indicators") else None
-    inputs = LinkInputs(engine.table("exchanges"), engine.table("signals"), engine.table("accounts"),
-                        engine.table("events"), partner)
+def run_link(store: Store, engine: Engine, settings: Settings, reference_accounts: int = 0) -> pa.Table:
+    """Link accounts (``account_links``) and cluster them (``account_clusters``); return the clusters.
+
+    ``reference_accounts``: how many accounts the vetted reference kept (its ``reference_values``
+    are the base rate of rarity, scaled by this population's size over that).
+    """
+    inputs = _link_inputs(store, engine)
+    if reference_accounts and store.count("reference_values"):
+        accounts = store.query("SELECT count(DISTINCT account_id) AS n FROM signals").column("n")[0].as_py() or 0
+        inputs = replace(inputs, reference=engine.table("reference_values"),
+                         reference_scale=accounts / reference_accounts)
     links = link_accounts(engine.execute, inputs, settings.link)
     with store.transaction():
         store.replace("account_links", links.edges)
         store.replace("account_clusters", links.clusters)
     return links.clusters
+
+
+def _link_inputs(store: Store, engine: Engine) -> LinkInputs:
+    partner = engine.table("partner_indicators") if store.count("partner_indicators") else None
+    return LinkInputs(engine.table("exchanges"), engine.table("signals"), engine.table("accounts"),
+                      engine.table("events"), partner)
 
 
 def scan(
@@ -181,18 +204,45 @@ def scan(
     reference = None
     if benign_file is not None:
         record_cleared(store, benign_file)
+    cleared = cleared_accounts(store)
+    base_rates = empty("reference_values")
     if reference_dir is not None:
         with Store.open(store.path.with_suffix(".reference.duckdb")) as ref_store:
-            ref = prepare(reference_dir, ref_store, settings, engine_name, progress, "reference", slices=True)
-            reference = Reference(ref.features, ref.clusters, ref.slices, ref_store.read("window_features"))
-    report, features, clusters, _ = prepare(traffic_dir, store, settings, engine_name, progress)
+            reference, base_rates = prepare_reference(reference_dir, ref_store, settings, engine_name, progress,
+                                                      cleared)
+    store.replace("reference_values", base_rates)
+    kept = reference.features.num_rows - len(reference.set_aside.reasons) if reference and reference.set_aside else 0
+    report, features, clusters, _ = prepare(traffic_dir, store, settings, engine_name, progress,
+                                            reference_accounts=kept)
     assert clusters is not None  # link=True
-    cleared = cleared_accounts(store)
     with _timed("score"):
         scoring = run_score(store, features, settings, reference, clusters=clusters, cleared=cleared)
     with _timed("publish"):
         return publish(store, out_dir, settings, report, features, scoring, clusters, str(traffic_dir),
                        engine_name, str(reference_dir) if reference_dir else None, cleared=cleared)
+
+
+def prepare_reference(
+    reference_dir: Path, ref_store: Store, settings: Settings, engine_name: str, progress: Progress | None,
+    cleared: frozenset[str],
+) -> tuple[Reference, pa.Table]:
+    """Prepare and vet a reference period; return it and its evidence values (``reference_values``),
+    counted over the accounts it kept: the base rate of the scan's link weights."""
+    ref = prepare(reference_dir, ref_store, settings, engine_name, progress, "reference", slices=True)
+    assert ref.clusters is not None  # link=True
+    with _timed("reference: vetting"):
+        reference = Reference(ref.features, ref.clusters, ref.slices, ref_store.read("window_features"),
+                              groups=components(ref_store.read("account_links")))
+        aside = vet_reference(reference, settings, cleared)
+        engine = make_engine(engine_name, ref_store)
+        try:
+            link = settings.link
+            holders = engine.execute(evidence_values(_link_inputs(ref_store, engine), link.min_template_share,
+                                                     HOSTING_ASNS + tuple(link.hosting_asns)))
+        finally:
+            engine.close()
+        kept = {a for a in ref.features.column("account_id").to_pylist() if a not in aside.reasons}
+    return replace(reference, set_aside=aside), reference_values(holders, kept)
 
 
 class Prepared(NamedTuple):
@@ -207,7 +257,7 @@ class Prepared(NamedTuple):
 
 def prepare(
     traffic_dir: Path, store: Store, settings: Settings, engine_name: str, progress: Progress | None,
-    label: str = "ingest", *, link: bool = True, slices: bool = False,
+    label: str = "ingest", *, link: bool = True, slices: bool = False, reference_accounts: int = 0,
 ) -> Prepared:
     """Ingest, enrich, featurize (and link) ``traffic_dir`` in ``store``: every stage before scoring.
 
@@ -225,7 +275,7 @@ def prepare(
             features = run_features(store, engine, settings)
             cut = reference_slices(engine, settings) if slices else None
         with _timed(f"{label}: link"):
-            clusters = run_link(store, engine, settings) if link else None
+            clusters = run_link(store, engine, settings, reference_accounts) if link else None
     finally:
         engine.close()
     return Prepared(report, features, clusters, cut)

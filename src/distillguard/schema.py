@@ -149,6 +149,7 @@ ACCOUNT_FEATURES = pa.schema(
         ("distinct_temperatures", pa.int64()),  # temperature sweeps
         ("safeguard_rate", pa.float64()),  # share of requests that are jailbreak attempts
         ("signup_path", pa.string()),  # how the account was created (accounts table)
+        ("payment_shared_accounts", pa.int64()),  # other accounts, outside its organization, on its payment card
         ("topic_bits", pa.list_(pa.float64())),  # share of prompts with each topic-SimHash bit set
     ]
 )
@@ -216,6 +217,15 @@ CLEARED_ACCOUNTS = pa.schema(
 )
 """Accounts an analyst cleared as benign: they join the reference and are never set aside."""
 
+REFERENCE_VALUES = pa.schema(
+    [
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("value", pa.string(), nullable=False),
+        ("accounts", pa.int64()),  # vetted reference accounts that held the value
+    ]
+)
+"""Link evidence values of the vetted reference: the base rate of the scan's rarity weights."""
+
 TABLES: dict[str, pa.Schema] = {
     "exchanges": EXCHANGES,
     "accounts": ACCOUNTS,
@@ -229,6 +239,7 @@ TABLES: dict[str, pa.Schema] = {
     "account_links": ACCOUNT_LINKS,
     "partner_indicators": PARTNER_INDICATORS,
     "cleared_accounts": CLEARED_ACCOUNTS,
+    "reference_values": REFERENCE_VALUES,
     "policy": POLICY,
     "campaigns": CAMPAIGNS,
 }

@@ -37,16 +37,6 @@ from distillguard.store import Store
 
 
 @dataclass(frozen=True)
-class Reference:
-    """A reference period, prepared like the scan: account features, clusters and slices."""
-
-    features: pa.Table
-    clusters: pa.Table | None = None
-    slices: Slices | None = None
-    windows: pa.Table | None = None
-
-
-@dataclass(frozen=True)
 class SetAside:
     """Accounts left out of the reference, each with why (``summary.json``: ``reference_set_aside``)."""
 
@@ -62,6 +52,18 @@ class SetAside:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A reference period, prepared like the scan: account features, clusters and slices."""
+
+    features: pa.Table
+    clusters: pa.Table | None = None
+    slices: Slices | None = None
+    windows: pa.Table | None = None
+    set_aside: SetAside | None = None  # already vetted (``vet_reference``); None: vet when scoring
+    groups: dict[str, str] | None = None  # account → linked component (``link.components``); None: clusters
+
+
+@dataclass(frozen=True)
 class Scoring:
     """Scores of the scanned accounts, the fitted detector and what the reference set aside."""
 
@@ -73,21 +75,31 @@ class Scoring:
 
 def score_population(
     features: pa.Table, clusters: pa.Table, settings: Settings, *, reference: Reference | None = None,
-    cleared: frozenset[str] = frozenset(),
+    cleared: frozenset[str] = frozenset(), groups: dict[str, str] | None = None,
 ) -> Scoring:
-    """Score ``features`` against a vetted ``reference`` (or, without one, against itself, vetted)."""
-    feats = with_groups(features, clusters, "")
+    """Score ``features`` against a vetted ``reference`` (or, without one, against itself, vetted).
+
+    ``groups``: account → neighbour group (the linked component, ``link.components``);
+    by default its cluster.
+    """
+    feats = with_groups(features, clusters if groups is None else groups, "")
     if reference is None:
         det, aside = self_scan(feats, clusters, settings, cleared)
         return Scoring(score_accounts(det, feats), det, aside, len(det.reference_scores_))
-    ref = with_groups(reference.features, reference.clusters, "ref:")
-    aside = SetAside()
-    if settings.detect.vet_reference and reference.clusters is not None:
-        _, aside = self_scan(ref, reference.clusters, settings, cleared)
+    ref = with_groups(reference.features, reference.groups or reference.clusters, "ref:")
+    aside = reference.set_aside if reference.set_aside is not None else vet_reference(reference, settings, cleared)
     kept = _without(ref, set(aside.reasons))
     library = _with_cleared(kept, feats, cleared)
     det = _calibrated(settings, has_reference=True).fit(feats, library, reference.slices)
     return Scoring(score_accounts(det, feats), det, aside, kept.num_rows)
+
+
+def vet_reference(reference: Reference, settings: Settings, cleared: frozenset[str] = frozenset()) -> SetAside:
+    """What a reference period sets aside before it is used (nothing with ``detect.vet_reference`` off)."""
+    if not settings.detect.vet_reference or reference.clusters is None:
+        return SetAside()
+    feats = with_groups(reference.features, reference.groups or reference.clusters, "ref:")
+    return self_scan(feats, reference.clusters, settings, cleared)[1]
 
 
 def self_scan(
@@ -96,13 +108,13 @@ def self_scan(
     """Vet a population that is its own reference: fit, set aside campaigns and flags, refit.
 
     ``features`` carry ``neighbour_group``. Returns the detector fitted on what was kept
-    (plain-quantile threshold: the population is not certified benign) and what was set aside.
+    (conformal threshold over the kept accounts, as for a separate reference) and what was set aside.
     """
     aside = SetAside()
     det = _calibrated(settings, has_reference=False)
     for _ in range(settings.detect.vetting_rounds + 1):
         library = _with_cleared(_without(features, set(aside.reasons)), features, cleared)
-        det = _calibrated(settings, has_reference=False).fit(features, library, conformal=False)
+        det = _calibrated(settings, has_reference=False).fit(features, library, conformal=True)
         scores = score_accounts(det, features, explain=False)
         _, campaigns, _ = find_campaigns(scores, clusters, features, det, settings, cleared=cleared)
         reasons = {a: f"member of {c['campaign_id']} ({len(c['account_ids'])} linked accounts)"
@@ -118,12 +130,17 @@ def self_scan(
     return det, aside
 
 
-def with_groups(features: pa.Table, clusters: pa.Table | None, prefix: str) -> pa.Table:
-    """``features`` with ``neighbour_group``: ``prefix`` + the account's cluster id (null if unlinked)."""
+def with_groups(features: pa.Table, groups: pa.Table | dict[str, str] | None, prefix: str) -> pa.Table:
+    """``features`` with ``neighbour_group``: ``prefix`` + the account's group (null if unlinked).
+
+    ``groups``: account → group id, or a clusters table (``account_id``, ``cluster_id``).
+    """
     cluster_of: dict[str, str] = {}
-    if clusters is not None:
+    if isinstance(groups, dict):
+        cluster_of = {a: prefix + g for a, g in groups.items()}
+    elif groups is not None:
         cluster_of = {r["account_id"]: prefix + r["cluster_id"]
-                      for r in clusters.select(["account_id", "cluster_id"]).to_pylist() if r["cluster_id"]}
+                      for r in groups.select(["account_id", "cluster_id"]).to_pylist() if r["cluster_id"]}
     groups = pa.array([cluster_of.get(a) for a in features.column("account_id").to_pylist()], pa.string())
     if GROUP_COLUMN in features.column_names:
         return features.set_column(features.schema.get_field_index(GROUP_COLUMN), GROUP_COLUMN, groups)
@@ -180,7 +197,8 @@ def find_campaigns(
     """Campaigns from clusters; returns (scores with members flagged, campaigns, account view).
 
     A cluster is a campaign when most members score above the member bar and its harvest
-    evidence reaches ``link.min_harvest_evidence``, or when it is large and its harvest
+    evidence reaches ``link.min_harvest_evidence`` (or above the looser bar, with stronger
+    evidence: ``link.loose_*``), or when it is large and its harvest
     evidence alone is strong (``link.coordinated_*``). Cleared accounts are never members.
     With ``store``, each campaign record carries its details (infrastructure, timeline,
     links, release pivot); replay leaves them out.
@@ -197,6 +215,8 @@ def find_campaigns(
                                   suspicious_above=det.threshold_at(link.member_fpr),
                                   evidence=campaign_evidence(features, clusters),
                                   min_harvest=link.min_harvest_evidence,
+                                  loose_above=det.threshold_at(link.loose_member_fpr),
+                                  loose_min_harvest=link.loose_min_harvest_evidence,
                                   coordinated_harvest=link.coordinated_harvest_evidence,
                                   coordinated_accounts=link.coordinated_min_accounts)
     details = campaign_details(store, candidates) if store is not None else {}

@@ -68,6 +68,8 @@ def evaluate(traffic_dir: Path, scan_out: Path, replay_dir: Path | None = None) 
     out["attack_recall_by_style"] = {s: {"accounts": len(f), "flagged": sum(f), "recall": sum(f) / len(f)}
                                      for s, f in sorted(by_style.items())}
     out["campaigns"] = campaign_recall(by_campaign)
+    out["recall_by_campaign"] = {c: {"accounts": len(f), "flagged": sum(f), "recall": sum(f) / len(f)}
+                                 for c, f in sorted(by_campaign.items())}
     attack = [r for r in rows if r["is_attack"]]
     busy = [r["flagged"] for r in attack if r["n_exchanges"] >= 50]
     out["recall_50plus"] = sum(busy) / len(busy) if busy else None  # accounts with >= 50 exchanges

@@ -14,7 +14,8 @@ cheaply made):
 - reasoning elicited (step-by-step, show-your-work requests: the traces are the product);
 - requests shaped for dataset building (JSON lines, fixed fields, "output only ...");
 - accounts put to work within two weeks of sign-up (sign-up bursts for the campaign);
-- payment instruments shared between accounts (one card behind many accounts);
+- payment cards shared by unrelated accounts (one card behind many accounts; a company card behind
+  its own organization's accounts does not count: ``features.account.payment_sharing``);
 - continuous operation (active in most hours of the account's span: load-balanced scripts).
 
 A classroom (old accounts, no elicitation, own cards) or a SaaS backend (one organization,
@@ -26,12 +27,11 @@ become one on its own.
 >>> import pyarrow as pa
 >>> f = pa.table({"account_id": ["a", "b", "c"], "n_exchanges": [100, 100, 100],
 ...               "elicitation_rate": [0.9, 0.8, 0.7], "harvest_format_share": [0.0, 0.0, 0.0],
-...               "account_age_days": [0.5, 1.0, 300.0]})
->>> c = pa.table({"account_id": ["a", "b", "c"], "cluster_id": ["k1", "k1", "k1"],
-...               "link_evidence": [["payment"], ["payment"], []]})
+...               "account_age_days": [0.5, 1.0, 300.0], "payment_shared_accounts": [1, 1, 0]})
+>>> c = pa.table({"account_id": ["a", "b", "c"], "cluster_id": ["k1", "k1", "k1"]})
 >>> ev = campaign_evidence(f, c)["k1"]
 >>> round(ev.score, 3), ev.reasons[0]
-(0.887, 'reasoning elicited in 80% of requests')
+(0.728, '67% of accounts put to work within 14 days of sign-up')
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ TERMS: dict[str, tuple[float, str]] = {
     "elicitation": (0.4, "reasoning elicited in {v:.0%} of requests"),
     "formatting": (1.0, "{v:.0%} of requests shaped for dataset building"),
     "fresh": (0.6, "{v:.0%} of accounts put to work within 14 days of sign-up"),
-    "payment": (0.5, "{v:.0%} of accounts share a payment instrument with another member"),
+    "payment": (0.5, "{v:.0%} of accounts share a payment card with accounts outside their organization"),
     "continuous": (0.4, "accounts active in {v:.0%} of the hours of their span"),
 }
 """term → (weight, reason template). Weights < 1 where ordinary customers show the trait too:
@@ -88,28 +88,27 @@ def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, Harve
     """Harvest evidence of each cluster, from its members' account features.
 
     Traffic terms are exchange-weighted over the members (the cluster as one harvester);
-    account terms are shares of members. ``clusters``: ``account_id``, ``cluster_id`` and
-    ``link_evidence`` (the kinds that link each account).
+    account terms are shares of members. ``clusters``: ``account_id`` and ``cluster_id``.
     """
     rows = {r["account_id"]: r for r in features.select(
         [c for c in ("account_id", "n_exchanges", "elicitation_rate", "harvest_format_share", "account_age_days",
-                     "duty_cycle")
+                     "duty_cycle", "payment_shared_accounts")
          if c in features.column_names]).to_pylist()}
-    members: dict[str, list[tuple[dict[str, object], list[str]]]] = defaultdict(list)
-    for c in clusters.to_pylist():
+    members: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for c in clusters.select(["account_id", "cluster_id"]).to_pylist():
         if c["cluster_id"] is not None and c["account_id"] in rows:
-            members[c["cluster_id"]].append((rows[c["account_id"]], list(c.get("link_evidence") or [])))
+            members[c["cluster_id"]].append(rows[c["account_id"]])
     out = {}
     for cluster_id, ms in members.items():
-        volume = np.array([float(m.get("n_exchanges") or 0) for m, _ in ms])
+        volume = np.array([_float(m.get("n_exchanges"), 0.0) for m in ms])
         weights = volume / volume.sum() if volume.sum() > 0 else np.full(len(ms), 1 / len(ms))
-        age = np.array([_float(m.get("account_age_days")) for m, _ in ms])
+        age = np.array([_float(m.get("account_age_days")) for m in ms])
         out[cluster_id] = combine({
-            "elicitation": float(weights @ np.array([_float(m.get("elicitation_rate"), 0.0) for m, _ in ms])),
-            "formatting": float(weights @ np.array([_float(m.get("harvest_format_share"), 0.0) for m, _ in ms])),
+            "elicitation": float(weights @ np.array([_float(m.get("elicitation_rate"), 0.0) for m in ms])),
+            "formatting": float(weights @ np.array([_float(m.get("harvest_format_share"), 0.0) for m in ms])),
             "fresh": float(np.mean(np.nan_to_num(age, nan=np.inf) < FRESH_DAYS)),
-            "payment": float(np.mean(["payment" in kinds for _, kinds in ms])),
-            "continuous": float(weights @ np.array([_float(m.get("duty_cycle"), 0.0) for m, _ in ms])),
+            "payment": float(np.mean([_float(m.get("payment_shared_accounts"), 0.0) >= 1 for m in ms])),
+            "continuous": float(weights @ np.array([_float(m.get("duty_cycle"), 0.0) for m in ms])),
         })
     return out
 

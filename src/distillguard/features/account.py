@@ -63,7 +63,8 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
          .left_join(release_pivot(signals, events), "account_id", rname="{name}_pivot")
          .left_join(accounts.select("account_id", "signup_path",
                                     created_s=accounts.created_at.epoch_seconds().cast("float64")),
-                    "account_id", rname="{name}_acct"))
+                    "account_id", rname="{name}_acct")
+         .left_join(payment_sharing(accounts), "account_id", rname="{name}_pay"))
     n = t.n_exchanges.cast("float64")
     return t.select(
         "account_id",
@@ -95,6 +96,7 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
         distinct_temperatures=t.distinct_temperatures,
         safeguard_rate=t.safeguard_rate,
         signup_path=t.signup_path,
+        payment_shared_accounts=t.payment_shared_accounts.fill_null(0),
         topic_bits=ibis.array([t[f"_bit{b}"] for b in range(TOPIC_BITS)]),
     ).order_by("account_id")
 
@@ -112,6 +114,22 @@ def window_features(signals: ir.Table, accounts: ir.Table, events: ir.Table, sec
     windowed = keys.join(accounts, keys.owner == accounts.account_id).select(
         keys.account_id, *[accounts[c] for c in accounts.columns if c != "account_id"])
     return account_features(s.drop("owner"), windowed, events)
+
+
+def payment_sharing(accounts: ir.Table) -> ir.Table:
+    """``(account_id, payment_shared_accounts)``: other accounts on the same payment fingerprint that are
+    not in the account's organization (an account without one is its own).
+
+    A company card behind its organization's accounts is ordinary; one card behind many
+    unrelated accounts is how a hydra cluster pays.
+    """
+    a = accounts.filter(accounts.payment_fingerprint.notnull() & (accounts.payment_fingerprint != ""))
+    a = a.select("account_id", "payment_fingerprint",
+                 org=a.organization_id.fill_null("acct:" + a.account_id))
+    cards = a.group_by("payment_fingerprint").aggregate(card_accounts=a.count())
+    orgs = a.group_by(["payment_fingerprint", "org"]).aggregate(org_accounts=a.count())
+    j = a.join(cards, "payment_fingerprint").join(orgs, ["payment_fingerprint", "org"])
+    return j.select("account_id", payment_shared_accounts=(j.card_accounts - j.org_accounts).cast("int64"))
 
 
 def release_pivot(signals: ir.Table, events: ir.Table) -> ir.Table:

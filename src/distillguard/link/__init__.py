@@ -16,11 +16,19 @@ import pyarrow.compute as pc
 
 from distillguard.config import LinkSettings
 from distillguard.link.communities import communities
-from distillguard.link.evidence import HOSTING_ASNS, KINDS, LinkInputs, evidence_values, partner_values
+from distillguard.link.evidence import (
+    HOSTING_ASNS,
+    KINDS,
+    LinkInputs,
+    evidence_values,
+    ordinary_holders,
+    partner_values,
+)
 from distillguard.link.graph import synchrony_pairs, value_pairs, weighted_edges
-from distillguard.schema import ACCOUNT_CLUSTERS, ACCOUNT_LINKS
+from distillguard.schema import ACCOUNT_CLUSTERS, ACCOUNT_LINKS, REFERENCE_VALUES
 
-__all__ = ["KINDS", "LinkInputs", "Links", "communities", "link_accounts", "link_edges"]
+__all__ = ["KINDS", "LinkInputs", "Links", "communities", "evidence_values", "link_accounts", "link_edges",
+           "reference_values"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,9 @@ class Links:
 def link_edges(inputs: LinkInputs, settings: LinkSettings) -> ir.Table:
     """The weighted edges as one Ibis expression (any engine)."""
     hosting = HOSTING_ASNS + tuple(settings.hosting_asns)
-    pairs = value_pairs(evidence_values(inputs, settings.min_template_share, hosting), settings.max_group_accounts)
+    values = evidence_values(inputs, settings.min_template_share, hosting)
+    base_rate = ordinary_holders(values, inputs, settings.established_days) if settings.base_rate_rarity else None
+    pairs = value_pairs(values, settings.max_group_accounts, base_rate)
     sync = synchrony_pairs(inputs.signals, settings.max_group_accounts, settings.min_sync_bins,
                            settings.full_sync_bins)
     return weighted_edges(pairs.union(sync), settings.min_edge_weight)
@@ -74,3 +84,12 @@ def _with_partner_hits(clusters: pa.Table, hits: pa.Table) -> pa.Table:
     rows += [{"account_id": a, "cluster_id": None, "link_evidence": [], "partner_indicators": v}
              for a, v in sorted(by_account.items())]
     return pa.Table.from_pylist(rows, schema=ACCOUNT_CLUSTERS)
+
+
+def reference_values(holders: pa.Table, keep: set[str]) -> pa.Table:
+    """``(kind, value, accounts)`` (``schema.REFERENCE_VALUES``): how many of a reference's accounts in
+    ``keep`` held each evidence value (``holders``: ``evidence_values`` rows); the next scan's base rate."""
+    kept = holders.filter(pc.is_in(holders.column("account_id"), pa.array(sorted(keep), pa.string())))
+    counts = kept.group_by(["kind", "value"]).aggregate([("account_id", "count")])
+    return pa.table({"kind": counts.column("kind"), "value": counts.column("value"),
+                     "accounts": counts.column("account_id_count").cast(pa.int64())}, schema=REFERENCE_VALUES)

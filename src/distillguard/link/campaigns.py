@@ -57,6 +57,7 @@ class CampaignDetails:
 def select_campaigns(
     scored: pa.Table, *, min_accounts: int, min_suspicious_share: float, suspicious_above: float,
     evidence: dict[str, HarvestEvidence] | None = None, min_harvest: float = 0.0,
+    loose_above: float = float("inf"), loose_min_harvest: float = 1.1,
     coordinated_harvest: float = 1.1, coordinated_accounts: int = 10,
 ) -> list[Candidate]:
     """Clusters that become campaigns (``scored``: account rows with ``cluster_id`` and ``score``).
@@ -64,8 +65,9 @@ def select_campaigns(
     Members that used a partner's indicators count as suspicious whatever their score.
     With ``evidence`` (``detect.harvest``): a cluster whose members are unusual is a campaign
     only if its harvest evidence reaches ``min_harvest`` (a novel classroom or SaaS backend is
-    not), and a cluster of ``coordinated_accounts`` or more whose evidence reaches
-    ``coordinated_harvest`` is one even when each member alone looks ordinary.
+    not); most members above the looser ``loose_above`` bar suffice with evidence of
+    ``loose_min_harvest``; and a cluster of ``coordinated_accounts`` or more whose evidence
+    reaches ``coordinated_harvest`` is one even when each member alone looks ordinary.
     """
     members: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in scored.to_pylist():
@@ -79,6 +81,8 @@ def select_campaigns(
         h = harvest.score if harvest is not None else (1.0 if evidence is None else 0.0)
         partner = any(r.get("partner_indicators") for r in rows)
         novel = len(suspicious) >= min_suspicious_share * len(rows) and (h >= min_harvest or partner)
+        unusual = sum(r["score"] > loose_above for r in rows) >= min_suspicious_share * len(rows)
+        novel = novel or (unusual and h >= loose_min_harvest)
         coordinated = len(rows) >= coordinated_accounts and h >= coordinated_harvest
         if len(rows) >= min_accounts and (novel or coordinated):
             out.append(Candidate(cluster_id, rows, suspicious, harvest, coordinated and not novel))

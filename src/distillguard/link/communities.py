@@ -56,3 +56,23 @@ def communities(edges: pa.Table, resolution: float = 0.1, seed: int = 0) -> pa.T
     rows = [{"account_id": a, "cluster_id": f"cluster-{i:04d}", "link_evidence": sorted(evidence[a]),
              "partner_indicators": []} for i, group in enumerate(groups, start=1) for a in group]
     return pa.Table.from_pylist(rows, schema=ACCOUNT_CLUSTERS)
+
+
+def components(edges: pa.Table) -> dict[str, str]:
+    """Account → connected component of the link graph (``component-NNNN``; unlinked accounts absent).
+
+    Coarser than the Leiden clusters: a campaign that Leiden cuts into several clusters is one
+    component, so its parts cannot vouch for each other as neighbours (``scoring``).
+
+    >>> e = pa.table({"src": ["a", "b", "x"], "dst": ["b", "c", "y"]})
+    >>> components(e)
+    {'a': 'component-0001', 'b': 'component-0001', 'c': 'component-0001', 'x': 'component-0002', 'y': 'component-0002'}
+    """
+    src, dst = edges.column("src").to_pylist(), edges.column("dst").to_pylist()
+    names = sorted(set(src) | set(dst))
+    if not names:
+        return {}
+    index = {a: i for i, a in enumerate(names)}
+    graph = ig.Graph(n=len(names), edges=[(index[s], index[d]) for s, d in zip(src, dst, strict=True)])
+    parts = sorted(([names[i] for i in part] for part in graph.connected_components()), key=lambda m: (-len(m), m[0]))
+    return {a: f"component-{i:04d}" for i, part in enumerate(parts, start=1) for a in part}

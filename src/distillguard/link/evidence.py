@@ -76,6 +76,10 @@ class LinkInputs:
     accounts: ir.Table
     events: ir.Table
     partner: ir.Table | None = None  # (kind, value) indicators imported from partners
+    # (kind, value, accounts): how many vetted reference accounts held each value, and the
+    # reference's size relative to this population (``reference_scale`` = accounts here / there).
+    reference: ir.Table | None = None
+    reference_scale: float = 1.0
 
 
 HOSTING_ASNS = (
@@ -110,6 +114,45 @@ def evidence_values(inputs: LinkInputs, min_template_share: float,
     # UNION ALL: each part is distinct per account and the parts differ by kind, so rows stay unique.
     out = parts[0].union(*parts[1:])
     return out.filter(out.value.notnull() & (out.value != ""))
+
+
+@dataclass(frozen=True)
+class BaseRate:
+    """What ordinary customers hold: ``ordinary`` (kind, value, ordinary) and the ``fresh`` accounts
+    (account_id) whose shared values are weighed against it (``ordinary_holders``)."""
+
+    ordinary: ir.Table
+    fresh: ir.Table
+
+
+def ordinary_holders(values: ir.Table, inputs: LinkInputs, established_days: float) -> BaseRate:
+    """How many *ordinary* customers hold each value, and which accounts are fresh.
+
+    Rarity is weighed against this count, not the raw number of holders: a value shared by
+    250 new accounts is weak evidence only if ordinary customers share it that widely.
+    Fresh accounts are first used less than ``established_days`` after sign-up; ordinary
+    holders are the established accounts here (or of unknown age) or the vetted
+    reference's holders scaled to this population's size, whichever is more (the same
+    customers are often in both periods). A template or sign-up burst that hundreds of new
+    accounts share and no established or reference account uses is strong evidence; a
+    popular prompt that long-standing customers paste every week stays weak.
+    """
+    s, a = inputs.signals, inputs.accounts
+    first = s.group_by("account_id").aggregate(first_s=s.t_s.min())
+    age = first.join(a.select("account_id", created_s=a.created_at.epoch_seconds().cast("float64")),
+                     "account_id")
+    fresh = age.filter(age.created_s.notnull() & (age.first_s - age.created_s < established_days * 86400.0))
+    fresh = fresh.select("account_id")
+    v = values.left_join(fresh.select("account_id", is_fresh=ibis.literal(1)), "account_id", rname="{name}_f")
+    counts = v.group_by(["kind", "value"]).aggregate(
+        ordinary=(1 - v.is_fresh.fill_null(0)).sum().cast("float64"))
+    if inputs.reference is not None:
+        ref = inputs.reference
+        j = counts.left_join(ref.select("kind", "value", ref_accounts=ref.accounts), ["kind", "value"],
+                             rname="{name}_r")
+        counts = j.select("kind", "value", ordinary=ibis.greatest(
+            j.ordinary, j.ref_accounts.fill_null(0).cast("float64") * float(inputs.reference_scale)))
+    return BaseRate(counts, fresh)
 
 
 def _rows(t: ir.Table, kind: str, value: ir.Value) -> ir.Table:

@@ -20,7 +20,7 @@ import math
 import ibis
 import ibis.expr.types as ir
 
-from distillguard.link.evidence import KINDS, SUMMED_CAP, SUMMED_KINDS
+from distillguard.link.evidence import KINDS, SUMMED_CAP, SUMMED_KINDS, BaseRate
 
 SYNC_BIN_SECONDS = 900
 
@@ -33,20 +33,37 @@ def _family(kind: ir.StringValue) -> ir.StringValue:
     return ibis.cases(*[(kind == k, v.family) for k, v in KINDS.items()], else_="other")
 
 
-def value_pairs(values: ir.Table, max_group: int) -> ir.Table:
+def value_pairs(values: ir.Table, max_group: int, base_rate: BaseRate | None = None) -> ir.Table:
     """``(src, dst, kind, w)``: the strongest shared value of each kind per account pair.
 
     For ``SUMMED_KINDS`` the shared values add up instead (capped): sharing six
-    recurring instructions is stronger evidence than sharing one.
+    recurring instructions is stronger evidence than sharing one. With ``base_rate``, a
+    pair of *fresh* accounts is weighed by how many ordinary customers hold the value (at
+    least 2) instead of how many accounts do: hundreds of new accounts on a template no
+    ordinary customer uses are strongly linked, while an established customer on a shared
+    proxy exit keeps the raw-count weight (``evidence.ordinary_holders``).
     """
     sizes = values.group_by(["kind", "value"]).aggregate(k=values.count())
     small = sizes.filter((sizes.k >= 2) & (sizes.k <= max_group))
     v = values.join(small, ["kind", "value"])
-    rarity = 1.0 - v.k.cast("float64").ln() / math.log(max_group + 1)
-    v = v.mutate(w=_kind_weight(v.kind) * rarity)
+    top = math.log(max_group + 1)
+    if base_rate is not None:
+        o = base_rate.ordinary
+        v = v.left_join(o, ["kind", "value"], rname="{name}_o")
+        v = v.left_join(base_rate.fresh.select("account_id", fresh=ibis.literal(1)), "account_id",
+                        rname="{name}_f")
+        ordinary = ibis.least(ibis.greatest(v.ordinary.fill_null(v.k.cast("float64")), 2.0), float(max_group + 1))
+        v = v.select("account_id", "kind", "value", "k", fresh=v.fresh.fill_null(0), ordinary=ordinary)
+    else:
+        v = v.select("account_id", "kind", "value", "k", fresh=ibis.literal(0), ordinary=v.k.cast("float64"))
+    weight = _kind_weight(v.kind)
+    v = v.mutate(w_raw=weight * (1.0 - v.k.cast("float64").ln() / top),
+                 w_base=weight * (1.0 - v.ordinary.ln() / top))
     a, b = v.view(), v.view()
     pairs = a.join(b, [a.kind == b.kind, a.value == b.value, a.account_id < b.account_id])
-    pairs = pairs.select(src=a.account_id, dst=b.account_id, kind=a.kind, w=a.w)
+    both_fresh = (a.fresh == 1) & (b.fresh == 1)
+    pairs = pairs.select(src=a.account_id, dst=b.account_id, kind=a.kind,
+                         w=ibis.ifelse(both_fresh, ibis.greatest(a.w_base, a.w_raw), a.w_raw))
     per_kind = pairs.group_by(["src", "dst", "kind"]).aggregate(w_max=pairs.w.max(), w_sum=pairs.w.sum())
     summed = per_kind.kind.isin(list(SUMMED_KINDS))
     cap = SUMMED_CAP * _kind_weight(per_kind.kind)

@@ -29,7 +29,7 @@ __all__ = ["INPUT_COLUMNS", "Enricher", "enrich", "registered_enrichers"]
 INPUT_COLUMNS = [
     "exchange_id", "account_id", "timestamp", "model", "client_ip", "n_user_turns", "n_tools",
     "n_choices", "max_tokens", "temperature", "input_tokens", "output_tokens", "n_images", "prompt_text",
-    "system_text",
+    "system_text", "request_format",
 ]
 """Exchange columns the enrich stage reads (text columns are dropped after)."""
 

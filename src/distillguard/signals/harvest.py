@@ -38,9 +38,18 @@ _RECORD = re.compile(
 )
 
 
-def harvest_cues(prompt: str | None, n_choices: int | None, max_tokens: int | None) -> float:
-    """1.0 when the request carries a dataset-building cue, else 0.0."""
-    if (n_choices or 1) > 1 or (max_tokens or 0) >= MAX_TOKENS_HIGH:
+def harvest_cues(prompt: str | None, n_choices: int | None, max_tokens: int | None,
+                 request_format: str | None = None) -> float:
+    """1.0 when the request carries a dataset-building cue, else 0.0.
+
+    A large output budget counts only where it is a choice: Anthropic Messages requires
+    ``max_tokens`` and its clients routinely send 4,096 or more.
+
+    >>> harvest_cues("Hi", 1, 8192), harvest_cues("Hi", 1, 8192, "anthropic")
+    (1.0, 0.0)
+    """
+    budget = (max_tokens or 0) >= MAX_TOKENS_HIGH and request_format != "anthropic"
+    if (n_choices or 1) > 1 or budget:
         return 1.0
     text = prompt or ""
     ends = (text if len(text) <= 2 * _ENDS else text[:_ENDS] + "\n" + text[-_ENDS:]).lower()
@@ -56,7 +65,8 @@ class HarvestFormatEnricher(Enricher):
     adds = ("harvest_format",)
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        keys = [batch.column("prompt_text"), column(batch, "n_choices"), column(batch, "max_tokens")]
+        keys = [batch.column("prompt_text"), column(batch, "n_choices"), column(batch, "max_tokens"),
+                column(batch, "request_format")]
         values = per_distinct(keys, lambda ks: np.array([harvest_cues(*k) for k in ks], dtype=np.float64),
                               self.memo)
         return with_columns(batch, {"harvest_format": pa.array(values, pa.float64())})
