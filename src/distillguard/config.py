@@ -58,6 +58,10 @@ class DetectSettings(_Frozen):
         True, description="scan the reference first and set aside its campaign members and flagged accounts "
                           "(last period's traffic holds attackers); false only for a reference known to be clean"
     )
+    self_check: bool = Field(
+        True, description="with a reference, also score the population against itself (vetted) and flag what "
+                          "either view flags: the reference may vouch for a campaign that ran last period too"
+    )
     vetting_rounds: int = Field(
         2, ge=0, description="times the population (or reference) is refitted without what it set aside"
     )

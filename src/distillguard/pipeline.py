@@ -329,7 +329,7 @@ def publish(
         "first_seen": span["lo"].isoformat() if span["lo"] else None,
         "last_seen": span["hi"].isoformat() if span["hi"] else None,
         "threshold": det.threshold_ if np.isfinite(det.threshold_) else None,
-        "member_threshold": det.threshold_at(settings.link.member_fpr),
+        "member_threshold": _finite(det.threshold_at(settings.link.member_fpr)),
         "member_fpr": settings.link.member_fpr,
         "target_fpr": settings.detect.target_fpr,
         "scorer": det.scorer.name,
@@ -352,6 +352,10 @@ def _rounded_lists(lists: pa.ListArray, decimals: int) -> pa.ListArray:
     offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int32())
     return pa.ListArray.from_arrays(offsets, pc.round(lists.flatten(), decimals), type=lists.type,
                                     mask=lists.is_null())
+
+
+def _finite(x: float) -> float | None:
+    return x if np.isfinite(x) else None
 
 
 def _json(obj: Any) -> str:

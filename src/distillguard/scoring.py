@@ -30,10 +30,14 @@ import pyarrow.compute as pc
 from distillguard.config import Settings
 from distillguard.detect import Calibrated, make_scorer
 from distillguard.detect.base import GROUP_COLUMN, Slices
+from distillguard.detect.either import Either
 from distillguard.detect.harvest import campaign_evidence
 from distillguard.link.campaigns import build_campaigns, select_campaigns
 from distillguard.link.details import campaign_details
 from distillguard.store import Store
+
+Detector = Calibrated | Either
+"""A fitted detector: one calibrated scorer, or the union of several."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class Scoring:
     """Scores of the scanned accounts, the fitted detector and what the reference set aside."""
 
     scores: pa.Table
-    det: Calibrated
+    det: Detector
     set_aside: SetAside
     reference_accounts: int
 
@@ -84,13 +88,18 @@ def score_population(
     """
     feats = with_groups(features, clusters if groups is None else groups, "")
     if reference is None:
-        det, aside = self_scan(feats, clusters, settings, cleared)
-        return Scoring(score_accounts(det, feats), det, aside, len(det.reference_scores_))
+        own, aside = self_scan(feats, clusters, settings, cleared)
+        return Scoring(score_accounts(own, feats), own, aside, len(own.reference_scores_))
     ref = with_groups(reference.features, reference.groups or reference.clusters, "ref:")
     aside = reference.set_aside if reference.set_aside is not None else vet_reference(reference, settings, cleared)
     kept = _without(ref, set(aside.reasons))
     library = _with_cleared(kept, feats, cleared)
-    det = _calibrated(settings, has_reference=True).fit(feats, library, reference.slices)
+    fitted = _calibrated(settings, has_reference=True).fit(feats, library, reference.slices)
+    det: Detector = fitted
+    if settings.detect.self_check:
+        # The reference may vouch for a campaign the vetting missed (it ran last period too): the
+        # population vetted against itself has no such twin, so either view can flag.
+        det = Either([fitted, self_scan(feats, clusters, settings, cleared)[0]])
     return Scoring(score_accounts(det, feats), det, aside, kept.num_rows)
 
 
@@ -177,7 +186,7 @@ def _calibrated(settings: Settings, *, has_reference: bool) -> Calibrated:
                       settings.detect.target_fpr, settings.detect.min_exchanges)
 
 
-def score_accounts(det: Calibrated, features: pa.Table, explain: bool = True) -> pa.Table:
+def score_accounts(det: Detector, features: pa.Table, explain: bool = True) -> pa.Table:
     """account_id, score, flagged, reasons (``schema.ACCOUNT_SCORES``) from a fitted detector."""
     scores = det.score(features) if features.num_rows else np.zeros(0)
     flagged = det.flag(features, scores) if features.num_rows else np.zeros(0, bool)
@@ -191,7 +200,7 @@ def score_accounts(det: Calibrated, features: pa.Table, explain: bool = True) ->
 
 
 def find_campaigns(
-    scores: pa.Table, clusters: pa.Table, features: pa.Table, det: Calibrated, settings: Settings,
+    scores: pa.Table, clusters: pa.Table, features: pa.Table, det: Detector, settings: Settings,
     store: Store | None = None, *, cleared: frozenset[str] = frozenset(),
 ) -> tuple[pa.Table, list[dict[str, Any]], pa.Table]:
     """Campaigns from clusters; returns (scores with members flagged, campaigns, account view).
@@ -210,12 +219,14 @@ def find_campaigns(
                        pa.scalar(None, pa.string()), clusters.column("cluster_id")))
     view = account_view(scores, clusters, features)
     link = settings.link
+    ids = features.column("account_id").to_pylist()
+    suspicious = {a for a, s in zip(ids, det.above(features, link.member_fpr), strict=True) if s}
+    unusual = {a for a, s in zip(ids, det.above(features, link.loose_member_fpr), strict=True) if s}
     candidates = select_campaigns(view, min_accounts=link.min_campaign_accounts,
                                   min_suspicious_share=link.min_suspicious_share,
-                                  suspicious_above=det.threshold_at(link.member_fpr),
+                                  suspicious=suspicious, unusual=unusual,
                                   evidence=campaign_evidence(features, clusters),
                                   min_harvest=link.min_harvest_evidence,
-                                  loose_above=det.threshold_at(link.loose_member_fpr),
                                   loose_min_harvest=link.loose_min_harvest_evidence,
                                   coordinated_harvest=link.coordinated_harvest_evidence,
                                   coordinated_accounts=link.coordinated_min_accounts)

@@ -115,8 +115,10 @@ def test_short_lived_reference_accounts_are_calibrated_without_their_own_slices(
     ref = pa.concat_tables([REF, b])
     slices = Slices(pa.concat_tables([SLICES.features, _accounts(["b@1"], [400.0], [2.0], [0.1])]), DAY)
     sliced = KNNNoveltyScorer(k=1, features=FEATURES2).fit(ref).remember(slices)
-    assert sliced.score(b)[0] == 0  # a new account like b has b (and its slice) as neighbours
+    like_b = _accounts(["new"], [400.0], [2.0], [0.1])
+    assert sliced.score(like_b)[0] == 0  # a new account like b has b (and its slice) as neighbours
     assert sliced.score_reference(ref)[-1] > 1  # b itself is scored without its own slice
+    assert sliced.score(b)[0] > 1  # and b's own history never vouches for b
 
 
 def test_calibrated_passes_slices_to_the_scorer() -> None:

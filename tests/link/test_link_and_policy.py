@@ -127,7 +127,7 @@ def test_campaigns_need_enough_suspicious_members_and_read_like_the_disclosure()
     scored = _scored([("a", 5.0, True, "cluster-0001"), ("b", 4.0, True, "cluster-0001"),
                       ("c", 0.1, False, "cluster-0002"), ("d", 3.0, True, "cluster-0002"),
                       ("e", 0.2, False, "cluster-0002"), ("z", 9.0, True, None)])
-    candidates = select_campaigns(scored, min_accounts=2, min_suspicious_share=0.5, suspicious_above=2.0)
+    candidates = select_campaigns(scored, min_accounts=2, min_suspicious_share=0.5, suspicious={"a", "b", "d", "z"})
     assert [c.cluster_id for c in candidates] == ["cluster-0001"]
     details = {"cluster-0001": CampaignDetails(
         capabilities={"coding": 150, "tool-use": 50},

@@ -105,4 +105,7 @@ def test_scan_with_a_benign_reference(small_traffic: Path, tmp_path: Path) -> No
     assert metrics["roc_auc"] > 0.9
     # ~45 benign accounts and a ~40-account reference: one false positive is 2%.
     assert metrics["flagged"]["fpr"] <= 0.05
-    assert metrics["flagged"]["recall"] >= 0.8
+    # 6 attack accounts: the 3-account campaign is found; a linked pair (below the 3-account campaign
+    # minimum) is judged on its own scores, against a 45-account reference calibrated leaving each
+    # reference cluster out (so its threshold is high).
+    assert metrics["flagged"]["recall"] >= 0.6 and metrics["campaigns"]["detected"] >= 2

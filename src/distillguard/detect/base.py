@@ -151,6 +151,10 @@ class Calibrated:
     def explain(self, features: pa.Table) -> list[list[str]]:
         return self.scorer.explain(self.prepare(features))
 
+    def above(self, features: pa.Table, fpr: float) -> np.ndarray:
+        """Rows scoring above the threshold at ``fpr`` (e.g. the looser bar for campaign members)."""
+        return np.asarray(self.score(features) > self.threshold_at(fpr), dtype=bool)
+
     def flag(self, features: pa.Table, scores: np.ndarray | None = None) -> np.ndarray:
         scores = self.score(features) if scores is None else scores
         flagged = scores > self.threshold_

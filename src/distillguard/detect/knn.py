@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sklearn.neighbors import NearestNeighbors
 
-from distillguard.detect.base import Scorer, Slices, column, feature_matrix, group_names, owner
+from distillguard.detect.base import GROUP_COLUMN, Scorer, Slices, column, feature_matrix, group_names, owner
 
 # Log scaling of the heavy-tailed ones: base.LOG_SCALED.
 FEATURES = (
@@ -140,7 +140,14 @@ class KNNNoveltyScorer(Scorer):
             return np.asarray(np.floor(first / seconds) == np.floor(last / seconds), dtype=bool)
 
     def _query_groups(self, features: pa.Table) -> np.ndarray:
-        """Each row's group code in the fitted reference (-1: a group the reference does not hold)."""
+        """Each row's group code in the fitted reference (-1: a group the reference does not hold).
+
+        Rows are matched by ``neighbour_group`` or ``account_id``: an account is never its own
+        neighbour, not even through its history in an earlier period (only an analyst's
+        clearance, ``feedback``, lets its past vouch for it). Rows with neither are new.
+        """
+        if not {"account_id", GROUP_COLUMN} & set(features.column_names):
+            return np.full(features.num_rows, -1, dtype=np.int64)
         return np.array([self.group_codes_.get(g, -1) for g in group_names(features)], dtype=np.int64)
 
     def _neighbours(self, x: np.ndarray, short: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,9 +178,14 @@ class KNNNoveltyScorer(Scorer):
         return _mean_distance(dist)
 
     def score_reference(self, reference: pa.Table) -> np.ndarray:
-        """Scores of the fitted reference (for calibration): each account's own group (itself, its
-        cluster and their slices) is left out, as for any other row."""
-        return self.score(reference)
+        """Scores of the fitted reference (for calibration): each row's own group (itself, its
+        cluster and their slices) is left out."""
+        if reference.num_rows == 0:
+            return np.zeros(0)
+        own = self._query_groups(reference) if {"account_id", GROUP_COLUMN} & set(reference.column_names) \
+            else self.groups_
+        dist, _ = self._neighbours(self._scaled(reference), self._short_lived(reference), own)
+        return _mean_distance(dist)
 
     def score_reference_grouped(self, reference: pa.Table, groups: list[str]) -> np.ndarray:
         """Scores of the fitted reference leaving out every row of the same group, not only the row.

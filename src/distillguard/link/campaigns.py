@@ -55,17 +55,18 @@ class CampaignDetails:
 
 
 def select_campaigns(
-    scored: pa.Table, *, min_accounts: int, min_suspicious_share: float, suspicious_above: float,
-    evidence: dict[str, HarvestEvidence] | None = None, min_harvest: float = 0.0,
-    loose_above: float = float("inf"), loose_min_harvest: float = 1.1,
+    scored: pa.Table, *, min_accounts: int, min_suspicious_share: float, suspicious: set[str],
+    unusual: set[str] | None = None, evidence: dict[str, HarvestEvidence] | None = None,
+    min_harvest: float = 0.0, loose_min_harvest: float = 1.1,
     coordinated_harvest: float = 1.1, coordinated_accounts: int = 10,
 ) -> list[Candidate]:
-    """Clusters that become campaigns (``scored``: account rows with ``cluster_id`` and ``score``).
+    """Clusters that become campaigns (``scored``: account rows with ``cluster_id``).
 
+    ``suspicious``: accounts above the member bar (``unusual``: above the looser bar).
     Members that used a partner's indicators count as suspicious whatever their score.
     With ``evidence`` (``detect.harvest``): a cluster whose members are unusual is a campaign
     only if its harvest evidence reaches ``min_harvest`` (a novel classroom or SaaS backend is
-    not); most members above the looser ``loose_above`` bar suffice with evidence of
+    not); most members ``unusual`` (above a looser bar) suffice with evidence of
     ``loose_min_harvest``; and a cluster of ``coordinated_accounts`` or more whose evidence
     reaches ``coordinated_harvest`` is one even when each member alone looks ordinary.
     """
@@ -76,16 +77,16 @@ def select_campaigns(
     out = []
     for cluster_id, rows in sorted(members.items()):
         # A partner's indicator on a member is evidence as strong as its own behaviour.
-        suspicious = [r for r in rows if r["score"] > suspicious_above or r.get("partner_indicators")]
+        odd = [r for r in rows if r["account_id"] in suspicious or r.get("partner_indicators")]
         harvest = evidence.get(cluster_id) if evidence is not None else None
         h = harvest.score if harvest is not None else (1.0 if evidence is None else 0.0)
         partner = any(r.get("partner_indicators") for r in rows)
-        novel = len(suspicious) >= min_suspicious_share * len(rows) and (h >= min_harvest or partner)
-        unusual = sum(r["score"] > loose_above for r in rows) >= min_suspicious_share * len(rows)
-        novel = novel or (unusual and h >= loose_min_harvest)
+        novel = len(odd) >= min_suspicious_share * len(rows) and (h >= min_harvest or partner)
+        loose = sum(r["account_id"] in (unusual or set()) for r in rows) >= min_suspicious_share * len(rows)
+        novel = novel or (loose and h >= loose_min_harvest)
         coordinated = len(rows) >= coordinated_accounts and h >= coordinated_harvest
         if len(rows) >= min_accounts and (novel or coordinated):
-            out.append(Candidate(cluster_id, rows, suspicious, harvest, coordinated and not novel))
+            out.append(Candidate(cluster_id, rows, odd, harvest, coordinated and not novel))
     return out
 
 
