@@ -36,6 +36,13 @@ def test_unknown_engine(tmp_path: Path, small_traffic: Path) -> None:
     assert result.exit_code == 1 and "unknown engine 'oracle'" in result.output
 
 
+def test_missing_benign_file_is_one_line(tmp_path: Path, small_traffic: Path) -> None:
+    result = runner.invoke(app, ["scan", str(small_traffic), "--out", str(tmp_path / "o"),
+                                 "--db", str(tmp_path / "s.duckdb"), "--benign", str(tmp_path / "cleared.txt")])
+    assert result.exit_code == 1 and "benign accounts file not found" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_ingest_then_quarantine_json(tmp_path: Path) -> None:
     traffic = tmp_path / "t"
     traffic.mkdir()
