@@ -26,6 +26,7 @@ import distillguard
 from distillguard.config import Settings
 from distillguard.detect import make_scorer
 from distillguard.detect.base import Slices, owner
+from distillguard.detect.either import Either
 from distillguard.detect.windows import WindowDetector
 from distillguard.engine import Engine, SparkEngine, make_engine
 from distillguard.features import account_features
@@ -329,6 +330,7 @@ def publish(
         "first_seen": span["lo"].isoformat() if span["lo"] else None,
         "last_seen": span["hi"].isoformat() if span["hi"] else None,
         "threshold": det.threshold_ if np.isfinite(det.threshold_) else None,
+        "threshold_units": "threshold multiples" if isinstance(det, Either) else "score",
         "member_threshold": _finite(det.threshold_at(settings.link.member_fpr)),
         "member_fpr": settings.link.member_fpr,
         "target_fpr": settings.detect.target_fpr,
