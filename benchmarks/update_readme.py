@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ORDER = ("detection", "replay_detect", "link_scale", "scan_throughput", "gateway_latency", "gateway_soak",
          "lab_distillation", "watermark_calibration", "watermark_power", "watermark_radioactivity", "canary_share",
          "sim_throughput", "ingest_memory", "elicitation", "safeguard")
+# Hardening figures (hardening_gateway.md, hardening_ingest.md) are summarized in the gateway section.
 
 
 def main() -> None:

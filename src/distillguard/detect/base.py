@@ -115,6 +115,7 @@ class Calibrated:
         or the plain quantile (a population that is its own reference).
         """
         ref = features if reference is None else reference
+        self._last: tuple[pa.Table, np.ndarray] | None = None
         self.conformal_ = reference is not None if conformal is None else conformal
         self.topic_center_ = reference_center(ref)
         ref = self.prepare(ref)
@@ -145,8 +146,17 @@ class Calibrated:
         return with_topic_statistics(features, self.topic_center_)
 
     def score(self, features: pa.Table) -> np.ndarray:
-        """The scorer's scores of ``features`` (prepared against the reference)."""
-        return self.scorer.score(self.prepare(features))
+        """The scorer's scores of ``features`` (prepared against the reference).
+
+        The last table's scores are kept: a scan asks for the same table's scores, flags and
+        member bars in turn, and each nearest-neighbour search over every account costs seconds.
+        """
+        last: tuple[pa.Table, np.ndarray] | None = getattr(self, "_last", None)
+        if last is not None and last[0] is features:
+            return last[1]
+        scores = self.scorer.score(self.prepare(features))
+        self._last = (features, scores)
+        return scores
 
     def explain(self, features: pa.Table) -> list[list[str]]:
         return self.scorer.explain(self.prepare(features))
