@@ -309,7 +309,8 @@ def publish(
 ) -> ScanResult:
     """Decide and publish: campaigns, policy and the output files."""
     det = scoring.det
-    scores, campaigns, scored = find_campaigns(scoring.scores, clusters, features, det, settings, store,
+    # The scored features carry each account's neighbour group: member bars must exclude it as scoring did.
+    scores, campaigns, scored = find_campaigns(scoring.scores, clusters, scoring.features, det, settings, store,
                                                cleared=cleared)
     span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
     as_of = span["hi"] or datetime.now(UTC)

@@ -75,6 +75,7 @@ class Scoring:
     det: Detector
     set_aside: SetAside
     reference_accounts: int
+    features: pa.Table  # the scored features, with ``neighbour_group``: what campaign decisions must use
 
 
 def score_population(
@@ -89,7 +90,7 @@ def score_population(
     feats = with_groups(features, clusters if groups is None else groups, "")
     if reference is None:
         own, aside = self_scan(feats, clusters, settings, cleared)
-        return Scoring(score_accounts(own, feats), own, aside, len(own.reference_scores_))
+        return Scoring(score_accounts(own, feats), own, aside, len(own.reference_scores_), feats)
     ref = with_groups(reference.features, reference.groups or reference.clusters, "ref:")
     aside = reference.set_aside if reference.set_aside is not None else vet_reference(reference, settings, cleared)
     kept = _without(ref, set(aside.reasons))
@@ -100,7 +101,7 @@ def score_population(
         # The reference may vouch for a campaign the vetting missed (it ran last period too): the
         # population vetted against itself has no such twin, so either view can flag.
         det = Either([fitted, self_scan(feats, clusters, settings, cleared)[0]])
-    return Scoring(score_accounts(det, feats), det, aside, kept.num_rows)
+    return Scoring(score_accounts(det, feats), det, aside, kept.num_rows, feats)
 
 
 def vet_reference(reference: Reference, settings: Settings, cleared: frozenset[str] = frozenset()) -> SetAside:

@@ -101,7 +101,10 @@ class KNNNoveltyScorer(Scorer):
         names = group_names(features)
         self.group_codes_ = {g: i for i, g in enumerate(dict.fromkeys(names))}
         self.groups_ = np.array([self.group_codes_[g] for g in names], dtype=np.int64)
-        self.group_of_account_ = dict(zip(_ids(features), names, strict=True))
+        ids = _ids(features)
+        self.group_of_account_ = dict(zip(ids, names, strict=True))
+        self.account_codes_ = {a: i for i, a in enumerate(dict.fromkeys(ids))}
+        self.accounts_ = np.array([self.account_codes_[a] for a in ids], dtype=np.int64)
         self.index_ = NearestNeighbors().fit(self.reference_) if len(x) else None
         self.slices_: Slices | None = None
         return self
@@ -126,6 +129,8 @@ class KNNNoveltyScorer(Scorer):
         self.library_ = np.vstack([self.reference_, self._scaled(rows)])
         slice_groups = [self.group_codes_[self.group_of_account_[owners[i]]] for i in kept]
         self.library_groups_ = np.concatenate([self.groups_, slice_groups]).astype(np.int64)
+        slice_accounts = [self.account_codes_[owners[i]] for i in kept]
+        self.library_accounts_ = np.concatenate([self.accounts_, slice_accounts]).astype(np.int64)
         self.library_index_ = NearestNeighbors().fit(self.library_)
         return self
 
@@ -150,13 +155,21 @@ class KNNNoveltyScorer(Scorer):
             return np.full(features.num_rows, -1, dtype=np.int64)
         return np.array([self.group_codes_.get(g, -1) for g in group_names(features)], dtype=np.int64)
 
-    def _neighbours(self, x: np.ndarray, short: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _query_accounts(self, features: pa.Table) -> np.ndarray:
+        """Each row's account code in the fitted reference (-1: not there, or rows without ids)."""
+        if "account_id" not in features.column_names:
+            return np.full(features.num_rows, -1, dtype=np.int64)
+        return np.array([self.account_codes_.get(str(a), -1) for a in features.column("account_id").to_pylist()],
+                        dtype=np.int64)
+
+    def _neighbours(self, x: np.ndarray, short: np.ndarray, own: np.ndarray, account: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
         """(distances, library row indices) of the ``k`` nearest neighbours of each row of ``x``.
 
         At most one neighbour per group, none of the row's ``own`` group (leave-one-out, and
-        leave-its-cluster-out). Short-lived rows search the library with slices; others the
-        whole accounts. Indices refer to ``library_`` (whose first rows are ``reference_``);
-        missing neighbours are NaN.
+        leave-its-cluster-out) and none of its ``account`` (its history in the reference).
+        Short-lived rows search the library with slices; others the whole accounts. Indices
+        refer to ``library_`` (whose first rows are ``reference_``); missing neighbours are NaN.
         """
         k = self.k
         dist = np.full((len(x), k), np.nan)
@@ -166,7 +179,8 @@ class KNNNoveltyScorer(Scorer):
                 continue
             index = self.library_index_ if in_library else self.index_
             groups = self.library_groups_ if in_library else self.groups_
-            d, i = _distinct_nearest(index, groups, x[sel], own[sel], k)
+            accounts = self.library_accounts_ if in_library else self.accounts_
+            d, i = _distinct_nearest(index, groups, accounts, x[sel], own[sel], account[sel], k)
             dist[sel], idx[sel] = d, i
         return dist, idx
 
@@ -174,7 +188,8 @@ class KNNNoveltyScorer(Scorer):
         if features.num_rows == 0:
             return np.zeros(0)
         x = self._scaled(features)
-        dist, _ = self._neighbours(x, self._short_lived(features), self._query_groups(features))
+        dist, _ = self._neighbours(x, self._short_lived(features), self._query_groups(features),
+                                   self._query_accounts(features))
         return _mean_distance(dist)
 
     def score_reference(self, reference: pa.Table) -> np.ndarray:
@@ -182,9 +197,10 @@ class KNNNoveltyScorer(Scorer):
         cluster and their slices) is left out."""
         if reference.num_rows == 0:
             return np.zeros(0)
-        own = self._query_groups(reference) if {"account_id", GROUP_COLUMN} & set(reference.column_names) \
-            else self.groups_
-        dist, _ = self._neighbours(self._scaled(reference), self._short_lived(reference), own)
+        named = bool({"account_id", GROUP_COLUMN} & set(reference.column_names))
+        own = self._query_groups(reference) if named else self.groups_
+        account = self._query_accounts(reference) if named else self.accounts_
+        dist, _ = self._neighbours(self._scaled(reference), self._short_lived(reference), own, account)
         return _mean_distance(dist)
 
     def score_reference_grouped(self, reference: pa.Table, groups: list[str]) -> np.ndarray:
@@ -209,7 +225,8 @@ class KNNNoveltyScorer(Scorer):
         if features.num_rows == 0:
             return []
         x = self._scaled(features)
-        dist, idx = self._neighbours(x, self._short_lived(features), self._query_groups(features))
+        dist, idx = self._neighbours(x, self._short_lived(features), self._query_groups(features),
+                                     self._query_accounts(features))
         library = self.library_ if self.slices_ is not None else self.reference_
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a row with no neighbour at all
@@ -231,9 +248,10 @@ class KNNNoveltyScorer(Scorer):
         return out
 
 
-def _distinct_nearest(index: NearestNeighbors, groups: np.ndarray, x: np.ndarray, own: np.ndarray, k: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest rows of ``index`` for each row of ``x``, one per group and none of ``own``.
+def _distinct_nearest(index: NearestNeighbors, groups: np.ndarray, accounts: np.ndarray, x: np.ndarray,
+                      own: np.ndarray, account: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of ``index`` for each row of ``x``, one per group, none of the row's
+    ``own`` group and none of its ``account``.
 
     Asks for a few more candidates than ``k`` and widens the search only for the rows
     whose candidates were mostly of one group (a cluster's members lie close together).
@@ -246,7 +264,8 @@ def _distinct_nearest(index: NearestNeighbors, groups: np.ndarray, x: np.ndarray
     while len(todo):
         d, i = index.kneighbors(x[todo], n_neighbors=n)
         g = groups[i]
-        keep = (g != own[todo][:, None]) & _first_of_group(g)
+        keep = (g != own[todo][:, None]) & (accounts[i] != account[todo][:, None])
+        keep &= _first_of_group(np.where(keep, g, -2))
         d = np.where(keep, d, np.inf)
         order = np.argsort(d, axis=1, kind="stable")[:, :k]
         d, i = np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
