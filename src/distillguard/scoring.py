@@ -121,8 +121,7 @@ def self_scan(
     (conformal threshold over the kept accounts, as for a separate reference) and what was set aside.
     """
     aside = SetAside()
-    det = _calibrated(settings, has_reference=False)
-    for _ in range(settings.detect.vetting_rounds + 1):
+    for _ in range(settings.detect.vetting_rounds + 1):  # at least once: ``det`` is always set
         library = _with_cleared(_without(features, set(aside.reasons)), features, cleared)
         det = _calibrated(settings, has_reference=False).fit(features, library, conformal=True)
         scores = score_accounts(det, features, explain=False)
@@ -172,8 +171,11 @@ def _with_cleared(library: pa.Table, features: pa.Table, cleared: frozenset[str]
     rows = features.filter(pc.is_in(features.column("account_id"), pa.array(sorted(cleared), pa.string())))
     if rows.num_rows == 0:
         return library
-    groups = pa.array(["cleared:" + a for a in rows.column("account_id").to_pylist()], pa.string())
-    rows = rows.set_column(rows.schema.get_field_index(GROUP_COLUMN), GROUP_COLUMN, groups)
+    # The copy gets its own id too: an account's own history (same id) is never its neighbour,
+    # and the copy must be one.
+    copies = pa.array(["cleared:" + a for a in rows.column("account_id").to_pylist()], pa.string())
+    rows = rows.set_column(rows.schema.get_field_index(GROUP_COLUMN), GROUP_COLUMN, copies)
+    rows = rows.set_column(rows.schema.get_field_index("account_id"), "account_id", copies)
     return pa.concat_tables([library, rows.select(library.column_names).cast(library.schema)])
 
 

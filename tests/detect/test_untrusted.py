@@ -76,3 +76,13 @@ def test_either_flags_what_one_detector_flags_and_tests_member_bars_per_detector
     assert both.flag(rows).tolist() == [False, True, True]
     assert np.all(both.above(rows, 0.5) >= both.flag(rows))
     assert both.threshold_at(0.1) == 1.0
+
+
+def test_a_cleared_accounts_copy_is_its_benign_neighbour() -> None:
+    from distillguard.scoring import _with_cleared, with_groups
+
+    feats = with_groups(pa.table({"account_id": ["a", "b", "c", "d"], "n_exchanges": [10.0, 11.0, 12.0, 500.0]}),
+                        None, "")
+    library = _with_cleared(feats, feats, frozenset({"d"}))
+    scorer = KNNNoveltyScorer(k=1, features=("n_exchanges",)).fit(library)
+    assert scorer.score(feats.slice(3))[0] == 0  # d's cleared behaviour vouches for d
