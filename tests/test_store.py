@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
@@ -38,6 +39,17 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
             store.append("quarantine", pa.table({"file": ["f"]}))
     with pytest.raises(StoreError, match="no store at"):
         Store.open(tmp_path / "missing.duckdb", read_only=True)
+
+
+def test_a_signals_column_the_table_lacks_is_refused_not_dropped(tmp_path: Path) -> None:
+    """Exchange text the enrich stage read may go; a column an enricher made without declaring it may not."""
+    row = {name: None for name in TABLES["signals"].names} | {"exchange_id": "e", "account_id": "a",
+                                                              "timestamp": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}
+    with Store.open(tmp_path / "s.duckdb") as store:
+        store.append("signals", pa.Table.from_pylist([row | {"prompt_text": "kept out"}]))
+        assert store.count("signals") == 1
+        with pytest.raises(SchemaError, match=r"no column\(s\) \['novelty'\]: declare them"):
+            store.append("signals", pa.Table.from_pylist([row | {"novelty": 0.5}]))
 
 
 def test_feature_rounding_makes_float_aggregates_reproducible() -> None:

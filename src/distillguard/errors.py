@@ -5,6 +5,7 @@ catch ``DistillGuardError`` at a boundary (the CLI does) and print one line::
 
     DistillGuardError
     ├── ConfigError      a settings file or option is invalid
+    │   └── PluginError  an installed plugin cannot be loaded, is of the wrong kind or takes a taken name
     ├── SchemaError      a table does not have the columns a stage needs
     ├── InputError       a traffic directory or file is missing or unreadable
     ├── StoreError       the DuckDB store cannot be opened or written
@@ -24,6 +25,10 @@ class DistillGuardError(Exception):
 
 class ConfigError(DistillGuardError):
     """A settings file, option or scenario description is invalid."""
+
+
+class PluginError(ConfigError):
+    """A plugin (entry point) cannot be loaded, is not of its kind, or reuses a name already taken."""
 
 
 class SchemaError(DistillGuardError):

@@ -3,16 +3,22 @@
 The store holds exchanges *flattened* for analytics (one column per field the
 stages read) plus the normalized request as JSON, so nothing a log carried is
 lost. ``TABLES`` maps each table name to its schema; the store creates them all.
+The ``signals`` table is what the enrichers declare (``signals.signals_schema``).
 
->>> "exchanges" in TABLES and "quarantine" in TABLES
-True
+>>> "exchanges" in tables() and "quarantine" in tables() and tables()["signals"].names[:2]
+['exchange_id', 'account_id']
 >>> EXCHANGES.field("timestamp").type
 TimestampType(timestamp[us, tz=UTC])
 """
 
 from __future__ import annotations
 
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
 import pyarrow as pa
+
+from distillguard.signals import signals_schema
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -86,37 +92,6 @@ QUARANTINE = pa.schema(
         pa.field("reason", pa.string(), nullable=False),
         ("kind", pa.string()),  # exchanges | accounts | events
         ("excerpt", pa.string()),
-    ]
-)
-
-# Output of the enrich stage: the columns later stages need, plus signals.
-SIGNALS = pa.schema(
-    [
-        pa.field("exchange_id", pa.string(), nullable=False),
-        pa.field("account_id", pa.string(), nullable=False),
-        pa.field("timestamp", TS, nullable=False),
-        ("t_s", pa.float64()),  # epoch seconds, engine-portable arithmetic
-        ("hour_of_day", pa.int32()),
-        ("day_of_week", pa.int32()),
-        ("day_index", pa.int64()),  # days since epoch
-        ("model", pa.string()),
-        ("client_ip", pa.string()),
-        ("n_user_turns", pa.int32()),
-        ("n_tools", pa.int32()),
-        ("n_choices", pa.int32()),
-        ("max_tokens", pa.int64()),
-        ("input_tokens", pa.int64()),
-        ("output_tokens", pa.int64()),
-        ("prompt_chars", pa.int64()),
-        ("template_sig", pa.string()),  # exact hash of the masked prompt
-        ("template_simhash", pa.int64()),  # 64-bit SimHash of masked shingles
-        ("template_head", pa.string()),  # hash of the masked prompt's first eight words
-        ("topic_simhash", pa.int64()),  # 64-bit SimHash of the prompt's content words
-        ("capability", pa.string()),  # one of CAPABILITIES
-        ("elicitation", pa.float64()),  # P(request asks the model to expose its reasoning)
-        ("temperature", pa.float64()),
-        ("harvest_format", pa.float64()),  # 1.0: n > 1, maximal max_tokens or a dataset-format cue
-        ("safeguard_stripping", pa.float64()),  # P(request is a jailbreak attempt)
     ]
 )
 
@@ -226,12 +201,13 @@ REFERENCE_VALUES = pa.schema(
 )
 """Link evidence values of the vetted reference: the base rate of the scan's rarity weights."""
 
-TABLES: dict[str, pa.Schema] = {
+_TABLES_BEFORE_SIGNALS = {
     "exchanges": EXCHANGES,
     "accounts": ACCOUNTS,
     "events": EVENTS,
     "quarantine": QUARANTINE,
-    "signals": SIGNALS,
+}
+_TABLES_AFTER_SIGNALS = {
     "account_features": ACCOUNT_FEATURES,
     "window_features": ACCOUNT_FEATURES,  # account_id is "<account>@<window index>"
     "account_scores": ACCOUNT_SCORES,
@@ -244,6 +220,34 @@ TABLES: dict[str, pa.Schema] = {
     "campaigns": CAMPAIGNS,
 }
 
+if TYPE_CHECKING:  # built on first use by ``__getattr__``
+    SIGNALS: pa.Schema
+    TABLES: dict[str, pa.Schema]
+
+
+def __getattr__(name: str) -> Any:
+    """``SIGNALS`` (the enrich stage's output) and ``TABLES``, built from the registered enrichers on first use.
+
+    Lazy, so that modules needing other tables do not load every enricher, and
+    an enricher plugin may import this module.
+    """
+    if name == "SIGNALS":
+        return signals_schema()
+    if name == "TABLES":
+        return tables()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def tables() -> dict[str, pa.Schema]:
+    """Every table of the store, by name (``TABLES``)."""
+    return _tables(signals_schema())
+
+
+@cache
+def _tables(signals: pa.Schema) -> dict[str, pa.Schema]:
+    return {**_TABLES_BEFORE_SIGNALS, "signals": signals, **_TABLES_AFTER_SIGNALS}
+
+
 CAPABILITIES = (
     "reasoning", "coding", "tool-use", "vision", "safety", "creative", "chat",
 )
@@ -254,4 +258,4 @@ ACTIONS = ("allow", "monitor", "throttle", "challenge", "block")
 
 def empty(name: str) -> pa.Table:
     """An empty table with the schema of ``name``."""
-    return TABLES[name].empty_table()
+    return tables()[name].empty_table()

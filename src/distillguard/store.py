@@ -22,7 +22,8 @@ import duckdb
 import pyarrow as pa
 
 from distillguard.errors import SchemaError, StoreError
-from distillguard.schema import TABLES
+from distillguard.schema import tables
+from distillguard.signals import INPUT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class Store:
         self.con.close()
 
     def _create_tables(self) -> None:
-        for name, schema in TABLES.items():
+        for name, schema in tables().items():
             with self.registered(schema.empty_table()) as view:
                 self.con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM {view}")
 
@@ -91,7 +92,7 @@ class Store:
         _check_name(name)
         cols = ", ".join(columns) if columns else "*"
         table = self.con.execute(f"SELECT {cols} FROM {name}").to_arrow_table()
-        schema = TABLES[name]
+        schema = tables()[name]
         if columns:
             schema = pa.schema([schema.field(c) for c in columns])
         return _conform(table, schema)
@@ -118,7 +119,8 @@ class Store:
         _check_name(name)
         if isinstance(data, pa.RecordBatch):
             data = pa.Table.from_batches([data])
-        data = _conform(data, TABLES[name])
+        _check_declared(name, data)
+        data = _conform(data, tables()[name])
         with self.registered(data) as view:
             self.con.execute(f"INSERT INTO {into or name} SELECT * FROM {view}")
 
@@ -134,7 +136,7 @@ class Store:
         _check_name(name)
         staging = f"_rebuilt_{name}"
         self.con.execute(f"DROP TABLE IF EXISTS {staging}")
-        with self.registered(TABLES[name].empty_table()) as view:
+        with self.registered(tables()[name].empty_table()) as view:
             self.con.execute(f"CREATE TABLE {staging} AS SELECT * FROM {view}")
         try:
             yield staging
@@ -185,8 +187,22 @@ class Store:
 
 
 def _check_name(name: str) -> None:
-    if name not in TABLES:
-        raise SchemaError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
+    if name not in tables():
+        raise SchemaError(f"unknown table {name!r}; known: {', '.join(tables())}")
+
+
+def _check_declared(name: str, data: pa.Table) -> None:
+    """A ``signals`` column the table lacks is a ``SchemaError``, not dropped: an enricher made it undeclared.
+
+    Only the exchange columns the enrich stage reads may go (their text is not kept).
+    """
+    if name != "signals":
+        return
+    known = set(tables()[name].names) | set(INPUT_COLUMNS)
+    extra = [c for c in data.column_names if c not in known]
+    if extra:
+        raise SchemaError(f"the signals table has no column(s) {extra}: declare them in the enricher's "
+                          "`columns` (name → Arrow type)")
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -32,7 +32,8 @@ def test_enrichers_add_their_columns_and_keep_input() -> None:
         out = enricher.enrich(batch)
         assert out.num_rows == batch.num_rows
         assert out.schema.names[: len(batch.schema.names)] == batch.schema.names
-        assert set(enricher.adds) <= set(out.schema.names)
+        assert set(enricher.columns) <= set(out.schema.names)
+        assert all(out.schema.field(c).type == t for c, t in enricher.columns.items())
     out = enrich(batch)
     assert out.column("capability").to_pylist() == ["reasoning", "coding"]
 

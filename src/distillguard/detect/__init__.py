@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from distillguard._registry import discover
+from distillguard._registry import SCORERS_GROUP, discover
 from distillguard.detect.base import Calibrated, Scorer
 from distillguard.errors import ConfigError
 
@@ -12,8 +12,8 @@ __all__ = ["Calibrated", "Scorer", "make_scorer", "registered_scorers"]
 
 
 def registered_scorers() -> list[type[Scorer]]:
-    """Every ``Scorer`` subclass defined in this package, by name."""
-    return discover(sys.modules[__name__], Scorer)  # type: ignore[type-abstract]
+    """Every ``Scorer`` subclass defined in this package or installed as a plugin, by name."""
+    return discover(sys.modules[__name__], Scorer, SCORERS_GROUP)  # type: ignore[type-abstract]
 
 
 def make_scorer(name: str, has_reference: bool, k_neighbors: int = 2) -> Scorer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -18,18 +18,23 @@ H = TypeVar("H", bound=Hashable)
 class Enricher(ABC):
     """Adds columns to an exchange batch; pure, stateless, no I/O.
 
-    Subclasses set ``name`` and ``adds`` (the columns they add) and implement
-    ``enrich``. They must not drop or change the columns they receive. Their
-    only state is ``memo``, a memory of their own results per input.
+    Subclasses set ``name`` and ``columns`` (each column they add and its Arrow
+    type, read-only: the signals table is built from these) and implement ``enrich``; ``after``
+    names the column theirs follow in the table (default: at the end). They must
+    not drop or change the columns they receive. Their only state is ``memo``, a
+    memory of their own results per input.
     """
 
     name: ClassVar[str]
-    adds: ClassVar[tuple[str, ...]]
+    columns: ClassVar[Mapping[str, pa.DataType]]
+    after: ClassVar[str | None] = None
     abstract: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         cls.abstract = "name" not in cls.__dict__
+        if not cls.abstract and not getattr(cls, "columns", None):
+            raise TypeError(f"enricher {cls.__qualname__} declares no columns (name → Arrow type)")
 
     def __init__(self) -> None:
         self.memo: Memo[Any] = Memo()

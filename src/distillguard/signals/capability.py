@@ -16,6 +16,7 @@ wording part with a trained classifier; the column contract stays.
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
@@ -70,7 +71,8 @@ class CapabilityEnricher(Enricher):
     """Adds ``capability`` (one of ``schema.CAPABILITIES``)."""
 
     name = "capability"
-    adds = ("capability",)
+    columns = MappingProxyType({"capability": pa.string()})  # one of schema.CAPABILITIES
+    after = "topic_simhash"
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         # The cues sit in the opening of a request; long pastes add cost, not signal.

@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 from functools import cache
+from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
@@ -69,7 +70,8 @@ class ElicitationEnricher(Enricher):
     """Adds ``elicitation``: probability that the request elicits reasoning traces."""
 
     name = "elicitation"
-    adds = ("elicitation",)
+    columns = MappingProxyType({"elicitation": pa.float64()})  # P(request asks the model to expose its reasoning)
+    after = "capability"
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         values = per_distinct(batch.column("prompt_text"), elicitation_probability, self.memo)

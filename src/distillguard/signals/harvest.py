@@ -16,6 +16,7 @@ features count how consistently an account's traffic carries them.
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
@@ -62,7 +63,9 @@ class HarvestFormatEnricher(Enricher):
     """Adds ``harvest_format`` (1.0 when a dataset-building cue is present)."""
 
     name = "harvest"
-    adds = ("harvest_format",)
+    # 1.0: n > 1, maximal max_tokens or a dataset-format cue
+    columns = MappingProxyType({"harvest_format": pa.float64()})
+    after = "temperature"
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         keys = [batch.column("prompt_text"), column(batch, "n_choices"), column(batch, "max_tokens"),

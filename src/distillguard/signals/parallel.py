@@ -15,13 +15,20 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 import pyarrow as pa
 
-from distillguard.schema import SIGNALS
-from distillguard.signals import enrich
+from distillguard.signals import INPUT_COLUMNS, enrich, signals_schema
 
 
 def enrich_to_signals(batch: pa.RecordBatch) -> pa.Table:
-    """One batch of exchanges → the ``signals`` columns."""
-    return pa.Table.from_batches([enrich(batch)]).select(SIGNALS.names)
+    """One batch of exchanges → the ``signals`` columns.
+
+    Only the exchange columns the table does not keep are dropped here (the text
+    is the bulk of what would cross processes); any other column reaches the
+    store, which refuses what the table lacks instead of losing it.
+    """
+    table = pa.Table.from_batches([enrich(batch)])
+    names = signals_schema().names
+    extra = [c for c in table.column_names if c not in names and c not in INPUT_COLUMNS]
+    return table.select([*names, *extra])
 
 
 def enrich_batches(batches: Iterable[pa.RecordBatch], workers: int) -> Iterator[pa.Table]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
@@ -59,7 +60,8 @@ class SafeguardEnricher(Enricher):
     """Adds ``safeguard_stripping``: probability that the request is a jailbreak attempt."""
 
     name = "safeguard"
-    adds = ("safeguard_stripping",)
+    columns = MappingProxyType({"safeguard_stripping": pa.float64()})  # P(request is a jailbreak attempt)
+    after = "harvest_format"
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         values = per_distinct(batch.column("prompt_text"), safeguard_probability, self.memo)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -12,7 +14,8 @@ class SizeEnricher(Enricher):
     """Adds ``prompt_chars``: length of the last user turn (0 when redacted)."""
 
     name = "size"
-    adds = ("prompt_chars",)
+    columns = MappingProxyType({"prompt_chars": pa.int64()})
+    after = "output_tokens"
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         lengths = pc.fill_null(pc.utf8_length(batch.column("prompt_text")), 0)

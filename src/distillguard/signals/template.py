@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 from functools import lru_cache
+from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
@@ -146,7 +147,12 @@ class TemplateEnricher(Enricher):
     """Adds ``template_sig`` (hex), ``template_simhash`` (int64) and ``template_head`` (hex)."""
 
     name = "template"
-    adds = ("template_sig", "template_simhash", "template_head")
+    columns = MappingProxyType({
+        "template_sig": pa.string(),  # exact hash of the masked prompt
+        "template_simhash": pa.int64(),  # 64-bit SimHash of masked shingles
+        "template_head": pa.string(),  # hash of the masked prompt's first eight words
+    })
+    after = "prompt_chars"
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         keys = [column(batch, "system_text", pa.string()), batch.column("prompt_text")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -12,7 +14,13 @@ class TimingEnricher(Enricher):
     """Adds ``t_s`` (epoch seconds), ``hour_of_day``, ``day_of_week`` (0 = Monday), ``day_index``."""
 
     name = "timing"
-    adds = ("t_s", "hour_of_day", "day_of_week", "day_index")
+    columns = MappingProxyType({
+        "t_s": pa.float64(),  # epoch seconds, engine-portable arithmetic
+        "hour_of_day": pa.int32(),
+        "day_of_week": pa.int32(),
+        "day_index": pa.int64(),  # days since epoch
+    })
+    after = "timestamp"
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         ts = batch.column("timestamp")

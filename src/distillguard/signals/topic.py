@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import re
+from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
@@ -53,7 +54,8 @@ class TopicEnricher(Enricher):
     """Adds ``topic_simhash`` (int64): SimHash of the prompt's content words."""
 
     name = "topic"
-    adds = ("topic_simhash",)
+    columns = MappingProxyType({"topic_simhash": pa.int64()})  # 64-bit SimHash of the prompt's content words
+    after = "template_head"
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         values = per_distinct(batch.column("prompt_text"), topic_simhash_many, self.memo)
