@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from distillguard.detect import Calibrated
 from distillguard.detect.knn import KNNNoveltyScorer
-from distillguard.detect.mmd import reference_center, topic_statistics, with_topic_statistics
+from distillguard.features.topic_distance import reference_center, topic_statistics, with_topic_statistics
 from distillguard.signals.topic import topic_simhash_many
 
 BENIGN = [
@@ -69,7 +69,7 @@ def test_tables_without_topic_bits_pass_through() -> None:
 def test_calibrated_scores_with_the_reference_center() -> None:
     rng = np.random.default_rng(2)
     ref = _reference(rng, 60)
-    det = Calibrated(KNNNoveltyScorer(k=2, features=("topic_mmd",)), target_fpr=0.02).fit(ref, ref)
+    det = Calibrated(KNNNoveltyScorer(k=2, features=("topic_mmd",)), target_fpr=0.02, conformal=True).fit(ref)
     scanned = pa.Table.from_pylist([_account(list(rng.choice(BENIGN, size=6))), _account(SWEEP)])
     flags = det.flag(scanned)
     assert flags.tolist() == [False, True]

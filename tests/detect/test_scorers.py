@@ -48,9 +48,10 @@ def test_scorer_contract(cls: type[Scorer], features: tuple[pa.Table, np.ndarray
     feats, y, ref = features
     scorer = cls()
     assert scorer.fit(ref) is scorer
-    scores = scorer.score(feats)
+    scores = scorer.suspicion(feats)
     assert scores.shape == (feats.num_rows,) and np.isfinite(scores).all()
-    assert np.array_equal(scores, cls().fit(ref).score(feats))  # deterministic
+    assert np.array_equal(scores, cls().fit(ref).suspicion(feats))  # deterministic
+    assert np.array_equal(scorer.score_samples(feats), -scores)  # scikit-learn's sign
     assert roc_auc_score(y, scores) > 0.8  # well above chance on a small simulation
     reasons = scorer.explain(feats)
     assert len(reasons) == feats.num_rows and all(isinstance(r, list) for r in reasons)
@@ -69,8 +70,8 @@ def test_calibrated_flag_rate_on_the_reference(
 def test_knn_calibration_leaves_each_reference_row_out() -> None:
     ref = pa.table({"n_exchanges": [10.0, 11, 12, 13, 14, 15, 16, 17]})
     scorer = KNNNoveltyScorer(k=1, features=("n_exchanges",)).fit(ref)
-    assert np.all(scorer.score(ref) == 0)  # each row is its own nearest neighbour
-    assert np.all(scorer.score_reference(ref) > 0)  # left out: honest distances
+    assert np.all(scorer.suspicion(ref) == 0)  # each row is its own nearest neighbour
+    assert np.all(scorer.reference_suspicion(ref) > 0)  # left out: honest distances
 
 
 def test_make_scorer_rules() -> None:
@@ -103,11 +104,11 @@ def test_slices_are_neighbours_of_short_lived_accounts_only() -> None:
     two_weeks = _accounts(["long"], [256.0], [0.5], [13.0])
     plain = KNNNoveltyScorer(k=1, features=FEATURES2).fit(REF)
     sliced = KNNNoveltyScorer(k=1, features=FEATURES2).fit(REF).remember(SLICES)
-    assert sliced.score(one_day)[0] < plain.score(one_day)[0] / 10
-    assert sliced.score(two_weeks)[0] == plain.score(two_weeks)[0]
+    assert sliced.suspicion(one_day)[0] < plain.suspicion(one_day)[0] / 10
+    assert sliced.suspicion(two_weeks)[0] == plain.suspicion(two_weeks)[0]
     assert sliced.explain(one_day) == [[]]  # nothing stands out against its slice neighbour
     # Calibration: each account's own slices are left out with it (a0's two days, a1's one).
-    assert np.allclose(sliced.score_reference(REF), plain.score_reference(REF))
+    assert np.allclose(sliced.reference_suspicion(REF), plain.reference_suspicion(REF))
 
 
 def test_short_lived_reference_accounts_are_calibrated_without_their_own_slices() -> None:
@@ -116,14 +117,14 @@ def test_short_lived_reference_accounts_are_calibrated_without_their_own_slices(
     slices = Slices(pa.concat_tables([SLICES.features, _accounts(["b@1"], [400.0], [2.0], [0.1])]), DAY)
     sliced = KNNNoveltyScorer(k=1, features=FEATURES2).fit(ref).remember(slices)
     like_b = _accounts(["new"], [400.0], [2.0], [0.1])
-    assert sliced.score(like_b)[0] == 0  # a new account like b has b (and its slice) as neighbours
-    assert sliced.score_reference(ref)[-1] > 1  # b itself is scored without its own slice
-    assert sliced.score(b)[0] > 1  # and b's own history never vouches for b
+    assert sliced.suspicion(like_b)[0] == 0  # a new account like b has b (and its slice) as neighbours
+    assert sliced.reference_suspicion(ref)[-1] > 1  # b itself is scored without its own slice
+    assert sliced.suspicion(b)[0] > 1  # and b's own history never vouches for b
 
 
 def test_calibrated_passes_slices_to_the_scorer() -> None:
     one_day = _accounts(["new"], [256.0], [0.5], [0.2])
-    without = Calibrated(KNNNoveltyScorer(k=1, features=FEATURES2), 0.2).fit(one_day, REF)
-    with_slices = Calibrated(KNNNoveltyScorer(k=1, features=FEATURES2), 0.2).fit(one_day, REF, SLICES)
+    without = Calibrated(KNNNoveltyScorer(k=1, features=FEATURES2), 0.2, conformal=True).fit(REF)
+    with_slices = Calibrated(KNNNoveltyScorer(k=1, features=FEATURES2), 0.2, conformal=True).fit(REF, slices=SLICES)
     assert without.flag(one_day)[0] and not with_slices.flag(one_day)[0]
     assert with_slices.threshold_ == without.threshold_  # calibrated on the same (long-lived) accounts

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from distillguard.detect.base import Calibrated
+from distillguard.detect.calibrated import Calibrated
 from distillguard.detect.either import Either
 from distillguard.detect.harvest import campaign_evidence, combine
 from distillguard.detect.knn import KNNNoveltyScorer
@@ -23,20 +23,20 @@ def test_a_cluster_is_one_neighbour_and_never_its_own() -> None:
     ref = _table(hydra + solo, [1000.0 + i for i in range(10)] + [10.0 * (i + 1) for i in range(10)],
                  ["c1"] * 10 + [None] * 10)
     scorer = KNNNoveltyScorer(k=2, features=("n_exchanges",)).fit(ref)
-    own = scorer.score(ref)
+    own = scorer.suspicion(ref)
     # Members are scored without their own cluster: far from every independent account.
     assert own[:10].min() > 2 * own[10:].max()
     # A new account like the hydra has it as one neighbour only: its second is an independent account.
     new = _table(["n"], [1004.0], [None])
     plain = KNNNoveltyScorer(k=2, features=("n_exchanges",)).fit(ref.drop_columns(["neighbour_group"]))
-    assert scorer.score(new)[0] > 10 * plain.score(new)[0]
+    assert scorer.suspicion(new)[0] > 10 * plain.suspicion(new)[0]
 
 
 def test_an_accounts_own_history_does_not_vouch_but_a_new_lookalike_gets_it() -> None:
     ref = _table(["a", "b", "c", "d"], [10.0, 11.0, 12.0, 500.0], [None] * 4)
     scorer = KNNNoveltyScorer(k=1, features=("n_exchanges",)).fit(ref)
-    assert scorer.score(_table(["d"], [500.0], [None]))[0] > 1  # the same account, a period later
-    assert scorer.score(_table(["e"], [500.0], [None]))[0] == 0  # another account like it
+    assert scorer.suspicion(_table(["d"], [500.0], [None]))[0] > 1  # the same account, a period later
+    assert scorer.suspicion(_table(["e"], [500.0], [None]))[0] == 0  # another account like it
 
 
 def test_harvest_evidence_separates_a_class_from_a_hydra_cluster() -> None:
@@ -67,8 +67,8 @@ def test_either_flags_what_one_detector_flags_and_tests_member_bars_per_detector
     ref_a = pa.table({"n_exchanges": [10.0, 11, 12, 13, 14, 15, 16, 17, 18, 19]})
     ref_b = pa.table({"n_exchanges": [10.0, 11, 12, 13, 14, 15, 16, 17, 18, 19,
                                       100, 110, 120, 130, 140, 150, 160, 170, 180, 190]})
-    a = Calibrated(KNNNoveltyScorer(k=1, features=("n_exchanges",)), 0.1).fit(ref_a, ref_a)
-    b = Calibrated(KNNNoveltyScorer(k=1, features=("n_exchanges",)), 0.1).fit(ref_b, ref_b)
+    a = Calibrated(KNNNoveltyScorer(k=1, features=("n_exchanges",)), 0.1, conformal=True).fit(ref_a)
+    b = Calibrated(KNNNoveltyScorer(k=1, features=("n_exchanges",)), 0.1, conformal=True).fit(ref_b)
     both = Either([a, b])
     rows = pa.table({"n_exchanges": [15.0, 145.0, 5000.0]})
     # 15 is ordinary for both, 145 only for b (a flags it), 5000 for neither.
@@ -85,4 +85,4 @@ def test_a_cleared_accounts_copy_is_its_benign_neighbour() -> None:
                         None, "")
     library = _with_cleared(feats, feats, frozenset({"d"}))
     scorer = KNNNoveltyScorer(k=1, features=("n_exchanges",)).fit(library)
-    assert scorer.score(feats.slice(3))[0] == 0  # d's cleared behaviour vouches for d
+    assert scorer.suspicion(feats.slice(3))[0] == 0  # d's cleared behaviour vouches for d

@@ -1,27 +1,43 @@
-"""The scorer contract and the one place where scores become flags.
+"""The scorer contract: scikit-learn estimators over account features.
 
-Scorers follow scikit-learn/PyOD: settings are constructor keywords with no
-logic in ``__init__``; ``fit(features) -> self``; ``score(features)`` returns
-one float per row, **higher = more suspicious**, and ``explain`` gives reasons.
-Thresholds live only in ``Calibrated``.
+Scorers are scikit-learn estimators (``get_params``, ``set_params``, ``clone``):
+settings are constructor keywords with no logic in ``__init__``; ``fit(X) -> self``;
+``score_samples(X)`` has scikit-learn's sign (higher = more normal) and ``suspicion(X)``
+is its negation (higher = more suspicious: the score a scan writes); ``explain`` gives
+reasons. Thresholds live only in ``detect.calibrated.Calibrated``.
+
+``X`` is the ``account_features`` table (pyarrow), a pandas frame or a 2-D array. From
+a table or frame a scorer takes its ``features`` columns by name, plus the account,
+group and time columns that leaving out and slices need; an array's columns are its
+``features`` in that order. With ``features=None`` every column of ``X`` is a feature.
+
+>>> import numpy as np
+>>> from sklearn.base import clone
+>>> from distillguard.detect.robust import RobustZScorer
+>>> scorer = clone(RobustZScorer(features=("n_exchanges",))).fit(np.array([[10.0], [12.0], [11.0], [13.0]]))
+>>> scorer.suspicion(np.array([[12.0], [500.0]])).round(1).tolist()
+[0.4, 10.0]
+>>> scorer.score_samples(np.array([[12.0], [500.0]])).round(1).tolist()
+[-0.4, -10.0]
 """
 
 from __future__ import annotations
 
-import logging
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self, TypeAlias
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import validate_data
 
-from distillguard.detect.mmd import reference_center, with_topic_statistics
 from distillguard.errors import SchemaError
+from distillguard.features.topic_distance import TOPIC_FEATURES, TopicDistance
 
-log = logging.getLogger(__name__)
-_WARNED: set[tuple[int, float]] = set()
+Features: TypeAlias = pa.Table | pd.DataFrame | np.ndarray | Any
+"""What scorers accept: an Arrow table or pandas frame (columns by name), or an array-like."""
 
 
 @dataclass(frozen=True)
@@ -36,23 +52,30 @@ class Slices:
     seconds: float
 
 
-class Scorer(ABC):
-    """An account scorer over the ``account_features`` table."""
+class Scorer(BaseEstimator, ABC):  # type: ignore[misc]  # sklearn is untyped
+    """An account scorer: a scikit-learn estimator over account features."""
 
     name: ClassVar[str]
     abstract: ClassVar[bool] = True
+    missing_as_nan: ClassVar[bool] = False
+    """True: a feature column missing from a table is all NaN (imputed); False: it is a ``SchemaError``."""
+    features: tuple[str, ...] | None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         cls.abstract = "name" not in cls.__dict__
 
     @abstractmethod
-    def fit(self, features: pa.Table) -> Self:
-        """Learn what normal looks like from ``features``."""
+    def fit(self, X: Features, y: object = None) -> Self:
+        """Learn what normal looks like from ``X`` (``y`` is ignored)."""
 
     @abstractmethod
-    def score(self, features: pa.Table) -> np.ndarray:
+    def suspicion(self, X: Features) -> np.ndarray:
         """One finite float per row; higher means more suspicious."""
+
+    def score_samples(self, X: Features) -> np.ndarray:
+        """scikit-learn's sign: higher means more normal (``-suspicion``)."""
+        return -self.suspicion(X)
 
     def remember(self, slices: Slices) -> Self:
         """Also use ``slices`` of the fitted reference's accounts as benign behaviour, though not as
@@ -62,116 +85,74 @@ class Scorer(ABC):
         """
         return self
 
-    def score_reference(self, reference: pa.Table) -> np.ndarray:
-        """Scores of the table the scorer was fitted on, for calibration.
+    def reference_suspicion(self, X: Features, groups: list[str] | None = None) -> np.ndarray:
+        """``suspicion`` of the table the scorer was fitted on, for calibration.
 
-        Scorers that remember their training rows (nearest neighbours) override
-        this to leave each row out; the default is ``score``.
+        Scorers that remember their training rows (nearest neighbours) override this to
+        leave each row out, or with ``groups`` every row of the row's group (e.g. one
+        account's windows); the default is ``suspicion``.
         """
-        return self.score(reference)
+        return self.suspicion(X)
 
-    def score_reference_grouped(self, reference: pa.Table, groups: list[str]) -> np.ndarray:
-        """``score_reference`` leaving out every row of the same group (e.g. one account's windows).
-
-        Scorers that remember no rows have nothing to leave out: the default is ``score_reference``.
-        """
-        return self.score_reference(reference)
-
-    def explain(self, features: pa.Table) -> list[list[str]]:
+    def explain(self, X: Features) -> list[list[str]]:
         """Human-readable reasons per row (empty lists by default)."""
-        return [[] for _ in range(features.num_rows)]
+        raw, _ = self._validate(X, reset=False)
+        return [[] for _ in range(len(raw))]
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # a missing feature (null) is allowed, as in the account features
+        return tags
 
-class Calibrated:
-    """Turns a scorer's raw scores into flags at a target false-positive rate.
+    def _feature_names(self) -> list[str]:
+        """The names of the fitted feature columns (``x0``, ``x1``, ... for an array with ``features=None``)."""
+        if self.features is not None:
+            return list(self.features)
+        names = getattr(self, "feature_names_in_", None)
+        return [str(n) for n in names] if names is not None else [f"x{j}" for j in range(self.n_features_in_)]
 
-    With a *reference* table assumed benign, the threshold is the conformal
-    ``1 - target_fpr`` quantile of its scores: a new benign account exceeds it
-    with probability at most ``target_fpr`` (``conformal_threshold``). Without
-    one, the fitted table is its own reference and the threshold is its plain
-    ``1 - target_fpr`` quantile: the top ``target_fpr`` share of the population.
+    def _validate(self, X: Features, *, reset: bool) -> tuple[np.ndarray, pa.Table | None]:
+        """(the raw feature matrix, float64 with NaN for nulls; ``X`` as an Arrow table, None for an array).
 
-    >>> import pyarrow as pa
-    >>> from distillguard.detect.robust import RobustZScorer
-    >>> benign = pa.table({"n_exchanges": [10, 11, 12, 13, 10, 12, 11, 13, 12, 11]})
-    >>> det = Calibrated(RobustZScorer(features=("n_exchanges",)), target_fpr=0.1).fit(benign)
-    >>> det.flag(pa.table({"n_exchanges": [12, 500]})).tolist()
-    [False, True]
-    """
-
-    def __init__(self, scorer: Scorer, target_fpr: float = 0.01, min_exchanges: int = 1) -> None:
-        self.scorer = scorer
-        self.target_fpr = target_fpr
-        self.min_exchanges = min_exchanges
-
-    def fit(self, features: pa.Table, reference: pa.Table | None = None, slices: Slices | None = None, *,
-            conformal: bool | None = None) -> Self:
-        """Fit on ``reference`` (else ``features``) and set the threshold.
-
-        ``slices``: the reference's accounts cut into time windows; the scorer may use
-        them as further benign behaviour (``Scorer.remember``), while calibration stays
-        one score per reference account. Ignored without a reference.
-        ``conformal``: the conformal threshold (default: when a separate reference is given)
-        or the plain quantile (a population that is its own reference).
+        ``reset``: in ``fit``, which also learns the topic statistics' reference
+        (``features.topic_distance``) when ``features`` name them.
         """
-        ref = features if reference is None else reference
-        self._last: tuple[pa.Table, np.ndarray] | None = None
-        self.conformal_ = reference is not None if conformal is None else conformal
-        self.topic_center_ = reference_center(ref)
-        ref = self.prepare(ref)
-        self.scorer.fit(ref)
-        if slices is not None and reference is not None and slices.features.num_rows:
-            self.scorer.remember(Slices(self.prepare(slices.features), slices.seconds))
-        ref_scores = self.scorer.score_reference(ref)
-        self.reference_scores_ = np.sort(np.asarray(ref_scores, dtype=np.float64))
-        self.threshold_ = self.threshold_at(self.target_fpr)
-        if self.conformal_ and certified_fpr(len(ref_scores), self.target_fpr) > self.target_fpr \
-                and (len(ref_scores), self.target_fpr) not in _WARNED:  # once, not every replay window
-            _WARNED.add((len(ref_scores), self.target_fpr))
-            log.warning("a reference of %d accounts can only certify a false-positive rate of %.3g, "
-                        "not the target %.3g: give a larger benign reference", len(ref_scores),
-                        certified_fpr(len(ref_scores), self.target_fpr), self.target_fpr)
-        return self
+        table = _as_table(X) if self.features is not None else None
+        if reset:
+            wanted = table is not None and bool(set(TOPIC_FEATURES) & set(self.features or ()))
+            self.topic_distance_ = TopicDistance().fit(table) if wanted else None
+        if table is None:
+            x = validate_data(self, X, reset=reset, **_ARRAY_CHECKS)
+            if self.features is not None and x.shape[1] != len(self.features):
+                raise ValueError(f"X has {x.shape[1]} columns, but {type(self).__name__} reads them as its "
+                                 f"{len(self.features)} features {self.features}; pass a table or frame with "
+                                 "those columns, or features=None to use every column")
+            return x, None
+        if self.topic_distance_ is not None:
+            table = self.topic_distance_.transform(table)
+        selected = {name: _column_or_nan(table, name, self.missing_as_nan) for name in self.features or ()}
+        frame = pd.DataFrame(selected, index=pd.RangeIndex(table.num_rows))
+        return validate_data(self, frame, reset=reset, **_ARRAY_CHECKS), table
 
-    def threshold_at(self, fpr: float) -> float:
-        """The score a new benign account exceeds with probability at most ``fpr`` (the population's
-        ``1 - fpr`` quantile when it is its own reference; ``inf`` with no scores at all)."""
-        ref = self.reference_scores_
-        if not self.conformal_:
-            return float(np.quantile(ref, 1.0 - fpr)) if len(ref) else float("inf")
-        return conformal_threshold(ref, fpr)
 
-    def prepare(self, features: pa.Table) -> pa.Table:
-        """``features`` plus the statistics measured against the reference (``topic_mmd``, ...)."""
-        return with_topic_statistics(features, self.topic_center_)
+# Null features are NaN (imputed by each scorer, as before: ``allow_nan``), infinities pass through as the
+# pipeline's tables always let them, and an empty table is fine (every reference account may be set aside).
+_ARRAY_CHECKS: dict[str, Any] = {"dtype": np.float64, "ensure_all_finite": False, "ensure_min_samples": 0,
+                                 "order": "C"}
 
-    def score(self, features: pa.Table) -> np.ndarray:
-        """The scorer's scores of ``features`` (prepared against the reference).
 
-        The last table's scores are kept: a scan asks for the same table's scores, flags and
-        member bars in turn, and each nearest-neighbour search over every account costs seconds.
-        """
-        last: tuple[pa.Table, np.ndarray] | None = getattr(self, "_last", None)
-        if last is not None and last[0] is features:
-            return last[1]
-        scores = self.scorer.score(self.prepare(features))
-        self._last = (features, scores)
-        return scores
+def _as_table(X: Features) -> pa.Table | None:
+    if isinstance(X, pa.Table):
+        return X
+    if isinstance(X, pd.DataFrame):
+        return pa.Table.from_pandas(X, preserve_index=False)
+    return None
 
-    def explain(self, features: pa.Table) -> list[list[str]]:
-        return self.scorer.explain(self.prepare(features))
 
-    def above(self, features: pa.Table, fpr: float) -> np.ndarray:
-        """Rows scoring above the threshold at ``fpr`` (e.g. the looser bar for campaign members)."""
-        return np.asarray(self.score(features) > self.threshold_at(fpr), dtype=bool)
-
-    def flag(self, features: pa.Table, scores: np.ndarray | None = None) -> np.ndarray:
-        scores = self.score(features) if scores is None else scores
-        flagged = scores > self.threshold_
-        if "n_exchanges" in features.column_names:
-            volume = features.column("n_exchanges").to_numpy(zero_copy_only=False)
-            flagged &= volume >= self.min_exchanges
-        return np.asarray(flagged, dtype=bool)
+def _column_or_nan(table: pa.Table, name: str, missing_as_nan: bool) -> np.ndarray:
+    if missing_as_nan and name not in table.column_names:
+        return np.full(table.num_rows, np.nan)
+    return column(table, name)
 
 
 GROUP_COLUMN = "neighbour_group"
@@ -201,36 +182,6 @@ def owner(window_id: str) -> str:
     return window_id.rsplit("@", 1)[0]
 
 
-def conformal_threshold(reference_scores: np.ndarray, fpr: float) -> float:
-    """The smallest reference score that a new benign score exceeds with probability at most ``fpr``.
-
-    With n exchangeable benign scores, a new one exceeds the j-th smallest with
-    probability (n + 1 - j) / (n + 1), so j = ceil((n + 1)(1 - fpr)). The plain
-    ``1 - fpr`` quantile sits about one rank lower and lets through about
-    ``fpr + 1/n`` (0.13% instead of 0.1% with 3,600 reference accounts). A
-    reference too small to certify ``fpr`` (n + 1 < 1 / fpr) gives its maximum,
-    which certifies 1 / (n + 1); ``certified_fpr`` says so.
-
-    >>> conformal_threshold(np.arange(1.0, 1000.0), 0.01), conformal_threshold(np.arange(1.0, 50.0), 0.01)
-    (990.0, 49.0)
-    """
-    ref = np.sort(np.asarray(reference_scores, dtype=np.float64))
-    n = len(ref)
-    if n == 0:
-        return float("inf")
-    rank = math.ceil(round((n + 1) * (1.0 - fpr), 9))  # rounding: (n + 1)(1 - fpr) may miss an integer by 1 ulp
-    return float(ref[min(rank, n) - 1])
-
-
-def certified_fpr(n_reference: int, fpr: float) -> float:
-    """The false-positive rate a reference of ``n_reference`` scores can guarantee at target ``fpr``.
-
-    >>> certified_fpr(999, 0.001), certified_fpr(99, 0.001)
-    (0.001, 0.01)
-    """
-    return max(fpr, 1.0 / (n_reference + 1)) if n_reference else 1.0
-
-
 def column(features: pa.Table, name: str) -> np.ndarray:
     """Column ``name`` as float64 with nulls as NaN, or a clear error."""
     if name not in features.column_names:
@@ -245,16 +196,14 @@ LOG_SCALED = frozenset({
 """Heavy-tailed features that scorers compare on a log scale (``log1p`` of the value, floored at 0)."""
 
 
-def feature_matrix(features: pa.Table, names: tuple[str, ...], allow_missing: bool = False) -> np.ndarray:
-    """Columns ``names`` of ``features`` as a float matrix, ``LOG_SCALED`` ones log-transformed.
+def log_scaled(raw: np.ndarray, names: list[str]) -> np.ndarray:
+    """``raw`` with its ``LOG_SCALED`` columns (by ``names``) log-transformed.
 
-    A missing column is an error unless ``allow_missing``, then it is all NaN.
+    Column by column on contiguous copies, so each value is computed exactly as it always was.
+
+    >>> log_scaled(np.array([[np.e - 1, 2.0]]), ["n_exchanges", "hour_entropy"]).tolist()
+    [[1.0, 2.0]]
     """
-    cols = []
-    for name in names:
-        if allow_missing and name not in features.column_names:
-            x = np.full(features.num_rows, np.nan)
-        else:
-            x = column(features, name)
-        cols.append(np.log1p(np.clip(x, 0, None)) if name in LOG_SCALED else x)
-    return np.column_stack(cols) if cols else np.zeros((features.num_rows, 0))
+    cols = [np.ascontiguousarray(raw[:, j]) for j in range(raw.shape[1])]
+    cols = [np.log1p(np.clip(x, 0, None)) if name in LOG_SCALED else x for x, name in zip(cols, names, strict=True)]
+    return np.column_stack(cols) if cols else np.zeros((len(raw), 0))

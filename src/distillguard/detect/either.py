@@ -7,7 +7,7 @@ own calibration, and the combined score is an account's score in units of the th
 of the detector that finds it most unusual (above 1: flagged).
 
 >>> import pyarrow as pa
->>> from distillguard.detect.base import Calibrated
+>>> from distillguard.detect.calibrated import Calibrated
 >>> from distillguard.detect.robust import RobustZScorer
 >>> benign = pa.table({"n_exchanges": [10, 11, 12, 13, 10, 12, 11, 13, 12, 11]})
 >>> a = Calibrated(RobustZScorer(features=("n_exchanges",)), target_fpr=0.1).fit(benign)
@@ -23,7 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from distillguard.detect.base import Calibrated, Scorer
+from distillguard.detect.base import Scorer
+from distillguard.detect.calibrated import Calibrated
 
 
 class Either:
@@ -43,11 +44,11 @@ class Either:
         out = []
         for det in self.detectors:
             t = det.threshold_at(fpr)
-            scores = det.score(features)
+            scores = det.suspicion(features)
             out.append(scores / t if np.isfinite(t) and t > 0 else np.zeros(len(scores)))
         return np.vstack(out) if out else np.zeros((0, features.num_rows))
 
-    def score(self, features: pa.Table) -> np.ndarray:
+    def suspicion(self, features: pa.Table) -> np.ndarray:
         """The highest score-to-threshold ratio over the detectors (above 1: flagged by one of them)."""
         return np.asarray(self._ratios(features, self.target_fpr).max(axis=0), dtype=np.float64)
 
@@ -61,7 +62,7 @@ class Either:
         return np.asarray((self._ratios(features, fpr) > 1.0).any(axis=0), dtype=bool)
 
     def flag(self, features: pa.Table, scores: np.ndarray | None = None) -> np.ndarray:
-        scores = self.score(features) if scores is None else scores
+        scores = self.suspicion(features) if scores is None else scores
         flagged = scores > 1.0
         if "n_exchanges" in features.column_names:
             flagged &= features.column("n_exchanges").to_numpy(zero_copy_only=False) >= self.min_exchanges

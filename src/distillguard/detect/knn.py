@@ -25,8 +25,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sklearn.neighbors import NearestNeighbors
+from sklearn.utils.validation import check_is_fitted
 
-from distillguard.detect.base import GROUP_COLUMN, Scorer, Slices, column, feature_matrix, group_names, owner
+from distillguard.detect.base import GROUP_COLUMN, Features, Scorer, Slices, group_names, log_scaled, owner
 
 # Log scaling of the heavy-tailed ones: base.LOG_SCALED.
 FEATURES = (
@@ -67,25 +68,31 @@ class KNNNoveltyScorer(Scorer):
     null for an unlinked account). Accounts of one group count as one neighbour, and a row is
     never compared with its own group: coordinated accounts do not vouch for each other, and
     when the reference is the scanned population itself, a hydra cluster's members are not
-    each other's neighbours.
+    each other's neighbours. A feature column missing from a table is imputed like a null.
+
+    >>> import numpy as np
+    >>> reference = np.array([[1.0, 1.0], [1.1, 0.9], [0.9, 1.1], [1.0, 1.2]])
+    >>> scorer = KNNNoveltyScorer(k=2, features=None).fit(reference)
+    >>> scorer.suspicion(np.array([[1.0, 1.0], [9.0, 9.0]])).round(1).tolist()
+    [0.9, 226.1]
     """
 
     name: ClassVar[str] = "knn-novelty"
+    missing_as_nan: ClassVar[bool] = True
 
-    def __init__(self, k: int = 5, features: tuple[str, ...] = FEATURES) -> None:
+    def __init__(self, k: int = 5, features: tuple[str, ...] | None = FEATURES) -> None:
         self.k = k
         self.features = features
 
-    def _raw(self, table: pa.Table) -> np.ndarray:
-        return feature_matrix(table, self.features, allow_missing=True)
-
-    def _scaled(self, table: pa.Table) -> np.ndarray:
-        x = self._raw(table)
+    def _scaled(self, raw: np.ndarray) -> np.ndarray:
+        x = log_scaled(raw, self._feature_names())
         x = np.where(np.isnan(x), self.fill_, x)
         return (x - self.center_) / self.scale_
 
-    def fit(self, features: pa.Table) -> Self:
-        x = self._raw(features)
+    def fit(self, X: Features, y: object = None) -> Self:
+        """Learn the robust scaling and index the reference rows (each one neighbour of its group)."""
+        raw, table = self._validate(X, reset=True)
+        x = log_scaled(raw, self._feature_names())
         with np.errstate(all="ignore"), warnings.catch_warnings():  # all-null features are allowed
             warnings.simplefilter("ignore", RuntimeWarning)
             fill = np.nanmedian(x, axis=0) if len(x) else np.zeros(x.shape[1])
@@ -98,10 +105,10 @@ class KNNNoveltyScorer(Scorer):
         # IQR where the feature varies in the middle, else the standard deviation, else 1.
         self.scale_ = np.where(iqr > 1e-9, iqr, np.where(std > 1e-9, std, 1.0))
         self.reference_ = (x - self.center_) / self.scale_
-        names = group_names(features)
+        names = _groups(table, len(x))
         self.group_codes_ = {g: i for i, g in enumerate(dict.fromkeys(names))}
         self.groups_ = np.array([self.group_codes_[g] for g in names], dtype=np.int64)
-        ids = _ids(features)
+        ids = _ids(table, len(x))
         self.group_of_account_ = dict(zip(ids, names, strict=True))
         self.account_codes_ = {a: i for i, a in enumerate(dict.fromkeys(ids))}
         self.accounts_ = np.array([self.account_codes_[a] for a in ids], dtype=np.int64)
@@ -119,6 +126,7 @@ class KNNNoveltyScorer(Scorer):
         spreading over weeks gains no cover from the extra points. A slice belongs to its
         account's group; slices of accounts not in the fitted reference (set aside) are dropped.
         """
+        check_is_fitted(self)
         rows = slices.features
         owners = [owner(i) for i in rows.column("account_id").to_pylist()] if rows.num_rows else []
         kept = [i for i, o in enumerate(owners) if o in self.group_of_account_]
@@ -126,7 +134,7 @@ class KNNNoveltyScorer(Scorer):
             return self
         rows = rows.take(pa.array(kept, pa.int64()))
         self.slices_ = slices
-        self.library_ = np.vstack([self.reference_, self._scaled(rows)])
+        self.library_ = np.vstack([self.reference_, self._scaled(self._validate(rows, reset=False)[0])])
         slice_groups = [self.group_codes_[self.group_of_account_[owners[i]]] for i in kept]
         self.library_groups_ = np.concatenate([self.groups_, slice_groups]).astype(np.int64)
         slice_accounts = [self.account_codes_[owners[i]] for i in kept]
@@ -134,31 +142,31 @@ class KNNNoveltyScorer(Scorer):
         self.library_index_ = NearestNeighbors().fit(self.library_)
         return self
 
-    def _short_lived(self, features: pa.Table) -> np.ndarray:
+    def _short_lived(self, features: pa.Table | None, n: int) -> np.ndarray:
         """Rows whose first and last exchange fall in the same slice window (all False without slices)."""
-        out = np.zeros(features.num_rows, dtype=bool)
-        if self.slices_ is None or not {"first_seen", "last_seen"} <= set(features.column_names):
+        out = np.zeros(n, dtype=bool)
+        if self.slices_ is None or features is None or not {"first_seen", "last_seen"} <= set(features.column_names):
             return out
         seconds = self.slices_.seconds
         first, last = _epoch_seconds(features.column("first_seen")), _epoch_seconds(features.column("last_seen"))
         with np.errstate(invalid="ignore"):
             return np.asarray(np.floor(first / seconds) == np.floor(last / seconds), dtype=bool)
 
-    def _query_groups(self, features: pa.Table) -> np.ndarray:
+    def _query_groups(self, features: pa.Table | None, n: int) -> np.ndarray:
         """Each row's group code in the fitted reference (-1: a group the reference does not hold).
 
         Rows are matched by ``neighbour_group`` or ``account_id``: an account is never its own
         neighbour, not even through its history in an earlier period (only an analyst's
-        clearance, ``feedback``, lets its past vouch for it). Rows with neither are new.
+        clearance, ``feedback``, lets its past vouch for it). Rows with neither (arrays) are new.
         """
-        if not {"account_id", GROUP_COLUMN} & set(features.column_names):
-            return np.full(features.num_rows, -1, dtype=np.int64)
+        if features is None or not {"account_id", GROUP_COLUMN} & set(features.column_names):
+            return np.full(n, -1, dtype=np.int64)
         return np.array([self.group_codes_.get(g, -1) for g in group_names(features)], dtype=np.int64)
 
-    def _query_accounts(self, features: pa.Table) -> np.ndarray:
+    def _query_accounts(self, features: pa.Table | None, n: int) -> np.ndarray:
         """Each row's account code in the fitted reference (-1: not there, or rows without ids)."""
-        if "account_id" not in features.column_names:
-            return np.full(features.num_rows, -1, dtype=np.int64)
+        if features is None or "account_id" not in features.column_names:
+            return np.full(n, -1, dtype=np.int64)
         return np.array([self.account_codes_.get(str(a), -1) for a in features.column("account_id").to_pylist()],
                         dtype=np.int64)
 
@@ -184,34 +192,42 @@ class KNNNoveltyScorer(Scorer):
             dist[sel], idx[sel] = d, i
         return dist, idx
 
-    def score(self, features: pa.Table) -> np.ndarray:
-        if features.num_rows == 0:
+    def suspicion(self, X: Features) -> np.ndarray:
+        """Mean distance to the ``k`` nearest independent reference rows (0 with none at all)."""
+        check_is_fitted(self)
+        raw, table = self._validate(X, reset=False)
+        n = len(raw)
+        if n == 0:
             return np.zeros(0)
-        x = self._scaled(features)
-        dist, _ = self._neighbours(x, self._short_lived(features), self._query_groups(features),
-                                   self._query_accounts(features))
+        dist, _ = self._neighbours(self._scaled(raw), self._short_lived(table, n), self._query_groups(table, n),
+                                   self._query_accounts(table, n))
         return _mean_distance(dist)
 
-    def score_reference(self, reference: pa.Table) -> np.ndarray:
-        """Scores of the fitted reference (for calibration): each row's own group (itself, its
-        cluster and their slices) is left out."""
-        if reference.num_rows == 0:
+    def reference_suspicion(self, X: Features, groups: list[str] | None = None) -> np.ndarray:
+        """Suspicion of the fitted reference (for calibration): each row's own group (itself, its
+        cluster and their slices) is left out; with ``groups``, every row of the same group is."""
+        check_is_fitted(self)
+        if groups is not None:
+            return self._reference_suspicion_grouped(X, groups)
+        raw, table = self._validate(X, reset=False)
+        n = len(raw)
+        if n == 0:
             return np.zeros(0)
-        named = bool({"account_id", GROUP_COLUMN} & set(reference.column_names))
-        own = self._query_groups(reference) if named else self.groups_
-        account = self._query_accounts(reference) if named else self.accounts_
-        dist, _ = self._neighbours(self._scaled(reference), self._short_lived(reference), own, account)
+        named = table is not None and bool({"account_id", GROUP_COLUMN} & set(table.column_names))
+        own = self._query_groups(table, n) if named else self.groups_
+        account = self._query_accounts(table, n) if named else self.accounts_
+        dist, _ = self._neighbours(self._scaled(raw), self._short_lived(table, n), own, account)
         return _mean_distance(dist)
 
-    def score_reference_grouped(self, reference: pa.Table, groups: list[str]) -> np.ndarray:
-        """Scores of the fitted reference leaving out every row of the same group, not only the row.
+    def _reference_suspicion_grouped(self, X: Features, groups: list[str]) -> np.ndarray:
+        """Suspicion of the fitted reference leaving out every row of the same group, not only the row.
 
         For windows of one account: its other days are its nearest neighbours,
         and leaving out only the row itself would make benign windows look closer
         to the reference than a new account's windows ever are. (Whole rows only:
         remembered slices are not searched.)
         """
-        x = self._scaled(reference)
+        x = self._scaled(self._validate(X, reset=False)[0])
         codes = np.unique(np.asarray(groups), return_inverse=True)[1]
         largest = int(np.bincount(codes).max()) if len(codes) else 0
         n = min(self.k + largest, len(self.reference_))
@@ -221,27 +237,30 @@ class KNNNoveltyScorer(Scorer):
         nearest = np.sort(dist, axis=1)[:, : self.k]
         return _mean_distance(np.where(np.isfinite(nearest), nearest, np.nan))
 
-    def explain(self, features: pa.Table, min_gap: float = 2.0, top: int = 3) -> list[list[str]]:
-        if features.num_rows == 0:
+    def explain(self, X: Features, min_gap: float = 2.0, top: int = 3) -> list[list[str]]:
+        """Up to ``top`` features per row at least ``min_gap`` scale units from its nearest benign rows."""
+        check_is_fitted(self)
+        raw, table = self._validate(X, reset=False)
+        n = len(raw)
+        if n == 0:
             return []
-        x = self._scaled(features)
-        dist, idx = self._neighbours(x, self._short_lived(features), self._query_groups(features),
-                                     self._query_accounts(features))
+        x = self._scaled(raw)
+        dist, idx = self._neighbours(x, self._short_lived(table, n), self._query_groups(table, n),
+                                     self._query_accounts(table, n))
         library = self.library_ if self.slices_ is not None else self.reference_
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a row with no neighbour at all
             near = np.where(np.isnan(dist)[..., None], np.nan, library[idx])
             gaps = x - np.nanmean(near, axis=1)  # in scale units, vs the nearest benign accounts (or slices)
-        raw = {f: column(features, f) if f in features.column_names else None for f in self.features}
+        names = self._feature_names()
         out = []
-        for i in range(features.num_rows):
+        for i in range(n):
             order = np.argsort(-np.abs(np.nan_to_num(gaps[i])))[:top]
             reasons = []
             for j in order:
-                values = raw[self.features[j]]
-                if not abs(gaps[i, j]) >= min_gap or values is None or np.isnan(values[i]):
+                if not abs(gaps[i, j]) >= min_gap or np.isnan(raw[i, j]):  # a missing feature is no reason
                     continue
-                label = _LABELS.get(self.features[j], self.features[j] + " {v:.3g}").format(v=values[i])
+                label = _LABELS.get(names[j], names[j] + " {v:.3g}").format(v=raw[i, j])
                 reasons.append(f"{label} ({'above' if gaps[i, j] > 0 else 'below'} its nearest benign "
                                f"accounts by {abs(gaps[i, j]):.1f} scale units)")
             out.append(reasons)
@@ -292,10 +311,16 @@ def _first_of_group(groups: np.ndarray) -> np.ndarray:
     return out.reshape(m, n)
 
 
-def _ids(features: pa.Table) -> list[str]:
-    if "account_id" in features.column_names:
+def _ids(features: pa.Table | None, n: int) -> list[str]:
+    """Each row's account id (``#i`` for rows without one)."""
+    if features is not None and "account_id" in features.column_names:
         return [str(a) for a in features.column("account_id").to_pylist()]
-    return [f"#{i}" for i in range(features.num_rows)]
+    return [f"#{i}" for i in range(n)]
+
+
+def _groups(features: pa.Table | None, n: int) -> list[str]:
+    """Each row's neighbour group (``base.group_names``; rows of an array are their own groups)."""
+    return group_names(features) if features is not None else [f"acct:#{i}" for i in range(n)]
 
 
 def _mean_distance(dist: np.ndarray) -> np.ndarray:

@@ -11,9 +11,9 @@ import warnings
 from typing import ClassVar, Self
 
 import numpy as np
-import pyarrow as pa
+from sklearn.utils.validation import check_is_fitted
 
-from distillguard.detect.base import Scorer, column, feature_matrix
+from distillguard.detect.base import Features, Scorer, log_scaled
 
 # feature -> direction: +1 when high values are suspicious (log scaling: base.LOG_SCALED).
 _DEFAULT: dict[str, int] = {
@@ -37,20 +37,25 @@ _LABELS = {
 
 
 class RobustZScorer(Scorer):
-    """Mean one-sided robust z-score over ``features`` (higher = more anomalous)."""
+    """Mean one-sided robust z-score over ``features`` (higher = more anomalous).
+
+    A feature column missing from a table is a ``SchemaError``; a null value scores 0.
+    """
 
     name: ClassVar[str] = "robust-z"
 
-    def __init__(self, features: tuple[str, ...] = tuple(_DEFAULT), clip: float = 10.0) -> None:
+    def __init__(self, features: tuple[str, ...] | None = tuple(_DEFAULT), clip: float = 10.0) -> None:
         self.features = features
         self.clip = clip
 
-    def _matrix(self, table: pa.Table) -> np.ndarray:
-        directions = np.array([_DEFAULT.get(f, +1) for f in self.features], dtype=np.float64)
-        return feature_matrix(table, self.features) * directions
+    def _matrix(self, raw: np.ndarray) -> np.ndarray:
+        names = self._feature_names()
+        directions = np.array([_DEFAULT.get(f, +1) for f in names], dtype=np.float64)
+        return log_scaled(raw, names) * directions
 
-    def fit(self, features: pa.Table) -> Self:
-        x = self._matrix(features)
+    def fit(self, X: Features, y: object = None) -> Self:
+        """Learn each feature's median and MAD."""
+        x = self._matrix(self._validate(X, reset=True)[0])
         with warnings.catch_warnings():  # an all-null feature is fine: it scores 0
             warnings.simplefilter("ignore", RuntimeWarning)
             median = np.nanmedian(x, axis=0) if len(x) else np.zeros(x.shape[1])
@@ -59,23 +64,28 @@ class RobustZScorer(Scorer):
         self.scale_ = np.where(np.isfinite(mad) & (mad > 1e-9), mad, 1.0)
         return self
 
-    def _z(self, features: pa.Table) -> np.ndarray:
-        z = (self._matrix(features) - self.median_) / self.scale_
+    def _z(self, raw: np.ndarray) -> np.ndarray:
+        z = (self._matrix(raw) - self.median_) / self.scale_
         return np.clip(np.nan_to_num(z, nan=0.0), 0.0, self.clip)
 
-    def score(self, features: pa.Table) -> np.ndarray:
-        z = self._z(features)
-        return z.mean(axis=1) if z.shape[1] else np.zeros(features.num_rows)
+    def suspicion(self, X: Features) -> np.ndarray:
+        """The mean clipped one-sided z-score of each row."""
+        check_is_fitted(self)
+        raw, _ = self._validate(X, reset=False)
+        z = self._z(raw)
+        return z.mean(axis=1) if z.shape[1] else np.zeros(len(raw))
 
-    def explain(self, features: pa.Table, min_z: float = 3.0, top: int = 3) -> list[list[str]]:
-        z = self._z(features)
-        values = {f: column(features, f) for f in self.features}
+    def explain(self, X: Features, min_z: float = 3.0, top: int = 3) -> list[list[str]]:
+        """Up to ``top`` features per row with a robust z of at least ``min_z``."""
+        check_is_fitted(self)
+        raw, _ = self._validate(X, reset=False)
+        z = self._z(raw)
+        names = self._feature_names()
         reasons = []
-        for i in range(features.num_rows):
+        for i in range(len(raw)):
             order = np.argsort(-z[i])[:top]
             reasons.append([
-                _LABELS.get(self.features[j], self.features[j] + " {v:.3g}").format(
-                    v=values[self.features[j]][i]) + f" (robust z {z[i, j]:.1f})"
+                _LABELS.get(names[j], names[j] + " {v:.3g}").format(v=raw[i, j]) + f" (robust z {z[i, j]:.1f})"
                 for j in order if z[i, j] >= min_z
             ])
         return reasons

@@ -22,7 +22,8 @@ from typing import Self
 import numpy as np
 import pyarrow as pa
 
-from distillguard.detect.base import Calibrated, Scorer, conformal_threshold, owner
+from distillguard.detect.base import Scorer, owner
+from distillguard.detect.calibrated import Calibrated, conformal_threshold
 
 
 def _max_by_owner(ids: list[str], scores: np.ndarray) -> dict[str, tuple[float, int]]:
@@ -39,15 +40,14 @@ class WindowDetector:
     """Flags accounts whose most unusual window is beyond what benign accounts reach."""
 
     def __init__(self, scorer: Scorer, target_fpr: float, min_exchanges: int) -> None:
-        self.det = Calibrated(scorer, target_fpr, min_exchanges)
+        self.det = Calibrated(scorer, target_fpr, min_exchanges, conformal=True)
         self.target_fpr = target_fpr
         self.min_exchanges = min_exchanges
 
     def fit(self, reference_windows: pa.Table) -> Self:
-        self.det.fit(reference_windows, reference_windows)
-        ref = self.det.prepare(reference_windows)
+        self.det.fit(reference_windows)
         ids = reference_windows.column("account_id").to_pylist()
-        scores = self.det.scorer.score_reference_grouped(ref, [owner(i) for i in ids])
+        scores = self.det.scorer_.reference_suspicion(reference_windows, groups=[owner(i) for i in ids])
         volume = reference_windows.column("n_exchanges").to_numpy(zero_copy_only=False)
         scores = np.where(volume >= self.min_exchanges, scores, -np.inf)  # as flag() ignores them
         best = _max_by_owner(ids, scores)
@@ -59,7 +59,7 @@ class WindowDetector:
         """Account → reason, for the accounts whose worst window crosses the threshold."""
         if windows.num_rows == 0:
             return {}
-        scores = self.det.score(windows)
+        scores = self.det.suspicion(windows)
         volume = windows.column("n_exchanges").to_numpy(zero_copy_only=False)
         scores = np.where(volume >= self.min_exchanges, scores, -np.inf)
         ids = windows.column("account_id").to_pylist()

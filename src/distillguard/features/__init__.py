@@ -1,5 +1,7 @@
-"""Per-account fingerprints, written once in Ibis so they run on any engine."""
+"""Per-account fingerprints, written once in Ibis so they run on any engine, and the topic
+statistics measured against a reference (``topic_distance``)."""
 
 from distillguard.features.account import account_features
+from distillguard.features.topic_distance import TopicDistance
 
-__all__ = ["account_features"]
+__all__ = ["TopicDistance", "account_features"]

@@ -3,7 +3,7 @@
 Volume and tokens, inter-arrival regularity, diurnal and weekly spread, duty
 cycle (share of active hours within the account's active span), conversation depth,
 tool use, template reuse, signup path, and the mean of the topic SimHash bits
-(the account's mean embedding, from which ``detect.mmd`` measures how far its
+(the account's mean embedding, from which ``features.topic_distance`` measures how far its
 prompts are from the benign reference). Every column is an aggregate the same on DuckDB
 and Spark; entropies are normalized to [0, 1] by log(24) and log(7).
 """

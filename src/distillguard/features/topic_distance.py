@@ -1,11 +1,11 @@
-"""Two-sample statistics between an account's prompts and the benign reference (MMD).
+"""How far an account's prompts are from a reference's: topic MMD and cohesion (NumPy over Arrow).
 
 Each prompt's topic SimHash (``signals.topic``) is a vector of 64 random-hyperplane
 signs φ(x) ∈ {±1}⁶⁴ of its bag of content words; the kernel k(x, y) = φ(x)·φ(y)/64
 is 1 − 2·(share of differing bits), about 1 − 2θ/π for the angle θ between the
-prompts' word vectors. Its mean embedding is the account's ``topic_bits``, so the
-unbiased maximum mean discrepancy between an account's n prompts X and the
-reference R needs no pairwise work:
+prompts' word vectors. Its mean embedding is the account's ``topic_bits``
+(``features.account``), so the unbiased maximum mean discrepancy between an
+account's n prompts X and the reference R needs no pairwise work:
 
     MMD²ᵤ(X, R) = (‖Σφ(xᵢ)‖² − 64n) / (64·n(n−1)) − 2·m_X·m_R/64 + ‖m_R‖²/64
 
@@ -13,6 +13,10 @@ reference R needs no pairwise work:
 reported alone as ``topic_cohesion``; the reference is large, so its own term
 is taken as exact). A harvester sweeping one capability with varied prompts has
 a high MMD and a moderate cohesion; a template-bound batch job has both high.
+
+The statistics depend on the reference, so ``TopicDistance`` learns its centre in
+``fit`` like any scikit-learn transformer; scorers whose features name
+``TOPIC_FEATURES`` fit one on their reference (``detect.base.Scorer``).
 
 >>> import pyarrow as pa
 >>> ref = pa.table({"n_exchanges": [100, 100], "topic_bits": [[0.5] * 64, [0.5] * 64]})
@@ -24,11 +28,17 @@ a high MMD and a moderate cohesion; a template-bound batch job has both high.
 
 from __future__ import annotations
 
+from typing import Self
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 BITS = 64
+TOPIC_FEATURES = ("topic_mmd", "topic_cohesion")
+"""The columns ``with_topic_statistics`` adds."""
 
 
 def _mean_embedding(features: pa.Table) -> tuple[np.ndarray, np.ndarray]:
@@ -72,10 +82,30 @@ def with_topic_statistics(features: pa.Table, center: np.ndarray) -> pa.Table:
         return features
     mmd, cohesion = topic_statistics(features, center)
     out = features
-    for name, values in (("topic_mmd", mmd), ("topic_cohesion", cohesion)):
+    for name, values in zip(TOPIC_FEATURES, (mmd, cohesion), strict=True):
         arr = pa.array(values, pa.float64(), from_pandas=True)  # NaN → null
         if name in out.column_names:
             out = out.set_column(out.column_names.index(name), name, arr)
         else:
             out = out.append_column(name, arr)
     return out
+
+
+class TopicDistance(BaseEstimator):  # type: ignore[misc]  # sklearn is untyped
+    """Adds ``topic_mmd`` and ``topic_cohesion`` against the table it was fitted on (the reference).
+
+    >>> ref = pa.table({"n_exchanges": [100, 100], "topic_bits": [[0.5] * 64, [0.5] * 64]})
+    >>> acct = pa.table({"n_exchanges": [50], "topic_bits": [[1.0] * 64]})
+    >>> TopicDistance().fit(ref).transform(acct).column("topic_mmd").to_pylist()
+    [1.0]
+    """
+
+    def fit(self, reference: pa.Table, y: object = None) -> Self:
+        """Learn the reference's mean embedding (zeros without ``topic_bits``)."""
+        self.center_ = reference_center(reference)
+        return self
+
+    def transform(self, features: pa.Table) -> pa.Table:
+        """``features`` with the two statistics (unchanged without ``topic_bits``)."""
+        check_is_fitted(self)
+        return with_topic_statistics(features, self.center_)
