@@ -75,8 +75,9 @@ def replay(
     span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
     if span["lo"] is None:
         raise InputError(f"no valid exchanges in {traffic_dir}")
+    with_reference = ref_engine is not None and ref_start is not None  # else each window is its own reference
     det = Calibrated(make_scorer(settings.detect.scorer, ref_engine is not None, settings.detect.k_neighbors),
-                     settings.detect.target_fpr, settings.detect.min_exchanges)
+                     settings.detect.target_fpr, settings.detect.min_exchanges, conformal=with_reference)
     ends = []
     t = span["lo"] + window
     while t < span["hi"] + window:
@@ -149,7 +150,7 @@ def _window(
     known = _prefix(engine, end)
     signals = known.signals
     features = engine.execute(account_features(signals, known.accounts, known.events))
-    det.fit(features, reference, slices)
+    det.fit(features if reference is None else reference, slices=slices)
     scores = score_accounts(det, features, explain=False)
     clusters = link_accounts(engine.execute, known, settings.link).clusters
     scores, _, view = find_campaigns(scores, clusters, features, det, settings)

@@ -95,7 +95,7 @@ def score_population(
     aside = reference.set_aside if reference.set_aside is not None else vet_reference(reference, settings, cleared)
     kept = _without(ref, set(aside.reasons))
     library = _with_cleared(kept, feats, cleared)
-    fitted = _calibrated(settings, has_reference=True).fit(feats, library, reference.slices)
+    fitted = _calibrated(settings, has_reference=True).fit(library, slices=reference.slices)
     det: Detector = fitted
     if settings.detect.self_check:
         # The reference may vouch for a campaign the vetting missed (it ran last period too): the
@@ -123,7 +123,7 @@ def self_scan(
     aside = SetAside()
     for _ in range(settings.detect.vetting_rounds + 1):  # at least once: ``det`` is always set
         library = _with_cleared(_without(features, set(aside.reasons)), features, cleared)
-        det = _calibrated(settings, has_reference=False).fit(features, library, conformal=True)
+        det = _calibrated(settings, has_reference=False).fit(library)
         scores = score_accounts(det, features, explain=False)
         _, campaigns, _ = find_campaigns(scores, clusters, features, det, settings, cleared=cleared)
         reasons = {a: f"member of {c['campaign_id']} ({len(c['account_ids'])} linked accounts)"
@@ -185,13 +185,15 @@ def _calibrated(settings: Settings, *, has_reference: bool) -> Calibrated:
     name = settings.detect.scorer
     if name == "auto":
         name = "knn-novelty"
+    # Conformal in both cases too: the library (a vetted reference, or what vetting kept) is a sample
+    # of benign behaviour apart from the account scored, which is never its own neighbour.
     return Calibrated(make_scorer(name, has_reference, settings.detect.k_neighbors),
-                      settings.detect.target_fpr, settings.detect.min_exchanges)
+                      settings.detect.target_fpr, settings.detect.min_exchanges, conformal=True)
 
 
 def score_accounts(det: Detector, features: pa.Table, explain: bool = True) -> pa.Table:
     """account_id, score, flagged, reasons (``schema.ACCOUNT_SCORES``) from a fitted detector."""
-    scores = det.score(features) if features.num_rows else np.zeros(0)
+    scores = det.suspicion(features) if features.num_rows else np.zeros(0)
     flagged = det.flag(features, scores) if features.num_rows else np.zeros(0, bool)
     reasons = det.explain(features) if explain else [[] for _ in range(features.num_rows)]
     return pa.table({
