@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distillguard.lab.evaluate import answers, kind_accuracy
-from distillguard.lab.generate import Row, Sampling
-from distillguard.lab.serve import load_model
+from distillguard.lab.evaluate import kind_accuracy
 from distillguard.lab.tasks import make_tasks
+from distillguard.models.answers import answers
+from distillguard.models.generate import Row, Sampling
+from distillguard.models.load import load_model
 
 
 def test_batched_greedy_answers_match_one_at_a_time(tiny_model_dir: Path) -> None:

@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
 from distillguard.cli import app
 from distillguard.lab.experiment import LabConfig, preset
+from distillguard.records import LabResults, PolicyRecord, read_json_list
+from distillguard.records.schemas import json_schema
 
 runner = CliRunner()
 
@@ -68,6 +71,13 @@ def test_lab_run_writes_results_in_the_documented_shape(lab_run: Path) -> None:
     # Every exchange of the harvest went through the gateway and is in its log.
     logged = sum(len(f.read_text().splitlines()) for f in (lab_run / "gateway").glob("log-*/exchanges/*.jsonl"))
     assert logged == sum(h["sent"] for h in results["harvests"].values())
+    # results.json is the published record, written through its model; so are the gateway policies it ran.
+    Draft202012Validator(json_schema("lab-results")).validate(results)
+    raw = (lab_run / "results.json").read_text()
+    assert json.dumps(LabResults.model_validate_json(raw).as_json(), indent=2) == raw
+    policies = {p.name: read_json_list(p, PolicyRecord) for p in (lab_run / "gateway").glob("policy-*.json")}
+    assert policies["policy-none.json"] == [] and policies["policy-canary.json"]
+    assert all(r.transforms == ["withhold_reasoning"] for r in policies["policy-withhold_reasoning.json"])
 
 
 def test_lab_commands_one_by_one(lab_run: Path, model_server: str, tmp_path: Path) -> None:

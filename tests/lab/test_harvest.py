@@ -15,7 +15,8 @@ from distillguard.gateway.config import GatewaySettings
 from distillguard.gateway.keys import KeyStore
 from distillguard.gateway.policy import Policy
 from distillguard.gateway.segments import SegmentLog
-from distillguard.lab.harvest import HarvestSettings, harvest, read_outcomes, read_prompts
+from distillguard.lab.harvest import HarvestSettings, harvest, read_outcomes
+from distillguard.models.answers import read_prompts
 
 
 @pytest.fixture

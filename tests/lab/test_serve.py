@@ -13,7 +13,7 @@ from transformers import LogitsProcessor
 
 from distillguard.errors import InputError
 from distillguard.lab.processors import register
-from distillguard.lab.serve import load_model
+from distillguard.models.load import load_model
 
 
 class ForceText(LogitsProcessor):

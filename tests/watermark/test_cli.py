@@ -13,7 +13,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorLis
 from typer.testing import CliRunner
 
 from distillguard.cli import app
-from distillguard.lab.serve import create_app, load_model
+from distillguard.lab.serve import create_app
+from distillguard.models.load import load_model
 from distillguard.watermark.keyring import Keyring
 
 runner = CliRunner()

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from scipy.stats import hypergeom
 
-from distillguard.forensics.stats import TestResult, rank_sum_test
 from distillguard.gateway.canary import CanaryMaker, CanarySettings
+from distillguard.stats import TestResult, rank_sum_test
 
 
 def read_canaries(log_dir: Path) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distillguard.forensics.stats import TestResult
+from distillguard.stats import TestResult
 
 
 def holm(p_values: list[float]) -> list[float]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from distillguard.forensics.stats import SubsetSumNull, TestResult
+from distillguard.stats import SubsetSumNull, TestResult
 from distillguard.watermark.base import Scheme, pairs
 from distillguard.watermark.prf import greenlist
 from distillguard.watermark.selective import model_context, read_windows

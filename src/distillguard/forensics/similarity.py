@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 from scipy.stats import fisher_exact
 
-from distillguard.forensics.stats import TestResult
-from distillguard.lab.tasks import normalize
+from distillguard.models.answers import normalize
+from distillguard.stats import TestResult
 
 
 def similarity_test(ours: Sequence[str], suspect: Sequence[str], reference: Sequence[str]) -> TestResult:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from transformers import LogitsProcessorList
 
-from distillguard.lab.generate import Model, Row, Sampling
+from distillguard.models.generate import Model, Row, Sampling
 
 log = logging.getLogger(__name__)
 _END = object()

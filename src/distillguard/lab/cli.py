@@ -108,9 +108,10 @@ def lab_harvest(
     """
     with errors():
         require_lab()
-        from distillguard.lab.harvest import HarvestSettings, harvest, read_prompts
+        from distillguard.lab.harvest import HarvestSettings, harvest
         from distillguard.lab.loopback import allowed_url
         from distillguard.lab.tasks import make_tasks
+        from distillguard.models.answers import read_prompts
 
         allowed_url(base_url, allow_host or ())  # before anything is read or created
 
@@ -189,7 +190,7 @@ def lab_evaluate(
         require_lab()
         from distillguard.lab.evaluate import kind_accuracy
         from distillguard.lab.experiment import task_sets
-        from distillguard.lab.serve import load_model
+        from distillguard.models.load import load_model
 
         cfg = _config(preset, config)
         if tasks:

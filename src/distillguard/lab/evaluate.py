@@ -1,42 +1,15 @@
-"""Held-out accuracy of a lab model: batched greedy decoding, checked answer by answer.
-
-Evaluation decodes hundreds of prompts per model, so it batches them (sorted by
-length to waste little padding) through the model server's own decoding loop:
-on 2 CPU cores that is an order of magnitude faster than one prompt at a time,
-and greedy decoding gives the same answers either way (a test checks it).
-"""
+"""Held-out accuracy of a lab model: batched greedy decoding (``models.answers``), checked answer by answer."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from distillguard.lab.generate import Channels, Model, Row, Sampling
 from distillguard.lab.tasks import Task
+from distillguard.models.answers import Progress, answers
+from distillguard.models.generate import Model
 
-Progress = Callable[[int, int], None]
-
-
-def answers(model: Model, prompts: Sequence[str], max_tokens: int = 160, batch: int = 64,
-            progress: Progress | None = None) -> list[tuple[str, str]]:
-    """(answer, reasoning) of ``model`` for each prompt, greedy, in the order given."""
-    encoded = [model.prompt_ids([{"role": "user", "content": p}]) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))  # similar lengths share a batch
-    out: list[tuple[str, str]] = [("", "")] * len(prompts)
-    for start in range(0, len(order), batch):
-        chunk = [i for i in order[start:start + batch] if len(encoded[i]) < model.context]
-        rows = [Row(encoded[i], Sampling(max_tokens=min(max_tokens, model.context - len(encoded[i])),
-                                         temperature=0)) for i in chunk]
-        channels = [Channels(model.tokenizer) for _ in chunk]
-        for events in model.decode(rows):
-            for row, token in events:
-                if token is not None:
-                    channels[row].feed(token)
-        for i, ch in zip(chunk, channels, strict=True):
-            out[i] = (ch.text("content").strip(), ch.text("reasoning_content").strip())
-        if progress:
-            progress(min(start + batch, len(prompts)), len(prompts))
-    return out
+__all__ = ["accuracy", "answers", "correct", "kind_accuracy", "scores"]
 
 
 def correct(model: Model, tasks: Sequence[Task], progress: Progress | None = None,

@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from distillguard.config import read_toml, validated
 from distillguard.errors import ConfigError
 from distillguard.lab.evaluate import scores
-from distillguard.lab.generate import Model
 from distillguard.lab.harvest import HarvestResult, HarvestSettings, Outcome, harvest
 from distillguard.lab.loopback import serving
 from distillguard.lab.tasks import Task, make_tasks
@@ -40,6 +39,18 @@ from distillguard.lab.train import (
     fresh_model,
     run_key,
     train_model,
+)
+from distillguard.models.generate import Model
+from distillguard.records import (
+    Baselines,
+    BaselineSizes,
+    CanaryTest,
+    ForensicTest,
+    HarvestSummary,
+    LabResults,
+    LabRun,
+    LogitsProcessor,
+    PolicyRecord,
 )
 
 Progress = Callable[[str, int, int | None], None]  # (stage, advance, total), as the CLI's bars take it
@@ -118,18 +129,20 @@ DEFENCES = ("none", "withhold_reasoning", "watermark", "canary")
 WATERMARK_VERSION = "lab-watermark"
 
 
-def _policy(defence: str, accounts: list[str]) -> list[dict[str, Any]]:
+def _policy(defence: str, accounts: list[str]) -> list[PolicyRecord]:
     """The gateway policy that applies ``defence`` to the attacker's accounts."""
     if defence == "none":
         return []
     if defence == "withhold_reasoning":
-        return [{"subject": f"account:{a}", "action": "monitor", "reason": "lab defence: withhold_reasoning",
-                 "transforms": ["withhold_reasoning"]} for a in accounts]
+        return [PolicyRecord(subject=f"account:{a}", action="monitor", reason="lab defence: withhold_reasoning",
+                             transforms=["withhold_reasoning"]) for a in accounts]
     if defence == "watermark":
-        return [{"subject": f"account:{a}", "action": "monitor", "reason": "lab defence: watermark",
-                 "logits_processors": [{"name": "watermark", "version": WATERMARK_VERSION}]} for a in accounts]
+        mark = LogitsProcessor.model_validate({"name": "watermark", "version": WATERMARK_VERSION})
+        return [PolicyRecord(subject=f"account:{a}", action="monitor", reason="lab defence: watermark",
+                             logits_processors=[mark]) for a in accounts]
     if defence == "canary":
-        return [{"subject": f"account:{a}", "action": "monitor", "reason": "lab defence: canary"} for a in accounts]
+        return [PolicyRecord(subject=f"account:{a}", action="monitor", reason="lab defence: canary")
+                for a in accounts]
     raise ConfigError(f"unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")
 
 
@@ -145,7 +158,8 @@ class _Quiet:
 
 
 def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[str, Any]:
-    """Run the experiment into ``out``; returns (and writes) ``results.json``, and writes ``curves.svg``."""
+    """Run the experiment into ``out``; returns (and writes) ``results.json`` (``records.LabResults`` as JSON),
+    and writes ``curves.svg``."""
     for d in config.defences:
         _policy(d, [])  # unknown defences fail before anything trains
     tick = progress or _Quiet()
@@ -157,51 +171,46 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
     teacher = train_model(examples_from_tasks(train), spec, config.teacher.settings(config.seed), out / "teacher",
                           progress=_bar(tick, "teacher"))
     teacher_overall, teacher_kinds = scores(teacher, held_out, config.max_tokens)
-    results: dict[str, Any] = {"config": config.model_dump(), "teacher_accuracy": round(teacher_overall, 4),
-                               "teacher_by_kind": teacher_kinds, "runs": [], "harvests": {}}
     student_cfg = config.student.settings(config.seed)
 
-    def student(examples: list[Example], label: str, canaries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def student(examples: list[Example], label: str,
+                canaries: list[dict[str, Any]] | None = None) -> tuple[float, dict[str, float], CanaryTest | None]:
+        """(held-out accuracy, per task kind, the canary test when ``canaries``) of a student on ``examples``."""
         model = train_model(examples, spec, student_cfg, out / "students" / run_key(examples, spec, student_cfg)[:16],
                             progress=_bar(tick, label))
         overall, kinds = scores(model, held_out, config.max_tokens)
-        row: dict[str, Any] = {"student_accuracy": round(overall, 4), "student_by_kind": kinds}
-        if canaries is not None:
-            row["canary_test"] = _canary_test(config, model, examples, canaries)
-        return row
+        test = _canary_test(config, model, examples, canaries) if canaries is not None else None
+        return round(overall, 4), kinds, test
 
-    harvests = _harvest_all(config, teacher, [t.prompt for t in pool], out, tick)
-    for defence, harvested in harvests.items():
+    runs: list[LabRun] = []
+    summaries: dict[str, HarvestSummary] = {}
+    for defence, harvested in _harvest_all(config, teacher, [t.prompt for t in pool], out, tick).items():
         outcomes = harvested.outcomes
-        results["harvests"][defence] = harvested.summary()
-        if defence == "watermark":
-            results["harvests"][defence]["watermark"] = _mark_in(config, teacher, outcomes)
         canaries = _sent_canaries(out, defence) if defence == "canary" else None
-        if canaries is not None:
-            results["harvests"][defence]["canaries"] = len(canaries)
+        summaries[defence] = HarvestSummary.model_validate({
+            **harvested.summary(), "watermark": _mark_in(config, teacher, outcomes) if defence == "watermark" else None,
+            "canaries": len(canaries) if canaries is not None else None})
         for size in config.harvest_sizes:
             pairs = [o for o in outcomes[:size] if o.status == "ok"]
             variants = [True, False] if any(o.reasoning for o in pairs) else [False]
             for with_reasoning in variants:
                 examples = [Example(o.prompt, o.answer or "", o.reasoning if with_reasoning else None) for o in pairs]
-                row = {"defence": defence, "prompts": size, "harvested": len(pairs),
-                       "with_reasoning": with_reasoning}
                 label = f"student {defence} {size}{' +r' if with_reasoning else ''}"
-                trained = (student(examples, label, canaries) if examples
-                           else {"student_accuracy": 0.0, "student_by_kind": {}})
-                results["runs"].append({**row, **trained})
+                accuracy, by_kind, test = student(examples, label, canaries) if examples else (0.0, {}, None)
+                runs.append(LabRun(defence=defence, prompts=size, harvested=len(pairs), with_reasoning=with_reasoning,
+                                   student_accuracy=accuracy, student_by_kind=by_kind, canary_test=test))
     n = max(config.harvest_sizes)
-    results["baselines"] = {
-        "untrained": round(scores(fresh_model(spec, teacher.tokenizer, config.seed), held_out, config.max_tokens)[0],
-                           4),
-        "ground_truth_same_n": student(examples_from_tasks(pool[:n]), "ground truth")["student_accuracy"],
-        "small_data": student(examples_from_tasks(train[:config.small_data]), "small data")["student_accuracy"],
-    }
-    results["baselines_n"] = {"ground_truth_same_n": n, "small_data": config.small_data}
-    results["seconds"] = round(time.monotonic() - started, 1)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    untrained = scores(fresh_model(spec, teacher.tokenizer, config.seed), held_out, config.max_tokens)[0]
+    baselines = Baselines(untrained=round(untrained, 4),
+                          ground_truth_same_n=student(examples_from_tasks(pool[:n]), "ground truth")[0],
+                          small_data=student(examples_from_tasks(train[:config.small_data]), "small data")[0])
+    results = LabResults(config=config.model_dump(), teacher_accuracy=round(teacher_overall, 4),
+                         teacher_by_kind=teacher_kinds, runs=runs, harvests=summaries, baselines=baselines,
+                         baselines_n=BaselineSizes(ground_truth_same_n=n, small_data=config.small_data),
+                         seconds=round(time.monotonic() - started, 1))
+    (out / "results.json").write_text(json.dumps(results.as_json(), indent=2))
     (out / "curves.svg").write_text(curves_svg(results))
-    return results
+    return results.as_json()
 
 
 def task_sets(config: LabConfig) -> tuple[list[Task], list[Task], list[Task]]:
@@ -239,7 +248,7 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
     with serving(model_app(teacher, max_batch=config.concurrency, keyring=keyring)) as upstream:
         for defence in config.defences:
             policy_path = out / "gateway" / f"policy-{defence}.json"
-            policy_path.write_text(json.dumps(_policy(defence, accounts), indent=2))
+            policy_path.write_text(json.dumps([r.as_json() for r in _policy(defence, accounts)], indent=2))
             canaries = CanarySettings(enabled=defence == "canary", key=f"lab-canary-{config.seed}",
                                       share=config.canary_share)
             settings = GatewaySettings(upstream=f"{upstream}/v1", keys=keys_path, policy=policy_path,
@@ -260,7 +269,7 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
     return harvests
 
 
-def _mark_in(config: LabConfig, teacher: Model, outcomes: list[Outcome]) -> dict[str, Any]:
+def _mark_in(config: LabConfig, teacher: Model, outcomes: list[Outcome]) -> ForensicTest:
     """The watermark test on the whole harvest (answers and reasoning, in the teacher's tokens)."""
     from distillguard.forensics.radioactivity import radioactivity_from_tokens
     from distillguard.watermark.base import load_scheme
@@ -269,7 +278,8 @@ def _mark_in(config: LabConfig, teacher: Model, outcomes: list[Outcome]) -> dict
     tok = teacher.tokenizer
     ids = [tok(f"{o.reasoning or ''}{o.answer or ''}", add_special_tokens=False)["input_ids"]
            for o in outcomes if o.status == "ok"]
-    return radioactivity_from_tokens(scheme, ids, int(teacher.model.config.vocab_size)).to_json()
+    return ForensicTest.model_validate(radioactivity_from_tokens(scheme, ids, int(teacher.model.config.vocab_size))
+                                       .to_json())
 
 
 def _sent_canaries(out: Path, defence: str) -> list[dict[str, Any]]:
@@ -280,24 +290,24 @@ def _sent_canaries(out: Path, defence: str) -> list[dict[str, Any]]:
 
 
 def _canary_test(config: LabConfig, model: Model, examples: list[Example],
-                 canaries: list[dict[str, Any]]) -> dict[str, Any]:
+                 canaries: list[dict[str, Any]]) -> CanaryTest:
     """The forensic canary test (open setting) on a student: canaries in its training data against decoys.
 
     The examiner would test every canary sent; here the students train on a prefix of the harvest, so
     the canaries tested are those its training answers carry. Decoys are seeded, so runs repeat.
     """
     from distillguard.forensics.canary import canary_ranks, decoys_for
-    from distillguard.forensics.stats import rank_sum_test
+    from distillguard.stats import rank_sum_test
 
     trained = "\n".join(e.answer for e in examples)
     used = [c for c in canaries if c["text"] in trained]
     if not used:
-        return {"canaries": 0, "ranked_first": 0, "decoys": config.canary_decoys, "p_value": 1.0}
+        return CanaryTest(canaries=0, ranked_first=0, decoys=config.canary_decoys, p_value=1.0)
     decoys = decoys_for(used, config.canary_decoys, seed_key=f"lab-decoy-{config.seed}-")
     ranks = canary_ranks(model.model, model.tokenizer, used, decoys)
     result = rank_sum_test(ranks, config.canary_decoys, ", canaries in the student's training answers")
-    return {"canaries": len(used), "ranked_first": sum(r == 0 for r in ranks), "ranks": ranks,
-            "decoys": config.canary_decoys, **result.to_json()}
+    return CanaryTest.model_validate({"canaries": len(used), "ranked_first": sum(r == 0 for r in ranks),
+                                     "ranks": ranks, "decoys": config.canary_decoys, **result.to_json()})
 
 
 def _bar(tick: Progress, stage: str) -> Callable[[int, int], None]:
@@ -310,15 +320,14 @@ def _bar(tick: Progress, stage: str) -> Callable[[int, int], None]:
     return advance
 
 
-def curves_svg(results: dict[str, Any]) -> str:
+def curves_svg(results: LabResults) -> str:
     """Student accuracy against harvested exchanges, one curve per defence (and reasoning setting)."""
     from distillguard.report.charts import lines_svg
 
     series: dict[str, list[tuple[float, float]]] = {}
-    for r in results["runs"]:
-        name = f"{r['defence']} · {'with' if r['with_reasoning'] else 'without'} reasoning"
-        series.setdefault(name, []).append((float(r["harvested"]), float(r["student_accuracy"])))
-    refs = {"teacher": results["teacher_accuracy"],
-            f"ground truth, n={results['baselines_n']['ground_truth_same_n']}":
-                results["baselines"]["ground_truth_same_n"]}
+    for r in results.runs:
+        name = f"{r.defence} · {'with' if r.with_reasoning else 'without'} reasoning"
+        series.setdefault(name, []).append((float(r.harvested), r.student_accuracy))
+    refs = {"teacher": results.teacher_accuracy,
+            f"ground truth, n={results.baselines_n.ground_truth_same_n}": results.baselines.ground_truth_same_n}
     return lines_svg(series, refs, "harvested exchanges", "student held-out accuracy")

@@ -156,24 +156,3 @@ def read_outcomes(path: Path) -> list[Outcome]:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{path}:{n}: not a harvest record ({exc})") from exc
     return outcomes
-
-
-def read_prompts(path: Path) -> list[str]:
-    """Prompts from a JSONL file of ``{"prompt": ...}`` (or ``{"text": ...}``) objects, or plain lines."""
-    prompts = []
-    try:
-        lines = Path(path).read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read the prompt pool {path}: {exc}") from exc
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if line.lstrip().startswith("{"):
-            try:
-                row = orjson.loads(line)
-                prompts.append(str(row.get("prompt") or row["text"]))
-            except (orjson.JSONDecodeError, KeyError) as exc:
-                raise InputError(f"{path}:{n}: expected {{\"prompt\": ...}} ({exc})") from exc
-        else:
-            prompts.append(line)
-    return prompts

@@ -3,7 +3,8 @@
 A processor is a ``transformers.LogitsProcessor`` (``(input_ids, scores) -> scores``),
 so the same object works with Hugging Face ``generate()`` and with the model
 server's own decoding loop. Requests name them in ``logits_processors``
-(``[{"name": ..., **params}]``); a module registers a factory with ``register``.
+(``[{"name": ..., **params}]``): the built-ins below, factories other packages declare as entry points
+in ``distillguard.logits_processors``, and those ``register``-ed in this process.
 
 >>> import torch
 >>> p = build_processors([{"name": "repetition_penalty", "penalty": 2.0}])
@@ -13,6 +14,7 @@ server's own decoding loop. Requests name them in ``logits_processors``
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -23,26 +25,47 @@ from transformers import (
     RepetitionPenaltyLogitsProcessor,
 )
 
+from distillguard import _registry
 from distillguard.errors import ConfigError
 from distillguard.watermark.keyring import Keyring
 
 Factory = Callable[..., LogitsProcessor]
-_REGISTRY: dict[str, Factory] = {}
 _CONTEXT = ("vocab", "keyring")  # what the server supplies to factories that take it, never the request
 
 
+def _watermark(version: str, vocab: int, keyring: Keyring | None = None) -> LogitsProcessor:
+    """A watermark from the server's keyring, by key version (``--watermark-keys``)."""
+    if keyring is None:
+        raise ConfigError("this server has no watermark keyring (start it with --watermark-keys FILE)")
+    return keyring.scheme(str(version)).processor(vocab)
+
+
+# Built in: two of transformers' own processors, so requests can use them by name, and the watermarks
+# of the server's keyring (each scheme's ``processor``).
+BUILT_IN: dict[str, Factory] = {
+    "repetition_penalty": lambda penalty: RepetitionPenaltyLogitsProcessor(float(penalty)),
+    "no_repeat_ngram": lambda ngram_size: NoRepeatNGramLogitsProcessor(int(ngram_size)),
+    "watermark": _watermark,
+}
+
+
+def factories() -> dict[str, Factory]:
+    """The built-in factories and those installed as plugins (or ``register``-ed), by name."""
+    return _registry.merged(BUILT_IN, _registry.LOGITS_PROCESSORS_GROUP, callable, "a logits processor factory")
+
+
 def register(name: str) -> Callable[[Factory], Factory]:
-    """Decorator: make a processor factory selectable by ``name`` in requests."""
+    """Decorator: make a processor factory selectable by ``name`` in requests, in this process."""
 
     def wrap(factory: Factory) -> Factory:
-        _REGISTRY[name] = factory
+        _registry.register(_registry.LOGITS_PROCESSORS_GROUP, name, factory)
         return factory
 
     return wrap
 
 
 def available() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(factories())
 
 
 def build_processors(specs: list[dict[str, Any]] | None, **context: Any) -> LogitsProcessorList:
@@ -51,16 +74,15 @@ def build_processors(specs: list[dict[str, Any]] | None, **context: Any) -> Logi
     ``context`` (the model's ``vocab``, the server's watermark ``keyring``) reaches the factories
     whose signature names it; a request cannot set those itself.
     """
-    import inspect
-
     out = LogitsProcessorList()
+    known = factories() if specs else {}
     for spec in specs or []:
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             raise ConfigError("each logits processor must be an object with a 'name'")
         params = {k: v for k, v in spec.items() if k != "name" and k not in _CONTEXT}
-        factory = _REGISTRY.get(spec["name"])
+        factory = known.get(spec["name"])
         if factory is None:
-            raise ConfigError(f"unknown logits processor {spec['name']!r}; available: {', '.join(available())}")
+            raise ConfigError(f"unknown logits processor {spec['name']!r}; available: {', '.join(sorted(known))}")
         wanted = inspect.signature(factory).parameters
         params.update({k: v for k, v in context.items() if k in wanted})
         try:
@@ -68,17 +90,3 @@ def build_processors(specs: list[dict[str, Any]] | None, **context: Any) -> Logi
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"logits processor {spec['name']!r}: {exc}") from exc
     return out
-
-
-# Built in: two of transformers' own processors, so requests can use them by name. The watermark
-# schemes (``distillguard.watermark``) register theirs the same way.
-register("repetition_penalty")(lambda penalty: RepetitionPenaltyLogitsProcessor(float(penalty)))
-register("no_repeat_ngram")(lambda ngram_size: NoRepeatNGramLogitsProcessor(int(ngram_size)))
-
-
-@register("watermark")
-def _watermark(version: str, vocab: int, keyring: Keyring | None = None) -> LogitsProcessor:
-    """A watermark from the server's keyring, by key version (``--watermark-keys``)."""
-    if keyring is None:
-        raise ConfigError("this server has no watermark keyring (start it with --watermark-keys FILE)")
-    return keyring.scheme(str(version)).processor(vocab)

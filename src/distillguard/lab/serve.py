@@ -21,15 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from distillguard.errors import ConfigError, InputError
+from distillguard.errors import ConfigError
 from distillguard.lab.batching import Batcher, TokenStream
-from distillguard.lab.generate import Channels, Model, Sampling
 from distillguard.lab.processors import build_processors
+from distillguard.models.generate import Channels, Model, Sampling
+from distillguard.models.load import load_model
+from distillguard.watermark.keyring import Keyring
+
+__all__ = ["create_app", "load_model", "serve"]  # load_model: where it lived before distillguard.models
 
 
 class ChatMessage(BaseModel):
@@ -73,23 +78,6 @@ class CompletionRequest(BaseModel):
     logits_processors: list[dict[str, Any]] | None = None
 
 
-def load_model(path: Path | str, name: str | None = None) -> Model:
-    """A Hugging Face causal LM and its tokenizer from a local directory (nothing is downloaded)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise InputError(f"no model at {path}: expected a Hugging Face model directory with config.json")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot load the model at {path}: {exc}") from exc
-    if tokenizer.chat_template is None:
-        raise InputError(f"the tokenizer at {path} has no chat template")
-    return Model(name or path.name, model, tokenizer)
-
-
 def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}}, status)
 
@@ -100,7 +88,7 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return content or ""
 
 
-def create_app(model: Model, max_batch: int = 32, keyring: Any = None) -> FastAPI:
+def create_app(model: Model, max_batch: int = 32, keyring: Keyring | None = None) -> FastAPI:
     """The server's ASGI app; ``keyring`` (a ``watermark.Keyring``) backs ``{"name": "watermark", "version": ...}``."""
     app = FastAPI(title="distillguard lab model server", docs_url=None, redoc_url=None)
     batcher = Batcher(model, max_batch)
@@ -251,9 +239,5 @@ async def _stream(
 def serve(model_path: Path, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
           max_batch: int = 32, watermark_keys: Path | None = None) -> None:
     """Load the model (and the watermark keyring) and serve it until interrupted."""
-    import uvicorn
-
-    from distillguard.watermark.keyring import Keyring
-
     keyring = Keyring.load(watermark_keys) if watermark_keys else None
     uvicorn.run(create_app(load_model(model_path, name), max_batch, keyring), host=host, port=port, log_level="info")

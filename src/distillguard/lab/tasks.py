@@ -32,6 +32,7 @@ from pathlib import Path
 import orjson
 
 from distillguard.errors import ConfigError, InputError
+from distillguard.models.answers import normalize
 
 
 @dataclass(frozen=True)
@@ -44,17 +45,6 @@ class Task:
     def check(self, output: str | None) -> bool:
         """Whether ``output`` (the model's answer, not its reasoning) is right."""
         return normalize(output) == normalize(self.answer)
-
-
-def normalize(text: str | None) -> str:
-    """Answers compare without spaces, case, trailing periods or thousands separators."""
-    text = (text or "").strip().lower().rstrip(".")
-    if text.startswith("{"):
-        try:
-            return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
-        except ValueError:
-            pass
-    return re.sub(r"(?<=\d),(?=\d{3})|\s+", "", text)
 
 
 # Equivalent wordings of one step, drawn uniformly: the trace's only free choices.

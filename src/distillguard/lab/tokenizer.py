@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from distillguard.models.generate import THINK_CLOSE, THINK_OPEN
+
 PAD, BOS, EOS = "<|pad|>", "<|bos|>", "<|eos|>"
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ROLES = ("<|system|>", "<|user|>", "<|assistant|>", "<|tool|>")
 SPECIAL = [PAD, BOS, EOS, *ROLES, THINK_OPEN, THINK_CLOSE]
 

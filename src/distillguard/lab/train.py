@@ -26,9 +26,10 @@ from typing import Any
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from distillguard.lab.generate import Model
 from distillguard.lab.tasks import Task
-from distillguard.lab.tokenizer import EOS, THINK_CLOSE, THINK_OPEN, train_tokenizer
+from distillguard.lab.tokenizer import EOS, train_tokenizer
+from distillguard.models.generate import THINK_CLOSE, THINK_OPEN, Model
+from distillguard.models.load import load_model
 
 Progress = Callable[[int, int], None]
 
@@ -83,8 +84,6 @@ def train_model(
     if (out / "distillguard-train.json").is_file():
         meta = json.loads((out / "distillguard-train.json").read_text())
         if meta.get("key") == key:
-            from distillguard.lab.serve import load_model
-
             return load_model(out, out.name)
     random.seed(settings.seed)
     if tokenizer is None:

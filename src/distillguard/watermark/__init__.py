@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"SCHEMES": "base", "Scheme": "base", "load_scheme": "base", "register": "base",
+_EXPORTS = {"Scheme": "base", "load_scheme": "base", "register": "base", "schemes": "base",
             "GreenList": "greenlist", "Tournament": "tournament", "Keyring": "keyring"}
 __all__ = sorted(_EXPORTS)
 

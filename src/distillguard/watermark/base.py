@@ -1,7 +1,8 @@
-"""What every watermark scheme provides, the scheme registry, and versioned keys.
+"""What every watermark scheme provides, finding schemes by name, and reading keys.
 
-A scheme is one file in this package: a frozen dataclass of its key and
-parameters (with a ``version`` recorded wherever the key is used), a
+A scheme is one file in this package (or, from another package, an entry point
+in ``distillguard.watermark_schemes``): a frozen dataclass subclassing ``Scheme``,
+of its key and parameters (with a ``version`` recorded wherever the key is used), a
 ``processor(vocab)`` that is a ``transformers.LogitsProcessor`` (so Hugging Face
 ``generate()`` and the lab model server both embed with it), and
 ``detect(token_ids, vocab, prompt_ids)`` returning a ``TestResult`` with an exact
@@ -16,41 +17,58 @@ occur in the prompt, so repeated or copied text cannot inflate the evidence.
 from __future__ import annotations
 
 import json
+import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
 from transformers import LogitsProcessor
 
+from distillguard import _registry
 from distillguard.errors import ConfigError, InputError
-from distillguard.forensics.stats import TestResult
+from distillguard.stats import TestResult
+
+S = TypeVar("S", bound="type[Scheme]")
 
 
-class Scheme(Protocol):
+class Scheme(ABC):
+    """A watermark scheme: its key and parameters, an embedding processor and exact detection."""
+
     name: str
     version: str
 
     @property
+    @abstractmethod
     def context_width(self) -> int:
         """Tokens of context a (context, token) pair has."""
-        ...
 
-    def processor(self, vocab: int) -> LogitsProcessor: ...
+    @abstractmethod
+    def processor(self, vocab: int) -> LogitsProcessor:
+        """The ``transformers.LogitsProcessor`` that embeds this watermark."""
 
+    @abstractmethod
     def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = (),
-               keep: Sequence[bool] | None = None) -> TestResult: ...
+               keep: Sequence[bool] | None = None) -> TestResult:
+        """The exact test of one text's tokens (pairs the prompt has are skipped)."""
 
-    def detect_pairs(self, pairs: Sequence[tuple[tuple[int, ...], int]], vocab: int) -> TestResult: ...
+    @abstractmethod
+    def detect_pairs(self, pairs: Sequence[tuple[tuple[int, ...], int]], vocab: int) -> TestResult:
+        """The exact test on distinct (context, token) pairs."""
 
 
-SCHEMES: dict[str, Callable[..., Scheme]] = {}
+def schemes() -> dict[str, type[Scheme]]:
+    """Every scheme of this package or installed as a plugin, by name (CLI, key files, the model server)."""
+    package = sys.modules[__name__.rpartition(".")[0]]
+    found = _registry.discover(package, Scheme, _registry.WATERMARK_SCHEMES_GROUP)  # type: ignore[type-abstract]
+    return {str(cls.name): cls for cls in found}
 
 
-def register(name: str) -> Callable[[type], type]:
-    """Class decorator: make a scheme available by ``name`` (CLI, key files, the model server)."""
+def register(name: str) -> Callable[[S], S]:
+    """Class decorator: make a ``Scheme`` subclass defined outside this package available in this process."""
 
-    def wrap(cls: type) -> type:
-        SCHEMES[name] = cls
+    def wrap(cls: S) -> S:
+        _registry.register(_registry.WATERMARK_SCHEMES_GROUP, name, cls)
         return cls
 
     return wrap
@@ -58,13 +76,13 @@ def register(name: str) -> Callable[[type], type]:
 
 def load_scheme(name: str, key: str | Path | dict[str, Any]) -> Scheme:
     """A scheme from its name and key: a dict, a JSON object, a path to one, or a bare integer key."""
-    _load_all()
-    if name not in SCHEMES:
-        raise ConfigError(f"unknown watermark scheme {name!r}; choose from {', '.join(sorted(SCHEMES))}")
+    found = schemes()
+    if name not in found:
+        raise ConfigError(f"unknown watermark scheme {name!r}; choose from {', '.join(sorted(found))}")
     params = _key_params(key)
     params.pop("scheme", None)
     try:
-        return SCHEMES[name](**params)
+        return found[name](**params)
     except TypeError as exc:
         raise ConfigError(f"watermark key for {name!r}: {exc}") from exc
 
@@ -136,8 +154,3 @@ def model_vocab(directory: Path | None, tokenizer: Any) -> int:
     if config is not None and config.is_file():
         return int(json.loads(config.read_text()).get("vocab_size") or len(tokenizer))
     return len(tokenizer)
-
-
-def _load_all() -> None:
-    """Import the scheme modules so they register (one file per scheme)."""
-    from distillguard.watermark import greenlist, tournament  # noqa: F401

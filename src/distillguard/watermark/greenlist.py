@@ -22,15 +22,14 @@ import torch
 from transformers import LogitsProcessor
 
 from distillguard.errors import ConfigError
-from distillguard.forensics.stats import TestResult, binomial_test
-from distillguard.watermark.base import pairs, register
+from distillguard.stats import TestResult, binomial_test
+from distillguard.watermark.base import Scheme, pairs
 from distillguard.watermark.prf import greenlist
 from distillguard.watermark.selective import entropy
 
 
-@register("greenlist")
 @dataclass(frozen=True)
-class GreenList:
+class GreenList(Scheme):
     key: int
     gamma: float = 0.25
     delta: float = 2.0

@@ -25,14 +25,13 @@ import torch
 from transformers import LogitsProcessor
 
 from distillguard.errors import ConfigError
-from distillguard.forensics.stats import TestResult, binomial_test
-from distillguard.watermark.base import pairs, register
+from distillguard.stats import TestResult, binomial_test
+from distillguard.watermark.base import Scheme, pairs
 from distillguard.watermark.prf import context_hash, g_values, sampling_table
 
 
-@register("tournament")
 @dataclass(frozen=True)
-class Tournament:
+class Tournament(Scheme):
     keys: list[int] = field(default_factory=list)
     key: int | None = None  # a single integer expands to ``depth`` layer keys
     depth: int = 30

@@ -1,5 +1,7 @@
 """The one result shape of every forensic and watermark test, and exact tails to fill it.
 
+Below both watermarks and forensics, which share it.
+
 Tails are exact (``scipy.stats.binom.sf`` evaluates the binomial survival function
 through the regularized incomplete beta function), never a normal approximation:
 a p-value of 1e-9 from 200 tokens must be 1e-9, not whatever a z-score says.

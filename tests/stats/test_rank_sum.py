@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from distillguard.forensics.stats import rank_sum_test
+from distillguard.stats import rank_sum_test
 
 
 @pytest.mark.parametrize(("k", "decoys"), [(1, 4), (3, 4), (4, 2)])

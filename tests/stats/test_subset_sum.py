@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from distillguard.forensics.stats import subset_sum_test
+from distillguard.stats import subset_sum_test
 
 
 def _brute_force(values: list[list[int]], size: int, observed: int) -> tuple[float, float]:
