@@ -13,6 +13,15 @@ def test_all_names_resolve() -> None:
     assert {"scan", "ingest_traffic_dir", "Store", "Settings", "DistillGuardError"} <= set(distillguard.__all__)
 
 
+def test_scorers_are_scikit_learn_estimators() -> None:
+    from sklearn.base import clone
+
+    for scorer in (distillguard.KNNNoveltyScorer(k=3), distillguard.RobustZScorer()):
+        assert isinstance(scorer, distillguard.Scorer)
+        assert clone(scorer).get_params() == scorer.get_params()
+    assert clone(distillguard.Calibrated(distillguard.KNNNoveltyScorer())).get_params()["scorer__k"] == 5
+
+
 def test_settings_toml(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "s.toml"
     path.write_text("[detect]\ntarget_fpr = 0.05\n")

@@ -10,7 +10,7 @@ The public façade re-exports what most users call; see the README for a tour.
 from importlib.metadata import PackageNotFoundError, version
 
 from distillguard.config import Settings, load_settings
-from distillguard.detect import Calibrated, Scorer
+from distillguard.detect import Calibrated, KNNNoveltyScorer, RobustZScorer, Scorer
 from distillguard.errors import DistillGuardError, InputError
 from distillguard.ingest import IngestReport, ingest_traffic_dir
 from distillguard.pipeline import ScanResult, scan
@@ -26,6 +26,8 @@ __all__ = [
     "DistillGuardError",
     "IngestReport",
     "InputError",
+    "KNNNoveltyScorer",
+    "RobustZScorer",
     "ScanResult",
     "Scorer",
     "Settings",
