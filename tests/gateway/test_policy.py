@@ -1,15 +1,19 @@
-"""Policy lookups: cluster members, strictest action, expiry, hot reload, bad files."""
+"""Policy lookups: cluster members, strictest action, expiry, hot reload, bad files; and the log records of
+requests the policy decided, as the published exchange-log record describes them."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from distillguard.errors import ConfigError
 from distillguard.gateway.policy import Policy
+from distillguard.records import ExchangeLogRecord
 
 FUTURE, PAST = "2099-01-01T00:00:00+00:00", "2020-01-01T00:00:00+00:00"
 
@@ -105,3 +109,25 @@ def test_scan_output_loads(tmp_path: Path, small_traffic: Path) -> None:
     for c in result.campaigns:  # decisions expire a week after the last exchange scanned
         assert all(p.decide(a, now=as_of).action == "challenge" for a in c["account_ids"])
         assert all(p.decide(a).action == "allow" for a in c["account_ids"])  # that week is long past
+
+
+def test_every_log_record_is_a_published_exchange_log_record(guarded: Any) -> None:
+    """Served, streamed, refused by policy (block, challenge) and unauthenticated: each line of the log validates
+    against ``records.ExchangeLogRecord`` and the schema in docs/schemas."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "2 + 2?"}], "max_tokens": 4}
+    assert guarded.post("/v1/chat/completions", chat).status_code == 200
+    assert guarded.post("/v1/chat/completions", {**chat, "stream": True}).status_code == 200
+    assert guarded.post("/v1/responses", {"model": "m", "input": "hi"}).status_code == 200
+    assert guarded.post("/v1/chat/completions", chat, who="blocked").status_code == 403
+    assert guarded.post("/v1/chat/completions", chat, who="member").status_code == 403
+    assert guarded.post("/v1/chat/completions", chat, headers={"authorization": "Bearer nope"}).status_code == 401
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "schemas"
+                         / "exchange-log-record.schema.json").read_text())
+    records = guarded.records()
+    assert len(records) == 6
+    for raw in records:
+        Draft202012Validator(schema).validate(raw)
+        record = ExchangeLogRecord.model_validate(raw)
+        assert record.response is not None
+    actions = sorted(r["gateway"]["action"] for r in records if "gateway" in r)
+    assert actions == ["allow", "allow", "allow", "block", "challenge"]

@@ -6,7 +6,7 @@ action and its cluster's; expired records are ignored. The file is re-read
 when it changes (checked at most every ``check_every`` seconds), atomically:
 a request sees the old table or the new one, never half of each, and a
 malformed file keeps the last good table (and says so in the log). Each record
-is checked against a schema (``PolicyRecord``: members a list of strings,
+is checked against its record (``records.PolicyRecord``: members a list of strings,
 ``expires_at`` with a time zone, ...); a bad record is reported (the log and
 ``Policy.errors``) and skipped, and the rest of the table applies. A record
 may also name response ``transforms`` (``withhold_reasoning``) and
@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+from pydantic import ValidationError
 
 from distillguard.errors import ConfigError
+from distillguard.records import PolicyRecord
 from distillguard.schema import ACTIONS
 
 log = logging.getLogger(__name__)
@@ -53,49 +54,6 @@ class Decision:
 
 
 ALLOW = Decision("allow")
-TRANSFORMS = ("withhold_reasoning",)
-"""Response transforms a policy record may ask for (``"transforms": [...]``)."""
-
-
-class _Processor(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-    name: StrictStr
-
-
-class PolicyRecord(BaseModel):
-    """One record of ``policy.json`` (fields the gateway does not use are ignored)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-    subject: StrictStr = Field(description="account:ID or cluster:ID")
-    action: StrictStr
-    reason: StrictStr | None = None
-    expires_at: AwareDatetime | None = Field(None, description="with a time zone; none: never expires")
-    members: list[StrictStr] | None = Field(None, description="a cluster's accounts")
-    transforms: list[StrictStr] | None = None
-    logits_processors: list[_Processor] | None = None
-
-    @field_validator("subject")
-    @classmethod
-    def _subject(cls, value: str) -> str:
-        kind, _, ident = value.partition(":")
-        if kind not in ("account", "cluster") or not ident.strip():
-            raise ValueError("must be 'account:ID' or 'cluster:ID'")
-        return value
-
-    @field_validator("action")
-    @classmethod
-    def _known_action(cls, value: str) -> str:
-        if value not in STRICTNESS:
-            raise ValueError(f"must be one of {', '.join(ACTIONS)}")
-        return value
-
-    @field_validator("transforms")
-    @classmethod
-    def _known_transforms(cls, value: list[str] | None) -> list[str] | None:
-        unknown = [t for t in value or [] if t not in TRANSFORMS]
-        if unknown:
-            raise ValueError(f"unknown transforms {unknown}; known: {', '.join(TRANSFORMS)}")
-        return value
 
 
 @dataclass(frozen=True)
