@@ -1,7 +1,8 @@
 """``distillguard lab ...``: teacher, model server, harvest, student, evaluation, and the whole experiment.
 
-Each command imports the lab's heavy dependencies (torch, transformers, openai)
-only when it runs, so the rest of the CLI works without the ``lab`` extra.
+Each command imports the lab's modules, and with them its heavy dependencies
+(torch, transformers, openai), only when it runs (the imports inside the
+commands below), so the rest of the CLI works without the ``lab`` extra.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from distillguard._cli_support import console, errors, out, progress, require_lab
 from distillguard.errors import ConfigError
+from distillguard.gateway.keys import KeyStore
 
 lab = typer.Typer(help="The distillation lab: teacher, model server, harvest, student, experiment.",
                   no_args_is_help=True)
@@ -24,7 +27,7 @@ TasksOpt = Annotated[str | None, typer.Option(help="Task kinds, comma-separated 
 
 
 def _config(preset_name: str, config: Path | None) -> Any:
-    from distillguard.lab.experiment import load_config, preset
+    from distillguard.lab.experiment import load_config, preset  # the lab extra: see the module docstring
 
     return load_config(config) if config is not None else preset(preset_name)
 
@@ -48,7 +51,7 @@ def lab_serve(
     """
     with errors():
         require_lab()
-        from distillguard.lab.serve import serve
+        from distillguard.lab.serve import serve  # the lab extra: see the module docstring
 
         serve(model, host, port, name, max_batch, watermark_keys)
 
@@ -66,7 +69,7 @@ def lab_teacher(
     """
     with errors():
         require_lab()
-        from distillguard.lab.evaluate import accuracy
+        from distillguard.lab.evaluate import accuracy  # the lab extra: see the module docstring
         from distillguard.lab.experiment import task_sets
         from distillguard.lab.train import examples_from_tasks, train_model
 
@@ -108,7 +111,7 @@ def lab_harvest(
     """
     with errors():
         require_lab()
-        from distillguard.lab.harvest import HarvestSettings, harvest
+        from distillguard.lab.harvest import HarvestSettings, harvest  # the lab extra: see the module docstring
         from distillguard.lab.loopback import allowed_url
         from distillguard.lab.tasks import make_tasks
         from distillguard.models.answers import read_prompts
@@ -138,8 +141,6 @@ def _attacker_keys(api_keys: Path | None, accounts: int, keys_file: Path | None)
             raise ConfigError(f"{api_keys} holds no API key")
         return secrets
     if accounts > 0 and keys_file is not None:
-        from distillguard.gateway.keys import KeyStore
-
         store = KeyStore(keys_file)
         return [store.add(f"lab-attacker-{i:03d}")[0] for i in range(accounts)]
     raise ConfigError("give --api-keys FILE, or --keys DB with --accounts N to create lab accounts")
@@ -159,7 +160,7 @@ def lab_student(
     """
     with errors():
         require_lab()
-        from distillguard.lab.harvest import read_outcomes
+        from distillguard.lab.harvest import read_outcomes  # the lab extra: see the module docstring
         from distillguard.lab.train import Example, train_model
 
         cfg = _config(preset, config)
@@ -188,7 +189,7 @@ def lab_evaluate(
     """
     with errors():
         require_lab()
-        from distillguard.lab.evaluate import kind_accuracy
+        from distillguard.lab.evaluate import kind_accuracy  # the lab extra: see the module docstring
         from distillguard.lab.experiment import task_sets
         from distillguard.models.load import load_model
 
@@ -215,7 +216,7 @@ def lab_run(
     """
     with errors():
         require_lab()
-        from distillguard.lab.experiment import run
+        from distillguard.lab.experiment import run  # the lab extra: see the module docstring
 
         cfg = _config(preset, config_file)
         with progress() as tick:
@@ -224,8 +225,6 @@ def lab_run(
 
 
 def _print_results(results: dict[str, Any], out_dir: Path) -> None:
-    from rich.table import Table
-
     table = Table(title=f"teacher held-out accuracy {results['teacher_accuracy']:.3f}")
     for col in ("defence", "harvested", "reasoning", "student accuracy", "of teacher"):
         table.add_column(col, justify="right" if col not in ("defence", "reasoning") else "left")

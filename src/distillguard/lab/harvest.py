@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import openai
 import orjson
 
 from distillguard.errors import ConfigError, InputError
@@ -89,9 +90,7 @@ def harvest(prompts: Sequence[str], settings: HarvestSettings, out: Path | None 
 
 async def _harvest(prompts: list[str], s: HarvestSettings, out: Path | None,
                    progress: Progress | None) -> HarvestResult:
-    from openai import AsyncOpenAI
-
-    clients = [AsyncOpenAI(base_url=s.base_url, api_key=key, max_retries=s.max_retries, timeout=s.timeout)
+    clients = [openai.AsyncOpenAI(base_url=s.base_url, api_key=key, max_retries=s.max_retries, timeout=s.timeout)
                for key in s.api_keys]
     model = s.model or (await clients[0].models.list()).data[0].id
     results: list[Outcome | None] = [None] * len(prompts)
@@ -124,8 +123,6 @@ async def _harvest(prompts: list[str], s: HarvestSettings, out: Path | None,
 
 
 async def _ask(client: Any, model: str, prompt: str, account: int, s: HarvestSettings) -> Outcome:
-    import openai
-
     try:
         resp = await client.chat.completions.create(
             model=model, messages=[{"role": "user", "content": prompt}], max_tokens=s.max_tokens,

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import uvicorn
+
 from distillguard.errors import ConfigError
 
 
@@ -36,8 +38,6 @@ def serving(app: Any, port: int | None = None, timeout: float = 30.0) -> Iterato
 
     Leaving the block stops the server the way SIGTERM would (in-flight requests drain, lifespan ends).
     """
-    import uvicorn
-
     port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")

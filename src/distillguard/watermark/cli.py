@@ -1,4 +1,8 @@
-"""``distillguard watermark ...``: make keys, and test texts for a watermark with exact p-values."""
+"""``distillguard watermark ...``: make keys, and test texts for a watermark with exact p-values.
+
+The commands import the schemes (torch, transformers: the ``lab`` extra) only
+when they run, so the rest of the CLI works without it.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ def keygen(
     """
     with errors():
         require_lab()
-        from distillguard.watermark.keyring import Keyring, new_key
+        from distillguard.watermark.keyring import Keyring, new_key  # the lab extra: see the module docstring
 
         records = list(Keyring.load(out_file).records.values()) if out_file.is_file() else []
         records.append(new_key(scheme, version))
@@ -54,8 +58,7 @@ def detect(
     """
     with errors():
         require_lab()
-        from transformers import AutoTokenizer
-
+        from distillguard.models.load import load_tokenizer  # the lab extra: see the module docstring
         from distillguard.watermark.base import load_scheme, model_vocab, read_texts
         from distillguard.watermark.keyring import Keyring
 
@@ -66,7 +69,7 @@ def detect(
         else:
             chosen = load_scheme(scheme, key)
         try:
-            tok = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+            tok = load_tokenizer(tokenizer)
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot load a tokenizer from {tokenizer}: {exc}") from exc
         vocab = vocab_size or model_vocab(tokenizer, tok)
