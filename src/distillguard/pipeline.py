@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 import distillguard
 from distillguard.config import Settings
+from distillguard.decide import find_campaigns, policy_table
 from distillguard.detect import make_scorer
 from distillguard.detect.base import Slices, owner
 from distillguard.detect.either import Either
@@ -36,13 +37,12 @@ from distillguard.ingest import IngestReport, ingest_traffic_dir
 from distillguard.link import LinkInputs, evidence_values, link_accounts, reference_values
 from distillguard.link.communities import components
 from distillguard.link.evidence import HOSTING_ASNS
-from distillguard.policy import decide
+from distillguard.records import ScanSummary
 from distillguard.report import write_outputs
 from distillguard.schema import SIGNALS, empty
 from distillguard.scoring import (
     Reference,
     Scoring,
-    find_campaigns,
     score_accounts,
     score_population,
     vet_reference,
@@ -51,7 +51,7 @@ from distillguard.signals import INPUT_COLUMNS
 from distillguard.signals.parallel import enrich_batches
 from distillguard.store import Store
 
-__all__ = ["PARALLEL_ENRICH_ROWS", "Prepared", "Progress", "ScanResult", "find_campaigns", "prepare", "publish",
+__all__ = ["PARALLEL_ENRICH_ROWS", "Prepared", "Progress", "ScanResult", "prepare", "publish",
            "run_enrich", "run_features", "run_link", "run_score", "scan", "score_accounts"]
 
 log = logging.getLogger(__name__)
@@ -314,15 +314,15 @@ def publish(
                                                cleared=cleared)
     span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
     as_of = span["hi"] or datetime.now(UTC)
-    policy = decide(scores, campaigns, as_of, settings.policy.ttl_days)
+    policy = policy_table(scores, campaigns, as_of, settings.policy.ttl_days)
     with store.transaction():
         store.replace("account_scores", scores)
         store.replace("policy", policy)
         store.replace("campaigns", pa.table({
-            "campaign_id": [c["campaign_id"] for c in campaigns],
-            "record_json": [_json(c) for c in campaigns],
+            "campaign_id": [c.campaign_id for c in campaigns],
+            "record_json": [_json(c.as_json()) for c in campaigns],
         }))
-    summary = {
+    summary = ScanSummary.model_validate({
         "version": distillguard.__version__,
         "traffic_dir": traffic_dir,
         "engine": engine_name,
@@ -344,10 +344,10 @@ def publish(
         },
         "cleared_accounts": len(cleared),
         "ingest": report.__dict__,
-    }
+    })
     path = write_outputs(out_dir, scored, campaigns, policy, summary)
     flagged = int(pc.sum(scores.column("flagged")).as_py() or 0)
-    return ScanResult(report, scores.num_rows, flagged, campaigns, path)
+    return ScanResult(report, scores.num_rows, flagged, [c.as_json() for c in campaigns], path)
 
 
 def _rounded_lists(lists: pa.ListArray, decimals: int) -> pa.ListArray:

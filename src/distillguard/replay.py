@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distillguard.config import Settings
+from distillguard.decide import find_campaigns
 from distillguard.detect import Calibrated, make_scorer
 from distillguard.detect.base import Slices
 from distillguard.engine import DuckDBEngine
@@ -40,7 +41,7 @@ from distillguard.errors import InputError
 from distillguard.features import account_features
 from distillguard.ingest import ingest_traffic_dir
 from distillguard.link import LinkInputs, link_accounts
-from distillguard.pipeline import find_campaigns, prepare, run_enrich, score_accounts
+from distillguard.pipeline import prepare, run_enrich, score_accounts
 from distillguard.store import Store
 
 Progress = Callable[[str, int, int | None], None]

@@ -21,20 +21,16 @@ not flagged again unless their behaviour changes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.config import Settings
+from distillguard.decide import find_campaigns, member_reason
 from distillguard.detect import Calibrated, make_scorer
 from distillguard.detect.base import GROUP_COLUMN, Slices
 from distillguard.detect.either import Either
-from distillguard.detect.harvest import campaign_evidence
-from distillguard.link.campaigns import build_campaigns, select_campaigns
-from distillguard.link.details import campaign_details
-from distillguard.store import Store
 
 Detector = Calibrated | Either
 """A fitted detector: one calibrated scorer, or the union of several."""
@@ -126,8 +122,7 @@ def self_scan(
         det = _calibrated(settings, has_reference=False).fit(library)
         scores = score_accounts(det, features, explain=False)
         _, campaigns, _ = find_campaigns(scores, clusters, features, det, settings, cleared=cleared)
-        reasons = {a: f"member of {c['campaign_id']} ({len(c['account_ids'])} linked accounts)"
-                   for c in campaigns for a in c["account_ids"]}
+        reasons = {a: member_reason(c) for c in campaigns for a in c.account_ids}
         for a, s, f in zip(scores.column("account_id").to_pylist(), scores.column("score").to_pylist(),
                            scores.column("flagged").to_pylist(), strict=True):
             if f and a not in reasons:
@@ -202,77 +197,3 @@ def score_accounts(det: Detector, features: pa.Table, explain: bool = True) -> p
         "flagged": pa.array(flagged, pa.bool_()),
         "reasons": pa.array(reasons, pa.list_(pa.string())),
     })
-
-
-def find_campaigns(
-    scores: pa.Table, clusters: pa.Table, features: pa.Table, det: Detector, settings: Settings,
-    store: Store | None = None, *, cleared: frozenset[str] = frozenset(),
-) -> tuple[pa.Table, list[dict[str, Any]], pa.Table]:
-    """Campaigns from clusters; returns (scores with members flagged, campaigns, account view).
-
-    A cluster is a campaign when most members score above the member bar and its harvest
-    evidence reaches ``link.min_harvest_evidence`` (or above the looser bar, with stronger
-    evidence: ``link.loose_*``), or when it is large and its harvest
-    evidence alone is strong (``link.coordinated_*``). Cleared accounts are never members.
-    With ``store``, each campaign record carries its details (infrastructure, timeline,
-    links, release pivot); replay leaves them out.
-    """
-    if cleared:
-        clusters = clusters.set_column(
-            clusters.schema.get_field_index("cluster_id"), "cluster_id",
-            pc.if_else(pc.is_in(clusters.column("account_id"), pa.array(sorted(cleared), pa.string())),
-                       pa.scalar(None, pa.string()), clusters.column("cluster_id")))
-    view = account_view(scores, clusters, features)
-    link = settings.link
-    ids = features.column("account_id").to_pylist()
-    suspicious = {a for a, s in zip(ids, det.above(features, link.member_fpr), strict=True) if s}
-    unusual = {a for a, s in zip(ids, det.above(features, link.loose_member_fpr), strict=True) if s}
-    candidates = select_campaigns(view, min_accounts=link.min_campaign_accounts,
-                                  min_suspicious_share=link.min_suspicious_share,
-                                  suspicious=suspicious, unusual=unusual,
-                                  evidence=campaign_evidence(features, clusters),
-                                  min_harvest=link.min_harvest_evidence,
-                                  loose_min_harvest=link.loose_min_harvest_evidence,
-                                  coordinated_harvest=link.coordinated_harvest_evidence,
-                                  coordinated_accounts=link.coordinated_min_accounts)
-    details = campaign_details(store, candidates) if store is not None else {}
-    campaigns = build_campaigns(candidates, details)
-    return _flag_campaign_members(scores, campaigns), campaigns, _flag_campaign_members(view, campaigns)
-
-
-def _flag_campaign_members(scores: pa.Table, campaigns: list[dict[str, Any]]) -> pa.Table:
-    """Members of a campaign are flagged, with the campaign as their first reason."""
-    member_of = {a: c for c in campaigns for a in c["account_ids"]}
-    flagged, reasons = [], []
-    for account, flag, why in zip(scores.column("account_id").to_pylist(), scores.column("flagged").to_pylist(),
-                                  scores.column("reasons").to_pylist(), strict=True):
-        c = member_of.get(account)
-        flagged.append(bool(flag) or c is not None)
-        reasons.append(([f"member of {c['campaign_id']} ({len(c['account_ids'])} linked accounts)"] if c else [])
-                       + (why or []))
-    return scores.set_column(scores.schema.get_field_index("flagged"), "flagged", pa.array(flagged, pa.bool_())) \
-        .set_column(scores.schema.get_field_index("reasons"), "reasons", pa.array(reasons, pa.list_(pa.string())))
-
-
-def account_view(scores: pa.Table, clusters: pa.Table, features: pa.Table) -> pa.Table:
-    """Scores with cluster, link evidence and volume columns, one row per account, sorted by id."""
-    cluster_of = {r["account_id"]: r for r in clusters.to_pylist()}
-    volume = {r["account_id"]: r for r in features.select(["account_id", "n_exchanges", "first_seen",
-                                                             "last_seen"]).to_pylist()}
-    rows = []
-    for r in sorted(scores.to_pylist(), key=lambda r: r["account_id"]):
-        c, v = cluster_of.get(r["account_id"], {}), volume.get(r["account_id"], {})
-        if c.get("partner_indicators"):
-            shown = ", ".join(c["partner_indicators"][:3])
-            r = {**r, "reasons": [f"used {len(c['partner_indicators'])} indicators shared by partners ({shown})",
-                                  *(r["reasons"] or [])]}
-        rows.append({**r, "cluster_id": c.get("cluster_id"), "link_evidence": c.get("link_evidence"),
-                     "partner_indicators": c.get("partner_indicators") or [],
-                     "n_exchanges": v.get("n_exchanges"), "first_seen": v.get("first_seen"),
-                     "last_seen": v.get("last_seen")})
-    schema = scores.schema.append(pa.field("cluster_id", pa.string())).append(
-        pa.field("link_evidence", pa.list_(pa.string()))).append(
-        pa.field("partner_indicators", pa.list_(pa.string()))).append(pa.field("n_exchanges", pa.int64())).append(
-        pa.field("first_seen", features.schema.field("first_seen").type)).append(
-        pa.field("last_seen", features.schema.field("last_seen").type))
-    return pa.Table.from_pylist(rows, schema=schema)

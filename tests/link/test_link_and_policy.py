@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 
 from distillguard.config import LinkSettings, Settings
+from distillguard.decide import CampaignDetails, build_campaigns, policy_records, policy_table, select_campaigns
 from distillguard.engine import DuckDBEngine
 from distillguard.link import LinkInputs, communities, link_accounts
-from distillguard.link.campaigns import CampaignDetails, build_campaigns, select_campaigns
-from distillguard.policy import decide
+from distillguard.records import ReleasePivot, SharedValue
 from distillguard.schema import ACCOUNTS, EXCHANGES, SIGNALS
 from distillguard.store import Store
 
@@ -131,16 +131,16 @@ def test_campaigns_need_enough_suspicious_members_and_read_like_the_disclosure()
     assert [c.cluster_id for c in candidates] == ["cluster-0001"]
     details = {"cluster-0001": CampaignDetails(
         capabilities={"coding": 150, "tool-use": 50},
-        infrastructure=[{"kind": "ip", "value": "203.0.113.9", "accounts": 2, "exchanges": 120,
-                         "first_seen": "2026-02-02T00:00:00Z", "last_seen": "2026-02-04T00:00:00Z"}],
+        infrastructure=[SharedValue(kind="ip", value="203.0.113.9", accounts=2, exchanges=120,
+                                    first_seen="2026-02-02T00:00:00Z", last_seen="2026-02-04T00:00:00Z")],
         edges=[("a", "b", 1.8, ["payment"])],
-        release={"model": "frontier-3", "released_at": "2026-02-03T12:00:00Z", "share_24h": 0.5,
-                 "exchanges_24h": 80})}
+        release=ReleasePivot(model="frontier-3", released_at="2026-02-03T12:00:00Z", share_24h=0.5,
+                             exchanges_24h=80))}
     (c,) = build_campaigns(candidates, details)
-    assert c["account_ids"] == ["a", "b"] and c["exchange_count"] == 200
-    assert c["capabilities"] == {"coding": 0.75, "tool-use": 0.25}
-    assert 0 < c["score"] <= 1 and c["graph"]["density"] == 1.0
-    text = " ".join(c["evidence"])
+    assert c.account_ids == ["a", "b"] and c.exchange_count == 200
+    assert c.capabilities == {"coding": 0.75, "tool-use": 0.25}
+    assert 0 < c.score <= 1 and c.graph is not None and c.graph.density == 1.0
+    text = " ".join(c.evidence)
     assert "2 linked accounts sent 200 exchanges over 2.0 days" in text
     assert "payment fingerprints (2 accounts)" in text
     assert "203.0.113.9, by 2 accounts" in text
@@ -148,11 +148,17 @@ def test_campaigns_need_enough_suspicious_members_and_read_like_the_disclosure()
     assert "75% of the traffic targets coding" in text
 
     as_of = datetime(2026, 2, 8, tzinfo=UTC)
-    policy = decide(scored.select(["account_id", "score", "flagged", "reasons"]), [c], as_of, 7).to_pylist()
+    table = policy_table(scored.select(["account_id", "score", "flagged", "reasons"]), [c], as_of, 7)
+    policy = table.to_pylist()
     actions = {(p["subject_type"], p["subject_id"]): p["action"] for p in policy}
     assert actions == {("cluster", "cluster-0001"): "challenge", ("account", "d"): "throttle",
                        ("account", "z"): "throttle"}
     assert all(p["expires_at"] == datetime(2026, 2, 15, tzinfo=UTC) for p in policy)
+    # The gateway's format: a cluster carries its members, an account record has no members key at all.
+    cluster, account, _ = (r.as_json() for r in policy_records(table, [c]))
+    assert cluster["subject"] == "cluster:cluster-0001" and cluster["members"] == ["a", "b"]
+    assert account == {"subject": "account:d", "action": "throttle", "reason": "volume 100 exchanges (robust z 5.0)",
+                       "expires_at": "2026-02-15T00:00:00+00:00"}
 
 
 @pytest.mark.slow

@@ -12,11 +12,12 @@ from stix2validator import ValidationOptions, validate_string
 
 from distillguard.errors import InputError
 from distillguard.pipeline import scan
+from distillguard.records import Campaign
 from distillguard.share import build_bundle, export_stix, import_stix, indicators_from_bundle
 from distillguard.share.stix_export import hash_payment
 from distillguard.store import Store
 
-CAMPAIGN: dict[str, Any] = {
+CAMPAIGN = Campaign.model_validate({
     "campaign_id": "campaign-0001", "account_ids": ["acct-1", "acct-2", "acct-3"], "exchange_count": 1200,
     "score": 0.91, "capabilities": {"coding": 0.6, "tool-use": 0.4},
     "first_seen": "2026-02-02T00:00:00+00:00", "last_seen": "2026-02-09T00:00:00+00:00",
@@ -35,7 +36,7 @@ CAMPAIGN: dict[str, Any] = {
         {"kind": "payment", "value": "pm-secret-card", "accounts": 2, "exchanges": None,
          "first_seen": "2026-01-20T00:00:00Z", "last_seen": "2026-01-21T00:00:00Z"},
     ],
-}
+})
 CREATED = datetime(2026, 2, 10, tzinfo=UTC)
 
 

@@ -8,6 +8,7 @@ layout is igraph's Fruchterman-Reingold, seeded so the picture is stable.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
@@ -16,7 +17,7 @@ import igraph as ig
 MAX_NODES = 300  # larger campaigns: the best-connected accounts are drawn
 
 
-def timeline_svg(timeline: list[list[Any]], width: int = 640, height: int = 120) -> str:
+def timeline_svg(timeline: Sequence[Sequence[Any]], width: int = 640, height: int = 120) -> str:
     """Exchanges per hour as bars, with the first and last hour labelled.
 
     >>> "<rect" in timeline_svg([["2026-02-02T00:00Z", 5], ["2026-02-02T01:00Z", 9]])
@@ -38,7 +39,7 @@ def timeline_svg(timeline: list[list[Any]], width: int = 640, height: int = 120)
             f"{bars}{labels}</svg>")
 
 
-def graph_svg(accounts: list[str], edges: list[list[Any]], flagged: set[str], size: int = 360) -> str:
+def graph_svg(accounts: list[str], edges: Sequence[Sequence[Any]], flagged: set[str], size: int = 360) -> str:
     """The campaign's accounts (dots; red when flagged) and the links between them.
 
     >>> svg = graph_svg(["a", "b", "c"], [["a", "b", 1.5, ["ip"]], ["b", "c", 2.0, ["payment"]]], {"a"})

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import jinja2
-import orjson
 import pyarrow.parquet as pq
 from markupsafe import Markup
 
 from distillguard.errors import InputError
+from distillguard.records import Campaign, ScanSummary, read_json, read_json_list
 from distillguard.report.charts import graph_svg, timeline_svg
 
 _ENV = jinja2.Environment(
@@ -25,11 +24,11 @@ _ENV = jinja2.Environment(
 )
 
 
-def _when(iso: str | None) -> str:
+def _when(moment: datetime | None) -> str:
     """``2026-02-02T00:00:40.576+00:00`` → ``2026-02-02 00:00 UTC``."""
-    if not iso:
+    if moment is None:
         return "-"
-    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 _ENV.filters["when"] = _when
@@ -43,20 +42,18 @@ def render_report(out_dir: Path, top_accounts: int = 50) -> Path:
     if missing:
         raise InputError(f"{out_dir} is not a scan output directory: missing {', '.join(missing)}")
     accounts = pq.read_table(out_dir / "accounts.parquet")
-    campaigns: list[dict[str, Any]] = orjson.loads((out_dir / "campaigns.json").read_bytes())
-    summary: dict[str, Any] = orjson.loads((out_dir / "summary.json").read_bytes())
+    campaigns = read_json_list(out_dir / "campaigns.json", Campaign)
+    summary = read_json(out_dir / "summary.json", ScanSummary)
     rows = sorted(accounts.to_pylist(), key=lambda r: -(r["score"] or 0.0))
     flagged = [r for r in rows if r["flagged"]]
     alone = {r["account_id"] for r in rows if r["flagged"] and not any(
         x.startswith("member of campaign-") for x in r["reasons"] or [])}
-    for c in campaigns:
-        c["timeline_svg"] = Markup(timeline_svg(c.get("timeline") or []))
-        members_flagged = alone & set(c["account_ids"])
-        c["graph_svg"] = Markup(graph_svg(c["account_ids"], (c.get("graph") or {}).get("edges") or [],
-                                          members_flagged))
+    shown = [(c, Markup(timeline_svg(c.timeline)),
+              Markup(graph_svg(c.account_ids, c.graph.edges if c.graph else [], alone & set(c.account_ids))))
+             for c in campaigns]  # each campaign with its pictures
     html = _ENV.get_template("report.html").render(
         summary=summary,
-        campaigns=campaigns,
+        campaigns=shown,
         top=flagged[:top_accounts],
         n_accounts=len(rows),
         n_flagged=len(flagged),

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import stix2
 
 from distillguard.errors import InputError
+from distillguard.records import Campaign, read_json_list
 
 NAMESPACE = uuid.UUID("6f1c2f1e-6a52-4d0e-9a54-3f1d6f0a7c11")  # distillguard's UUIDv5 namespace
 
@@ -93,7 +94,7 @@ def _when(iso: str) -> datetime:
 
 
 def build_bundle(
-    campaigns: list[dict[str, Any]], *, provider: str = "distillguard user", tlp: str = "amber",
+    campaigns: Sequence[Campaign], *, provider: str = "distillguard user", tlp: str = "amber",
     created: datetime | None = None,
 ) -> stix2.Bundle:
     """A STIX 2.1 bundle of ``campaigns`` (records of ``campaigns.json``)."""
@@ -121,46 +122,43 @@ def build_bundle(
     for c in campaigns:
         objects += _campaign_objects(c, patterns, identity, common)
     return stix2.Bundle(objects=objects, allow_custom=True, id=_id("bundle", provider, created.isoformat(),
-                                                *(c["campaign_id"] for c in campaigns)))
+                                                *(c.campaign_id for c in campaigns)))
 
 
-def _campaign_objects(
-    c: dict[str, Any], patterns: list[Any], identity: Any, common: dict[str, Any]
-) -> list[Any]:
-    key = f"{c['campaign_id']}|{c['first_seen']}"
-    first, last = _when(c["first_seen"]), _when(c["last_seen"])
-    top = ", ".join(f"{k} {v:.0%}" for k, v in list(c.get("capabilities", {}).items())[:3])
+def _campaign_objects(c: Campaign, patterns: list[Any], identity: Any, common: dict[str, Any]) -> list[Any]:
+    key = f"{c.campaign_id}|{c.first_seen.isoformat()}"  # as campaigns.json writes it: ids stay stable
+    first, last = c.first_seen.astimezone(UTC), c.last_seen.astimezone(UTC)
+    top = ", ".join(f"{k} {v:.0%}" for k, v in list(c.capabilities.items())[:3])
     campaign = stix2.Campaign(
-        id=_id("campaign", key), name=f"Distillation campaign {c['campaign_id']}",
-        description=(f"{len(c['account_ids'])} linked accounts, {c['exchange_count']:,} exchanges ({top}). "
-                     + " ".join(c.get("evidence", []))),
+        id=_id("campaign", key), name=f"Distillation campaign {c.campaign_id}",
+        description=(f"{len(c.account_ids)} linked accounts, {c.exchange_count:,} exchanges ({top}). "
+                     + " ".join(c.evidence)),
         first_seen=first, last_seen=last, objective="Harvest model outputs to train a copy (distillation)",
-        confidence=max(0, min(100, round(100 * float(c.get("score", 0.0))))), **common)
+        confidence=max(0, min(100, round(100 * c.score))), **common)
     infra = stix2.Infrastructure(
-        id=_id("infrastructure", key), name=f"Proxy network of {c['campaign_id']}",
+        id=_id("infrastructure", key), name=f"Proxy network of {c.campaign_id}",
         infrastructure_types=["anonymization"], first_seen=first, last_seen=last,
         description="Addresses, autonomous systems and clients shared by the campaign's accounts.", **common)
     out: list[Any] = [campaign, infra, _rel("uses", campaign, infra, common)]
     out += [_rel("uses", campaign, p, common) for p in patterns]
-    for item in c.get("infrastructure", []):
+    for item in c.infrastructure:
         indicator = stix2.Indicator(
-            id=_id("indicator", key, item["kind"], item["value"]),
-            name=f"{item['kind']} shared by {item['accounts']} accounts of {c['campaign_id']}",
-            indicator_types=["malicious-activity"], pattern=pattern(item["kind"], item["value"]),
-            description=f"Used by {item['accounts']} accounts of {c['campaign_id']}"
-                        + (f" in {item['exchanges']:,} exchanges." if item.get("exchanges") else "."),
-            pattern_type="stix", valid_from=_when(item.get("first_seen") or c["first_seen"]), **common)
-        count = item.get("exchanges") or item["accounts"]
+            id=_id("indicator", key, item.kind, item.value),
+            name=f"{item.kind} shared by {item.accounts} accounts of {c.campaign_id}",
+            indicator_types=["malicious-activity"], pattern=pattern(item.kind, item.value),
+            description=f"Used by {item.accounts} accounts of {c.campaign_id}"
+                        + (f" in {item.exchanges:,} exchanges." if item.exchanges else "."),
+            pattern_type="stix", valid_from=_when(item.first_seen), **common)
+        count = item.exchanges or item.accounts
         sighting = stix2.Sighting(
-            id=_id("sighting", key, item["kind"], item["value"]), sighting_of_ref=indicator.id,
-            count=min(int(count), 999_999_999), where_sighted_refs=[identity.id],
-            description=f"Seen in {c['campaign_id']} traffic ({item['accounts']} accounts).",
-            first_seen=_when(item.get("first_seen") or c["first_seen"]),
-            last_seen=_when(item.get("last_seen") or c["last_seen"]), **common)
+            id=_id("sighting", key, item.kind, item.value), sighting_of_ref=indicator.id,
+            count=min(count, 999_999_999), where_sighted_refs=[identity.id],
+            description=f"Seen in {c.campaign_id} traffic ({item.accounts} accounts).",
+            first_seen=_when(item.first_seen), last_seen=_when(item.last_seen), **common)
         out += [indicator, sighting, _rel("indicates", indicator, campaign, common),
                 _rel("indicates", indicator, infra, common)]
-        if item["kind"] == "payment":
-            observable = PaymentFingerprint(sha256=hash_payment(item["value"]))  # type: ignore[call-arg]
+        if item.kind == "payment":
+            observable = PaymentFingerprint(sha256=hash_payment(item.value))  # type: ignore[call-arg]
             out += [observable, _rel("related-to", indicator, observable, common, allow_custom=True)]
     return out
 
@@ -175,10 +173,6 @@ def export_stix(out_dir: Path, dest: Path, *, provider: str = "distillguard user
     path = Path(out_dir) / "campaigns.json"
     if not path.is_file():
         raise InputError(f"{out_dir} is not a scan output directory: missing campaigns.json")
-    try:
-        campaigns = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON: {exc}") from exc
-    bundle = build_bundle(campaigns, provider=provider, tlp=tlp)
+    bundle = build_bundle(read_json_list(path, Campaign), provider=provider, tlp=tlp)
     Path(dest).write_text(bundle.serialize(pretty=True), encoding="utf-8")
     return len(bundle.objects)

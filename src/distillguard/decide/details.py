@@ -7,14 +7,27 @@ publish stage is local).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
-from distillguard.link.campaigns import CampaignDetails, Candidate
+from distillguard.decide.gates import Candidate
+from distillguard.records import ReleasePivot, SharedValue
 from distillguard.store import Store
 
 TOP_VALUES = 10  # shared values kept per kind and campaign
+
+
+@dataclass
+class CampaignDetails:
+    """What the store knows about one cluster's traffic."""
+
+    capabilities: dict[str, int] = field(default_factory=dict)  # exchanges per capability area
+    infrastructure: list[SharedValue] = field(default_factory=list)  # values shared by 2+ members
+    timeline: list[tuple[str, int]] = field(default_factory=list)  # (hour, exchanges)
+    edges: list[tuple[str, str, float, list[str]]] = field(default_factory=list)
+    release: ReleasePivot | None = None
 
 
 def campaign_details(store: Store, candidates: list[Candidate]) -> dict[str, CampaignDetails]:
@@ -36,7 +49,7 @@ def campaign_details(store: Store, candidates: list[Candidate]) -> dict[str, Cam
         for r in timeline.to_pylist():
             out[r["cluster_id"]].timeline.append((r["h"], r["n"]))
         for r in _infrastructure(store, m).to_pylist():
-            out[r.pop("cluster_id")].infrastructure.append(r)
+            out[r.pop("cluster_id")].infrastructure.append(SharedValue.model_validate(r))
         edges = store.query(f"""SELECT a.cluster_id, l.src, l.dst, l.weight, l.kinds
                                 FROM account_links l JOIN {m} a ON l.src = a.account_id
                                 JOIN {m} b ON l.dst = b.account_id AND a.cluster_id = b.cluster_id
@@ -74,7 +87,7 @@ def _infrastructure(store: Store, m: str) -> pa.Table:
         ORDER BY cluster_id, kind, accounts DESC, exchanges DESC NULLS LAST, value""")
 
 
-def _release(store: Store, m: str) -> dict[str, dict[str, object]]:
+def _release(store: Store, m: str) -> dict[str, ReleasePivot]:
     """Per campaign, the release after which the largest share of its traffic went to the new model."""
     rows = store.query(f"""
         SELECT m.cluster_id, ev.model, strftime(ev.timestamp, '%Y-%m-%dT%H:%M:%SZ') AS released_at,
@@ -83,10 +96,10 @@ def _release(store: Store, m: str) -> dict[str, dict[str, object]]:
         JOIN events ev ON ev.type = 'model_release'
              AND s.timestamp >= ev.timestamp AND s.timestamp < ev.timestamp + INTERVAL 24 HOUR
         GROUP BY ALL ORDER BY ALL""").to_pylist()
-    best: dict[str, dict[str, object]] = defaultdict(dict)
+    best: dict[str, dict[str, Any]] = {}
     for r in rows:
-        cur = best[r["cluster_id"]]
+        cur = best.get(r["cluster_id"])
         if not cur or r["share_24h"] > cur["share_24h"]:
             best[r["cluster_id"]] = {"model": r["model"], "released_at": r["released_at"],
                                      "share_24h": round(r["share_24h"], 4), "exchanges_24h": r["n"]}
-    return dict(best)
+    return {cluster_id: ReleasePivot.model_validate(r) for cluster_id, r in best.items()}
