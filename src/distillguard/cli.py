@@ -91,7 +91,8 @@ def scan(
     with _errors():
         settings = load_settings(config)
         with Store.open(db) as store, _progress() as progress:
-            result = run_scan(traffic_dir, out_dir, store, settings, engine, progress, reference, benign)
+            result = run_scan(traffic_dir, out_dir, store, settings=settings, engine_name=engine, progress=progress,
+                              reference_dir=reference, benign_file=benign)
         out.print(f"{result.accounts:,} accounts scanned, {result.flagged:,} flagged, "
                   f"{len(result.campaigns)} campaigns")
         _quarantine_note(result.ingest.quarantined, db)
@@ -227,10 +228,13 @@ def replay(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the replay.")],
     window: Annotated[str, typer.Option(help="Window length: 30m, 1h, 6h, 1d.")] = "1h",
     db: DbOpt = Path(DEFAULT_DB),
-    reference: Annotated[Path | None, typer.Option(help="Benign reference traffic (as for scan).")] = None,
+    reference: Annotated[Path | None, typer.Option(help="An earlier period, as it was (as for scan).")] = None,
+    engine: Annotated[str, typer.Option(help="duckdb or spark (needs distillguard[spark]).")] = "duckdb",
     config: ConfigOpt = None,
 ) -> None:
     """Run detection window by window in time order; record when accounts are first flagged.
+
+    Each window runs the scan's stages on the exchanges before its end: the last window is the scan.
 
     Example: distillguard replay traffic/ --window 1h --out replay-out/ --reference reference/
     """
@@ -240,7 +244,8 @@ def replay(
     with _errors():
         settings = load_settings(config)
         with Store.open(db) as store, _progress() as progress:
-            result = run_replay(traffic_dir, out_dir, store, settings, _duration(window), reference, progress)
+            result = run_replay(traffic_dir, out_dir, store, settings=settings, window=_duration(window),
+                                reference_dir=reference, engine_name=engine, progress=progress)
     out.print(f"{result.windows} windows, {result.accounts_flagged:,} accounts flagged at some point; "
               f"results in {result.out_dir}")
 

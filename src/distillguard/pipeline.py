@@ -1,197 +1,222 @@
-"""The scan pipeline: ingest → enrich → features → score → link → decide → publish.
+"""The scan pipeline: ingest → enrich → features → link → score → decide → publish.
 
-Each stage reads the tables the previous one wrote to the store and writes its
-own in one transaction, so an interrupted scan leaves a consistent store and a
-re-run repeats only what is needed.
+One object, ``Scan``, holds what every path shares (settings, store, engine) and runs the
+stages (``stages``) with keyword-only methods: ``scan`` runs them once over a traffic
+directory, ``replay`` once per window over the exchanges before it (``Scan.window``); the
+two cannot drift apart because they are the same calls. A reference period is prepared by
+a second ``Scan`` on its own store and vetted before it is used (``scoring``).
+
+>>> import tempfile
+>>> from distillguard.sim import generate, load_scenario
+>>> tmp = Path(tempfile.mkdtemp())
+>>> _ = generate(load_scenario("demo").scaled(0.05), tmp / "traffic", seed=1)
+>>> with Store.open(tmp / "s.duckdb") as store, Scan(store) as run:
+...     result = run.scan(tmp / "traffic", tmp / "out")
+>>> result.accounts > 0, (tmp / "out" / "report.html").exists()
+(True, True)
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from types import TracebackType
+from typing import NamedTuple
 
-import numpy as np
-import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
-import distillguard
 from distillguard.config import Settings
-from distillguard.decide import find_campaigns, policy_table
-from distillguard.detect import make_scorer
-from distillguard.detect.base import Slices, owner
-from distillguard.detect.either import Either
-from distillguard.detect.windows import WindowDetector
-from distillguard.engine import Engine, SparkEngine, make_engine
-from distillguard.features import account_features
-from distillguard.features.account import window_features
+from distillguard.decide import find_campaigns
+from distillguard.detect.base import Slices
+from distillguard.engine import Engine, make_engine
 from distillguard.feedback import cleared_accounts, record_cleared
 from distillguard.ingest import IngestReport, ingest_traffic_dir
-from distillguard.link import LinkInputs, evidence_values, link_accounts, reference_values
+from distillguard.link import evidence_values, reference_values
 from distillguard.link.communities import components
 from distillguard.link.evidence import HOSTING_ASNS
-from distillguard.records import ScanSummary
-from distillguard.report import write_outputs
-from distillguard.schema import SIGNALS, empty
-from distillguard.scoring import (
-    Reference,
-    Scoring,
-    score_accounts,
-    score_population,
-    vet_reference,
+from distillguard.schema import empty
+from distillguard.scoring import Reference, Scoring, score_accounts, vet_reference
+from distillguard.stages import (
+    PARALLEL_ENRICH_ROWS,
+    Progress,
+    ScanResult,
+    link_inputs,
+    publish,
+    reference_slices,
+    rounded,
+    run_enrich,
+    run_features,
+    run_link,
+    run_score,
+    timed,
 )
-from distillguard.signals import INPUT_COLUMNS
-from distillguard.signals.parallel import enrich_batches
 from distillguard.store import Store
 
-__all__ = ["PARALLEL_ENRICH_ROWS", "Prepared", "Progress", "ScanResult", "prepare", "publish",
+__all__ = ["PARALLEL_ENRICH_ROWS", "Prepared", "Progress", "Scan", "ScanResult", "prepare", "publish", "rounded",
            "run_enrich", "run_features", "run_link", "run_score", "scan", "score_accounts"]
 
-log = logging.getLogger(__name__)
-PARALLEL_ENRICH_ROWS = 200_000
-"""Below this many exchanges, starting worker processes costs more than it saves."""
-Progress = Callable[[str, int, int | None], None]
-"""Called as ``progress(stage, advance, total)``."""
+
+class Prepared(NamedTuple):
+    """What ``Scan.prepare`` made: the ingest report, account features, clusters (when linked) and
+    slices (when asked for)."""
+
+    report: IngestReport
+    features: pa.Table
+    clusters: pa.Table | None
+    slices: Slices | None
 
 
-@dataclass(frozen=True)
-class ScanResult:
-    ingest: IngestReport
-    accounts: int
-    flagged: int
-    campaigns: list[dict[str, Any]]
-    report: Path
+class Scan:
+    """One store scanned stage by stage; the engine is opened on first use and closed with the scan.
 
-
-def run_enrich(
-    store: Store, engine: Engine | None = None, batch_rows: int = 50_000, progress: Progress | None = None
-) -> int:
-    """Enrich every exchange into the ``signals`` table; return the row count.
-
-    Locally (DuckDB batches) by default; on Spark through ``mapInArrow`` when
-    ``engine`` is a ``SparkEngine``. Either way the same ``signals.enrich`` runs.
+    ``label`` names the stages in the log (``reference: link took 2.0 s``).
     """
-    total = store.count("exchanges")
-    if isinstance(engine, SparkEngine):
-        with store.transaction(), store.registered(engine.enrich_to_arrow()) as view:
-            store.con.execute("DELETE FROM signals")
-            store.con.execute(f"INSERT INTO signals SELECT {', '.join(SIGNALS.names)} FROM {view}")
-        if progress:
-            progress("enrich", total, total)
-        return total
-    workers = (os.cpu_count() or 1) if total >= PARALLEL_ENRICH_ROWS else 1
-    with store.rebuilt("signals") as staging:
-        for table in enrich_batches(store.batches("exchanges", INPUT_COLUMNS, batch_rows), workers):
-            store.append("signals", table, into=staging)
-            if progress:
-                progress("enrich", table.num_rows, total)
-    return total
 
+    def __init__(
+        self, store: Store, *, settings: Settings | None = None, engine: str = "duckdb",
+        progress: Progress | None = None, label: str = "ingest",
+    ) -> None:
+        self.store, self.settings, self.engine_name = store, settings or Settings(), engine
+        self.progress, self.label = progress, label
+        self._engine: Engine | None = None
 
-def run_features(store: Store, engine: Engine, settings: Settings | None = None) -> pa.Table:
-    """Account features over the whole period (returned) and per window (``window_features``)."""
-    settings = settings or Settings()
-    signals, accounts, events = engine.table("signals"), engine.table("accounts"), engine.table("events")
-    features = engine.execute(account_features(signals, accounts, events))
-    windows = None
-    if settings.detect.window_hours > 0:
-        windows = engine.execute(window_features(signals, accounts, events, settings.detect.window_hours * 3600))
-    with store.transaction():
-        store.replace("account_features", rounded(features))
-        store.con.execute("DELETE FROM window_features")
-        if windows is not None:
-            store.append("window_features", rounded(windows))
-    return store.read("account_features")
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.engine_name, self.store)
+        return self._engine
 
+    def close(self) -> None:
+        """Close the engine (a Spark session, a DuckDB view set); the store stays open."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
-def rounded(table: pa.Table, decimals: int = 9) -> pa.Table:
-    """``table`` with float columns (and lists of floats) rounded to ``decimals``.
+    def __enter__(self) -> Scan:
+        return self
 
-    Engines sum floats in parallel, in a varying order, so the last bits of a
-    mean differ between runs; rounding makes scores and flags reproducible.
-    """
-    columns = []
-    for field, col in zip(table.schema, table.columns, strict=True):
-        if pa.types.is_floating(field.type):
-            col = pc.round(col, decimals)
-        elif pa.types.is_list(field.type) and pa.types.is_floating(field.type.value_type):
-            col = _rounded_lists(col.combine_chunks(), decimals)
-        columns.append(col)
-    return pa.Table.from_arrays(columns, schema=table.schema)
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
+    # Stages, in order. Each writes its tables to the store.
 
-def run_score(
-    store: Store, features: pa.Table, settings: Settings, reference: Reference | None = None, *,
-    clusters: pa.Table | None = None, cleared: frozenset[str] = frozenset(),
-) -> Scoring:
-    """Score accounts against the vetted ``reference`` (or the vetted population itself; ``scoring``).
+    def ingest(self, traffic_dir: Path) -> IngestReport:
+        """Read ``traffic_dir`` into the store (``exchanges``, ``accounts``, ``events``, ``quarantine``)."""
+        progress = self.progress
+        with timed(f"{self.label}: ingest"):
+            return ingest_traffic_dir(traffic_dir, self.store, self.settings.ingest,
+                                      (lambda n: progress(self.label, n, None)) if progress else None)
 
-    With the reference's ``window_features`` too, each account's most unusual
-    window is scored as well (``detect.windows``) and can flag it on its own.
-    ``account_scores`` is written by ``publish``, once campaign members are flagged too.
-    """
-    clusters = clusters if clusters is not None else store.read("account_clusters")
-    scoring = score_population(features, clusters, settings, reference=reference, cleared=cleared,
-                               groups=components(store.read("account_links")))
-    windows_ref = reference.windows if reference is not None else None
-    if windows_ref is not None and windows_ref.num_rows and settings.detect.window_hours > 0:
-        aside = set(scoring.set_aside.reasons)
-        ids = windows_ref.column("account_id").to_pylist()
-        kept = windows_ref.filter(pa.array([owner(i) not in aside for i in ids], pa.bool_()))
-        windows = WindowDetector(make_scorer(settings.detect.scorer, True, settings.detect.k_neighbors),
-                                 settings.detect.target_fpr, settings.detect.min_exchanges).fit(kept)
-        flags = windows.flag(store.read("window_features"))
-        scoring = replace(scoring, scores=_with_window_flags(scoring.scores, flags))
-    return scoring
+    def enrich(self) -> int:
+        """Per-exchange signals (``signals``); returns the row count."""
+        with timed(f"{self.label}: enrich"):
+            return run_enrich(self.store, self.engine, progress=self.progress)
 
+    def features(self, *, before: datetime | None = None) -> pa.Table:
+        """Account features (and ``window_features``) from the exchanges before ``before`` (all: None)."""
+        with timed(f"{self.label}: features"):
+            return run_features(self.store, self.engine, self.settings, before=before)
 
-def _with_window_flags(scores: pa.Table, window_reasons: dict[str, str]) -> pa.Table:
-    """Accounts flagged by a window keep their score; the window is their first reason."""
-    if not window_reasons:
-        return scores
-    ids = scores.column("account_id").to_pylist()
-    flagged = [bool(f) or a in window_reasons for a, f in zip(ids, scores.column("flagged").to_pylist(), strict=True)]
-    reasons = [([window_reasons[a]] if a in window_reasons else []) + (r or [])
-               for a, r in zip(ids, scores.column("reasons").to_pylist(), strict=True)]
-    return scores.set_column(2, "flagged", pa.array(flagged, pa.bool_())).set_column(
-        3, "reasons", pa.array(reasons, pa.list_(pa.string())))
+    def slices(self) -> Slices | None:
+        """Each account's features per reference slice (a reference's daily slices; ``stages``)."""
+        return reference_slices(self.store, self.engine, self.settings)
 
+    def link(self, *, before: datetime | None = None, reference_accounts: int = 0) -> pa.Table:
+        """Link and cluster accounts; ``reference_accounts``: how many the vetted reference kept."""
+        with timed(f"{self.label}: link"):
+            return run_link(self.store, self.engine, self.settings, reference_accounts, before=before)
 
-def run_link(store: Store, engine: Engine, settings: Settings, reference_accounts: int = 0) -> pa.Table:
-    """Link accounts (``account_links``) and cluster them (``account_clusters``); return the clusters.
+    def score(
+        self, features: pa.Table, clusters: pa.Table, *, reference: Reference | None = None,
+        cleared: frozenset[str] = frozenset(),
+    ) -> Scoring:
+        """Score against the vetted ``reference`` (none: the population vetted against itself)."""
+        with timed("score"):
+            return run_score(self.store, features, self.settings, reference, clusters=clusters, cleared=cleared)
 
-    ``reference_accounts``: how many accounts the vetted reference kept (its ``reference_values``
-    are the base rate of rarity, scaled by this population's size over that).
-    """
-    inputs = _link_inputs(store, engine)
-    if reference_accounts and store.count("reference_values"):
-        accounts = store.query("SELECT count(DISTINCT account_id) AS n FROM signals").column("n")[0].as_py() or 0
-        inputs = replace(inputs, reference=engine.table("reference_values"),
-                         reference_scale=accounts / reference_accounts)
-    links = link_accounts(engine.execute, inputs, settings.link)
-    with store.transaction():
-        store.replace("account_links", links.edges)
-        store.replace("account_clusters", links.clusters)
-    return links.clusters
+    # Whole runs.
 
+    def prepare(
+        self, traffic_dir: Path, *, link: bool = True, slices: bool = False, reference_accounts: int = 0,
+    ) -> Prepared:
+        """Every stage before scoring: ingest, enrich, features (and slices), link."""
+        report = self.ingest(traffic_dir)
+        self.enrich()
+        features = self.features()
+        cut = self.slices() if slices else None
+        clusters = self.link(reference_accounts=reference_accounts) if link else None
+        return Prepared(report, features, clusters, cut)
 
-def _link_inputs(store: Store, engine: Engine) -> LinkInputs:
-    partner = engine.table("partner_indicators") if store.count("partner_indicators") else None
-    return LinkInputs(engine.table("exchanges"), engine.table("signals"), engine.table("accounts"),
-                      engine.table("events"), partner)
+    def scan(
+        self, traffic_dir: Path, out_dir: Path, *, reference_dir: Path | None = None, benign_file: Path | None = None,
+    ) -> ScanResult:
+        """Ingest ``traffic_dir``, run every stage, write ``out_dir`` (see ``scan``)."""
+        if benign_file is not None:
+            record_cleared(self.store, benign_file)
+        cleared = cleared_accounts(self.store)
+        reference, kept = self.load_reference(reference_dir, cleared=cleared)
+        report, features, clusters, _ = self.prepare(traffic_dir, reference_accounts=kept)
+        assert clusters is not None  # link=True
+        scoring = self.score(features, clusters, reference=reference, cleared=cleared)
+        with timed("publish"):
+            return publish(self.store, out_dir, settings=self.settings, report=report, scoring=scoring,
+                           clusters=clusters, traffic_dir=str(traffic_dir), engine_name=self.engine_name,
+                           reference_dir=str(reference_dir) if reference_dir else None, cleared=cleared)
+
+    def load_reference(
+        self, reference_dir: Path | None, *, cleared: frozenset[str] = frozenset()
+    ) -> tuple[Reference | None, int]:
+        """Prepare and vet ``reference_dir`` in its own store (``<db>.reference.duckdb``); store its
+        evidence values (``reference_values``: the base rate of link rarity) here. Returns the
+        reference (None without one) and how many accounts its vetting kept."""
+        if reference_dir is None:
+            self.store.replace("reference_values", empty("reference_values"))
+            return None, 0
+        with Store.open(self.store.path.with_suffix(".reference.duckdb")) as ref_store, \
+                Scan(ref_store, settings=self.settings, engine=self.engine_name, progress=self.progress,
+                     label="reference") as ref:
+            reference, base_rates = ref.vetted_reference(reference_dir, cleared=cleared)
+        self.store.replace("reference_values", base_rates)
+        assert reference.set_aside is not None  # vetted
+        return reference, reference.features.num_rows - len(reference.set_aside.reasons)
+
+    def vetted_reference(
+        self, traffic_dir: Path, *, cleared: frozenset[str] = frozenset()
+    ) -> tuple[Reference, pa.Table]:
+        """This store as a reference period: prepared, vetted, and its evidence values counted over
+        the accounts the vetting kept."""
+        prepared = self.prepare(traffic_dir, slices=True)
+        assert prepared.clusters is not None  # link=True
+        with timed(f"{self.label}: vetting"):
+            reference = Reference(prepared.features, prepared.clusters, prepared.slices,
+                                  self.store.read("window_features"),
+                                  groups=components(self.store.read("account_links")))
+            aside = vet_reference(reference, self.settings, cleared)
+            link = self.settings.link
+            holders = self.engine.execute(evidence_values(link_inputs(self.store, self.engine), link.min_template_share,
+                                                          HOSTING_ASNS + tuple(link.hosting_asns)))
+            kept = {a for a in prepared.features.column("account_id").to_pylist() if a not in aside.reasons}
+        return replace(reference, set_aside=aside), reference_values(holders, kept)
+
+    def window(
+        self, end: datetime, *, reference: Reference | None = None, reference_accounts: int = 0,
+        cleared: frozenset[str] = frozenset(),
+    ) -> pa.Table:
+        """Each account's state from the exchanges before ``end``, decided as ``scan`` decides:
+        account_id, n_exchanges, score, flagged (campaign members flagged). Stages write the
+        store's tables for this prefix, so a window is as a scan that stopped at ``end``."""
+        features = self.features(before=end)
+        clusters = self.link(before=end, reference_accounts=reference_accounts)
+        scoring = self.score(features, clusters, reference=reference, cleared=cleared)
+        _, _, view = find_campaigns(scoring.scores, clusters, scoring.features, scoring.det, self.settings,
+                                    cleared=cleared)
+        return view.select(["account_id", "n_exchanges", "score", "flagged"])
 
 
 def scan(
-    traffic_dir: Path, out_dir: Path, store: Store, settings: Settings | None = None,
-    engine_name: str = "duckdb", progress: Progress | None = None, reference_dir: Path | None = None,
-    benign_file: Path | None = None,
+    traffic_dir: Path, out_dir: Path, store: Store, *, settings: Settings | None = None, engine_name: str = "duckdb",
+    progress: Progress | None = None, reference_dir: Path | None = None, benign_file: Path | None = None,
 ) -> ScanResult:
     """Ingest ``traffic_dir`` into ``store``, run every stage, write ``out_dir``.
 
@@ -201,165 +226,18 @@ def scan(
     calibrated on the accounts it kept. ``benign_file``: accounts an analyst cleared
     (``feedback``), remembered in ``store`` for later scans.
     """
-    settings = settings or Settings()
-    reference = None
-    if benign_file is not None:
-        record_cleared(store, benign_file)
-    cleared = cleared_accounts(store)
-    base_rates = empty("reference_values")
-    if reference_dir is not None:
-        with Store.open(store.path.with_suffix(".reference.duckdb")) as ref_store:
-            reference, base_rates = prepare_reference(reference_dir, ref_store, settings, engine_name, progress,
-                                                      cleared)
-    store.replace("reference_values", base_rates)
-    kept = reference.features.num_rows - len(reference.set_aside.reasons) if reference and reference.set_aside else 0
-    report, features, clusters, _ = prepare(traffic_dir, store, settings, engine_name, progress,
-                                            reference_accounts=kept)
-    assert clusters is not None  # link=True
-    with _timed("score"):
-        scoring = run_score(store, features, settings, reference, clusters=clusters, cleared=cleared)
-    with _timed("publish"):
-        return publish(store, out_dir, settings, report, features, scoring, clusters, str(traffic_dir),
-                       engine_name, str(reference_dir) if reference_dir else None, cleared=cleared)
-
-
-def prepare_reference(
-    reference_dir: Path, ref_store: Store, settings: Settings, engine_name: str, progress: Progress | None,
-    cleared: frozenset[str],
-) -> tuple[Reference, pa.Table]:
-    """Prepare and vet a reference period; return it and its evidence values (``reference_values``),
-    counted over the accounts it kept: the base rate of the scan's link weights."""
-    ref = prepare(reference_dir, ref_store, settings, engine_name, progress, "reference", slices=True)
-    assert ref.clusters is not None  # link=True
-    with _timed("reference: vetting"):
-        reference = Reference(ref.features, ref.clusters, ref.slices, ref_store.read("window_features"),
-                              groups=components(ref_store.read("account_links")))
-        aside = vet_reference(reference, settings, cleared)
-        engine = make_engine(engine_name, ref_store)
-        try:
-            link = settings.link
-            holders = engine.execute(evidence_values(_link_inputs(ref_store, engine), link.min_template_share,
-                                                     HOSTING_ASNS + tuple(link.hosting_asns)))
-        finally:
-            engine.close()
-        kept = {a for a in ref.features.column("account_id").to_pylist() if a not in aside.reasons}
-    return replace(reference, set_aside=aside), reference_values(holders, kept)
-
-
-class Prepared(NamedTuple):
-    """What ``prepare`` made: the ingest report, account features, clusters (when linked) and
-    slices (when asked for)."""
-
-    report: IngestReport
-    features: pa.Table
-    clusters: pa.Table | None
-    slices: Slices | None
+    with Scan(store, settings=settings, engine=engine_name, progress=progress) as run:
+        return run.scan(traffic_dir, out_dir, reference_dir=reference_dir, benign_file=benign_file)
 
 
 def prepare(
-    traffic_dir: Path, store: Store, settings: Settings, engine_name: str, progress: Progress | None,
-    label: str = "ingest", *, link: bool = True, slices: bool = False, reference_accounts: int = 0,
+    traffic_dir: Path, store: Store, *, settings: Settings | None = None, engine_name: str = "duckdb",
+    progress: Progress | None = None, label: str = "ingest", link: bool = True, slices: bool = False,
+    reference_accounts: int = 0,
 ) -> Prepared:
     """Ingest, enrich, featurize (and link) ``traffic_dir`` in ``store``: every stage before scoring.
 
     ``slices``: also the accounts' slices (``reference_slices``; for a benign reference).
     """
-    with _timed(f"{label}: ingest"):
-        report = ingest_traffic_dir(traffic_dir, store, settings.ingest,
-                                    (lambda n: progress(label, n, None)) if progress else None)
-    engine = make_engine(engine_name, store)
-    cut = None
-    try:
-        with _timed(f"{label}: enrich"):
-            run_enrich(store, engine, progress=progress)
-        with _timed(f"{label}: features"):
-            features = run_features(store, engine, settings)
-            cut = reference_slices(engine, settings) if slices else None
-        with _timed(f"{label}: link"):
-            clusters = run_link(store, engine, settings, reference_accounts) if link else None
-    finally:
-        engine.close()
-    return Prepared(report, features, clusters, cut)
-
-
-def reference_slices(engine: Engine, settings: Settings) -> Slices | None:
-    """Each account's features per UTC-aligned slice of ``detect.reference_slice_hours``, slices of
-    ``detect.reference_slice_min_exchanges`` or more (None when slices are off)."""
-    hours = settings.detect.reference_slice_hours
-    if hours <= 0:
-        return None
-    windows = window_features(engine.table("signals"), engine.table("accounts"), engine.table("events"),
-                              hours * 3600)
-    kept = windows.filter(windows.n_exchanges >= settings.detect.reference_slice_min_exchanges)
-    return Slices(rounded(engine.execute(kept)), hours * 3600)
-
-
-@contextmanager
-def _timed(what: str) -> Iterator[None]:
-    """Log how long a stage took (``distillguard -v``): where a slow scan spends its time."""
-    start = time.perf_counter()
-    yield
-    log.info("%s took %.1f s", what, time.perf_counter() - start)
-
-
-def publish(
-    store: Store, out_dir: Path, settings: Settings, report: IngestReport, features: pa.Table, scoring: Scoring,
-    clusters: pa.Table, traffic_dir: str, engine_name: str, reference_dir: str | None = None, *,
-    cleared: frozenset[str] = frozenset(),
-) -> ScanResult:
-    """Decide and publish: campaigns, policy and the output files."""
-    det = scoring.det
-    # The scored features carry each account's neighbour group: member bars must exclude it as scoring did.
-    scores, campaigns, scored = find_campaigns(scoring.scores, clusters, scoring.features, det, settings, store,
-                                               cleared=cleared)
-    span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
-    as_of = span["hi"] or datetime.now(UTC)
-    policy = policy_table(scores, campaigns, as_of, settings.policy.ttl_days)
-    with store.transaction():
-        store.replace("account_scores", scores)
-        store.replace("policy", policy)
-        store.replace("campaigns", pa.table({
-            "campaign_id": [c.campaign_id for c in campaigns],
-            "record_json": [_json(c.as_json()) for c in campaigns],
-        }))
-    summary = ScanSummary.model_validate({
-        "version": distillguard.__version__,
-        "traffic_dir": traffic_dir,
-        "engine": engine_name,
-        "exchanges": store.count("exchanges"),
-        "quarantined": store.count("quarantine"),
-        "first_seen": span["lo"].isoformat() if span["lo"] else None,
-        "last_seen": span["hi"].isoformat() if span["hi"] else None,
-        "threshold": det.threshold_ if np.isfinite(det.threshold_) else None,
-        "threshold_units": "threshold multiples" if isinstance(det, Either) else "score",
-        "member_threshold": _finite(det.threshold_at(settings.link.member_fpr)),
-        "member_fpr": settings.link.member_fpr,
-        "target_fpr": settings.detect.target_fpr,
-        "scorer": det.scorer.name,
-        "reference": reference_dir or "the scanned population",
-        "reference_accounts_kept": scoring.reference_accounts,
-        "reference_set_aside": {
-            "accounts": len(scoring.set_aside.reasons), "by_reason": scoring.set_aside.counts(),
-            "examples": dict(list(scoring.set_aside.reasons.items())[:20]),
-        },
-        "cleared_accounts": len(cleared),
-        "ingest": report.__dict__,
-    })
-    path = write_outputs(out_dir, scored, campaigns, policy, summary)
-    flagged = int(pc.sum(scores.column("flagged")).as_py() or 0)
-    return ScanResult(report, scores.num_rows, flagged, [c.as_json() for c in campaigns], path)
-
-
-def _rounded_lists(lists: pa.ListArray, decimals: int) -> pa.ListArray:
-    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy()
-    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int32())
-    return pa.ListArray.from_arrays(offsets, pc.round(lists.flatten(), decimals), type=lists.type,
-                                    mask=lists.is_null())
-
-
-def _finite(x: float) -> float | None:
-    return x if np.isfinite(x) else None
-
-
-def _json(obj: Any) -> str:
-    return orjson.dumps(obj).decode()
+    with Scan(store, settings=settings, engine=engine_name, progress=progress, label=label) as run:
+        return run.prepare(traffic_dir, link=link, slices=slices, reference_accounts=reference_accounts)

@@ -1,12 +1,13 @@
 """Streaming replay: run detection window by window in time order, as a provider would each hour.
 
-At the end of every window the detector sees only the exchanges before it:
-features, scores, links and campaigns are recomputed on that prefix and each
-account's state is recorded. Enrichment is per exchange and stateless, so it is
-computed once up front. The detector is refitted at every window: on the same
-length of benign reference traffic when a reference is given (so a day-old
-account is compared with day-old benign accounts, and with the reference's
-daily slices as ``scan`` does), else on the prefix itself.
+At the end of every window the scan sees only the exchanges before it: ``Scan.window``
+runs the same stages as ``scan`` (features, links, scores with window flags, campaigns,
+partner indicators, on the chosen engine) on that prefix, so the last window, which
+holds every exchange, is the scan. Enrichment is per exchange and stateless, so it is
+computed once up front. A reference is a past period, known whole: it is vetted once,
+and each window is scored against the same elapsed time of it (a day-old account is
+compared with day-old reference accounts, and with the reference's complete daily
+slices); without one, each window's population is its own reference, vetted.
 
 Output (``OUT_DIR``):
 - ``replay.parquet``: one row per (window_end, account seen so far) with the
@@ -19,13 +20,11 @@ Output (``OUT_DIR``):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
-import ibis
-import ibis.expr.types as ir
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -33,18 +32,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distillguard.config import Settings
-from distillguard.decide import find_campaigns
-from distillguard.detect import Calibrated, make_scorer
 from distillguard.detect.base import Slices
-from distillguard.engine import DuckDBEngine
 from distillguard.errors import InputError
 from distillguard.features import account_features
-from distillguard.ingest import ingest_traffic_dir
-from distillguard.link import LinkInputs, link_accounts
-from distillguard.pipeline import prepare, run_enrich, score_accounts
+from distillguard.feedback import cleared_accounts
+from distillguard.pipeline import Progress, Scan
+from distillguard.schema import empty
+from distillguard.scoring import Reference
+from distillguard.stages import link_inputs, rounded
 from distillguard.store import Store
-
-Progress = Callable[[str, int, int | None], None]
 
 
 @dataclass(frozen=True)
@@ -55,45 +51,45 @@ class ReplayResult:
 
 
 def replay(
-    traffic_dir: Path, out_dir: Path, store: Store, settings: Settings | None = None,
-    window: timedelta = timedelta(hours=1), reference_dir: Path | None = None, progress: Progress | None = None,
+    traffic_dir: Path, out_dir: Path, store: Store, *, settings: Settings | None = None,
+    window: timedelta = timedelta(hours=1), reference_dir: Path | None = None, engine_name: str = "duckdb",
+    progress: Progress | None = None,
 ) -> ReplayResult:
     """Replay ``traffic_dir`` in windows of ``window``; write ``out_dir``."""
     settings = settings or Settings()
     if window <= timedelta(0):
         raise InputError(f"window must be positive, got {window}")
-    ref_engine = ref_start = all_slices = slice_windows = None
-    if reference_dir is not None:
-        ref_store = Store.open(store.path.with_suffix(".reference.duckdb"))
-        all_slices = prepare(reference_dir, ref_store, settings, "duckdb", progress, "reference", link=False,
-                             slices=True).slices
-        slice_windows = _window_indices(all_slices)
-        ref_engine = DuckDBEngine(ref_store)
-        ref_start = ref_store.query("SELECT min(timestamp) AS lo FROM exchanges").to_pylist()[0]["lo"]
-    ingest_traffic_dir(traffic_dir, store, settings.ingest)
-    engine = DuckDBEngine(store)
-    run_enrich(store, engine, progress=progress)
-    span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
-    if span["lo"] is None:
-        raise InputError(f"no valid exchanges in {traffic_dir}")
-    with_reference = ref_engine is not None and ref_start is not None  # else each window is its own reference
-    det = Calibrated(make_scorer(settings.detect.scorer, ref_engine is not None, settings.detect.k_neighbors),
-                     settings.detect.target_fpr, settings.detect.min_exchanges, conformal=with_reference)
-    ends = []
-    t = span["lo"] + window
-    while t < span["hi"] + window:
-        ends.append(t)
-        t += window
-    parts = []
-    for end in ends:
-        reference = slices = None
-        if ref_engine is not None and ref_start is not None:  # the same elapsed time of benign traffic
-            ref_end = ref_start + (end - span["lo"])
-            reference = ref_engine.execute(_prefix_features(ref_engine, ref_end))
-            slices = _complete_before(all_slices, slice_windows, ref_end)
-        parts.append(_window(engine, end, det, reference, settings, slices))
-        if progress:
-            progress("replay", 1, len(ends))
+    with ExitStack() as stack:
+        run = stack.enter_context(Scan(store, settings=settings, engine=engine_name, progress=progress))
+        cleared = cleared_accounts(store)
+        past: ReferencePeriod | None = None
+        if reference_dir is not None:
+            ref_store = stack.enter_context(Store.open(store.path.with_suffix(".reference.duckdb")))
+            ref = stack.enter_context(Scan(ref_store, settings=settings, engine=engine_name, progress=progress,
+                                           label="reference"))
+            whole, base_rates = ref.vetted_reference(reference_dir, cleared=cleared)
+            store.replace("reference_values", base_rates)
+            past = ReferencePeriod(ref, whole)
+        else:
+            store.replace("reference_values", empty("reference_values"))
+        run.ingest(traffic_dir)
+        run.enrich()
+        span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
+        if span["lo"] is None:
+            raise InputError(f"no valid exchanges in {traffic_dir}")
+        ends = []
+        t = span["lo"] + window
+        while t < span["hi"] + window:
+            ends.append(t)
+            t += window
+        parts = []
+        for end in ends:
+            reference = past.at(end - span["lo"]) if past is not None else None
+            state = run.window(end, reference=reference, reference_accounts=past.kept if past else 0, cleared=cleared)
+            parts.append(state.add_column(0, "window_end", pa.array([end] * state.num_rows,
+                                                                     pa.timestamp("us", tz="UTC"))))
+            if progress:
+                progress("replay", 1, len(ends))
     states = pa.concat_tables(parts) if parts else pa.table({})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -103,65 +99,57 @@ def replay(
     flagged = int(pc.sum(pc.is_valid(first.column("first_flagged_at"))).as_py() or 0)
     (out_dir / "replay.json").write_bytes(orjson.dumps({
         "traffic_dir": str(traffic_dir), "window_seconds": window.total_seconds(), "windows": len(ends),
-        "reference": str(reference_dir) if reference_dir else None, "scorer": det.scorer.name,
-        "accounts_flagged": flagged,
+        "reference": str(reference_dir) if reference_dir else None, "engine": engine_name,
+        "scorer": settings.detect.scorer, "accounts_flagged": flagged,
     }, option=orjson.OPT_INDENT_2))
     return ReplayResult(len(ends), flagged, out_dir)
 
 
-def _prefix(engine: DuckDBEngine, end: datetime) -> LinkInputs:
-    """exchanges, signals, accounts and events as they were known before ``end``."""
-    cutoff = ibis.literal(end.astimezone(UTC), type="timestamp('UTC')")
-    exchanges, signals, events = engine.table("exchanges"), engine.table("signals"), engine.table("events")
-    return LinkInputs(exchanges.filter(exchanges.timestamp < cutoff), signals.filter(signals.timestamp < cutoff),
-                      engine.table("accounts"), events.filter(events.timestamp < cutoff))
+class ReferencePeriod:
+    """A vetted reference period, as it had shown itself after a given elapsed time."""
+
+    def __init__(self, run: Scan, whole: Reference) -> None:
+        self.run, self.whole = run, whole
+        span = run.store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
+        self.start, self.last = span["lo"], span["hi"]
+        assert whole.set_aside is not None  # vetted
+        self.kept = whole.features.num_rows - len(whole.set_aside.reasons)
+        self._slice_windows = _window_indices(whole.slices.features) if whole.slices is not None else None
+        self._windows = _window_indices(whole.windows) if whole.windows is not None else None
+
+    def at(self, elapsed: timedelta) -> Reference:
+        """The reference after ``elapsed``: its accounts' features over that prefix, the slices and
+        windows complete by then; what vetting set aside stays set aside. Past its last exchange,
+        the whole period (what ``scan`` uses)."""
+        if self.start is None or self.start + elapsed > self.last:
+            return self.whole
+        end = self.start + elapsed
+        known = link_inputs(self.run.store, self.run.engine, before=end)
+        features = rounded(self.run.engine.execute(account_features(known.signals, known.accounts, known.events)))
+        slices = self.whole.slices
+        if slices is not None and self._slice_windows is not None:
+            slices = Slices(_complete_before(slices.features, self._slice_windows, slices.seconds, end), slices.seconds)
+        windows = self.whole.windows
+        if windows is not None and self._windows is not None:
+            seconds = self.run.settings.detect.window_hours * 3600
+            windows = _complete_before(windows, self._windows, seconds, end) if seconds > 0 else windows
+        return replace(self.whole, features=features, slices=slices, windows=windows)
 
 
-def _prefix_features(engine: DuckDBEngine, end: datetime) -> ir.Table:
-    known = _prefix(engine, end)
-    return account_features(known.signals, known.accounts, known.events)
+def _window_indices(table: pa.Table) -> np.ndarray:
+    """Each slice's or window's index (the ``@`` suffix of its id), read once for every replay window."""
+    return np.array([int(i.rsplit("@", 1)[1]) for i in table.column("account_id").to_pylist()], dtype=np.int64)
 
 
-def _window_indices(slices: Slices | None) -> np.ndarray | None:
-    """Each slice's window index (the ``@`` suffix of its id), read once for every replay window."""
-    if slices is None:
-        return None
-    return np.array([int(i.rsplit("@", 1)[1]) for i in slices.features.column("account_id").to_pylist()],
-                    dtype=np.int64)
-
-
-def _complete_before(slices: Slices | None, windows: np.ndarray | None, end: datetime) -> Slices | None:
-    """The slices (window indices ``windows``) whose whole window lies before ``end``: what the
+def _complete_before(table: pa.Table, indices: np.ndarray, seconds: float, end: datetime) -> pa.Table:
+    """The rows (window ``indices`` of ``seconds``) whose whole window lies before ``end``: what the
     reference had shown by then.
 
     (Recomputing partial slices at every window doubled the replay's cost; a day in
     progress is still seen through the reference accounts' own prefix features.)
     """
-    if slices is None or windows is None:
-        return None
-    last = end.timestamp() // slices.seconds  # windows before this index are complete
-    return Slices(slices.features.filter(pa.array(windows < last)), slices.seconds)
-
-
-def _window(
-    engine: DuckDBEngine, end: datetime, det: Calibrated, reference: pa.Table | None, settings: Settings,
-    slices: Slices | None = None,
-) -> pa.Table:
-    """Account states from the exchanges before ``end``."""
-    known = _prefix(engine, end)
-    signals = known.signals
-    features = engine.execute(account_features(signals, known.accounts, known.events))
-    det.fit(features if reference is None else reference, slices=slices)
-    scores = score_accounts(det, features, explain=False)
-    clusters = link_accounts(engine.execute, known, settings.link).clusters
-    scores, _, view = find_campaigns(scores, clusters, features, det, settings)
-    return pa.table({
-        "window_end": pa.array([end] * view.num_rows, pa.timestamp("us", tz="UTC")),
-        "account_id": view.column("account_id"),
-        "n_exchanges": view.column("n_exchanges"),
-        "score": view.column("score"),
-        "flagged": view.column("flagged"),
-    })
+    last = end.timestamp() // seconds  # windows before this index are complete
+    return table.filter(pa.array(indices < last))
 
 
 def _first_flagged(states: pa.Table) -> pa.Table:

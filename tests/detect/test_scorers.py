@@ -11,7 +11,6 @@ import pyarrow as pa
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from distillguard.config import Settings
 from distillguard.detect import Calibrated, Scorer, make_scorer, registered_scorers
 from distillguard.detect.base import Slices
 from distillguard.detect.knn import KNNNoveltyScorer
@@ -27,9 +26,9 @@ def features(small_traffic: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     work = tmp_path_factory.mktemp("scorers")
     generate(load_scenario("demo").scaled(0.1).benign_only(), work / "ref", seed=99, fmt="jsonl")
     with Store.open(work / "s.duckdb") as s:
-        feats = prepare(small_traffic, s, Settings(), "duckdb", None, link=False).features
+        feats = prepare(small_traffic, s, link=False).features
     with Store.open(work / "r.duckdb") as s:
-        ref = prepare(work / "ref", s, Settings(), "duckdb", None, link=False).features
+        ref = prepare(work / "ref", s, link=False).features
     labels = {json.loads(x)["account_id"]: json.loads(x)["is_attack"]
               for x in (small_traffic / "labels.jsonl").read_text().splitlines()}
     y = np.array([labels[a] for a in feats.column("account_id").to_pylist()])

@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 import pytest
 
-from distillguard.config import Settings
 from distillguard.pipeline import prepare
 from distillguard.store import Store
 
@@ -117,7 +116,7 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         seg = log_dir / "exchanges" / f"seg-20260201T120000Z-4242-{n}.jsonl"
         seg.write_bytes(b"".join(_line(r) for r in part))
     with Store.open(tmp_path_factory.mktemp("store") / "s.duckdb") as store:
-        prepared = prepare(log_dir, store, Settings(), "duckdb", None, link=False)
+        prepared = prepare(log_dir, store, link=False)
         exchanges = {r["exchange_id"]: r for r in store.read("exchanges").to_pylist()}
         quarantine = store.read("quarantine").to_pylist()
     features = {r["account_id"]: r for r in prepared.features.to_pylist()}

@@ -171,7 +171,7 @@ def test_demo_campaigns_are_linked_whole_and_classrooms_stay_out(demo_traffic: P
 
     generate(load_scenario("demo").benign_only(), tmp_path / "ref", seed=100)
     with Store.open(tmp_path / "s.duckdb") as store:
-        result = scan(demo_traffic, tmp_path / "out", store, Settings(), reference_dir=tmp_path / "ref")
+        result = scan(demo_traffic, tmp_path / "out", store, settings=Settings(), reference_dir=tmp_path / "ref")
     labels = {json.loads(x)["account_id"]: json.loads(x) for x in (demo_traffic / "labels.jsonl").read_text().split()}
     assert len(result.campaigns) == 3
     for c in result.campaigns:

@@ -69,10 +69,37 @@ def test_replay_without_reference_refits_on_the_prefix(small_traffic: Path, tmp_
     assert pc.max(states.column("window_end")).as_py() is not None
 
 
+def test_the_last_window_is_the_scan(replayed: tuple[Path, Path]) -> None:
+    """Replay and scan run the same stages: once every exchange is in, they decide alike."""
+    out, scan_out = replayed
+    assert _last_window(out / "replay.parquet") == _accounts(scan_out / "accounts.parquet")
+
+
+def test_without_reference_the_last_window_is_the_scan_too(small_traffic: Path, tmp_path: Path) -> None:
+    with Store.open(tmp_path / "r.duckdb") as store:
+        replay(small_traffic, tmp_path / "replay", store, window=timedelta(days=3))
+    with Store.open(tmp_path / "s.duckdb") as store:
+        scan(small_traffic, tmp_path / "scan", store)
+    assert _last_window(tmp_path / "replay" / "replay.parquet") == _accounts(tmp_path / "scan" / "accounts.parquet")
+
+
+def _last_window(path: Path) -> dict[str, tuple[float, bool]]:
+    states = pq.read_table(path)
+    last = states.filter(pc.equal(states.column("window_end"), pc.max(states.column("window_end"))))
+    return _accounts_of(last)
+
+
+def _accounts(path: Path) -> dict[str, tuple[float, bool]]:
+    return _accounts_of(pq.read_table(path))
+
+
+def _accounts_of(table: pa.Table) -> dict[str, tuple[float, bool]]:
+    return {r["account_id"]: (r["score"], r["flagged"]) for r in table.to_pylist()}
+
+
 def test_replay_uses_only_reference_slices_completed_before_the_window() -> None:
     day = 86400
     slices = Slices(pa.table({"account_id": ["a@10", "a@11", "b@11", "b@12"], "n_exchanges": [20, 30, 40, 50]}), day)
     end = datetime.fromtimestamp(12 * day + 3600, UTC)  # day 12 in progress
-    kept = _complete_before(slices, _window_indices(slices), end)
-    assert kept is not None and kept.features.column("account_id").to_pylist() == ["a@10", "a@11", "b@11"]
-    assert _complete_before(None, None, end) is None
+    kept = _complete_before(slices.features, _window_indices(slices.features), slices.seconds, end)
+    assert kept.column("account_id").to_pylist() == ["a@10", "a@11", "b@11"]
