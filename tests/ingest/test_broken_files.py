@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from distillguard.ingest import ingest_traffic_dir
+from distillguard.ingest import ingest_traffic_dir, tables
 from distillguard.pipeline import scan
 from distillguard.signals.timing import TimingEnricher
 from distillguard.store import Store
@@ -113,16 +113,14 @@ def test_a_dangling_shard_link_is_one_quarantine_entry(tmp_path: Path, ext: str)
 
 
 def test_a_bug_met_on_one_row_quarantines_that_row_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import distillguard.ingest.parse as parse
-
-    real = parse.exchange_row
+    real = tables.exchange_row
 
     def buggy(rec: Any, *args: Any) -> dict[str, Any]:
         if rec.get("exchange_id") == "b-2":
             raise KeyError("a bug")
         return real(rec, *args)
 
-    monkeypatch.setattr(parse, "exchange_row", buggy)
+    monkeypatch.setattr(tables, "exchange_row", buggy)
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "exchanges.jsonl").write_text("".join(json.dumps(_row(i)) + "\n" for i in range(5)))
     kept, quarantined = _ingest(tmp_path / "t", tmp_path / "s.duckdb")

@@ -1,8 +1,8 @@
 """The columnar Parquet path gives exactly what ``exchange_row`` gives, row for row.
 
-Every test ingests the same Parquet file twice: through ``columnar`` (the default)
-and with it switched off (every row through ``exchange_row``), and compares the
-stored exchanges and quarantine.
+Every test ingests the same Parquet file twice: through the columnar decoder (the
+default) and with it switched off (``columnar=False``: every row through
+``exchange_row``), and compares the stored exchanges and quarantine.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import logging
 import math
 import random
 from pathlib import Path
@@ -20,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import distillguard.ingest as ingest
 from distillguard.ingest import ingest_traffic_dir
 from distillguard.ingest.columnar import flatten_sql
 from distillguard.sim.writer import PARQUET_EXCHANGES
@@ -142,9 +142,9 @@ def _rows(n_random: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _ingest(traffic: Path, db: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _ingest(traffic: Path, db: Path, *, columnar: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     with Store.open(db) as store:
-        ingest_traffic_dir(traffic, store)
+        ingest_traffic_dir(traffic, store, columnar=columnar)
         exchanges = sorted(store.read("exchanges").to_pylist(), key=lambda r: r["source_line"])
         quarantine = sorted(store.read("quarantine").to_pylist(), key=lambda r: r["line"])
     for r in exchanges:
@@ -152,35 +152,38 @@ def _ingest(traffic: Path, db: Path) -> tuple[list[dict[str, Any]], list[dict[st
     return exchanges, quarantine
 
 
-def _both(tmp_path: Path, table: pa.Table, monkeypatch: pytest.MonkeyPatch, columnar: bool = True) -> tuple[Any, Any]:
-    """(ingested with the columnar path, ingested row by row); ``columnar``: the first must not fall back."""
+def _both(tmp_path: Path, table: pa.Table, caplog: pytest.LogCaptureFixture, columnar: bool = True) -> tuple[Any, Any]:
+    """(ingested with the columnar decoder, ingested row by row); ``columnar``: the first must not fall back."""
     traffic = tmp_path / "t"
     traffic.mkdir()
     pq.write_table(table, traffic / "exchanges.parquet", row_group_size=64)
-    with monkeypatch.context() as m:
-        if columnar:
-            m.setattr(ingest, "_ingest_rows", _no_fallback)
-        first = _ingest(traffic, tmp_path / "a.duckdb")
-    monkeypatch.setattr(ingest, "flatten_sql", lambda schema: None)
-    return first, _ingest(traffic, tmp_path / "b.duckdb")
+    first = _ingest_columnar(traffic, tmp_path / "a.duckdb", caplog) if columnar else \
+        _ingest(traffic, tmp_path / "a.duckdb")
+    return first, _ingest(traffic, tmp_path / "b.duckdb", columnar=False)
 
 
-def _no_fallback(*args: Any, **kwargs: Any) -> Any:
-    raise AssertionError("the columnar path fell back to the row path")
+def _ingest_columnar(traffic: Path, db: Path, caplog: pytest.LogCaptureFixture) -> Any:
+    """``_ingest`` where every Parquet file must take the columnar decoder (the reader logs each that does not)."""
+    with caplog.at_level(logging.DEBUG, logger="distillguard.ingest"):
+        caplog.clear()
+        result = _ingest(traffic, db)
+    fell_back = [r.getMessage() for r in caplog.records if "record by record" in r.getMessage()]
+    assert not fell_back, "the columnar decoder fell back to the row path"
+    return result
 
 
-def test_every_flattened_row_equals_exchange_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_flattened_row_equals_exchange_row(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     table = pa.Table.from_pylist(_rows(600, seed=1), schema=SCHEMA)
     flatten = flatten_sql(SCHEMA)
     assert flatten is not None
-    columnar, rows = _both(tmp_path, table, monkeypatch)
+    columnar, rows = _both(tmp_path, table, caplog)
     assert columnar == rows
     exchanges, quarantine = rows
     assert len(quarantine) > 100 and len(exchanges) > 300  # both outcomes are well covered
 
 
 def test_the_simulators_traffic_is_flattened_in_duckdb_identically(
-    demo_traffic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    demo_traffic: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     flatten = flatten_sql(PARQUET_EXCHANGES)
     assert flatten is not None
@@ -191,11 +194,8 @@ def test_the_simulators_traffic_is_flattened_in_duckdb_identically(
         f"SELECT count(*) FILTER ({flatten.ok}), count(*) FROM read_parquet(?, file_row_number = true) t", [files]
     ).fetchone()  # type: ignore[misc]
     assert total > 10_000 and ok / total > 0.99
-    with monkeypatch.context() as m:
-        m.setattr(ingest, "_ingest_rows", _no_fallback)
-        columnar = _ingest(demo_traffic, tmp_path / "a.duckdb")
-    monkeypatch.setattr(ingest, "flatten_sql", lambda schema: None)
-    assert columnar == _ingest(demo_traffic, tmp_path / "b.duckdb")
+    columnar = _ingest_columnar(demo_traffic, tmp_path / "a.duckdb", caplog)
+    assert columnar == _ingest(demo_traffic, tmp_path / "b.duckdb", columnar=False)
 
 
 @pytest.mark.parametrize("change", [
@@ -207,7 +207,7 @@ def test_the_simulators_traffic_is_flattened_in_duckdb_identically(
     lambda s: s.set(s.get_field_index("timestamp"), pa.field("timestamp", pa.timestamp("us", "UTC"))),
 ])
 def test_other_layouts_take_the_row_path_and_match(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: Any,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, change: Any,
 ) -> None:
     schema = change(SCHEMA)
     assert flatten_sql(schema) is None
@@ -216,5 +216,5 @@ def test_other_layouts_take_the_row_path_and_match(
         for r in rows:
             r["timestamp"] = None
     table = pa.Table.from_pylist(rows, schema=schema)
-    columnar, plain = _both(tmp_path, table, monkeypatch, columnar=False)
+    columnar, plain = _both(tmp_path, table, caplog, columnar=False)
     assert columnar == plain

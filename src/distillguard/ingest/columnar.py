@@ -3,7 +3,8 @@
 ``rows.exchange_row`` validates any record the exchange-log spec allows, at about
 30 µs a row. A Parquet file already carries types, so for the usual layout (the
 Chat Completions shape, ``docs/exchange-log-parquet.md``) the same flattening
-is a SQL projection that DuckDB runs in parallel over the file. ``flatten_sql``
+is a SQL projection that DuckDB runs in parallel over the file (the reader's
+columnar decoder, ``reader.py``). ``flatten_sql``
 checks the file's schema once: it answers ``None`` (the whole file takes the
 Python path) unless every column has a type it handles exactly. Its ``ok``
 expression then marks the rows it flattens; the other rows (a null required

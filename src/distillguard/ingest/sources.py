@@ -1,9 +1,9 @@
-"""Find the files of a traffic directory and stream their records.
+"""Find the files of a traffic directory and decode their records: the reader's first two stages.
 
 A traffic directory holds ``exchanges`` (required), ``accounts`` and ``events``
 (optional) as JSONL (plain, ``.gz``, ``.zst``), Parquet, or a folder of such
 shards (see the exchange-log spec). Records come out with their file and line
-(row number for Parquet), or as a ``BadLine`` giving the quarantine reason.
+(row number for Parquet), or as a ``Bad`` giving the quarantine reason.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet")
 
 @dataclass(frozen=True)
 class Record:
+    """One decoded record and where it came from."""
+
     file: str
     line: int
     value: Any
