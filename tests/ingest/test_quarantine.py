@@ -126,3 +126,27 @@ def test_unreadable_parquet_file_is_one_quarantine_entry(tmp_path: Path, content
         assert store.count("exchanges") == 1 and report.quarantined == 1
     assert rows[0]["file"].endswith("exchanges.parquet") and rows[0]["line"] == 0
     assert "cannot read Parquet" in rows[0]["reason"]
+
+
+def test_accounts_and_events_go_through_the_same_validate_step(tmp_path: Path) -> None:
+    """Bad account and event rows are quarantined under their kind; a later account row replaces an earlier one.
+
+    An extra field nested deeper than orjson writes used to crash the whole ingest
+    (only exchange rows caught unexpected errors); it is now one quarantined row.
+    """
+    traffic = tmp_path / "t"
+    traffic.mkdir()
+    (traffic / "exchanges.jsonl").write_text(json.dumps(GOOD) + "\n")
+    deep = "[" * 300 + "]" * 300
+    (traffic / "accounts.jsonl").write_text(
+        '{"account_id": "a", "tier": "free"}\n{"account_id": 7}\n{"account_id": "b", "x": ' + deep + "}\n"
+        '{"account_id": "a", "tier": "pro"}\n')
+    (traffic / "events.jsonl").write_text('{"type": "release"}\n{"timestamp": "2026-02-01T00:00:00Z", "type": "r"}\n')
+    with Store.open(tmp_path / "s.duckdb") as store:
+        report = ingest_traffic_dir(traffic, store)
+        accounts = store.query("SELECT account_id, tier FROM accounts").to_pylist()
+        quarantine = store.query("SELECT kind, line, reason FROM quarantine ORDER BY kind, line").to_pylist()
+    assert (report.accounts, report.events, report.quarantined) == (2, 1, 3)
+    assert accounts == [{"account_id": "a", "tier": "pro"}]
+    assert [(q["kind"], q["line"]) for q in quarantine] == [("accounts", 2), ("accounts", 3), ("events", 1)]
+    assert "internal error" in quarantine[1]["reason"]
