@@ -16,11 +16,15 @@ cheaply made):
 - accounts put to work within two weeks of sign-up (sign-up bursts for the campaign);
 - payment cards shared by unrelated accounts (one card behind many accounts; a company card behind
   its own organization's accounts does not count: ``features.account.payment_sharing``);
-- continuous operation (active in most hours of the account's span: load-balanced scripts).
+- reasoning elicited around the clock (the elicitation share times the share of hours the
+  account is active in: scripts harvesting traces, not a class that asks for steps in lessons).
 
-A classroom (old accounts, no elicitation, own cards) or a SaaS backend (one organization,
-plain answers) scores near 0 however novel it is; a hydra cluster scores high however
-ordinary each member looks. Used at cluster level (``campaign_evidence``) to decide which
+Continuous operation alone is not a term: batch jobs and SaaS backends run around the clock
+on plain requests, and counting it made an enterprise's own fleet of batch keys a campaign
+(hard-negatives: up to 100% of enterprise-batch accounts flagged). It counts where it
+multiplies what a harvester extracts. A classroom (old accounts, elicitation in lesson hours,
+own cards) or a SaaS backend (plain answers around the clock) scores low however novel it
+is; a hydra cluster scores high however ordinary each member looks. Used at cluster level (``campaign_evidence``) to decide which
 novel clusters are campaigns and to let a large, tightly linked cluster with strong evidence
 become one on its own.
 
@@ -32,6 +36,14 @@ become one on its own.
 >>> ev = campaign_evidence(f, c)["k1"]
 >>> round(ev.score, 3), ev.reasons[0]
 (0.728, '67% of accounts put to work within 14 days of sign-up')
+>>> fleet = pa.table({"account_id": ["d", "e"], "n_exchanges": [100, 100], "elicitation_rate": [0.05, 0.05],
+...                   "duty_cycle": [1.0, 1.0], "account_age_days": [400.0, 400.0]})
+>>> k = pa.table({"account_id": ["d", "e"], "cluster_id": ["k2", "k2"]})
+>>> round(campaign_evidence(fleet, k)["k2"].score, 3)  # batch keys around the clock, plain requests
+0.059
+>>> traces = fleet.set_column(2, "elicitation_rate", pa.array([0.6, 0.6]))
+>>> round(campaign_evidence(traces, k)["k2"].score, 3)  # reasoning traces around the clock
+0.605
 """
 
 from __future__ import annotations
@@ -50,12 +62,12 @@ TERMS: dict[str, tuple[float, str]] = {
     "formatting": (1.0, "{v:.0%} of requests shaped for dataset building"),
     "fresh": (0.6, "{v:.0%} of accounts put to work within 14 days of sign-up"),
     "payment": (0.5, "{v:.0%} of accounts share a payment card with accounts outside their organization"),
-    "continuous": (0.4, "accounts active in {v:.0%} of the hours of their span"),
+    "sustained": (0.8, "reasoning elicited around the clock ({v:.0%}: elicitation share x active-hours share)"),
 }
 """term → (weight, reason template). Weights < 1 where ordinary customers show the trait too:
 a maths class asks for step-by-step answers all lesson long (elicitation alone stays below
-``link.min_harvest_evidence``), new customers start within days, batch jobs and SaaS backends
-run around the clock."""
+``link.min_harvest_evidence``), new customers start within days; a class is not in session
+around the clock, so elicitation sustained over the account's hours weighs more."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +120,8 @@ def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, Harve
             "formatting": float(weights @ np.array([_float(m.get("harvest_format_share"), 0.0) for m in ms])),
             "fresh": float(np.mean(np.nan_to_num(age, nan=np.inf) < FRESH_DAYS)),
             "payment": float(np.mean([_float(m.get("payment_shared_accounts"), 0.0) >= 1 for m in ms])),
-            "continuous": float(weights @ np.array([_float(m.get("duty_cycle"), 0.0) for m in ms])),
+            "sustained": float(weights @ np.array([_float(m.get("duty_cycle"), 0.0)
+                                                   * _float(m.get("elicitation_rate"), 0.0) for m in ms])),
         })
     return out
 
