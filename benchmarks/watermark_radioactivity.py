@@ -99,18 +99,19 @@ def student_job(job: dict[str, Any]) -> dict[str, Any]:
     examples = [Example(*e) for e in job["examples"]]
     spec, settings = cfg.architecture.spec(), cfg.student.settings(job["seed"])
     meta = Path(job["out"]) / "distillguard-train.json"
-    cached = meta.is_file() and json.loads(meta.read_text()).get("key") == run_key(examples, spec, settings,
-                                                                                     teacher.tokenizer)
-    student = train_model(examples, spec, settings, Path(job["out"]), tokenizer=teacher.tokenizer)
+    cached = meta.is_file() and json.loads(meta.read_text()).get("key") == run_key(examples, spec, settings=settings,
+                                                                                     tokenizer=teacher.tokenizer)
+    student = train_model(examples, spec, settings=settings, out=Path(job["out"]), tokenizer=teacher.tokenizer)
     vocab = int(teacher.model.config.vocab_size)
     key = job["key"]
     scheme = load_scheme("greenlist", key)
-    found = predicted_pairs(student.model, job["queries"], scheme.context_width, keep=job["keep"])
+    found = predicted_pairs(student.model, job["queries"], width=scheme.context_width, keep=job["keep"])
     result = scheme.detect_pairs(found, vocab)
     row = {"share": job["share"], "seed": job["seed"], "harvest": job.get("harvest", "shared"),
            "p_value": result.p_value, "n_scored": result.n_scored,
            "green_share": round(result.statistic, 4)}
-    mass = green_mass(student.model, teacher.model, job["queries"], job["keep"], scheme.context_width, scheme.gamma)
+    mass = green_mass(student.model, teacher.model, texts=job["queries"], keep=job["keep"], width=scheme.context_width,
+                      gamma=scheme.gamma)
     marked = mass.test(scheme)
     row |= {"green_mass_p": marked.p_value, "green_mass": round(marked.statistic, 3),
             "green_mass_contexts": len(mass.contexts)}

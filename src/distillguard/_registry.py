@@ -61,12 +61,12 @@ def discover(package: ModuleType, base: type[T], group: str) -> list[type[T]]:
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{info.name}")
     built_in = {_class_name(cls): cls for cls in _subclasses(base) if _defined_in(cls, package)}
-    plugins = merged(built_in, group, lambda obj: isinstance(obj, type) and issubclass(obj, base),
-                     f"a subclass of {base.__module__}.{base.__qualname__}", key=_class_name)
+    plugins = merged(built_in, group, accepts=lambda obj: isinstance(obj, type) and issubclass(obj, base),
+                     what=f"a subclass of {base.__module__}.{base.__qualname__}", key=_class_name)
     return [plugins[name] for name in sorted(plugins)]
 
 
-def merged(built_in: Mapping[str, T], group: str, accepts: Callable[[object], bool], what: str,
+def merged(built_in: Mapping[str, T], group: str, *, accepts: Callable[[object], bool], what: str,
            key: Callable[[T], str] | None = None) -> dict[str, T]:
     """``built_in`` plus the plugins of ``group`` (entry points and ``register``); ``accepts`` checks each.
 

@@ -6,9 +6,9 @@ Tails are exact (``scipy.stats.binom.sf`` evaluates the binomial survival functi
 through the regularized incomplete beta function), never a normal approximation:
 a p-value of 1e-9 from 200 tokens must be 1e-9, not whatever a z-score says.
 
->>> binomial_test(60, 100, 0.25).p_value < 1e-12
+>>> binomial_test(60, 100, p0=0.25).p_value < 1e-12
 True
->>> binomial_test(0, 0, 0.25)
+>>> binomial_test(0, 0, p0=0.25)
 TestResult(statistic=0.0, p_value=1.0, n_scored=0, method='binomial exact upper tail, p0=0.25, 0 trials')
 """
 
@@ -48,7 +48,7 @@ class TestResult:
                 "method": self.method}
 
 
-def binomial_test(successes: int, trials: int, p0: float, what: str = "", n_scored: int | None = None) -> TestResult:
+def binomial_test(successes: int, trials: int, *, p0: float, what: str = "", n_scored: int | None = None) -> TestResult:
     """P(X >= successes) for X ~ Binomial(trials, p0): the exact upper tail; statistic = success share.
 
     ``n_scored`` is what was scored (tokens), when each contributes several trials (tournament layers).
@@ -91,13 +91,13 @@ def rank_sum_test(ranks: Sequence[int], n_decoys: int, what: str = "") -> TestRe
                       atom=ways[total] / outcomes)
 
 
-def subset_sum_test(values: Sequence[Sequence[int]], size: int, observed: int, what: str = "") -> TestResult:
+def subset_sum_test(values: Sequence[Sequence[int]], size: int, *, observed: int, what: str = "") -> TestResult:
     """P(T >= observed) for T = sum over rows c of the sum of a uniformly random ``size``-subset of
     ``values[c]``, the subsets independent across rows: the exact upper tail (``SubsetSumNull``).
 
-    >>> subset_sum_test([[1, 0, 0, 0]], 1, 1).p_value  # the one weight is chosen with probability 1/4
+    >>> subset_sum_test([[1, 0, 0, 0]], 1, observed=1).p_value  # the one weight is chosen with probability 1/4
     0.25
-    >>> subset_sum_test([[2, 1, 0], [1, 0]], 1, 3).p_value  # 2 + 1 only: (1/3)(1/2)
+    >>> subset_sum_test([[2, 1, 0], [1, 0]], 1, observed=3).p_value  # 2 + 1 only: (1/3)(1/2)
     0.16666666666666666
     """
     return SubsetSumNull(values, size).test(observed, what)

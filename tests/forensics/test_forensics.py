@@ -93,7 +93,7 @@ def test_the_canary_rank_test_is_exact_under_the_null(tiny_model_dir: Path) -> N
     tok = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
     canaries = [{"id": f"c{i}", "exchange_id": f"gx-{i}", **decoys_for([{"id": f"gx-{i}"}], 1, "real")[0][0]}
                 for i in range(20)]
-    result = canary_open(model, tok, canaries, decoys_for(canaries, 19, seed_key="decoy"))
+    result = canary_open(model, tok, canaries=canaries, decoys=decoys_for(canaries, 19, seed_key="decoy"))
     assert result.n_scored == 20 and "rank sum" in result.method and "19 decoys" in result.method
     assert result.p_value > 1e-3
 
@@ -129,11 +129,11 @@ def test_predicted_pairs_score_only_kept_positions(marked: dict[str, Path]) -> N
 
     model = AutoModelForCausalLM.from_pretrained(marked["base"], local_files_only=True)
     text = [5, 17, 23, 42, 8, 99]
-    assert predicted_pairs(model, [text], 1, keep=[[False] * 6]) == []
+    assert predicted_pairs(model, [text], width=1, keep=[[False] * 6]) == []
     guess = predictions(model, [text])[0]
-    only = predicted_pairs(model, [text], 1, keep=[[False, False, False, True, False, False]])
+    only = predicted_pairs(model, [text], width=1, keep=[[False, False, False, True, False, False]])
     assert only == [((23,), guess[2])]  # position 3 is predicted from the prefix ending in token 23
-    assert len(predicted_pairs(model, [text], 2)) <= 4  # positions 2..5, each predicted from two tokens
+    assert len(predicted_pairs(model, [text], width=2)) <= 4  # positions 2..5, each predicted from two tokens
 
 
 def test_entropy_selected_radioactivity_scores_only_uncertain_steps(marked: dict[str, Path]) -> None:

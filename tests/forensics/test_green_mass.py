@@ -25,7 +25,7 @@ class _Model(torch.nn.Module):
         self.table = torch.randn(VOCAB, VOCAB)
         if lean_key is not None:
             for prev in range(VOCAB):
-                self.table[prev, greenlist(lean_key, [prev], VOCAB, 0.25)] += lean
+                self.table[prev, greenlist(lean_key, [prev], vocab=VOCAB, gamma=0.25)] += lean
         self.config = SimpleNamespace(vocab_size=VOCAB, n_positions=128)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: Any = None) -> SimpleNamespace:
@@ -41,16 +41,16 @@ def _texts() -> tuple[list[list[int]], list[list[bool]]]:
 
 def test_a_suspect_identical_to_our_model_is_never_flagged() -> None:
     texts, keep = _texts()
-    result = green_mass_test(GreenList(key=5, context_width=1), _Model(), _Model(), texts, keep)
+    result = green_mass_test(GreenList(key=5, context_width=1), _Model(), reference=_Model(), texts=texts, keep=keep)
     assert result.p_value == 1.0 and result.n_scored == 20 * 29
 
 
 def test_a_suspect_leaning_to_our_green_tokens_is_caught_and_not_under_another_key() -> None:
     texts, keep = _texts()
     suspect = _Model(lean_key=5, lean=0.3)
-    caught = green_mass_test(GreenList(key=5, context_width=1), suspect, _Model(), texts, keep)
+    caught = green_mass_test(GreenList(key=5, context_width=1), suspect, reference=_Model(), texts=texts, keep=keep)
     assert caught.p_value < 1e-12  # below any Monte Carlo resolution
-    other = green_mass_test(GreenList(key=6, context_width=1), suspect, _Model(), texts, keep)
+    other = green_mass_test(GreenList(key=6, context_width=1), suspect, reference=_Model(), texts=texts, keep=keep)
     assert other.p_value > 0.01
 
 
@@ -61,7 +61,7 @@ def test_p_values_are_uniform_for_keys_the_suspect_never_saw() -> None:
     suspect = _Model()
     suspect.table = suspect.table + 0.5 * torch.randn(VOCAB, VOCAB)
     keys = np.random.default_rng(0).integers(1, 2**62, size=1000)  # unrelated keys: no shared green lists
-    mass = green_mass(suspect, _Model(), texts, keep, width=1, gamma=0.25)
+    mass = green_mass(suspect, _Model(), texts=texts, keep=keep, width=1, gamma=0.25)
     ps = np.array([mass.test(GreenList(key=int(k), context_width=1)).p_value for k in keys])
     for level in (0.01, 0.05, 0.2, 0.5):
         assert np.mean(ps <= level) <= level + 3 * np.sqrt(level * (1 - level) / len(ps))
@@ -70,6 +70,6 @@ def test_p_values_are_uniform_for_keys_the_suspect_never_saw() -> None:
 
 def test_the_key_must_match_the_computed_width() -> None:
     texts, keep = _texts()
-    mass = green_mass(_Model(), _Model(), texts, keep, width=1, gamma=0.25)
+    mass = green_mass(_Model(), _Model(), texts=texts, keep=keep, width=1, gamma=0.25)
     with pytest.raises(ValueError, match="context width 1"):
         mass.test(GreenList(key=5, context_width=2))

@@ -41,7 +41,7 @@ def test_harvest_through_the_gateway_records_pairs_and_refusals(gateway: dict[st
     ticks: list[int] = []
     result = harvest(prompts, HarvestSettings(gateway["url"], tuple(gateway["keys"]), "tiny", rate=100.0,
                                               concurrency=4, max_tokens=8, max_retries=0),
-                     out, progress=lambda done, total: ticks.append(done))
+                     out=out, progress=lambda done, total: ticks.append(done))
     assert [o.prompt for o in result.outcomes] == prompts and ticks[-1] == 9
     by_account = {a: {o.status for o in result.outcomes if o.account == a} for a in range(3)}
     assert by_account == {0: {"ok"}, 1: {"403"}, 2: {"ok"}}

@@ -52,19 +52,19 @@ def test_only_the_reply_is_scored() -> None:
 
 def test_training_is_deterministic_and_cached(tmp_path: Path) -> None:
     examples = examples_from_tasks(make_tasks(["add", "tool"], 60, seed=0))
-    a = train_model(examples, SPEC, FAST, tmp_path / "a")
-    b = train_model(examples, SPEC, FAST, tmp_path / "b")
+    a = train_model(examples, SPEC, settings=FAST, out=tmp_path / "a")
+    b = train_model(examples, SPEC, settings=FAST, out=tmp_path / "b")
     for (name, pa_), (_, pb) in zip(a.model.named_parameters(), b.model.named_parameters(), strict=True):
         assert torch.equal(pa_, pb), name
     stamp = (tmp_path / "a" / "model.safetensors").stat().st_mtime_ns
-    again = train_model(examples, SPEC, FAST, tmp_path / "a")  # same run: loaded, not retrained
+    again = train_model(examples, SPEC, settings=FAST, out=tmp_path / "a")  # same run: loaded, not retrained
     assert (tmp_path / "a" / "model.safetensors").stat().st_mtime_ns == stamp
     assert torch.equal(next(again.model.parameters()), next(a.model.parameters()))
-    other = train_model(examples, SPEC, TrainSettings(steps=4, batch=4, seed=1, warmup=2), tmp_path / "a")
+    other = train_model(examples, SPEC, settings=TrainSettings(steps=4, batch=4, seed=1, warmup=2), out=tmp_path / "a")
     assert not torch.equal(next(other.model.parameters()), next(a.model.parameters()))
 
 
 def test_accuracy_is_a_share(tmp_path: Path) -> None:
     tasks = make_tasks(["add"], 5, seed=0)
-    model = train_model(examples_from_tasks(tasks), SPEC, FAST, tmp_path / "m")
+    model = train_model(examples_from_tasks(tasks), SPEC, settings=FAST, out=tmp_path / "m")
     assert 0.0 <= accuracy(model, tasks) <= 1.0

@@ -28,7 +28,7 @@ def test_equals_enumeration(seed: int) -> None:
               for _ in range(rng.randint(1, 3))]
     for observed in range(-12, 13, 3):
         p, atom = _brute_force(values, size, observed)
-        result = subset_sum_test(values, size, observed)
+        result = subset_sum_test(values, size, observed=observed)
         assert result.p_value == pytest.approx(p, rel=1e-12, abs=1e-15)
         assert result.atom == pytest.approx(atom, rel=1e-12, abs=1e-15)
 
@@ -41,7 +41,7 @@ def test_valid_at_every_level_under_the_null() -> None:
     ps, randomized = [], []
     for _ in range(2000):
         observed = sum(int(np.sum(np.asarray(row)[rng.permutation(40)[:size]])) for row in values)
-        r = subset_sum_test(values, size, observed)
+        r = subset_sum_test(values, size, observed=observed)
         ps.append(r.p_value)
         randomized.append(r.randomized(float(rng.random())))
     for level in (0.01, 0.05, 0.2, 0.5):
@@ -52,10 +52,10 @@ def test_valid_at_every_level_under_the_null() -> None:
 
 def test_far_tail_is_positive_and_tiny() -> None:
     values = [[3] + [0] * 511 for _ in range(60)]  # each row: the weight is green with probability 1/4
-    p = subset_sum_test(values, 128, 180).p_value  # all 60 green: (1/4)^60
+    p = subset_sum_test(values, 128, observed=180).p_value  # all 60 green: (1/4)^60
     assert p == pytest.approx(0.25**60, rel=1e-9)
 
 
 def test_rejects_a_subset_larger_than_a_row() -> None:
     with pytest.raises(ValueError, match="does not fit"):
-        subset_sum_test([[1, 2]], 3, 0)
+        subset_sum_test([[1, 2]], 3, observed=0)

@@ -40,9 +40,9 @@ def test_detection_is_deterministic_and_ignores_prompt_copies(name: str) -> None
 def test_randomized_p_value_spans_the_atom() -> None:
     from distillguard.stats import binomial_test
 
-    r = binomial_test(3, 4, 0.5)
+    r = binomial_test(3, 4, p0=0.5)
     assert r.randomized(0.0) == pytest.approx(1 / 16) and r.randomized(1.0) == pytest.approx(r.p_value)
-    assert binomial_test(0, 0, 0.5).randomized(0.3) == pytest.approx(0.3)
+    assert binomial_test(0, 0, p0=0.5).randomized(0.3) == pytest.approx(0.3)
 
 
 def test_entropy_selection_scores_only_kept_positions_and_stays_exact() -> None:

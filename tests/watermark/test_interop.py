@@ -42,7 +42,7 @@ def test_the_prf_is_transformers_green_list_and_synthid_g_values_bit_for_bit() -
     for token in (1, 7, 123, 499):
         theirs = torch.zeros(500, dtype=torch.bool)
         theirs[hf._get_greenlist_ids(torch.tensor([3, token]))] = True
-        assert torch.equal(theirs, greenlist(KEY, [token], 500, 0.25))
+        assert torch.equal(theirs, greenlist(KEY, [token], vocab=500, gamma=0.25))
     synth = SynthIDTextWatermarkLogitsProcessor(ngram_len=5, keys=LAYER_KEYS, sampling_table_size=2**16,
                                                 sampling_table_seed=0, context_history_size=1024, device="cpu")
     ids = torch.randint(0, 500, (1, 40), generator=torch.Generator().manual_seed(1))
@@ -51,7 +51,7 @@ def test_the_prf_is_transformers_green_list_and_synthid_g_values_bit_for_bit() -
     from distillguard.watermark.prf import g_values
 
     contexts = ids[0].unfold(0, 5, 1)
-    ours_g = g_values(ours.layer_keys, contexts[:, :4], contexts[:, 4:], ours.table)[:, 0, :]
+    ours_g = g_values(ours.layer_keys, contexts[:, :4], tokens=contexts[:, 4:], table=ours.table)[:, 0, :]
     assert torch.equal(theirs_g, ours_g)
 
 

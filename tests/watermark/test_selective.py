@@ -21,7 +21,7 @@ def test_processor_marks_only_rows_at_or_above_the_threshold() -> None:
     ids = torch.tensor([[7], [7]])
     out = scheme.processor(vocab)(ids, scores.clone())
     assert torch.equal(out[0], certain)
-    green = greenlist(9, [7], vocab, 0.25)
+    green = greenlist(9, [7], vocab=vocab, gamma=0.25)
     assert torch.allclose(out[1][green], torch.full((int(green.sum()),), 3.0))
     assert torch.allclose(out[1][~green], torch.zeros(int((~green).sum())))
     assert float(entropy(scores)[0]) < 1e-3
@@ -36,8 +36,8 @@ def test_entropies_follow_the_text_and_batch_like_one_at_a_time() -> None:
     batched = entropies_batch(model, [(prompt, text), ([3], [50, 51])])
     assert torch.allclose(torch.tensor(batched[0]), torch.tensor(alone), atol=1e-5)
     assert len(batched[1]) == 2
-    assert keep_uncertain(model, prompt, text, 0.0) == [True] * 4
-    assert keep_uncertain(model, prompt, text, 1e9) == [False] * 4
+    assert keep_uncertain(model, prompt_ids=prompt, token_ids=text, threshold=0.0) == [True] * 4
+    assert keep_uncertain(model, prompt_ids=prompt, token_ids=text, threshold=1e9) == [False] * 4
 
 
 def test_texts_longer_than_the_context_are_read_in_windows() -> None:

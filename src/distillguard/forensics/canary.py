@@ -61,7 +61,7 @@ def canary_closed(outputs: Sequence[str], canaries: Sequence[dict[str, Any]],
                       f"{total - total_real} decoys seen")
 
 
-def canary_open(model: Any, tokenizer: Any, canaries: Sequence[dict[str, Any]],
+def canary_open(model: Any, tokenizer: Any, *, canaries: Sequence[dict[str, Any]],
                 decoys: Sequence[Sequence[dict[str, str]]]) -> TestResult:
     """How far up its decoys the suspect ranks each canary: exact rank-sum test.
 
@@ -71,13 +71,13 @@ def canary_open(model: Any, tokenizer: Any, canaries: Sequence[dict[str, Any]],
     canaries, even the ones it ranks second or third (which a "ranked first"
     count would throw away).
     """
-    ranks = canary_ranks(model, tokenizer, canaries, decoys)
+    ranks = canary_ranks(model, tokenizer, canaries=canaries, decoys=decoys)
     n_decoys = len(decoys[0]) if decoys else 1
     first = sum(r == 0 for r in ranks)
     return rank_sum_test(ranks, n_decoys, f"; {first} of {len(ranks)} canaries ranked above all their decoys")
 
 
-def canary_ranks(model: Any, tokenizer: Any, canaries: Sequence[dict[str, Any]],
+def canary_ranks(model: Any, tokenizer: Any, *, canaries: Sequence[dict[str, Any]],
                  decoys: Sequence[Sequence[dict[str, str]]]) -> list[int]:
     """Each canary's rank: how many of its decoys the suspect finds at least as likely (0: none)."""
     ranks = []

@@ -84,7 +84,7 @@ def _closed_findings(o: ExamineOptions, scheme: Scheme, rows: list[dict[str, Any
     findings = [Finding(
         "radioactivity", H0, "the suspect's answers carry the watermark",
         {"prompts": len(rows), "answers": len(said), "entropy_selected": keep is not None},
-        radioactivity_from_tokens(scheme, ids, model_vocab(o.tokenizer, tok), prompt_ids, keep))]
+        radioactivity_from_tokens(scheme, ids, vocab=model_vocab(o.tokenizer, tok), prompts=prompt_ids, keep=keep))]
     if found:
         fakes = decoys_for(found, o.decoys)
         findings.append(Finding(
@@ -111,14 +111,14 @@ def _open_findings(o: ExamineOptions, scheme: Scheme, rows: list[dict[str, Any]]
     findings = [Finding(
         "radioactivity", H0, "the suspect predicts green tokens more often than chance",
         {"texts": len(rows), "tokens": sum(len(i) for i in ids), "entropy_selected": keep is not None},
-        radioactivity_open(scheme, lm, ids, vocab, keep))]
+        radioactivity_open(scheme, lm, texts=ids, vocab=vocab, keep=keep))]
     if o.plain_texts is not None:
         findings.append(_green_mass_finding(scheme, lm, tok, ours, o.plain_texts))
     if found:
         findings.append(Finding(
             "canaries", "the suspect never saw the canaries sent to watched accounts",
             "the suspect finds our canaries likelier than look-alikes", {"canaries": len(found), "decoys": o.decoys},
-            canary_open(lm, tok, found, decoys_for(found, o.decoys))))
+            canary_open(lm, tok, canaries=found, decoys=decoys_for(found, o.decoys))))
     return findings
 
 
@@ -166,7 +166,7 @@ def _green_mass_finding(scheme: Scheme, suspect: PreTrainedModel, tok: PreTraine
         "radioactivity (green mass)", H0, "the suspect puts more probability on our green tokens than our model does",
         {"plain_texts": len(ids), "tokens": sum(len(i) for i in ids), "reference": str(ours.path),
          "entropy_selected": getattr(scheme, "entropy_threshold", 0.0) > 0},
-        green_mass_test(scheme, suspect, ours.get(), ids, keep))
+        green_mass_test(scheme, suspect, reference=ours.get(), texts=ids, keep=keep))
 
 
 def _uncertain_steps(scheme: Scheme, ours: _LocalModel, prompts: list[list[int]],

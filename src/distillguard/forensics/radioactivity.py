@@ -27,7 +27,7 @@ from distillguard.watermark.prf import greenlist
 from distillguard.watermark.selective import model_context, read_windows
 
 
-def radioactivity_from_tokens(scheme: Scheme, texts: Sequence[Sequence[int]], vocab: int,
+def radioactivity_from_tokens(scheme: Scheme, texts: Sequence[Sequence[int]], *, vocab: int,
                               prompts: Sequence[Sequence[int]] = (),
                               keep: Sequence[Sequence[bool]] | None = None) -> TestResult:
     """The scheme's test on a whole sample: each distinct (context, token) pair of all texts once
@@ -35,7 +35,8 @@ def radioactivity_from_tokens(scheme: Scheme, texts: Sequence[Sequence[int]], vo
     found: dict[tuple[tuple[int, ...], int], None] = {}
     for i, ids in enumerate(texts):
         prompt = prompts[i] if i < len(prompts) else ()
-        found.update(dict.fromkeys(pairs(ids, scheme.context_width, prompt, keep[i] if keep is not None else None)))
+        found.update(dict.fromkeys(pairs(ids, scheme.context_width, prompt_ids=prompt,
+                                         keep=keep[i] if keep is not None else None)))
     return scheme.detect_pairs(list(found), vocab)
 
 
@@ -45,20 +46,20 @@ def predictions(model: Any, texts: Sequence[Sequence[int]], batch: int = 16) -> 
     Texts longer than the model's context are read in consecutive windows (each prediction then sees
     at most one window of prefix, which is all the model could see anyway).
     """
-    return [r.tolist() for r in read_windows(model, texts, lambda logits: logits.argmax(-1), batch)]
+    return [r.tolist() for r in read_windows(model, texts, reduce=lambda logits: logits.argmax(-1), batch=batch)]
 
 
-def radioactivity_open(scheme: Scheme, model: Any, texts: Sequence[Sequence[int]], vocab: int,
+def radioactivity_open(scheme: Scheme, model: Any, *, texts: Sequence[Sequence[int]], vocab: int,
                        keep: Sequence[Sequence[bool]] | None = None) -> TestResult:
     """Score the suspect's predictions: pair (true context before position t+1, predicted token at t+1).
 
     ``keep`` (one flag per token of each text) limits scoring to chosen positions, e.g. the steps where
     our own model was uncertain (``watermark.selective``): elsewhere every model predicts the same token.
     """
-    return scheme.detect_pairs(predicted_pairs(model, texts, scheme.context_width, keep), vocab)
+    return scheme.detect_pairs(predicted_pairs(model, texts, width=scheme.context_width, keep=keep), vocab)
 
 
-def predicted_pairs(model: Any, texts: Sequence[Sequence[int]], width: int,
+def predicted_pairs(model: Any, texts: Sequence[Sequence[int]], *, width: int,
                     keep: Sequence[Sequence[bool]] | None = None) -> list[tuple[tuple[int, ...], int]]:
     """The distinct (true context of ``width`` tokens, suspect's predicted next token) pairs, sorted.
 
@@ -74,7 +75,7 @@ def predicted_pairs(model: Any, texts: Sequence[Sequence[int]], width: int,
     return sorted(found)
 
 
-def green_mass_test(scheme: Any, suspect: Any, reference: Any, texts: Sequence[Sequence[int]],
+def green_mass_test(scheme: Any, suspect: Any, *, reference: Any, texts: Sequence[Sequence[int]],
                     keep: Sequence[Sequence[bool]], resolution: int = 20_000) -> TestResult:
     """Does the suspect put more probability on the key's green tokens than our own model does?
 
@@ -84,7 +85,8 @@ def green_mass_test(scheme: Any, suspect: Any, reference: Any, texts: Sequence[S
     """
     if not hasattr(scheme, "gamma"):
         raise ValueError("the green-mass test needs a green-list scheme")
-    mass = green_mass(suspect, reference, texts, keep, scheme.context_width, scheme.gamma, resolution)
+    mass = green_mass(suspect, reference, texts=texts, keep=keep, width=scheme.context_width, gamma=scheme.gamma,
+                      resolution=resolution)
     return mass.test(scheme)
 
 
@@ -118,14 +120,14 @@ class GreenMass:
                              f"{scheme.context_width} and {scheme.gamma}")
         if self.null is None:
             return TestResult(0.0, 1.0, self.steps, "green-mass exact test: no difference from our model", atom=1.0)
-        observed = sum(int(w[greenlist(scheme.key, c, self.vocab, self.gamma)].sum())
+        observed = sum(int(w[greenlist(scheme.key, c, vocab=self.vocab, gamma=self.gamma)].sum())
                        for w, c in zip(self.weights, self.contexts, strict=True))
         result = self.null.test(observed, f", {len(self.contexts)} contexts")
         return TestResult(observed * self.unit, result.p_value, self.steps,
                           f"green-mass test against our model (exact; {result.method})", atom=result.atom)
 
 
-def green_mass(suspect: Any, reference: Any, texts: Sequence[Sequence[int]], keep: Sequence[Sequence[bool]],
+def green_mass(suspect: Any, reference: Any, *, texts: Sequence[Sequence[int]], keep: Sequence[Sequence[bool]],
                width: int, gamma: float, resolution: int = 20_000) -> GreenMass:
     """``GreenMass`` of ``suspect`` against ``reference`` (our model) at the kept steps of ``texts``."""
     vocab = int(reference.config.vocab_size)
@@ -156,4 +158,4 @@ def _probabilities(model: Any, texts: Sequence[Sequence[int]], batch: int = 16) 
     context = model_context(model)
     if any(len(t) > context for t in texts):
         raise ValueError(f"a text is longer than the model's context ({context} tokens); cut it first")
-    return read_windows(model, texts, lambda logits: torch.softmax(logits.float(), dim=-1), batch)
+    return read_windows(model, texts, reduce=lambda logits: torch.softmax(logits.float(), dim=-1), batch=batch)

@@ -53,7 +53,7 @@ def lab_serve(
         require_lab()
         from distillguard.lab.serve import serve  # the lab extra: see the module docstring
 
-        serve(model, host, port, name, max_batch, watermark_keys)
+        serve(model, host=host, port=port, name=name, max_batch=max_batch, watermark_keys=watermark_keys)
 
 
 @lab.command("teacher")
@@ -76,8 +76,9 @@ def lab_teacher(
         cfg = _config(preset, config)
         train, held_out, _ = task_sets(cfg)
         with progress() as tick:
-            model = train_model(examples_from_tasks(train), cfg.architecture.spec(), cfg.teacher.settings(cfg.seed),
-                                out_dir, progress=lambda d, t: tick("teacher", 1, t))
+            model = train_model(examples_from_tasks(train), cfg.architecture.spec(),
+                                settings=cfg.teacher.settings(cfg.seed), out=out_dir,
+                                progress=lambda d, t: tick("teacher", 1, t))
         out.print(f"teacher in {out_dir}; held-out accuracy {accuracy(model, held_out):.3f} "
                   f"on {len(held_out)} tasks")
 
@@ -124,7 +125,7 @@ def lab_harvest(
         settings = HarvestSettings(base_url, tuple(secrets), model, rate, concurrency, max_tokens,
                                    allow_hosts=tuple(allow_host or ()))
         with progress() as tick:
-            result = harvest(pool, settings, out_file, progress=lambda d, t: tick("harvest", 1, t))
+            result = harvest(pool, settings, out=out_file, progress=lambda d, t: tick("harvest", 1, t))
         summary = result.summary()
         out.print(f"{summary['harvested']:,} of {summary['sent']:,} prompts harvested "
                   f"({summary['with_reasoning']:,} with reasoning) in {summary['seconds']:.1f} s → {out_file}; "
@@ -169,7 +170,7 @@ def lab_student(
             raise ConfigError(f"{harvest_file} holds no harvested pair")
         examples = [Example(o.prompt, o.answer or "", o.reasoning if with_reasoning else None) for o in pairs]
         with progress() as tick:
-            train_model(examples, cfg.architecture.spec(), cfg.student.settings(cfg.seed), out_dir,
+            train_model(examples, cfg.architecture.spec(), settings=cfg.student.settings(cfg.seed), out=out_dir,
                         progress=lambda d, t: tick("student", 1, t))
         out.print(f"student trained on {len(examples):,} pairs "
                   f"({'with' if with_reasoning else 'without'} reasoning) → {out_dir}")

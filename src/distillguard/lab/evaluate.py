@@ -12,7 +12,7 @@ from distillguard.models.generate import Model
 __all__ = ["accuracy", "answers", "correct", "kind_accuracy", "scores"]
 
 
-def correct(model: Model, tasks: Sequence[Task], progress: Progress | None = None,
+def correct(model: Model, tasks: Sequence[Task], *, progress: Progress | None = None,
             max_tokens: int = 160) -> list[bool]:
     """Whether ``model`` answers each task right (greedy, at most ``max_tokens`` generated)."""
     said = answers(model, [t.prompt for t in tasks], max_tokens=max_tokens, progress=progress)
@@ -21,7 +21,7 @@ def correct(model: Model, tasks: Sequence[Task], progress: Progress | None = Non
 
 def accuracy(model: Model, tasks: Sequence[Task], progress: Progress | None = None) -> float:
     """Share of ``tasks`` the model answers exactly right (greedy decoding)."""
-    right = correct(model, tasks, progress)
+    right = correct(model, tasks, progress=progress)
     return sum(right) / max(len(right), 1)
 
 

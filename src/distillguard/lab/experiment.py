@@ -168,15 +168,16 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
     started = time.monotonic()
     spec = config.architecture.spec()
     train, held_out, pool = task_sets(config)
-    teacher = train_model(examples_from_tasks(train), spec, config.teacher.settings(config.seed), out / "teacher",
-                          progress=_bar(tick, "teacher"))
+    teacher = train_model(examples_from_tasks(train), spec, settings=config.teacher.settings(config.seed),
+                          out=out / "teacher", progress=_bar(tick, "teacher"))
     teacher_overall, teacher_kinds = scores(teacher, held_out, config.max_tokens)
     student_cfg = config.student.settings(config.seed)
 
     def student(examples: list[Example], label: str,
                 canaries: list[dict[str, Any]] | None = None) -> tuple[float, dict[str, float], CanaryTest | None]:
         """(held-out accuracy, per task kind, the canary test when ``canaries``) of a student on ``examples``."""
-        model = train_model(examples, spec, student_cfg, out / "students" / run_key(examples, spec, student_cfg)[:16],
+        model = train_model(examples, spec, settings=student_cfg,
+                            out=out / "students" / run_key(examples, spec, settings=student_cfg)[:16],
                             progress=_bar(tick, label))
         overall, kinds = scores(model, held_out, config.max_tokens)
         test = _canary_test(config, model, examples, canaries) if canaries is not None else None
@@ -262,7 +263,7 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
                 with serving(create_app(gateway)) as url:
                     result = harvest(prompts, HarvestSettings(f"{url}/v1", tuple(secrets), teacher.name,
                                                               config.rate, config.concurrency, config.max_tokens),
-                                     out / f"harvest-{defence}.jsonl", progress=_bar(tick, f"harvest {defence}"))
+                                     out=out / f"harvest-{defence}.jsonl", progress=_bar(tick, f"harvest {defence}"))
             finally:
                 log.close()
             harvests[defence] = result
@@ -278,8 +279,8 @@ def _mark_in(config: LabConfig, teacher: Model, outcomes: list[Outcome]) -> Fore
     tok = teacher.tokenizer
     ids = [tok(f"{o.reasoning or ''}{o.answer or ''}", add_special_tokens=False)["input_ids"]
            for o in outcomes if o.status == "ok"]
-    return ForensicTest.model_validate(radioactivity_from_tokens(scheme, ids, int(teacher.model.config.vocab_size))
-                                       .to_json())
+    return ForensicTest.model_validate(
+        radioactivity_from_tokens(scheme, ids, vocab=int(teacher.model.config.vocab_size)).to_json())
 
 
 def _sent_canaries(out: Path, defence: str) -> list[dict[str, Any]]:
@@ -304,7 +305,7 @@ def _canary_test(config: LabConfig, model: Model, examples: list[Example],
     if not used:
         return CanaryTest(canaries=0, ranked_first=0, decoys=config.canary_decoys, p_value=1.0)
     decoys = decoys_for(used, config.canary_decoys, seed_key=f"lab-decoy-{config.seed}-")
-    ranks = canary_ranks(model.model, model.tokenizer, used, decoys)
+    ranks = canary_ranks(model.model, model.tokenizer, canaries=used, decoys=decoys)
     result = rank_sum_test(ranks, config.canary_decoys, ", canaries in the student's training answers")
     return CanaryTest.model_validate({"canaries": len(used), "ranked_first": sum(r == 0 for r in ranks),
                                      "ranks": ranks, "decoys": config.canary_decoys, **result.to_json()})
@@ -330,4 +331,4 @@ def curves_svg(results: LabResults) -> str:
         series.setdefault(name, []).append((float(r.harvested), r.student_accuracy))
     refs = {"teacher": results.teacher_accuracy,
             f"ground truth, n={results.baselines_n.ground_truth_same_n}": results.baselines.ground_truth_same_n}
-    return lines_svg(series, refs, "harvested exchanges", "student held-out accuracy")
+    return lines_svg(series, references=refs, x_label="harvested exchanges", y_label="student held-out accuracy")

@@ -77,7 +77,7 @@ class HarvestResult:
                 "seconds": round(self.seconds, 2)}
 
 
-def harvest(prompts: Sequence[str], settings: HarvestSettings, out: Path | None = None,
+def harvest(prompts: Sequence[str], settings: HarvestSettings, *, out: Path | None = None,
             progress: Progress | None = None) -> HarvestResult:
     """Send every prompt once through ``settings.base_url``; outcomes in prompt order (and to ``out``, JSONL)."""
     allowed_url(settings.base_url, settings.allow_hosts)

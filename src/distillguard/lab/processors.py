@@ -51,7 +51,8 @@ BUILT_IN: dict[str, Factory] = {
 
 def factories() -> dict[str, Factory]:
     """The built-in factories and those installed as plugins (or ``register``-ed), by name."""
-    return _registry.merged(BUILT_IN, _registry.LOGITS_PROCESSORS_GROUP, callable, "a logits processor factory")
+    return _registry.merged(BUILT_IN, _registry.LOGITS_PROCESSORS_GROUP, accepts=callable,
+                            what="a logits processor factory")
 
 
 def register(name: str) -> Callable[[Factory], Factory]:

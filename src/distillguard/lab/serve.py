@@ -236,7 +236,7 @@ async def _stream(
     yield b"data: [DONE]\n\n"
 
 
-def serve(model_path: Path, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
+def serve(model_path: Path, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
           max_batch: int = 32, watermark_keys: Path | None = None) -> None:
     """Load the model (and the watermark keyring) and serve it until interrupted."""
     keyring = Keyring.load(watermark_keys) if watermark_keys else None

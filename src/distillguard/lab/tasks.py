@@ -137,7 +137,7 @@ GENERATORS: dict[str, Callable[[random.Random], Task]] = {
 KINDS = (*GENERATORS, "gsm8k")
 
 
-def make_tasks(kinds: list[str], n: int, seed: int, data_dir: Path | None = None) -> list[Task]:
+def make_tasks(kinds: list[str], n: int, *, seed: int, data_dir: Path | None = None) -> list[Task]:
     """``n`` tasks drawn evenly from ``kinds`` (``gsm8k`` needs ``data_dir``), the same for the same seed."""
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:

@@ -75,12 +75,12 @@ class TrainSettings:
 
 
 def train_model(
-    examples: Sequence[Example], spec: ModelSpec, settings: TrainSettings, out: Path,
+    examples: Sequence[Example], spec: ModelSpec, *, settings: TrainSettings, out: Path,
     tokenizer: PreTrainedTokenizerBase | None = None, progress: Progress | None = None,
 ) -> Model:
     """Train a fresh model on ``examples`` into ``out`` (or load it, when ``out`` has this exact run)."""
     out = Path(out)
-    key = run_key(examples, spec, settings, tokenizer)
+    key = run_key(examples, spec, settings=settings, tokenizer=tokenizer)
     if (out / "distillguard-train.json").is_file():
         meta = json.loads((out / "distillguard-train.json").read_text())
         if meta.get("key") == key:
@@ -128,7 +128,7 @@ def fresh_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, seed: int =
     return Model("untrained", GPT2LMHeadModel(config), tokenizer)
 
 
-def run_key(examples: Sequence[Example], spec: ModelSpec, settings: TrainSettings,
+def run_key(examples: Sequence[Example], spec: ModelSpec, *, settings: TrainSettings,
             tokenizer: PreTrainedTokenizerBase | None = None) -> str:
     """What identifies a training run: architecture, settings, data and tokenizer (the cache key)."""
     return spec.key({**asdict(settings), "examples": _digest(examples),

@@ -25,7 +25,7 @@ from distillguard.models.generate import Channels, Model, Row, Sampling
 Progress = Callable[[int, int], None]
 
 
-def answers(model: Model, prompts: Sequence[str], max_tokens: int = 160, batch: int = 64,
+def answers(model: Model, prompts: Sequence[str], *, max_tokens: int = 160, batch: int = 64,
             progress: Progress | None = None) -> list[tuple[str, str]]:
     """(answer, reasoning) of ``model`` for each prompt, greedy, in the order given."""
     encoded = [model.prompt_ids([{"role": "user", "content": p}]) for p in prompts]

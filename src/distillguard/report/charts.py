@@ -39,10 +39,10 @@ def timeline_svg(timeline: Sequence[Sequence[Any]], width: int = 640, height: in
             f"{bars}{labels}</svg>")
 
 
-def graph_svg(accounts: list[str], edges: Sequence[Sequence[Any]], flagged: set[str], size: int = 360) -> str:
+def graph_svg(accounts: list[str], edges: Sequence[Sequence[Any]], *, flagged: set[str], size: int = 360) -> str:
     """The campaign's accounts (dots; red when flagged) and the links between them.
 
-    >>> svg = graph_svg(["a", "b", "c"], [["a", "b", 1.5, ["ip"]], ["b", "c", 2.0, ["payment"]]], {"a"})
+    >>> svg = graph_svg(["a", "b", "c"], [["a", "b", 1.5, ["ip"]], ["b", "c", 2.0, ["payment"]]], flagged={"a"})
     >>> svg.count("<circle"), svg.count("<line")
     (3, 2)
     """
@@ -80,11 +80,12 @@ def graph_svg(accounts: list[str], edges: Sequence[Sequence[Any]], flagged: set[
 PALETTE = ("#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#57606a")
 
 
-def lines_svg(series: dict[str, list[tuple[float, float]]], references: dict[str, float] | None = None,
+def lines_svg(series: dict[str, list[tuple[float, float]]], *, references: dict[str, float] | None = None,
               x_label: str = "", y_label: str = "", width: int = 640, height: int = 360) -> str:
     """A line chart with a 0..1 y axis: one polyline per series, dashed horizontal reference lines.
 
-    >>> svg = lines_svg({"none": [(100, 0.2), (400, 0.6)]}, {"teacher": 0.8}, "harvested", "accuracy")
+    >>> svg = lines_svg({"none": [(100, 0.2), (400, 0.6)]}, references={"teacher": 0.8}, x_label="harvested",
+    ...                 y_label="accuracy")
     >>> svg.count("<polyline"), "teacher" in svg
     (1, True)
     """

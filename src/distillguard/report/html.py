@@ -49,7 +49,7 @@ def render_report(out_dir: Path, top_accounts: int = 50) -> Path:
     alone = {r["account_id"] for r in rows if r["flagged"] and not any(
         x.startswith("member of campaign-") for x in r["reasons"] or [])}
     shown = [(c, Markup(timeline_svg(c.timeline)),
-              Markup(graph_svg(c.account_ids, c.graph.edges if c.graph else [], alone & set(c.account_ids))))
+              Markup(graph_svg(c.account_ids, c.graph.edges if c.graph else [], flagged=alone & set(c.account_ids))))
              for c in campaigns]  # each campaign with its pictures
     html = _ENV.get_template("report.html").render(
         summary=summary,

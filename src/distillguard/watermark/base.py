@@ -48,7 +48,7 @@ class Scheme(ABC):
         """The ``transformers.LogitsProcessor`` that embeds this watermark."""
 
     @abstractmethod
-    def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = (),
+    def detect(self, token_ids: Sequence[int], vocab: int, *, prompt_ids: Sequence[int] = (),
                keep: Sequence[bool] | None = None) -> TestResult:
         """The exact test of one text's tokens (pairs the prompt has are skipped)."""
 
@@ -108,7 +108,7 @@ def _key_params(key: str | Path | dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def pairs(token_ids: Sequence[int], width: int, prompt_ids: Sequence[int] = (),
+def pairs(token_ids: Sequence[int], width: int, *, prompt_ids: Sequence[int] = (),
           keep: Sequence[bool] | None = None) -> Iterator[tuple[tuple[int, ...], int]]:
     """Each distinct (context of ``width`` tokens, token) pair of the text, in order, none that the prompt has.
 

@@ -75,5 +75,5 @@ def detect(
         vocab = vocab_size or model_vocab(tokenizer, tok)
         for row in read_texts(texts):
             prompt = tok(row["prompt"] or "", add_special_tokens=False)["input_ids"]
-            result = chosen.detect(tok(row["text"], add_special_tokens=False)["input_ids"], vocab, prompt)
+            result = chosen.detect(tok(row["text"], add_special_tokens=False)["input_ids"], vocab, prompt_ids=prompt)
             sys.stdout.write(json.dumps(result.to_json()) + "\n")

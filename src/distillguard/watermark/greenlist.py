@@ -50,16 +50,17 @@ class GreenList(Scheme):
     def processor(self, vocab: int) -> LogitsProcessor:
         return GreenListProcessor(self)
 
-    def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = (),
+    def detect(self, token_ids: Sequence[int], vocab: int, *, prompt_ids: Sequence[int] = (),
                keep: Sequence[bool] | None = None) -> TestResult:
-        return self.detect_pairs(list(pairs(token_ids, self.context_width, prompt_ids, keep)), vocab)
+        return self.detect_pairs(list(pairs(token_ids, self.context_width, prompt_ids=prompt_ids, keep=keep)), vocab)
 
     def detect_pairs(self, found: Sequence[tuple[tuple[int, ...], int]], vocab: int) -> TestResult:
         """The exact test on distinct (context of ``context_width`` tokens, token) pairs."""
-        green = sum(token < vocab and bool(greenlist(self.key, context, vocab, self.gamma)[token])
+        green = sum(token < vocab and bool(greenlist(self.key, context, vocab=vocab, gamma=self.gamma)[token])
                     for context, token in found)
         p0 = int(vocab * self.gamma) / vocab
-        return binomial_test(green, len(found), p0, f", green-list key {self.version}, width {self.context_width}")
+        return binomial_test(green, len(found), p0=p0,
+                             what=f", green-list key {self.version}, width {self.context_width}")
 
 
 class GreenListProcessor(LogitsProcessor):
@@ -79,6 +80,6 @@ class GreenListProcessor(LogitsProcessor):
         for row in range(input_ids.shape[0]):
             if free is not None and not bool(free[row]):
                 continue
-            mask = greenlist(s.key, input_ids[row, -s.context_width:].tolist(), vocab, s.gamma)
+            mask = greenlist(s.key, input_ids[row, -s.context_width:].tolist(), vocab=vocab, gamma=s.gamma)
             out[row, mask] += s.delta
         return out  # type: ignore[return-value]

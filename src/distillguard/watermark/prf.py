@@ -19,7 +19,7 @@ null hypothesis (text that never saw the key) a token is green with probability
 which is what the exact binomial tests use.
 
 >>> mask = greenlist(15485863, [42], vocab=1000, gamma=0.25)
->>> int(mask.sum()), bool(torch.equal(mask, greenlist(15485863, [42], 1000, 0.25)))
+>>> int(mask.sum()), bool(torch.equal(mask, greenlist(15485863, [42], vocab=1000, gamma=0.25)))
 (250, True)
 """
 
@@ -51,7 +51,7 @@ def _green(seed: int, vocab: int, size: int) -> torch.Tensor:
     return mask
 
 
-def greenlist(key: int, context: Sequence[int], vocab: int, gamma: float) -> torch.Tensor:
+def greenlist(key: int, context: Sequence[int], *, vocab: int, gamma: float) -> torch.Tensor:
     """Boolean mask over the vocabulary: the green tokens after ``context`` under ``key``."""
     return _green(context_seed(key, context), vocab, int(vocab * gamma))
 
@@ -69,7 +69,7 @@ def sampling_table(seed: int, size: int) -> torch.Tensor:
     return torch.randint(0, 2, (size,), generator=torch.Generator().manual_seed(seed))
 
 
-def g_values(keys: torch.Tensor, context: torch.Tensor, tokens: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+def g_values(keys: torch.Tensor, context: torch.Tensor, *, tokens: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """g-values of each candidate token after each context: shape ``(*batch, k, depth)``.
 
     ``context`` is ``(*batch, ngram_len - 1)``, ``tokens`` is ``(*batch, k)``, ``keys`` is ``(depth,)``.

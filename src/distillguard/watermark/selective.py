@@ -37,7 +37,7 @@ def entropies(model: PreTrainedModel, prompt_ids: Sequence[int], token_ids: Sequ
 def entropies_batch(model: PreTrainedModel, texts: Sequence[tuple[Sequence[int], Sequence[int]]],
                     batch: int = 32) -> list[list[float]]:
     """``entropies`` for many (prompt ids, text ids), in batches; long sequences are read in windows."""
-    per_seq = read_windows(model, [[int(i) for i in (*p, *t)] for p, t in texts], entropy, batch)
+    per_seq = read_windows(model, [[int(i) for i in (*p, *t)] for p, t in texts], reduce=entropy, batch=batch)
     out = []
     for (p, t), h in zip(texts, per_seq, strict=True):
         h_all = h.tolist()
@@ -53,7 +53,7 @@ def model_context(model: Any) -> int:
     return int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 2048)
 
 
-def read_windows(model: Any, texts: Sequence[Sequence[int]], reduce: Callable[[torch.Tensor], torch.Tensor],
+def read_windows(model: Any, texts: Sequence[Sequence[int]], *, reduce: Callable[[torch.Tensor], torch.Tensor],
                  batch: int = 16) -> list[torch.Tensor]:
     """Per text, ``reduce`` of the model's next-token logits at each of its positions (teacher forcing).
 
@@ -80,7 +80,7 @@ def read_windows(model: Any, texts: Sequence[Sequence[int]], reduce: Callable[[t
     return [torch.cat(p) for p in parts]
 
 
-def keep_uncertain(model: PreTrainedModel, prompt_ids: Sequence[int], token_ids: Sequence[int],
+def keep_uncertain(model: PreTrainedModel, *, prompt_ids: Sequence[int], token_ids: Sequence[int],
                    threshold: float) -> list[bool]:
     """One flag per token of the text: whether the model's entropy there reached ``threshold`` nats."""
     return [h >= threshold for h in entropies(model, prompt_ids, token_ids)]

@@ -66,21 +66,21 @@ class Tournament(Scheme):
     def processor(self, vocab: int) -> LogitsProcessor:
         return TournamentProcessor(self)
 
-    def detect(self, token_ids: Sequence[int], vocab: int, prompt_ids: Sequence[int] = (),
+    def detect(self, token_ids: Sequence[int], vocab: int, *, prompt_ids: Sequence[int] = (),
                keep: Sequence[bool] | None = None) -> TestResult:
-        return self.detect_pairs(list(pairs(token_ids, self.context_width, prompt_ids, keep)), vocab)
+        return self.detect_pairs(list(pairs(token_ids, self.context_width, prompt_ids=prompt_ids, keep=keep)), vocab)
 
     def detect_pairs(self, found: Sequence[tuple[tuple[int, ...], int]], vocab: int) -> TestResult:
         """The exact test on distinct (context of ``ngram_len - 1`` tokens, token) pairs."""
         keys, table = self.layer_keys, self.table
         if not found:
-            return binomial_test(0, 0, 0.5)
+            return binomial_test(0, 0, p0=0.5)
         contexts = torch.tensor([c for c, _ in found], dtype=torch.long)
         tokens = torch.tensor([[t] for _, t in found], dtype=torch.long)
-        g = g_values(keys, contexts, tokens, table)  # (pairs, 1, depth)
+        g = g_values(keys, contexts, tokens=tokens, table=table)  # (pairs, 1, depth)
         p0 = float(table.float().mean())
-        return binomial_test(int(g.sum()), int(g.numel()), p0,
-                             f", tournament g-values key {self.version}, {len(keys)} layers", n_scored=len(found))
+        return binomial_test(int(g.sum()), int(g.numel()), p0=p0,
+                             what=f", tournament g-values key {self.version}, {len(keys)} layers", n_scored=len(found))
 
 
 class TournamentProcessor(LogitsProcessor):
@@ -100,7 +100,7 @@ class TournamentProcessor(LogitsProcessor):
             self.seen.append(set())
         context = input_ids[:, -width:]
         candidates = torch.arange(vocab).expand(rows, vocab)
-        g = g_values(self.keys, context, candidates, self.table).float()  # (rows, vocab, depth)
+        g = g_values(self.keys, context, tokens=candidates, table=self.table).float()  # (rows, vocab, depth)
         probs = torch.softmax(scores.float(), dim=-1)
         for layer in range(g.shape[-1]):  # expected winner of a two-candidate tournament, layer by layer
             gl = g[:, :, layer]
