@@ -59,7 +59,7 @@ def run(name: str, scale: float, work: Path, seed: int, modes: tuple[str, ...]) 
                                "attack_accounts": stats.attack_accounts, **timing}
         out = base / f"scan-{mode.split()[0]}"
         with timed(row, "scan_s"), Store.open(base / f"{out.name}.duckdb") as store:
-            result = scan(traffic, out, store, reference_dir=ref)
+            result = scan(traffic, out, store=store, reference_dir=ref)
         summary = json.loads((out / "summary.json").read_text())
         row["scorer"] = summary["scorer"]
         row["reference_set_aside"] = summary["reference_set_aside"]["by_reason"]

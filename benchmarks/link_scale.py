@@ -104,7 +104,7 @@ def measure(args: argparse.Namespace, work: Path) -> None:
             result["exchanges"] = populate(store, args.accounts, args.hydra, args.hydra_size)
         engine = DuckDBEngine(store)
         with timed(result, "link_s"):
-            clusters = run_link(store, engine, Settings())
+            clusters = run_link(store, engine, settings=Settings())
         result["edges"] = store.count("account_links")
         truth = {r[0]: r[1] for r in store.con.execute("SELECT account_id, hydra FROM acct").fetchall()}
     got = {r["account_id"]: r["cluster_id"] for r in clusters.to_pylist()}

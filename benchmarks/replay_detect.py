@@ -41,10 +41,10 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     result: dict[str, object] = {"scenario": args.scenario, "scale": args.scale, "window_hours": args.hours,
                                  **machine()}
     with timed(result, "replay_s"), Store.open(work / "r.duckdb") as store:
-        rep = replay(work / "traffic", work / "replay", store, window=timedelta(hours=args.hours),
+        rep = replay(work / "traffic", work / "replay", store=store, window=timedelta(hours=args.hours),
                      reference_dir=work / "reference")
     with Store.open(work / "s.duckdb") as store:
-        scan(work / "traffic", work / "scan", store, reference_dir=work / "reference")
+        scan(work / "traffic", work / "scan", store=store, reference_dir=work / "reference")
     metrics = evaluate(work / "traffic", work / "scan", work / "replay")
     result.update(windows=rep.windows, replay=metrics["replay"])
     rows = "\n".join(_row(c, v) for c, v in metrics["replay"]["campaigns"].items())

@@ -38,7 +38,7 @@ def test_committed_schemas_are_the_generated_ones() -> None:
 def scan_out(tmp_path_factory: pytest.TempPathFactory, small_traffic: Path) -> Path:
     out = tmp_path_factory.mktemp("records") / "out"
     with Store.open(out.parent / "s.duckdb") as store:
-        result = scan(small_traffic, out, store)
+        result = scan(small_traffic, out, store=store)
     assert result.campaigns  # the checks below see a campaign and its policy record
     return out
 

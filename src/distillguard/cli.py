@@ -56,8 +56,8 @@ def ingest(
     with _errors():
         settings = load_settings(config)
         with Store.open(db) as store, _progress() as progress:
-            report = ingest_traffic_dir(traffic_dir, store, settings.ingest,
-                                        lambda n: progress("ingest", n, None))
+            report = ingest_traffic_dir(traffic_dir, store, settings=settings.ingest,
+                                        progress=lambda n: progress("ingest", n, None))
         out.print(f"ingested {report.exchanges_added:,} new exchanges ({report.duplicates:,} already "
                   f"stored), {report.accounts:,} accounts, {report.events:,} events into {db}")
         _quarantine_note(report.quarantined, db)
@@ -91,8 +91,8 @@ def scan(
     with _errors():
         settings = load_settings(config)
         with Store.open(db) as store, _progress() as progress:
-            result = run_scan(traffic_dir, out_dir, store, settings=settings, engine_name=engine, progress=progress,
-                              reference_dir=reference, benign_file=benign)
+            result = run_scan(traffic_dir, out_dir, store=store, settings=settings, engine_name=engine,
+                              progress=progress, reference_dir=reference, benign_file=benign)
         out.print(f"{result.accounts:,} accounts scanned, {result.flagged:,} flagged, "
                   f"{len(result.campaigns)} campaigns")
         _quarantine_note(result.ingest.quarantined, db)
@@ -244,7 +244,7 @@ def replay(
     with _errors():
         settings = load_settings(config)
         with Store.open(db) as store, _progress() as progress:
-            result = run_replay(traffic_dir, out_dir, store, settings=settings, window=_duration(window),
+            result = run_replay(traffic_dir, out_dir, store=store, settings=settings, window=_duration(window),
                                 reference_dir=reference, engine_name=engine, progress=progress)
     out.print(f"{result.windows} windows, {result.accounts_flagged:,} accounts flagged at some point; "
               f"results in {result.out_dir}")
@@ -285,7 +285,7 @@ def demo(
             generate(load_scenario("demo").benign_only(), reference, seed=seed + 1000, fmt="jsonl",
                      progress=lambda n, total: progress("reference", n, total))
             with Store.open(db) as store:
-                result = run_scan(traffic, scan_out, store, progress=progress, reference_dir=reference)
+                result = run_scan(traffic, scan_out, store=store, progress=progress, reference_dir=reference)
         metrics = evaluate(traffic, scan_out)
     summary = Table("campaign", "accounts", "exchanges", "score", "top capability", title="Campaigns found")
     for c in result.campaigns[:10]:

@@ -105,8 +105,8 @@ class Scan:
         """Read ``traffic_dir`` into the store (``exchanges``, ``accounts``, ``events``, ``quarantine``)."""
         progress = self.progress
         with timed(f"{self.label}: ingest"):
-            return ingest_traffic_dir(traffic_dir, self.store, self.settings.ingest,
-                                      (lambda n: progress(self.label, n, None)) if progress else None)
+            return ingest_traffic_dir(traffic_dir, self.store, settings=self.settings.ingest,
+                                      progress=(lambda n: progress(self.label, n, None)) if progress else None)
 
     def enrich(self) -> int:
         """Per-exchange signals (``signals``); returns the row count."""
@@ -116,7 +116,7 @@ class Scan:
     def features(self, *, before: datetime | None = None) -> pa.Table:
         """Account features (and ``window_features``) from the exchanges before ``before`` (all: None)."""
         with timed(f"{self.label}: features"):
-            return run_features(self.store, self.engine, self.settings, before=before)
+            return run_features(self.store, self.engine, settings=self.settings, before=before)
 
     def slices(self) -> Slices | None:
         """Each account's features per reference slice (a reference's daily slices; ``stages``)."""
@@ -125,7 +125,8 @@ class Scan:
     def link(self, *, before: datetime | None = None, reference_accounts: int = 0) -> pa.Table:
         """Link and cluster accounts; ``reference_accounts``: how many the vetted reference kept."""
         with timed(f"{self.label}: link"):
-            return run_link(self.store, self.engine, self.settings, reference_accounts, before=before)
+            return run_link(self.store, self.engine, settings=self.settings, reference_accounts=reference_accounts,
+                            before=before)
 
     def score(
         self, features: pa.Table, clusters: pa.Table, *, reference: Reference | None = None,
@@ -133,7 +134,8 @@ class Scan:
     ) -> Scoring:
         """Score against the vetted ``reference`` (none: the population vetted against itself)."""
         with timed("score"):
-            return run_score(self.store, features, self.settings, reference, clusters=clusters, cleared=cleared)
+            return run_score(self.store, features, settings=self.settings, reference=reference, clusters=clusters,
+                             cleared=cleared)
 
     # Whole runs.
 
@@ -209,13 +211,13 @@ class Scan:
         features = self.features(before=end)
         clusters = self.link(before=end, reference_accounts=reference_accounts)
         scoring = self.score(features, clusters, reference=reference, cleared=cleared)
-        _, _, view = find_campaigns(scoring.scores, clusters, scoring.features, scoring.det, self.settings,
-                                    cleared=cleared)
+        _, _, view = find_campaigns(scoring.scores, clusters, features=scoring.features, det=scoring.det,
+                                    settings=self.settings, cleared=cleared)
         return view.select(["account_id", "n_exchanges", "score", "flagged"])
 
 
 def scan(
-    traffic_dir: Path, out_dir: Path, store: Store, *, settings: Settings | None = None, engine_name: str = "duckdb",
+    traffic_dir: Path, out_dir: Path, *, store: Store, settings: Settings | None = None, engine_name: str = "duckdb",
     progress: Progress | None = None, reference_dir: Path | None = None, benign_file: Path | None = None,
 ) -> ScanResult:
     """Ingest ``traffic_dir`` into ``store``, run every stage, write ``out_dir``.

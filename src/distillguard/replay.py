@@ -51,7 +51,7 @@ class ReplayResult:
 
 
 def replay(
-    traffic_dir: Path, out_dir: Path, store: Store, *, settings: Settings | None = None,
+    traffic_dir: Path, out_dir: Path, *, store: Store, settings: Settings | None = None,
     window: timedelta = timedelta(hours=1), reference_dir: Path | None = None, engine_name: str = "duckdb",
     progress: Progress | None = None,
 ) -> ReplayResult:

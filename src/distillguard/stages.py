@@ -65,7 +65,7 @@ class ScanResult:
 
 
 def run_enrich(
-    store: Store, engine: Engine | None = None, batch_rows: int = 50_000, progress: Progress | None = None
+    store: Store, engine: Engine | None = None, *, batch_rows: int = 50_000, progress: Progress | None = None
 ) -> int:
     """Enrich every exchange into the ``signals`` table; return the row count.
 
@@ -90,7 +90,7 @@ def run_enrich(
 
 
 def run_features(
-    store: Store, engine: Engine, settings: Settings | None = None, *, before: datetime | None = None
+    store: Store, engine: Engine, *, settings: Settings | None = None, before: datetime | None = None
 ) -> pa.Table:
     """Account features over the whole period (returned) and per window (``window_features``).
 
@@ -102,7 +102,8 @@ def run_features(
     features = engine.execute(account_features(signals, accounts, events))
     windows = None
     if settings.detect.window_hours > 0:
-        windows = engine.execute(window_features(signals, accounts, events, settings.detect.window_hours * 3600))
+        windows = engine.execute(window_features(signals, accounts, events=events,
+                                                 seconds=settings.detect.window_hours * 3600))
     with store.transaction():
         store.replace("account_features", rounded(features))
         store.con.execute("DELETE FROM window_features")
@@ -128,7 +129,7 @@ def rounded(table: pa.Table, decimals: int = 9) -> pa.Table:
 
 
 def run_score(
-    store: Store, features: pa.Table, settings: Settings, reference: Reference | None = None, *,
+    store: Store, features: pa.Table, *, settings: Settings, reference: Reference | None = None,
     clusters: pa.Table | None = None, cleared: frozenset[str] = frozenset(),
 ) -> Scoring:
     """Score accounts against the vetted ``reference`` (or the vetted population itself; ``scoring``).
@@ -138,7 +139,7 @@ def run_score(
     ``account_scores`` is written by ``publish``, once campaign members are flagged too.
     """
     clusters = clusters if clusters is not None else store.read("account_clusters")
-    scoring = score_population(features, clusters, settings, reference=reference, cleared=cleared,
+    scoring = score_population(features, clusters, settings=settings, reference=reference, cleared=cleared,
                                groups=components(store.read("account_links")))
     windows_ref = reference.windows if reference is not None else None
     if windows_ref is not None and windows_ref.num_rows and settings.detect.window_hours > 0:
@@ -165,7 +166,7 @@ def _with_window_flags(scores: pa.Table, window_reasons: dict[str, str]) -> pa.T
 
 
 def run_link(
-    store: Store, engine: Engine, settings: Settings, reference_accounts: int = 0, *, before: datetime | None = None
+    store: Store, engine: Engine, *, settings: Settings, reference_accounts: int = 0, before: datetime | None = None
 ) -> pa.Table:
     """Link accounts (``account_links``) and cluster them (``account_clusters``); return the clusters.
 
@@ -207,7 +208,7 @@ def reference_slices(store: Store, engine: Engine, settings: Settings) -> Slices
     if hours <= 0:
         return None
     known = link_inputs(store, engine)
-    windows = window_features(known.signals, known.accounts, known.events, hours * 3600)
+    windows = window_features(known.signals, known.accounts, events=known.events, seconds=hours * 3600)
     kept = windows.filter(windows.n_exchanges >= settings.detect.reference_slice_min_exchanges)
     return Slices(rounded(engine.execute(kept)), hours * 3600)
 
@@ -227,11 +228,11 @@ def publish(
     """Decide and publish: campaigns, policy and the output files."""
     det = scoring.det
     # The scored features carry each account's neighbour group: member bars must exclude it as scoring did.
-    scores, campaigns, scored = find_campaigns(scoring.scores, clusters, scoring.features, det, settings, store,
-                                               cleared=cleared)
+    scores, campaigns, scored = find_campaigns(scoring.scores, clusters, features=scoring.features, det=det,
+                                               settings=settings, store=store, cleared=cleared)
     span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
     as_of = span["hi"] or datetime.now(UTC)
-    policy = policy_table(scores, campaigns, as_of, settings.policy.ttl_days)
+    policy = policy_table(scores, campaigns, as_of=as_of, ttl_days=settings.policy.ttl_days)
     with store.transaction():
         store.replace("account_scores", scores)
         store.replace("policy", policy)
@@ -262,7 +263,7 @@ def publish(
         "cleared_accounts": len(cleared),
         "ingest": report.__dict__,
     })
-    path = write_outputs(out_dir, scored, campaigns, policy, summary)
+    path = write_outputs(out_dir, accounts=scored, campaigns=campaigns, policy=policy, summary=summary)
     flagged = int(pc.sum(scores.column("flagged")).as_py() or 0)
     return ScanResult(report, scores.num_rows, flagged, [c.as_json() for c in campaigns], path)
 

@@ -43,7 +43,7 @@ def test_scan_with_windows_on(small_traffic: Path, tmp_path: Path) -> None:
     generate(load_scenario("demo").scaled(0.1).benign_only(), tmp_path / "ref", seed=77, fmt="jsonl")
     settings = Settings(detect=DetectSettings(window_hours=24))
     with Store.open(tmp_path / "s.duckdb") as store:
-        result = scan(small_traffic, tmp_path / "out", store, settings=settings, reference_dir=tmp_path / "ref")
+        result = scan(small_traffic, tmp_path / "out", store=store, settings=settings, reference_dir=tmp_path / "ref")
         ids = store.query("SELECT account_id FROM window_features").column(0).to_pylist()
     assert ids and all("@" in i for i in ids)
     assert result.flagged >= 1

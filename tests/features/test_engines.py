@@ -88,7 +88,7 @@ def test_whole_scan_identical_on_both_engines(small_traffic: Path, tmp_path: Pat
     outs = {}
     for name in ("duckdb", "spark"):
         with Store.open(tmp_path / f"{name}.duckdb") as s:
-            scan(small_traffic, tmp_path / name, s, engine_name=name)
+            scan(small_traffic, tmp_path / name, store=s, engine_name=name)
         outs[name] = pq.read_table(tmp_path / name / "accounts.parquet").sort_by("account_id")
     _assert_same(outs["duckdb"], outs["spark"], ["account_id"])
     assert json.loads((tmp_path / "duckdb" / "campaigns.json").read_text()) == json.loads(

@@ -112,7 +112,7 @@ def test_a_window_is_bounded_by_time_not_by_rate() -> None:
 
     window = _Window()
     for i in range(120_000):  # 100 requests a second for 20 minutes, every one a new template
-        window.add(i / 100, i % 2 == 0, f"t{i}", horizon=600.0)
+        window.add(i / 100, eliciting=i % 2 == 0, template=f"t{i}", horizon=600.0)
     assert len(window.bins) <= 61 and len(window.templates) <= 61 * MAX_TEMPLATES_PER_BIN
     assert 59_000 <= window.requests <= 61_000 and window.eliciting * 2 == window.requests
     assert sum(b.requests for b in window.bins) == window.requests

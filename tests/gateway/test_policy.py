@@ -100,7 +100,7 @@ def test_scan_output_loads(tmp_path: Path, small_traffic: Path) -> None:
     from distillguard.store import Store
 
     with Store.open(tmp_path / "s.duckdb") as store:
-        result = scan(small_traffic, tmp_path / "out", store)
+        result = scan(small_traffic, tmp_path / "out", store=store)
     from datetime import datetime
 
     p = Policy(tmp_path / "out" / "policy.json")

@@ -92,7 +92,7 @@ def test_a_scan_with_far_timestamps_negative_tokens_and_broken_shards_completes(
     (shards / "zz-empty.parquet").write_bytes(b"")
     (shards / "zz-cut.parquet").write_bytes((shards / "zz-far.parquet").read_bytes()[:-20])
     with Store.open(tmp_path / "s.duckdb") as store:
-        result = scan(traffic, tmp_path / "out", store)
+        result = scan(traffic, tmp_path / "out", store=store)
         quarantine = store.query("SELECT file, line, reason FROM quarantine").to_pylist()
         assert store.count("exchanges") > 1000
     where = sorted((Path(q["file"]).name, q["line"]) for q in quarantine)

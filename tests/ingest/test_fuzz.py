@@ -285,7 +285,7 @@ def _check(shards: list[Shard]) -> tuple[int, int]:
         for shard in shards:
             (folder / shard.name).write_bytes(shard.data)
         with Store.open(Path(tmp) / "s.duckdb") as store:
-            report = ingest_traffic_dir(Path(tmp) / "t", store, IngestSettings(max_line_bytes=MAX_LINE))
+            report = ingest_traffic_dir(Path(tmp) / "t", store, settings=IngestSettings(max_line_bytes=MAX_LINE))
             kept = store.query("SELECT source_file, source_line FROM exchanges").to_pylist()
             quarantined = store.query("SELECT file, line, reason, kind FROM quarantine").to_pylist()
         prefix = str(folder) + "/"

@@ -42,7 +42,7 @@ def _run(tmp_path: Path, content: bytes, **settings: int) -> list[dict[str, obje
     traffic.mkdir(exist_ok=True)
     (traffic / "exchanges.jsonl").write_bytes(content)
     with Store.open(tmp_path / "s.duckdb") as store:
-        report = ingest_traffic_dir(traffic, store, IngestSettings(**settings))
+        report = ingest_traffic_dir(traffic, store, settings=IngestSettings(**settings))
         rows = store.query("SELECT file, line, reason FROM quarantine ORDER BY line").to_pylist()
         assert report.quarantined == len(rows)
         return rows

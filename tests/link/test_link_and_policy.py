@@ -148,7 +148,7 @@ def test_campaigns_need_enough_suspicious_members_and_read_like_the_disclosure()
     assert "75% of the traffic targets coding" in text
 
     as_of = datetime(2026, 2, 8, tzinfo=UTC)
-    table = policy_table(scored.select(["account_id", "score", "flagged", "reasons"]), [c], as_of, 7)
+    table = policy_table(scored.select(["account_id", "score", "flagged", "reasons"]), [c], as_of=as_of, ttl_days=7)
     policy = table.to_pylist()
     actions = {(p["subject_type"], p["subject_id"]): p["action"] for p in policy}
     assert actions == {("cluster", "cluster-0001"): "challenge", ("account", "d"): "throttle",
@@ -171,7 +171,7 @@ def test_demo_campaigns_are_linked_whole_and_classrooms_stay_out(demo_traffic: P
 
     generate(load_scenario("demo").benign_only(), tmp_path / "ref", seed=100)
     with Store.open(tmp_path / "s.duckdb") as store:
-        result = scan(demo_traffic, tmp_path / "out", store, settings=Settings(), reference_dir=tmp_path / "ref")
+        result = scan(demo_traffic, tmp_path / "out", store=store, settings=Settings(), reference_dir=tmp_path / "ref")
     labels = {json.loads(x)["account_id"]: json.loads(x) for x in (demo_traffic / "labels.jsonl").read_text().split()}
     assert len(result.campaigns) == 3
     for c in result.campaigns:

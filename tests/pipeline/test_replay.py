@@ -24,10 +24,11 @@ def replayed(small_traffic: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     work = tmp_path_factory.mktemp("replay")
     generate(load_scenario("demo").scaled(0.1).benign_only(), work / "ref", seed=55, fmt="jsonl")
     with Store.open(work / "r.duckdb") as store:
-        result = replay(small_traffic, work / "out", store, window=timedelta(hours=12), reference_dir=work / "ref")
+        result = replay(small_traffic, work / "out", store=store, window=timedelta(hours=12),
+                        reference_dir=work / "ref")
     assert result.windows == 15  # seven days and a little, in 12-hour windows
     with Store.open(work / "s.duckdb") as store:
-        scan(small_traffic, work / "scan", store, reference_dir=work / "ref")
+        scan(small_traffic, work / "scan", store=store, reference_dir=work / "ref")
     return work / "out", work / "scan"
 
 
@@ -58,12 +59,12 @@ def test_bench_reports_time_to_detect(small_traffic: Path, replayed: tuple[Path,
 
 def test_replay_rejects_a_bad_window(small_traffic: Path, tmp_path: Path) -> None:
     with Store.open(tmp_path / "s.duckdb") as store, pytest.raises(InputError, match="window must be positive"):
-        replay(small_traffic, tmp_path / "o", store, window=timedelta(0))
+        replay(small_traffic, tmp_path / "o", store=store, window=timedelta(0))
 
 
 def test_replay_without_reference_refits_on_the_prefix(small_traffic: Path, tmp_path: Path) -> None:
     with Store.open(tmp_path / "s.duckdb") as store:
-        result = replay(small_traffic, tmp_path / "o", store, window=timedelta(days=2))
+        result = replay(small_traffic, tmp_path / "o", store=store, window=timedelta(days=2))
     states = pq.read_table(tmp_path / "o" / "replay.parquet")
     assert result.windows == 4
     assert pc.max(states.column("window_end")).as_py() is not None
@@ -77,9 +78,9 @@ def test_the_last_window_is_the_scan(replayed: tuple[Path, Path]) -> None:
 
 def test_without_reference_the_last_window_is_the_scan_too(small_traffic: Path, tmp_path: Path) -> None:
     with Store.open(tmp_path / "r.duckdb") as store:
-        replay(small_traffic, tmp_path / "replay", store, window=timedelta(days=3))
+        replay(small_traffic, tmp_path / "replay", store=store, window=timedelta(days=3))
     with Store.open(tmp_path / "s.duckdb") as store:
-        scan(small_traffic, tmp_path / "scan", store)
+        scan(small_traffic, tmp_path / "scan", store=store)
     assert _last_window(tmp_path / "replay" / "replay.parquet") == _accounts(tmp_path / "scan" / "accounts.parquet")
 
 

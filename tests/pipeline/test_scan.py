@@ -44,7 +44,7 @@ def corrupted(small_traffic: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_scan_quarantines_exactly_the_corrupt_lines(corrupted: tuple[Path, set[int]], tmp_path: Path) -> None:
     traffic, bad_lines = corrupted
     with Store.open(tmp_path / "s.duckdb") as store:
-        result = scan(traffic, tmp_path / "out", store)
+        result = scan(traffic, tmp_path / "out", store=store)
         quarantined = store.query("SELECT line FROM quarantine WHERE kind = 'exchanges'").column("line")
         assert set(quarantined.to_pylist()) == bad_lines
         assert result.ingest.quarantined == len(bad_lines)
@@ -56,7 +56,7 @@ def test_scan_writes_the_output_contract(corrupted: tuple[Path, set[int]], tmp_p
     traffic, _ = corrupted
     out = tmp_path / "out"
     with Store.open(tmp_path / "s.duckdb") as store:
-        scan(traffic, out, store)
+        scan(traffic, out, store=store)
     accounts = pq.read_table(out / "accounts.parquet")
     schema = accounts.schema
     assert schema.field("account_id").type == pa.string()
@@ -85,7 +85,7 @@ def test_scan_ranks_attackers_above_benign(demo_traffic: Path, tmp_path: Path) -
     from distillguard.bench import evaluate
 
     with Store.open(tmp_path / "s.duckdb") as store:
-        scan(demo_traffic, tmp_path / "out", store)
+        scan(demo_traffic, tmp_path / "out", store=store)
     metrics = evaluate(demo_traffic, tmp_path / "out")
     assert metrics["roc_auc"] > 0.8
     assert metrics["flagged"]["fpr"] <= 0.05
@@ -97,7 +97,7 @@ def test_scan_with_a_benign_reference(small_traffic: Path, tmp_path: Path) -> No
 
     generate(load_scenario("demo").scaled(0.1).benign_only(), tmp_path / "ref", seed=77, fmt="jsonl")
     with Store.open(tmp_path / "s.duckdb") as store:
-        scan(small_traffic, tmp_path / "out", store, reference_dir=tmp_path / "ref")
+        scan(small_traffic, tmp_path / "out", store=store, reference_dir=tmp_path / "ref")
     assert (tmp_path / "s.reference.duckdb").is_file()
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["scorer"] == "knn-novelty" and summary["reference"] == str(tmp_path / "ref")

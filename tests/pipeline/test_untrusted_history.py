@@ -26,7 +26,7 @@ def periods(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def _scan(traffic: Path, out: Path, db: Path, **kwargs: Path) -> dict[str, object]:
     with Store.open(db) as store:
-        scan(traffic, out, store, **kwargs)  # type: ignore[arg-type]
+        scan(traffic, out, store=store, **kwargs)  # type: ignore[arg-type]
     return json.loads((out / "summary.json").read_text())
 
 

@@ -104,7 +104,7 @@ def test_bad_bundles_get_clear_errors(tmp_path: Path) -> None:
 def test_a_partners_indicators_link_and_flag_accounts_in_the_next_scan(small_traffic: Path, tmp_path: Path) -> None:
     """Provider A exports its campaigns; provider B imports them and its next scan names the accounts."""
     with Store.open(tmp_path / "a.duckdb") as store:
-        first = scan(small_traffic, tmp_path / "a-out", store)
+        first = scan(small_traffic, tmp_path / "a-out", store=store)
     assert first.campaigns
     export_stix(tmp_path / "a-out", tmp_path / "bundle.json", provider="Provider A")
     with Store.open(tmp_path / "b.duckdb") as store:
@@ -112,7 +112,7 @@ def test_a_partners_indicators_link_and_flag_accounts_in_the_next_scan(small_tra
         assert report.values > 0
         assert import_stix(tmp_path / "bundle.json", store).values == report.values  # re-import replaces
         assert store.count("partner_indicators") == report.values
-        scan(small_traffic, tmp_path / "b-out", store)
+        scan(small_traffic, tmp_path / "b-out", store=store)
         links = store.query("SELECT kinds FROM account_links").column("kinds").to_pylist()
     assert any("partner" in k for k in links)
     import pyarrow.parquet as pq

@@ -37,8 +37,8 @@ class FoundCampaigns(NamedTuple):
 
 
 def find_campaigns(
-    scores: pa.Table, clusters: pa.Table, features: pa.Table, det: MemberBars, settings: Settings,
-    store: Store | None = None, *, cleared: frozenset[str] = frozenset(),
+    scores: pa.Table, clusters: pa.Table, *, features: pa.Table, det: MemberBars, settings: Settings,
+    store: Store | None = None, cleared: frozenset[str] = frozenset(),
 ) -> FoundCampaigns:
     """Campaigns from clusters; returns the scores with members flagged, the campaigns and the account view.
 

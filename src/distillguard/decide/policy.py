@@ -19,7 +19,7 @@ from distillguard.records import Campaign, PolicyRecord
 from distillguard.schema import POLICY
 
 
-def policy_table(scores: pa.Table, campaigns: list[Campaign], as_of: datetime, ttl_days: float) -> pa.Table:
+def policy_table(scores: pa.Table, campaigns: list[Campaign], *, as_of: datetime, ttl_days: float) -> pa.Table:
     """The policy table (``schema.POLICY``): one row per campaign cluster, then per flagged account outside."""
     expires = as_of + timedelta(days=ttl_days)
     rows = []

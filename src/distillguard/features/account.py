@@ -101,7 +101,7 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
     ).order_by("account_id")
 
 
-def window_features(signals: ir.Table, accounts: ir.Table, events: ir.Table, seconds: float) -> ir.Table:
+def window_features(signals: ir.Table, accounts: ir.Table, *, events: ir.Table, seconds: float) -> ir.Table:
     """``account_features`` of each account's traffic in each window of ``seconds`` (UTC-aligned).
 
     The row id is ``"<account_id>@<window index>"``; the account's own metadata

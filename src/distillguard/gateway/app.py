@@ -263,7 +263,8 @@ async def _proxy(gw: Gateway, request: Request, ex: Exchange) -> Response:
         body = await _read_json(request, gw.settings.max_body_bytes, gw.settings.body_timeout)
         record["request"] = body
         endpoint = request.url.path
-        checked = check_request(endpoint, body, gw.settings.limits.max_output_tokens, gw.settings.limits.max_n)
+        checked = check_request(endpoint, body, max_output_tokens=gw.settings.limits.max_output_tokens,
+                                max_n=gw.settings.limits.max_n)
         if not gw.log.healthy and gw.settings.log_failure == "reject":
             raise _log_unavailable()
         processors = (*gw.settings.logits_processors, *decision.logits_processors)
@@ -361,7 +362,7 @@ def create_app(gw: Gateway) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def metrics(_: Request) -> Response:
-        return Response(gw.metrics.render(gw.log.pending, gw.live.flagged, log_healthy=gw.log.healthy,
+        return Response(gw.metrics.render(gw.log.pending, live_flagged=gw.live.flagged, log_healthy=gw.log.healthy,
                                           log_write_errors=gw.log.write_errors,
                                           policy_bad_records=len(gw.policy.errors)), media_type=CONTENT_TYPE)
 

@@ -78,7 +78,7 @@ class _Window:
     requests: int = 0
     eliciting: int = 0
 
-    def add(self, at: float, eliciting: bool, template: str, horizon: float) -> None:
+    def add(self, at: float, *, eliciting: bool, template: str, horizon: float) -> None:
         index = int(at // BIN_SECONDS)
         if not self.bins or self.bins[-1].index != index:
             self.bins.append(_Bin(index))
@@ -221,7 +221,7 @@ class LiveSignals:
             proba += elicitation_probability([p for _, _, p, _ in items[start:start + self.chunk]]).tolist()
         for (account, system, prompt, at), p in zip(items, proba, strict=True):
             window = self._windows.setdefault(account, _Window())
-            window.add(at, bool(p >= 0.5), signature(system, prompt), s.window_seconds)
+            window.add(at, eliciting=bool(p >= 0.5), template=signature(system, prompt), horizon=s.window_seconds)
             n = window.requests
             if n < s.min_requests or account in self._flags:
                 continue

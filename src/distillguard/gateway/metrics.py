@@ -61,7 +61,7 @@ class GatewayMetrics:
         if response.get("interrupted"):
             self.interrupted.inc()
 
-    def render(self, log_queue_depth: int, live_flagged: int = 0, log_healthy: bool = True,
+    def render(self, log_queue_depth: int, *, live_flagged: int = 0, log_healthy: bool = True,
                log_write_errors: int = 0, policy_bad_records: int = 0) -> bytes:
         self.log_queue.set(log_queue_depth)
         self.log_healthy.set(1 if log_healthy else 0)

@@ -107,7 +107,8 @@ def _answer(call: Call, ex: Exchange, status: int, content: bytes, content_type:
         data = None
     if status >= 400:
         return _upstream_error(ex, status, data, content)
-    fields = response_fields(call.endpoint, data, status, ex.latency_ms()) if isinstance(data, dict) else None
+    fields = (response_fields(call.endpoint, data, status=status, latency_ms=ex.latency_ms())
+              if isinstance(data, dict) else None)
     if fields is None:
         rej = Reject(502, "The model server sent an answer the gateway cannot read.", "api_error",
                      "upstream_invalid_response", detail=scrub(content[:300].decode("utf-8", "replace")))
@@ -142,7 +143,7 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def response_fields(endpoint: str, data: dict[str, Any], status: int, latency_ms: float) -> dict[str, Any] | None:
+def response_fields(endpoint: str, data: dict[str, Any], *, status: int, latency_ms: float) -> dict[str, Any] | None:
     """The log's ``response`` object from an upstream JSON answer; None when it is not the endpoint's shape."""
     usage = data.get("usage")
     if usage is not None and not isinstance(usage, dict):

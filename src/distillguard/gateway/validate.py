@@ -11,7 +11,8 @@ analyse. Unknown fields pass through untouched (the upstream decides).
 >>> check_request("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hi"}],
 ...               "max_tokens": 10, "n": 2}, max_output_tokens=1000, max_n=8)
 Checked(stream=False, choices=2, max_output=10)
->>> check_request("/v1/chat/completions", {"model": "m", "messages": [], "max_tokens": "10"}, 1000, 8)
+>>> check_request("/v1/chat/completions", {"model": "m", "messages": [], "max_tokens": "10"},
+...               max_output_tokens=1000, max_n=8)
 Traceback (most recent call last):
 ...
 distillguard.gateway.reject.Reject: 'messages' must not be empty.
@@ -147,7 +148,7 @@ def _input(body: dict[str, Any]) -> None:
             _content(item["content"], f"input[{i}].content", nullable=False)
 
 
-def check_request(endpoint: str, body: dict[str, Any], max_output_tokens: int, max_n: int) -> Checked:
+def check_request(endpoint: str, body: dict[str, Any], *, max_output_tokens: int, max_n: int) -> Checked:
     """Check ``body`` for ``endpoint``; raise ``Reject`` (400) naming the first bad field."""
     model = body.get("model")
     if not isinstance(model, str) or not model.strip() or len(model) > 256:

@@ -63,8 +63,8 @@ class IngestReport:
 
 
 def ingest_traffic_dir(
-    traffic_dir: Path, store: Store, settings: IngestSettings | None = None,
-    progress: Progress | None = None, *, columnar: bool = True,
+    traffic_dir: Path, store: Store, *, settings: IngestSettings | None = None,
+    progress: Progress | None = None, columnar: bool = True,
 ) -> IngestReport:
     """Ingest every table of ``traffic_dir`` into ``store``; return counts.
 

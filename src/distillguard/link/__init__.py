@@ -45,8 +45,8 @@ def link_edges(inputs: LinkInputs, settings: LinkSettings) -> ir.Table:
     values = evidence_values(inputs, settings.min_template_share, hosting)
     base_rate = ordinary_holders(values, inputs, settings.established_days) if settings.base_rate_rarity else None
     pairs = value_pairs(values, settings.max_group_accounts, base_rate)
-    sync = synchrony_pairs(inputs.signals, settings.max_group_accounts, settings.min_sync_bins,
-                           settings.full_sync_bins)
+    sync = synchrony_pairs(inputs.signals, max_group=settings.max_group_accounts, min_bins=settings.min_sync_bins,
+                           full_bins=settings.full_sync_bins)
     return weighted_edges(pairs.union(sync), settings.min_edge_weight)
 
 

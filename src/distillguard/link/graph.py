@@ -71,7 +71,7 @@ def value_pairs(values: ir.Table, max_group: int, base_rate: BaseRate | None = N
                            w=ibis.ifelse(summed, ibis.least(per_kind.w_sum, cap), per_kind.w_max))
 
 
-def synchrony_pairs(signals: ir.Table, max_group: int, min_bins: int, full_bins: int) -> ir.Table:
+def synchrony_pairs(signals: ir.Table, *, max_group: int, min_bins: int, full_bins: int) -> ir.Table:
     """``(src, dst, kind='sync', w)``: accounts on the same template in the same bins, again and again.
 
     SynchroTrap-style: a token is (template signature, 15-minute bin); two

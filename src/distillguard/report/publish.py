@@ -31,7 +31,7 @@ ACCOUNTS_OUT = pa.schema([
 
 
 def write_outputs(
-    out_dir: Path, accounts: pa.Table, campaigns: list[Campaign], policy: pa.Table, summary: ScanSummary,
+    out_dir: Path, *, accounts: pa.Table, campaigns: list[Campaign], policy: pa.Table, summary: ScanSummary,
 ) -> Path:
     """Write every output file; return the path of ``report.html``."""
     out_dir = Path(out_dir)

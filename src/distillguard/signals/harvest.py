@@ -5,11 +5,11 @@ output budget, machine-readable answer-plus-rationale records and "respond only
 with" formats. Each cue is weak alone (developers ask for JSON too); the account
 features count how consistently an account's traffic carries them.
 
->>> harvest_cues("Return a JSON object with keys answer and rationale. Q: 2+2?", 1, 512)
+>>> harvest_cues("Return a JSON object with keys answer and rationale. Q: 2+2?", n_choices=1, max_tokens=512)
 1.0
->>> harvest_cues("What's a good pasta recipe?", 1, 512)
+>>> harvest_cues("What's a good pasta recipe?", n_choices=1, max_tokens=512)
 0.0
->>> harvest_cues("What's a good pasta recipe?", 4, 512)
+>>> harvest_cues("What's a good pasta recipe?", n_choices=4, max_tokens=512)
 1.0
 """
 
@@ -39,14 +39,15 @@ _RECORD = re.compile(
 )
 
 
-def harvest_cues(prompt: str | None, n_choices: int | None, max_tokens: int | None,
+def harvest_cues(prompt: str | None, *, n_choices: int | None, max_tokens: int | None,
                  request_format: str | None = None) -> float:
     """1.0 when the request carries a dataset-building cue, else 0.0.
 
     A large output budget counts only where it is a choice: Anthropic Messages requires
     ``max_tokens`` and its clients routinely send 4,096 or more.
 
-    >>> harvest_cues("Hi", 1, 8192), harvest_cues("Hi", 1, 8192, "anthropic")
+    >>> harvest_cues("Hi", n_choices=1, max_tokens=8192), harvest_cues("Hi", n_choices=1, max_tokens=8192,
+    ...              request_format="anthropic")
     (1.0, 0.0)
     """
     budget = (max_tokens or 0) >= MAX_TOKENS_HIGH and request_format != "anthropic"
@@ -70,6 +71,7 @@ class HarvestFormatEnricher(Enricher):
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         keys = [batch.column("prompt_text"), column(batch, "n_choices"), column(batch, "max_tokens"),
                 column(batch, "request_format")]
-        values = per_distinct(keys, lambda ks: np.array([harvest_cues(*k) for k in ks], dtype=np.float64),
+        values = per_distinct(keys, lambda ks: np.array([harvest_cues(p, n_choices=n, max_tokens=m, request_format=f)
+                                                         for p, n, m, f in ks], dtype=np.float64),
                               self.memo)
         return with_columns(batch, {"harvest_format": pa.array(values, pa.float64())})
