@@ -75,7 +75,7 @@ class Scoring:
 
 
 def score_population(
-    features: pa.Table, clusters: pa.Table, settings: Settings, *, reference: Reference | None = None,
+    features: pa.Table, clusters: pa.Table, *, settings: Settings, reference: Reference | None = None,
     cleared: frozenset[str] = frozenset(), groups: dict[str, str] | None = None,
 ) -> Scoring:
     """Score ``features`` against a vetted ``reference`` (or, without one, against itself, vetted).
@@ -85,7 +85,7 @@ def score_population(
     """
     feats = with_groups(features, clusters if groups is None else groups, "")
     if reference is None:
-        own, aside = self_scan(feats, clusters, settings, cleared)
+        own, aside = self_scan(feats, clusters, settings=settings, cleared=cleared)
         return Scoring(score_accounts(own, feats), own, aside, len(own.reference_scores_), feats)
     ref = with_groups(reference.features, reference.groups or reference.clusters, "ref:")
     aside = reference.set_aside if reference.set_aside is not None else vet_reference(reference, settings, cleared)
@@ -96,7 +96,7 @@ def score_population(
     if settings.detect.self_check:
         # The reference may vouch for a campaign the vetting missed (it ran last period too): the
         # population vetted against itself has no such twin, so either view can flag.
-        det = Either([fitted, self_scan(feats, clusters, settings, cleared)[0]])
+        det = Either([fitted, self_scan(feats, clusters, settings=settings, cleared=cleared)[0]])
     return Scoring(score_accounts(det, feats), det, aside, kept.num_rows, feats)
 
 
@@ -105,11 +105,11 @@ def vet_reference(reference: Reference, settings: Settings, cleared: frozenset[s
     if not settings.detect.vet_reference or reference.clusters is None:
         return SetAside()
     feats = with_groups(reference.features, reference.groups or reference.clusters, "ref:")
-    return self_scan(feats, reference.clusters, settings, cleared)[1]
+    return self_scan(feats, reference.clusters, settings=settings, cleared=cleared)[1]
 
 
 def self_scan(
-    features: pa.Table, clusters: pa.Table, settings: Settings, cleared: frozenset[str] = frozenset()
+    features: pa.Table, clusters: pa.Table, *, settings: Settings, cleared: frozenset[str] = frozenset()
 ) -> tuple[Calibrated, SetAside]:
     """Vet a population that is its own reference: fit, set aside campaigns and flags, refit.
 
@@ -121,7 +121,8 @@ def self_scan(
         library = _with_cleared(_without(features, set(aside.reasons)), features, cleared)
         det = _calibrated(settings, has_reference=False).fit(library)
         scores = score_accounts(det, features, explain=False)
-        _, campaigns, _ = find_campaigns(scores, clusters, features, det, settings, cleared=cleared)
+        _, campaigns, _ = find_campaigns(scores, clusters, features=features, det=det, settings=settings,
+                                         cleared=cleared)
         reasons = {a: member_reason(c) for c in campaigns for a in c.account_ids}
         for a, s, f in zip(scores.column("account_id").to_pylist(), scores.column("score").to_pylist(),
                            scores.column("flagged").to_pylist(), strict=True):
