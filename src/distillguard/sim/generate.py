@@ -56,8 +56,9 @@ def _write_shard(shard: int) -> int:
     cols = [arrays[k] for k in ("t", "account", "variant", "conv", "turn", "seq")]
     for a in range(lo, hi, _CHUNK_ROWS):
         b = min(hi, a + _CHUNK_ROWS)
-        writer.write([renderer.row(i, float(cols[0][i]), int(cols[1][i]), int(cols[2][i]), int(cols[3][i]),
-                                   int(cols[4][i]), int(cols[5][i])) for i in range(a, b)])
+        writer.write([renderer.row(i, float(cols[0][i]), acct_index=int(cols[1][i]), variant=int(cols[2][i]),
+                                   conv=int(cols[3][i]), turn=int(cols[4][i]), seq=int(cols[5][i]))
+                      for i in range(a, b)])
     writer.close()
     return hi - lo
 

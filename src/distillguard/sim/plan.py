@@ -128,7 +128,8 @@ def _sleeper(g: Group, rng: np.random.Generator, active_from: np.ndarray, member
     for a, a0, h0 in zip(members, active_from, harvest, strict=True):
         span = (h0 - a0) / DAY
         k = int(rng.poisson(max(1.0, 4.0 * span)))
-        sleep.append(timing.human(rng, k, start + a0, span, a.tz) if span > 0 and k else np.empty(0))
+        sleep.append(timing.human(rng, k, start=start + a0, days=span, tz_hours=a.tz) if span > 0 and k
+                     else np.empty(0))
         a.harvest_from = start + float(h0)
     return harvest, sleep
 
@@ -136,18 +137,18 @@ def _sleeper(g: Group, rng: np.random.Generator, active_from: np.ndarray, member
 def _times(g: Group, rng: np.random.Generator, counts: np.ndarray, active_from: np.ndarray,
            members: list[Account], start: float, days: float) -> list[np.ndarray]:
     if g.timing == "round-robin":
-        return timing.round_robin(rng, counts, start, days, active_from)
+        return timing.round_robin(rng, counts, start=start, days=days, active_from=active_from)
     if g.timing == "synchronized" and g.style == "classroom":
         return _class_times(rng, counts, members, start, days)
     if g.timing == "synchronized":
-        return timing.synchronized(rng, counts, start, days, active_from)
+        return timing.synchronized(rng, counts, start=start, days=days, active_from=active_from)
     if g.timing == "cron":
-        return [timing.cron(rng, int(k), start, days) for k in counts]
+        return [timing.cron(rng, int(k), start=start, days=days) for k in counts]
     if g.timing == "bursts":
-        return [timing.bursts(rng, int(k), start + a0, days - a0 / DAY) for k, a0 in zip(counts, active_from,
+        return [timing.bursts(rng, int(k), start=start + a0, days=days - a0 / DAY) for k, a0 in zip(counts, active_from,
                                                                                          strict=True)]
     work = g.style in ("developer", "researcher")
-    return [timing.human(rng, int(k), start + a0, days - a0 / DAY, a.tz, work=work)
+    return [timing.human(rng, int(k), start=start + a0, days=days - a0 / DAY, tz_hours=a.tz, work=work)
             for k, a0, a in zip(counts, active_from, members, strict=True)]
 
 

@@ -23,7 +23,7 @@ class Renderer:
         self.s, self.pools, self.accounts, self.ids, self.seed = scenario, pools, accounts, ids, seed
         self.release = start + scenario.release_day * DAY if scenario.release_day is not None else None
 
-    def row(self, i: int, t: float, acct_index: int, variant: int, conv: int, turn: int,
+    def row(self, i: int, t: float, *, acct_index: int, variant: int, conv: int, turn: int,
             seq: int) -> dict[str, Any]:
         """Exchange number ``i``; depends only on its arguments (rows render in any order)."""
         acct = self.accounts[acct_index]
@@ -41,7 +41,7 @@ class Renderer:
             style = shapes.pick(g.style_mix, r)
         harvest = g.is_attack and style != "chat"
         if harvest and g.followups and conv_seed is not None and turn > 0:
-            request, response = shapes.harvest_conversation(STYLE_BODIES[style], self.pools, r, ctx)
+            request, response = shapes.harvest_conversation(STYLE_BODIES[style], self.pools, r=r, ctx=ctx)
         else:
             request, response = STYLE_BODIES[style](self.pools, r, ctx)
         if harvest and g.elicit_rate and r.random() < g.elicit_rate:

@@ -90,7 +90,8 @@ def paraphrase(request: dict[str, Any], r: random.Random) -> None:
 
 
 def harvest_conversation(body: Callable[[Pools, random.Random, dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]],
-                         pools: Pools, r: random.Random, ctx: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+                         pools: Pools, *, r: random.Random,
+                         ctx: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Turn ``ctx["turn"]`` of a harvesting conversation: the first task, then follow-ups asking for more."""
     crng = random.Random(ctx["conv_seed"])
     first, first_resp = body(pools, crng, {**ctx, "turn": 0})

@@ -28,7 +28,7 @@ def _hour_weights(profile: np.ndarray, weekday_bias: float, start: float, days: 
     return hours, w / w.sum()
 
 
-def human(rng: np.random.Generator, n: int, start: float, days: float, tz_hours: float,
+def human(rng: np.random.Generator, n: int, *, start: float, days: float, tz_hours: float,
           work: bool = False, session_mean: float = 4.0) -> np.ndarray:
     """``n`` times in sessions (gaps of tens of seconds) at plausible local hours."""
     if n <= 0:
@@ -47,13 +47,13 @@ def human(rng: np.random.Generator, n: int, start: float, days: float, tz_hours:
     return np.sort(np.concatenate(out))
 
 
-def cron(rng: np.random.Generator, n: int, start: float, days: float) -> np.ndarray:
+def cron(rng: np.random.Generator, n: int, *, start: float, days: float) -> np.ndarray:
     """Evenly spaced jobs with small jitter, all day long."""
     step = days * DAY / max(n, 1)
     return np.sort(start + np.arange(n) * step + rng.uniform(0, 0.2 * step, n))
 
 
-def bursts(rng: np.random.Generator, n: int, start: float, days: float, run_size: int = 150) -> np.ndarray:
+def bursts(rng: np.random.Generator, n: int, *, start: float, days: float, run_size: int = 150) -> np.ndarray:
     """Benchmark runs: a few bursts per week, requests ~1 s apart inside a run."""
     runs = max(1, n // run_size)
     run_starts = start + rng.uniform(0, days * DAY - 3 * 3600, runs)
@@ -65,7 +65,7 @@ def bursts(rng: np.random.Generator, n: int, start: float, days: float, run_size
     return np.sort(run_starts[idx] + within)
 
 
-def round_robin(rng: np.random.Generator, counts: np.ndarray, start: float, days: float,
+def round_robin(rng: np.random.Generator, counts: np.ndarray, *, start: float, days: float,
                 active_from: np.ndarray) -> list[np.ndarray]:
     """One load-balanced stream dealt to accounts in turn: regular per-account spacing."""
     out = []
@@ -79,7 +79,7 @@ def round_robin(rng: np.random.Generator, counts: np.ndarray, start: float, days
     return out
 
 
-def synchronized(rng: np.random.Generator, counts: np.ndarray, start: float, days: float,
+def synchronized(rng: np.random.Generator, counts: np.ndarray, *, start: float, days: float,
                  active_from: np.ndarray, burst_every: float = 1800.0) -> list[np.ndarray]:
     """All accounts fire in the same short windows (lockstep bursts)."""
     n_bursts = max(1, int(days * DAY / burst_every))
