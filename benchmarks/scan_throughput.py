@@ -32,7 +32,7 @@ from distillguard.signals.parallel import enrich_to_signals
 from distillguard.sim import generate, load_scenario
 
 _EXCHANGES_AT_SCALE_1 = 59.5e6  # disclosure-2026 at scale 1 (see sim_throughput.py)
-_STAGE = re.compile(r"distillguard\.pipeline: (.+) took ([\d.]+) s")
+_STAGE = re.compile(r"distillguard\.(?:pipeline|stages): (.+) took ([\d.]+) s")
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from distillguard.decide import find_campaigns, member_reason
 from distillguard.detect import Calibrated, make_scorer
 from distillguard.detect.base import GROUP_COLUMN, Slices
 from distillguard.detect.either import Either
+from distillguard.detect.harvest import campaign_evidence
 
 Detector = Calibrated | Either
 """A fitted detector: one calibrated scorer, or the union of several."""
@@ -96,8 +97,28 @@ def score_population(
     if settings.detect.self_check:
         # The reference may vouch for a campaign the vetting missed (it ran last period too): the
         # population vetted against itself has no such twin, so either view can flag.
-        det = Either([fitted, self_scan(feats, clusters, settings=settings, cleared=cleared)[0]])
+        # It speaks only for accounts whose group shows harvest evidence: a campaign harvests, while
+        # a small legitimate population linked into groups (an enterprise's batch keys, eval
+        # harnesses) has no twin outside its own group and would be flagged for being itself.
+        det = Either([fitted, self_scan(feats, clusters, settings=settings, cleared=cleared)[0]],
+                     only=[None, harvesting_accounts(feats, settings.link.min_harvest_evidence)])
     return Scoring(score_accounts(det, feats), det, aside, kept.num_rows, feats)
+
+
+def harvesting_accounts(features: pa.Table, bar: float) -> frozenset[str]:
+    """Accounts whose neighbour group (the account alone when unlinked) has harvest evidence of ``bar``.
+
+    >>> f = pa.table({"account_id": ["a", "b"], "n_exchanges": [10, 10], "elicitation_rate": [0.9, 0.0],
+    ...               "harvest_format_share": [0.9, 0.0], GROUP_COLUMN: [None, None]})
+    >>> sorted(harvesting_accounts(f, 0.45))
+    ['a']
+    """
+    ids = features.column("account_id").to_pylist()
+    groups = features.column(GROUP_COLUMN).to_pylist() if GROUP_COLUMN in features.column_names else [None] * len(ids)
+    keyed = pa.table({"account_id": ids, "cluster_id": [g or f"solo:{a}" for a, g in zip(ids, groups, strict=True)]})
+    evidence = campaign_evidence(features, keyed)
+    return frozenset(a for a, g in zip(ids, keyed.column("cluster_id").to_pylist(), strict=True)
+                     if evidence[g].score >= bar)
 
 
 def vet_reference(reference: Reference, settings: Settings, cleared: frozenset[str] = frozenset()) -> SetAside:

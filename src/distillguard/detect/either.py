@@ -4,7 +4,9 @@ A reference can vouch for attackers it holds and the vetting missed (a campaign 
 last month too); a population that is its own reference cannot, but has no outside view.
 ``Either`` runs both and flags an account when either one would: each detector keeps its
 own calibration, and the combined score is an account's score in units of the threshold
-of the detector that finds it most unusual (above 1: flagged).
+of the detector that finds it most unusual (above 1: flagged). ``only`` limits a detector to
+the accounts it may speak for (the scan's self view: accounts whose group shows harvest
+evidence, ``scoring``).
 
 >>> import pyarrow as pa
 >>> from distillguard.detect.calibrated import Calibrated
@@ -13,6 +15,9 @@ of the detector that finds it most unusual (above 1: flagged).
 >>> a = Calibrated(RobustZScorer(features=("n_exchanges",)), target_fpr=0.1).fit(benign)
 >>> b = Calibrated(RobustZScorer(features=("n_exchanges",)), target_fpr=0.1).fit(benign)
 >>> Either([a, b]).flag(pa.table({"n_exchanges": [12, 500]})).tolist()
+[False, True]
+>>> rows = pa.table({"account_id": ["x", "y"], "n_exchanges": [500, 500]})
+>>> Either([a], only=[frozenset({"y"})]).flag(rows).tolist()
 [False, True]
 """
 
@@ -30,8 +35,9 @@ from distillguard.detect.calibrated import Calibrated
 class Either:
     """The union of ``detectors``' flags, with the ``Calibrated`` methods the scan uses."""
 
-    def __init__(self, detectors: Sequence[Calibrated]) -> None:
+    def __init__(self, detectors: Sequence[Calibrated], *, only: Sequence[frozenset[str] | None] | None = None) -> None:
         self.detectors = list(detectors)
+        self.only = list(only) if only is not None else [None] * len(self.detectors)
         first = self.detectors[0]
         self.scorer: Scorer = first.scorer
         self.target_fpr = first.target_fpr
@@ -42,10 +48,14 @@ class Either:
     def _ratios(self, features: pa.Table, fpr: float) -> np.ndarray:
         """(detectors × rows): each detector's score over its threshold at ``fpr`` (0 where it has none)."""
         out = []
-        for det in self.detectors:
+        ids = features.column("account_id").to_pylist() if "account_id" in features.column_names else None
+        for det, only in zip(self.detectors, self.only, strict=True):
             t = det.threshold_at(fpr)
             scores = det.suspicion(features)
-            out.append(scores / t if np.isfinite(t) and t > 0 else np.zeros(len(scores)))
+            ratio = scores / t if np.isfinite(t) and t > 0 else np.zeros(len(scores))
+            if only is not None and ids is not None:
+                ratio = np.where(np.array([a in only for a in ids], dtype=bool), ratio, 0.0)
+            out.append(ratio)
         return np.vstack(out) if out else np.zeros((0, features.num_rows))
 
     def suspicion(self, features: pa.Table) -> np.ndarray:

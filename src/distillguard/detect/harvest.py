@@ -24,9 +24,9 @@ on plain requests, and counting it made an enterprise's own fleet of batch keys 
 (hard-negatives: up to 100% of enterprise-batch accounts flagged). It counts where it
 multiplies what a harvester extracts. A classroom (old accounts, elicitation in lesson hours,
 own cards) or a SaaS backend (plain answers around the clock) scores low however novel it
-is; a hydra cluster scores high however ordinary each member looks. Used at cluster level (``campaign_evidence``) to decide which
-novel clusters are campaigns and to let a large, tightly linked cluster with strong evidence
-become one on its own.
+is; a hydra cluster scores high however ordinary each member looks. Used at cluster level
+(``campaign_evidence``) to decide which novel clusters are campaigns and to let a large,
+tightly linked cluster with strong evidence become one on its own.
 
 >>> import pyarrow as pa
 >>> f = pa.table({"account_id": ["a", "b", "c"], "n_exchanges": [100, 100, 100],
