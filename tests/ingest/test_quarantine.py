@@ -150,3 +150,14 @@ def test_accounts_and_events_go_through_the_same_validate_step(tmp_path: Path) -
     assert accounts == [{"account_id": "a", "tier": "pro"}]
     assert [(q["kind"], q["line"]) for q in quarantine] == [("accounts", 2), ("accounts", 3), ("events", 1)]
     assert "internal error" in quarantine[1]["reason"]
+
+
+def test_integers_beyond_64_bits_are_kept_exactly(tmp_path: Path) -> None:
+    """orjson stops at 64-bit integers; a huge number in a request or an extra field is data, not an error."""
+    big = 2**70
+    line = json.dumps({**GOOD, "trace": {"n": big}, "request": {**GOOD["request"], "seed": big}})  # type: ignore[dict-item]
+    assert _run(tmp_path, line.encode() + b"\n") == []
+    with Store.open(tmp_path / "s.duckdb") as store:
+        row = store.query("SELECT request_json, extra_json FROM exchanges").to_pylist()[0]
+    assert json.loads(row["request_json"])["seed"] == big
+    assert json.loads(row["extra_json"])["trace"]["n"] == big

@@ -15,6 +15,7 @@ distillguard.ingest.normalize.RowProblem: missing required field 'account_id'
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -124,22 +125,33 @@ def _usage(usage: dict[str, Any], first: str, second: str | None) -> int | None:
 
 
 def _dumps(value: Any, notes: Notes, what: str) -> str:
-    """JSON text of ``value``; containers nested deeper than orjson writes are replaced by a mark."""
+    """JSON text of ``value``; containers nested deeper than ``MAX_DEPTH`` are replaced by a mark.
+
+    >>> _dumps({"n": 2**70}, Notes(), "extra fields")  # beyond orjson's 64 bits: written exactly
+    '{"n":1180591620717411303424}'
+    """
     try:
         return orjson.dumps(value).decode()
     except TypeError:
+        pass  # nested deeper than orjson writes, or an integer beyond 64 bits
+    cut: list[int] = []
+    clipped = _clip_depth(value, MAX_DEPTH, cut)
+    if cut:
         notes.add(f"{what} nested deeper than {MAX_DEPTH} levels: the deeper part is replaced by a mark")
-        return orjson.dumps(_clip_depth(value, MAX_DEPTH)).decode()
+    # The standard library writes integers of any size exactly; orjson stops at 64 bits.
+    return json.dumps(clipped, ensure_ascii=False, separators=(",", ":"))
 
 
-def _clip_depth(value: Any, depth: int) -> Any:
+def _clip_depth(value: Any, depth: int, cut: list[int]) -> Any:
+    """``value`` with containers below ``depth`` replaced by ``DEPTH_MARK`` (one entry in ``cut`` each)."""
     if not isinstance(value, dict | list):
         return value
     if depth <= 0:
+        cut.append(1)
         return DEPTH_MARK
     if isinstance(value, dict):
-        return {k: _clip_depth(v, depth - 1) for k, v in value.items()}
-    return [_clip_depth(v, depth - 1) for v in value]
+        return {k: _clip_depth(v, depth - 1, cut) for k, v in value.items()}
+    return [_clip_depth(v, depth - 1, cut) for v in value]
 
 
 def account_row(rec: Any) -> dict[str, Any]:
@@ -206,8 +218,9 @@ def _derived_id(rec: dict[str, Any], raw: bytes | None) -> str:
         return "sha1-" + hashlib.sha1(raw.strip(), usedforsecurity=False).hexdigest()
     try:
         payload = orjson.dumps(rec, option=orjson.OPT_SORT_KEYS, default=str)
-    except TypeError:  # nested too deep for orjson
-        payload = orjson.dumps(_clip_depth(rec, MAX_DEPTH), option=orjson.OPT_SORT_KEYS, default=str)
+    except TypeError:  # nested too deep for orjson, or an integer beyond 64 bits
+        payload = json.dumps(_clip_depth(rec, MAX_DEPTH, []), sort_keys=True, separators=(",", ":"),
+                             default=str).encode()
     return "sha1-" + hashlib.sha1(payload.strip(), usedforsecurity=False).hexdigest()
 
 
