@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -96,19 +97,55 @@ def test_a_file_without_one_valid_record_keeps_the_last_good_table(tmp_path: Pat
 
 
 def test_scan_output_loads(tmp_path: Path, small_traffic: Path) -> None:
+    """A scan's decisions apply from when it runs, whatever the dates of the traffic it read (#21)."""
+    from datetime import UTC, datetime, timedelta
+
     from distillguard.pipeline import scan
     from distillguard.store import Store
 
     with Store.open(tmp_path / "s.duckdb") as store:
         result = scan(small_traffic, tmp_path / "out", store=store)
-    from datetime import datetime
-
     p = Policy(tmp_path / "out" / "policy.json")
-    as_of = datetime.fromisoformat(json.loads((tmp_path / "out" / "summary.json").read_text())["last_seen"])
-    assert result.campaigns
-    for c in result.campaigns:  # decisions expire a week after the last exchange scanned
-        assert all(p.decide(a, now=as_of).action == "challenge" for a in c["account_ids"])
-        assert all(p.decide(a).action == "allow" for a in c["account_ids"])  # that week is long past
+    last_seen = datetime.fromisoformat(json.loads((tmp_path / "out" / "summary.json").read_text())["last_seen"])
+    assert last_seen < datetime.now(UTC) - timedelta(days=7)  # simulated traffic is older than a decision's week
+    assert result.campaigns and p.expired() == 0
+    for c in result.campaigns:  # decisions expire a week after the scan
+        assert all(p.decide(a).action == "challenge" for a in c["account_ids"])
+        assert all(p.decide(a, now=datetime.now(UTC) + timedelta(days=8)).action == "allow" for a in c["account_ids"])
+
+
+def test_a_stale_policy_is_reported_in_the_log_and_metrics(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Records already expired when the file loads are ignored, and the gateway says so (#21)."""
+    from distillguard.gateway.metrics import GatewayMetrics
+
+    path = tmp_path / "policy.json"
+    _write(path, [{"subject": "cluster:c1", "action": "challenge", "expires_at": PAST, "members": ["a"]},
+                  {"subject": "account:b", "action": "block", "expires_at": PAST},
+                  {"subject": "account:c", "action": "throttle", "expires_at": FUTURE},
+                  {"subject": "account:d", "action": "monitor"}])  # no expiry: never expires
+    with caplog.at_level("WARNING", logger="distillguard.gateway.policy"):
+        p = Policy(path)
+    assert "2 of 4 records had already expired when loaded (latest expiry 2020-01-01T00:00:00+00:00)" in caplog.text
+    assert p.decide("a").action == "allow" and p.decide("c").action == "throttle"
+    assert (p.records, p.expired()) == (4, 2)
+    text = GatewayMetrics().render(0, policy_records=p.records, policy_expired_records=p.expired()).decode()
+    assert "distillguard_policy_expired_records 2.0" in text and "distillguard_policy_records 4.0" in text
+
+
+def test_the_running_gateway_reports_a_stale_policy(guarded: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A policy file replaced by one whose records have expired: the log warns, /metrics counts them, and the
+    campaign member they named is served (an expired decision is no decision)."""
+    chat = {"model": "m", "messages": [{"role": "user", "content": "2 + 2?"}], "max_tokens": 4}
+    metrics = guarded.url.removesuffix("/v1") + "/metrics"
+    assert "distillguard_policy_expired_records 0.0" in httpx.get(metrics).text
+    guarded.gw.policy.check_every = 0.0  # re-read on the next request
+    _write(guarded.gw.policy.path, [{"subject": "cluster:cluster-0001", "action": "challenge", "expires_at": PAST,
+                                     "members": ["acct-member"]}])
+    with caplog.at_level("WARNING", logger="distillguard.gateway.policy"):
+        assert guarded.post("/v1/chat/completions", chat, who="member").status_code == 200
+    assert "1 of 1 records had already expired when loaded" in caplog.text
+    text = httpx.get(metrics).text
+    assert "distillguard_policy_expired_records 1.0" in text and "distillguard_policy_records 1.0" in text
 
 
 def test_every_log_record_is_a_published_exchange_log_record(guarded: Any) -> None:

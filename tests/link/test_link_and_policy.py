@@ -148,7 +148,8 @@ def test_campaigns_need_enough_suspicious_members_and_read_like_the_disclosure()
     assert "75% of the traffic targets coding" in text
 
     as_of = datetime(2026, 2, 8, tzinfo=UTC)
-    table = policy_table(scored.select(["account_id", "score", "flagged", "reasons"]), [c], as_of=as_of, ttl_days=7)
+    table = policy_table(scored.select(["account_id", "score", "flagged", "reasons"]), [c], as_of=as_of, ttl_days=7,
+                         now=as_of)
     policy = table.to_pylist()
     actions = {(p["subject_type"], p["subject_id"]): p["action"] for p in policy}
     assert actions == {("cluster", "cluster-0001"): "challenge", ("account", "d"): "throttle",

@@ -4,14 +4,16 @@ Rules (kept deliberately simple and explicit):
 - every campaign's cluster gets ``challenge`` (step-up verification), which the
   gateway applies to all members, including accounts linked to it later;
 - a flagged account outside any campaign gets ``throttle``.
-Expiry is ``as_of + ttl`` where ``as_of`` is the last exchange seen, so the same
-input always yields the same table. ``policy_records`` is the same table in the
-gateway's format (``policy.json``).
+A decision expires ``ttl`` after it is made: the scan's clock (``now``), or the
+last exchange seen (``as_of``) when that is later. Counting from the data's own dates
+made a scan of last month's logs write a policy that had expired before the gateway
+loaded it. Tests pass ``now``; everything else in the table depends on the input
+only. ``policy_records`` is the same table in the gateway's format (``policy.json``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
@@ -19,9 +21,23 @@ from distillguard.records import Campaign, PolicyRecord
 from distillguard.schema import POLICY
 
 
-def policy_table(scores: pa.Table, campaigns: list[Campaign], *, as_of: datetime, ttl_days: float) -> pa.Table:
-    """The policy table (``schema.POLICY``): one row per campaign cluster, then per flagged account outside."""
-    expires = as_of + timedelta(days=ttl_days)
+def policy_table(
+    scores: pa.Table, campaigns: list[Campaign], *, as_of: datetime, ttl_days: float, now: datetime | None = None,
+) -> pa.Table:
+    """The policy table (``schema.POLICY``): one row per campaign cluster, then per flagged account outside.
+
+    Rows expire ``ttl_days`` after the decision: ``now`` (default: the wall clock, to the second) or ``as_of``
+    (the last exchange seen), whichever is later.
+
+    >>> from datetime import UTC
+    >>> scores = pa.table({"account_id": ["a"], "score": [9.0], "flagged": [True], "reasons": [["r"]]})
+    >>> row = policy_table(scores, [], as_of=datetime(2026, 2, 8, tzinfo=UTC), ttl_days=7,
+    ...                    now=datetime(2026, 12, 1, tzinfo=UTC)).to_pylist()[0]
+    >>> row["action"], row["expires_at"].isoformat()
+    ('throttle', '2026-12-08T00:00:00+00:00')
+    """
+    decided = max(now or datetime.now(UTC).replace(microsecond=0), as_of)
+    expires = decided + timedelta(days=ttl_days)
     rows = []
     in_campaign = set()
     for c in campaigns:

@@ -364,7 +364,8 @@ def create_app(gw: Gateway) -> Starlette:
     async def metrics(_: Request) -> Response:
         return Response(gw.metrics.render(gw.log.pending, live_flagged=gw.live.flagged, log_healthy=gw.log.healthy,
                                           log_write_errors=gw.log.write_errors,
-                                          policy_bad_records=len(gw.policy.errors)), media_type=CONTENT_TYPE)
+                                          policy_bad_records=len(gw.policy.errors), policy_records=gw.policy.records,
+                                          policy_expired_records=gw.policy.expired()), media_type=CONTENT_TYPE)
 
     async def readyz(_: Request) -> Response:
         """Ready when the log is writable, the live signals are warm and the last upstream probe answered

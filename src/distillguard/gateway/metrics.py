@@ -43,6 +43,11 @@ class GatewayMetrics:
         self.policy_bad_records = Gauge("distillguard_policy_bad_records",
                                         "Records of the loaded policy file that were reported and skipped.",
                                         registry=self.registry)
+        self.policy_records = Gauge("distillguard_policy_records", "Valid records of the loaded policy file.",
+                                    registry=self.registry)
+        self.policy_expired = Gauge("distillguard_policy_expired_records",
+                                    "Records of the loaded policy file that have expired (ignored): a stale policy.",
+                                    registry=self.registry)
         self.log_write_errors = Gauge("distillguard_log_write_errors", "Failed log flushes since start.",
                                       registry=self.registry)
 
@@ -62,10 +67,13 @@ class GatewayMetrics:
             self.interrupted.inc()
 
     def render(self, log_queue_depth: int, *, live_flagged: int = 0, log_healthy: bool = True,
-               log_write_errors: int = 0, policy_bad_records: int = 0) -> bytes:
+               log_write_errors: int = 0, policy_bad_records: int = 0, policy_records: int = 0,
+               policy_expired_records: int = 0) -> bytes:
         self.log_queue.set(log_queue_depth)
         self.log_healthy.set(1 if log_healthy else 0)
         self.log_write_errors.set(log_write_errors)
         self.policy_bad_records.set(policy_bad_records)
+        self.policy_records.set(policy_records)
+        self.policy_expired.set(policy_expired_records)
         self.live_flagged.set(live_flagged)
         return bytes(generate_latest(self.registry))

@@ -2,7 +2,9 @@
 
 A record's ``subject`` is ``account:ID`` or ``cluster:ID``; a cluster's action
 applies to each of its ``members``. An account gets the strictest of its own
-action and its cluster's; expired records are ignored. The file is re-read
+action and its cluster's; expired records are ignored (records already expired
+when a file loads are reported in the log, and ``/metrics`` counts expired
+records). The file is re-read
 when it changes (checked at most every ``check_every`` seconds), atomically:
 a request sees the old table or the new one, never half of each, and a
 malformed file keeps the last good table (and says so in the log). Each record
@@ -23,6 +25,7 @@ or an antidistillation sampling defence, on upstreams that support them).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import threading
@@ -62,6 +65,12 @@ class _Table:
     clusters: dict[str, Decision]
     member_of: dict[str, str]
     errors: tuple[str, ...] = ()  # records reported and skipped
+    records: int = 0  # valid records
+    expiries: tuple[datetime, ...] = ()  # each valid record's expiry, sorted (records without one: none)
+
+    def expired(self, now: datetime) -> int:
+        """Valid records whose expiry is not after ``now`` (``decide`` ignores them)."""
+        return bisect.bisect_right(self.expiries, now)
 
 
 def _problem(exc: ValidationError) -> str:
@@ -77,6 +86,7 @@ def parse_policy(records: Any, source: str) -> _Table:
     clusters: dict[str, Decision] = {}
     member_of: dict[str, str] = {}
     errors: list[str] = []
+    expiries: list[datetime] = []
     for i, raw in enumerate(records):
         try:
             r = PolicyRecord.model_validate(raw)
@@ -84,6 +94,8 @@ def parse_policy(records: Any, source: str) -> _Table:
             errors.append(f"{source}: record {i} skipped: {_problem(exc)}")
             log.error("%s", errors[-1])
             continue
+        if r.expires_at is not None:
+            expiries.append(r.expires_at)
         kind, _, ident = r.subject.partition(":")
         processors = tuple(p.model_dump() for p in r.logits_processors or [])
         decision = Decision(r.action, r.reason, r.subject, r.expires_at, tuple(r.transforms or []), processors)
@@ -95,7 +107,7 @@ def parse_policy(records: Any, source: str) -> _Table:
                 member_of[member] = ident
     if records and len(errors) == len(records):  # nothing usable: a broken file, not an empty decision
         raise ConfigError(f"{source}: no valid policy record ({errors[0]})")
-    return _Table(accounts, clusters, member_of, tuple(errors))
+    return _Table(accounts, clusters, member_of, tuple(errors), len(records) - len(errors), tuple(sorted(expiries)))
 
 
 def _stricter(a: Decision | None, b: Decision) -> Decision:
@@ -136,6 +148,11 @@ class Policy:
         self.loads += 1
         log.info("policy %s loaded: %d accounts, %d clusters, %d bad records skipped", self.path,
                  len(table.accounts), len(table.clusters), len(table.errors))
+        expired = table.expired(datetime.now(UTC))
+        if expired:  # a stale file enforces nothing: say so rather than serve everyone as allowed
+            log.warning("policy %s: %d of %d records had already expired when loaded (latest expiry %s) and are "
+                        "ignored; run scan again for current decisions", self.path, expired, table.records,
+                        table.expiries[expired - 1].isoformat())
 
     def decide(self, account_id: str, cluster_id: str | None = None, now: datetime | None = None) -> Decision:
         """The strictest decision unexpired at ``now`` for the account or its cluster (``allow`` if none)."""
@@ -160,6 +177,15 @@ class Policy:
             best = Decision(best.action, best.reason, best.subject, best.expires_at, tuple(sorted(transforms)),
                             tuple(processors))
         return best
+
+    @property
+    def records(self) -> int:
+        """Valid records in the current table."""
+        return self._table.records
+
+    def expired(self, now: datetime | None = None) -> int:
+        """Records of the current table expired at ``now`` (the wall clock by default)."""
+        return self._table.expired(now or datetime.now(UTC))
 
     @property
     def errors(self) -> tuple[str, ...]:
