@@ -30,14 +30,20 @@ def keygen(
 
     Example: distillguard watermark keygen --scheme greenlist --version 2026-11-a --out keys.json
     """
-    with errors():
-        require_lab()
-        from distillguard.watermark.keyring import Keyring, new_key  # the lab extra: see the module docstring
+    from distillguard.watermark.keyfile import BUILT_IN, check_records, fresh_key, read_records, write_records
 
-        records = list(Keyring.load(out_file).records.values()) if out_file.is_file() else []
-        records.append(new_key(scheme, version))
-        Keyring.from_records(records)  # rejects a duplicate version before writing
-        out_file.write_text(json.dumps({"keys": records}, indent=2) + "\n")
+    with errors():
+        records = read_records(out_file) if out_file.is_file() else []
+        if scheme in BUILT_IN:  # a random integer: no need to load torch and transformers (seconds) to make it
+            record = fresh_key(scheme, version)
+        else:  # a plugin scheme checks its own key
+            require_lab()
+            from distillguard.watermark.keyring import new_key  # the lab extra: see the module docstring
+
+            record = new_key(scheme, version)
+        records.append(record)
+        check_records(records)  # rejects a duplicate version before writing
+        write_records(out_file, records)
         out.print(f"{scheme} key {version} added to {out_file} (keep this file secret)")
 
 

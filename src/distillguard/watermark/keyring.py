@@ -13,7 +13,6 @@ records that spec (so each exchange says which key version marked it) and never 
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from distillguard.errors import ConfigError
 from distillguard.watermark.base import Scheme, load_scheme
+from distillguard.watermark.keyfile import check_records, read_records
 
 
 @dataclass(frozen=True)
@@ -29,24 +29,16 @@ class Keyring:
 
     @classmethod
     def from_records(cls, records: list[dict[str, Any]]) -> Keyring:
+        check_records(records)
         out: dict[str, dict[str, Any]] = {}
-        for i, r in enumerate(records):
-            if not isinstance(r, dict) or not r.get("scheme") or not r.get("version"):
-                raise ConfigError(f"keyring record {i}: needs 'scheme' and 'version'")
-            if r["version"] in out:
-                raise ConfigError(f"keyring: version {r['version']!r} appears twice")
+        for r in records:
             load_scheme(r["scheme"], r)  # a bad key fails when the keyring loads, not on a request
             out[str(r["version"])] = dict(r)
         return cls(out)
 
     @classmethod
     def load(cls, path: Path) -> Keyring:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read the watermark keyring {path}: {exc}") from exc
-        return cls.from_records(data["keys"] if isinstance(data, dict) and "keys" in data else
-                                data if isinstance(data, list) else [data])
+        return cls.from_records(read_records(path))
 
     def scheme(self, version: str) -> Scheme:
         if version not in self.records:
@@ -57,7 +49,8 @@ class Keyring:
 
 
 def new_key(scheme: str, version: str, **params: Any) -> dict[str, Any]:
-    """A fresh random key record for ``scheme`` (63-bit integer from ``secrets``)."""
+    """A fresh random key record for ``scheme`` (63-bit integer from ``secrets``), checked by the scheme
+    (``keyfile.fresh_key`` makes one without importing the schemes)."""
     record = {"scheme": scheme, "version": version, "key": secrets.randbits(63), **params}
     load_scheme(scheme, record)
     return record
