@@ -27,7 +27,16 @@ import pyarrow.compute as pc
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
-from distillguard.detect.base import GROUP_COLUMN, Features, Scorer, Slices, group_names, log_scaled, owner
+from distillguard.detect.base import (
+    GROUP_COLUMN,
+    LOG_SCALED,
+    Features,
+    Scorer,
+    Slices,
+    group_names,
+    log_scaled,
+    owner,
+)
 
 # Log scaling of the heavy-tailed ones: base.LOG_SCALED.
 FEATURES = (
@@ -44,21 +53,57 @@ FEATURES = (
 # separates the simulated scenarios, and each added dimension dilutes the nearest-neighbour distance.
 OPTIONAL_FEATURES = ("harvest_format_share", "distinct_temperatures", "topic_mmd", "topic_cohesion",
                      "weekly_entropy", "duty_cycle")
-_LABELS = {
-    "n_exchanges": "{v:,.0f} exchanges", "exchanges_per_active_day": "{v:,.0f} exchanges per active day",
-    "template_reuse": "template reuse {v:.2f}", "top_template_share": "top template {v:.0%} of traffic",
-    "output_input_ratio": "output/input tokens {v:.1f}", "hour_entropy": "hour-of-day entropy {v:.2f}",
-    "iat_cv": "inter-arrival CV {v:.2f}", "multi_turn_share": "multi-turn share {v:.0%}",
-    "tool_share": "tool-use share {v:.0%}", "elicitation_rate": "reasoning elicited in {v:.0%} of requests",
-    "top_capability_share": "{v:.0%} of requests in one capability area",
-    "new_model_share_24h": "{v:.0%} on the new model within 24 h of its release",
-    "account_age_days": "account {v:.1f} days old at first use", "mean_prompt_chars": "prompts of {v:,.0f} chars",
-    "harvest_format_share": "{v:.0%} of requests shaped for dataset building",
-    "distinct_temperatures": "{v:.0f} distinct temperatures",
-    "topic_mmd": "prompt topics far from benign traffic (MMD² {v:.3f})",
-    "topic_cohesion": "prompts on one topic (mean topic similarity {v:.2f})",
-    "weekly_entropy": "day-of-week entropy {v:.2f}", "duty_cycle": "active in {v:.0%} of the hours of its span",
+# feature -> (its value in words, the number's format, what a high value says, what a low one says).
+# A reason leads with the words for its direction and keeps every number in brackets: a campaign's
+# "most common member findings" count reasons by the text before the bracket.
+_LABELS: dict[str, tuple[str, str, str, str]] = {
+    "n_exchanges": ("{v}", "{:,.0f} exchanges", "high volume", "low volume"),
+    "exchanges_per_active_day": ("{v} per active day", "{:,.0f} exchanges", "busy active days", "quiet active days"),
+    "template_reuse": ("template reuse {v}", "{:.2f}", "prompts reuse templates", "prompts rarely reuse templates"),
+    "top_template_share": ("top template {v} of traffic", "{:.0%}", "one prompt template dominates",
+                           "no prompt template dominates"),
+    "output_input_ratio": ("{v} per input token", "{:.1f} output tokens", "long answers to short prompts",
+                           "short answers to long prompts"),
+    "hour_entropy": ("hour-of-day entropy {v}", "{:.2f}", "active around the clock", "active in few hours of the day"),
+    "iat_cv": ("inter-arrival CV {v}", "{:.2f}", "bursty timing", "machine-regular timing"),
+    "multi_turn_share": ("{v} of requests multi-turn", "{:.0%}", "many multi-turn conversations",
+                         "few multi-turn conversations"),
+    "tool_share": ("tools in {v} of requests", "{:.0%}", "heavy tool use", "little tool use"),
+    "elicitation_rate": ("elicited in {v} of requests", "{:.0%}", "reasoning often elicited",
+                         "reasoning rarely elicited"),
+    "top_capability_share": ("{v} of requests in its main capability area", "{:.0%}",
+                             "focused on one capability area", "spread over capability areas"),
+    "new_model_share_24h": ("{v} on the new model in the 24 h after its release", "{:.0%}",
+                            "moved to a new model as soon as it was released",
+                            "stayed on older models after a release"),
+    "account_age_days": ("{v} from sign-up to first use", "{:,.1f} days", "first used long after sign-up",
+                         "first used soon after sign-up"),
+    "mean_prompt_chars": ("prompts of {v} on average", "{:,.0f} characters", "long prompts", "short prompts"),
+    "harvest_format_share": ("{v} of requests", "{:.0%}", "requests shaped for dataset building",
+                             "few requests shaped for dataset building"),
+    "distinct_temperatures": ("{v}", "{:.0f} distinct temperatures", "many sampling temperatures",
+                              "few sampling temperatures"),
+    "topic_mmd": ("MMD² {v}", "{:.3f}", "prompt topics far from benign traffic",
+                  "prompt topics close to benign traffic"),
+    "topic_cohesion": ("mean topic similarity {v}", "{:.2f}", "prompts on one topic", "prompts on varied topics"),
+    "weekly_entropy": ("day-of-week entropy {v}", "{:.2f}", "active every day of the week",
+                       "active on few days of the week"),
+    "duty_cycle": ("active in {v} of the hours of its span", "{:.0%}", "active most hours of its span",
+                   "active in few hours of its span"),
 }
+
+
+def reason(feature: str, value: float, typical: float, gap: float, versus: str) -> str:
+    """One finding: the words for its direction, then the value, what ``versus`` has, and the gap.
+
+    >>> reason("iat_cv", 0.02, 1.1, -5.4, "its neighbours")
+    'machine-regular timing (inter-arrival CV 0.02 vs about 1.10 for its neighbours; 5.4 scale units lower)'
+    >>> reason("new_model_share_24h", 0.6, 0.95, -3.1, "its nearest benign accounts").split(" (")[0]
+    'stayed on older models after a release'
+    """
+    what, number, high, low = _LABELS.get(feature, (feature + " {v}", "{:.3g}", f"high {feature}", f"low {feature}"))
+    return (f"{high if gap > 0 else low} ({what.format(v=number.format(value))} vs about {number.format(typical)} "
+            f"for {versus}; {abs(gap):.1f} scale units {'higher' if gap > 0 else 'lower'})")
 
 
 class KNNNoveltyScorer(Scorer):
@@ -251,7 +296,8 @@ class KNNNoveltyScorer(Scorer):
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a row with no neighbour at all
             near = np.where(np.isnan(dist)[..., None], np.nan, library[idx])
-            gaps = x - np.nanmean(near, axis=1)  # in scale units, vs the nearest benign accounts (or slices)
+            centre = np.nanmean(near, axis=1)
+            gaps = x - centre  # in scale units, vs the nearest benign accounts (or slices)
         names = self._feature_names()
         out = []
         for i in range(n):
@@ -260,11 +306,15 @@ class KNNNoveltyScorer(Scorer):
             for j in order:
                 if not abs(gaps[i, j]) >= min_gap or np.isnan(raw[i, j]):  # a missing feature is no reason
                     continue
-                label = _LABELS.get(names[j], names[j] + " {v:.3g}").format(v=raw[i, j])
-                reasons.append(f"{label} ({'above' if gaps[i, j] > 0 else 'below'} its nearest benign "
-                               f"accounts by {abs(gaps[i, j]):.1f} scale units)")
+                reasons.append(reason(names[j], float(raw[i, j]), self._unscaled(float(centre[i, j]), j),
+                                      float(gaps[i, j]), "its nearest benign accounts"))
             out.append(reasons)
         return out
+
+    def _unscaled(self, value: float, j: int) -> float:
+        """Feature ``j``'s raw value at scaled ``value``: what the neighbours' centre means in the data's units."""
+        v = value * float(self.scale_[j]) + float(self.center_[j])
+        return float(np.expm1(v)) if self._feature_names()[j] in LOG_SCALED else v
 
 
 def _distinct_nearest(index: NearestNeighbors, groups: np.ndarray, accounts: np.ndarray, x: np.ndarray,

@@ -13,7 +13,8 @@ from typing import ClassVar, Self
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from distillguard.detect.base import Features, Scorer, log_scaled
+from distillguard.detect.base import LOG_SCALED, Features, Scorer, log_scaled
+from distillguard.detect.knn import reason
 
 # feature -> direction: +1 when high values are suspicious (log scaling: base.LOG_SCALED).
 _DEFAULT: dict[str, int] = {
@@ -24,15 +25,6 @@ _DEFAULT: dict[str, int] = {
     "output_input_ratio": +1,
     "hour_entropy": +1,
     "iat_cv": -1,
-}
-_LABELS = {
-    "n_exchanges": "volume {v:,.0f} exchanges",
-    "exchanges_per_active_day": "{v:,.0f} exchanges per active day",
-    "template_reuse": "template reuse {v:.2f}",
-    "top_template_share": "top template is {v:.0%} of traffic",
-    "output_input_ratio": "output/input token ratio {v:.1f}",
-    "hour_entropy": "activity spread over the day, entropy {v:.2f}",
-    "iat_cv": "regular timing, inter-arrival CV {v:.2f}",
 }
 
 
@@ -76,7 +68,13 @@ class RobustZScorer(Scorer):
         return z.mean(axis=1) if z.shape[1] else np.zeros(len(raw))
 
     def explain(self, X: Features, min_z: float = 3.0, top: int = 3) -> list[list[str]]:
-        """Up to ``top`` features per row with a robust z of at least ``min_z``."""
+        """Up to ``top`` features per row with a robust z of at least ``min_z`` (``knn.reason`` sentences).
+
+        >>> import pyarrow as pa
+        >>> scorer = RobustZScorer(features=("iat_cv",)).fit(pa.table({"iat_cv": [0.8, 1.0, 1.2, 1.1, 0.9]}))
+        >>> scorer.explain(pa.table({"iat_cv": [0.01]}))[0][0].split(" (")[0]
+        'machine-regular timing'
+        """
         check_is_fitted(self)
         raw, _ = self._validate(X, reset=False)
         z = self._z(raw)
@@ -84,8 +82,16 @@ class RobustZScorer(Scorer):
         reasons = []
         for i in range(len(raw)):
             order = np.argsort(-z[i])[:top]
+            # One-sided: the gap always points the feature's suspicious way.
             reasons.append([
-                _LABELS.get(names[j], names[j] + " {v:.3g}").format(v=raw[i, j]) + f" (robust z {z[i, j]:.1f})"
+                reason(names[j], float(raw[i, j]), self._median(j), _DEFAULT.get(names[j], +1) * float(z[i, j]),
+                       "the median account")
                 for j in order if z[i, j] >= min_z
             ])
         return reasons
+
+    def _median(self, j: int) -> float:
+        """Feature ``j``'s median in the data's units (``median_`` is signed and maybe log-scaled)."""
+        name = self._feature_names()[j]
+        v = _DEFAULT.get(name, +1) * float(self.median_[j])
+        return float(np.expm1(v)) if name in LOG_SCALED else v
