@@ -8,6 +8,7 @@ classes the report's stylesheet defines (``bar``, ``axis``, ``release``, ``link`
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -90,13 +91,13 @@ MAX_LINKS = 800  # strongest links drawn: a dense campaign of 300 accounts has t
 
 
 def graph_svg(accounts: list[str], edges: Sequence[Sequence[Any]], *, flagged: set[str],
-              unusual: set[str] | None = None, size: int = 420) -> str:
+              unusual: set[str] | None = None, size: int | None = None) -> str:
     """The campaign's accounts (labelled dots) and the links between them, with a legend.
 
     Red: flagged on its own score; amber: above the member bar only (``unusual``, where the
     bar is one known number); grey: the rest (below the bar, or not flagged on its own when
-    the bar is unknown). A label is the part of the id that differs
-    between members; the full id is the dot's tooltip.
+    the bar is unknown). A label is the part of the id that differs between members; the
+    full id is the dot's tooltip. ``size``: the canvas's side (default: grows with the accounts).
 
     >>> svg = graph_svg(["acct-01", "acct-02", "acct-03"], [["acct-01", "acct-02", 1.5, ["ip"]],
     ...                 ["acct-02", "acct-03", 2.0, ["payment"]]], flagged={"acct-01"})
@@ -107,6 +108,8 @@ def graph_svg(accounts: list[str], edges: Sequence[Sequence[Any]], *, flagged: s
         return ""
     degree = Counter(a for e in edges for a in e[:2])
     shown = sorted(accounts, key=lambda a: (-degree[a], a))[:MAX_NODES]
+    if size is None:  # a triangle of three accounts needs no 420-pixel canvas
+        size = min(420, 160 + round(50 * math.sqrt(len(shown))))
     index = {a: i for i, a in enumerate(shown)}
     kept = [e for e in edges if e[0] in index and e[1] in index]
     drawn = sorted(kept, key=lambda e: (-e[2], e[0], e[1]))[:MAX_LINKS]
