@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
 
 from distillguard.errors import DistillGuardError
 
 console = Console(stderr=True)
 out = Console()
+
 
 @contextmanager
 def errors() -> Iterator[None]:
@@ -28,19 +38,46 @@ def errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+class _Count(ProgressColumn):
+    """``done/total`` when the total is known, else ``done`` alone (rich's ``MofNCompleteColumn`` shows ``n/?``)."""
+
+    def render(self, task: Task) -> Text:
+        done = f"{int(task.completed):,}"
+        return Text(f"{done}/{int(task.total):,}" if task.total is not None else done, style="progress.download")
+
+
+class Bars:
+    """``bars(stage, advance, total)``: the progress callback the library takes, drawn as rich bars.
+
+    A stage that runs again (a reference period's enrichment, then the traffic's) gets a fresh bar once its
+    bar is complete or its total changes, so one period's rows are never counted against another's total.
+    """
+
+    def __init__(self, bars: Progress) -> None:
+        self.bars = bars
+        self._current: dict[str, tuple[TaskID, int | None]] = {}  # stage → its bar and total
+        self._done: dict[TaskID, int] = {}
+
+    def __call__(self, stage: str, n: int, total: int | None) -> None:
+        task, known = self._current.get(stage, (None, None))
+        if task is None or known != total or (total is not None and self._done[task] >= total):
+            task = self.bars.add_task(stage, total=total)
+            self._current[stage], self._done[task] = (task, total), 0
+        self._done[task] += n
+        self.bars.update(task, advance=n)
+
+    def rows(self) -> list[tuple[str, int, int | None]]:
+        """(stage, done, total) of every bar so far, in order."""
+        return [(t.description, int(t.completed), None if t.total is None else int(t.total)) for t in self.bars.tasks]
+
+
 @contextmanager
-def progress() -> Iterator[Callable[[str, int, int | None], None]]:
+def progress() -> Iterator[Bars]:
+    """Progress bars on stderr, gone when the block ends (``Bars``)."""
     bars = Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
-    tasks: dict[str, Any] = {}
-
-    def advance(stage: str, n: int, total: int | None) -> None:
-        if stage not in tasks:
-            tasks[stage] = bars.add_task(stage, total=total)
-        bars.update(tasks[stage], advance=n, total=total)
-
+                    _Count(), TimeElapsedColumn(), console=console, transient=True)
     with bars:
-        yield advance
+        yield Bars(bars)
 
 
 def require_lab() -> None:

@@ -24,7 +24,7 @@ from distillguard._cli_support import console, out
 from distillguard._cli_support import errors as _errors
 from distillguard._cli_support import progress as _progress
 from distillguard.config import DEFAULT_DB, load_settings
-from distillguard.errors import ConfigError
+from distillguard.errors import ConfigError, InputError
 from distillguard.forensics.cli import forensics
 from distillguard.lab.cli import lab
 from distillguard.watermark.cli import watermark
@@ -162,7 +162,9 @@ def import_stix(
 @app.command()
 def quarantine(
     db: DbOpt = Path(DEFAULT_DB),
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help=(
+        "JSON Lines: one {file, line, reason} object per line, and no output at all when nothing is quarantined "
+        "(`jq -s .` makes it one array, [] when empty)."))] = False,
 ) -> None:
     """List quarantined input rows with file, line and reason.
 
@@ -177,6 +179,7 @@ def quarantine(
             sys.stdout.write(orjson.dumps({k: row[k] for k in ("file", "line", "reason")}).decode() + "\n")
         return
     table = Table("file", "line", "kind", "reason", title=f"{len(rows):,} quarantined rows")
+    table.columns[0].overflow = "fold"  # a path is one word: fold it over lines rather than cut it with "…"
     for row in rows:
         table.add_row(row["file"], str(row["line"]), row["kind"], row["reason"])
     out.print(table)
@@ -253,6 +256,39 @@ def replay(
                                 reference_dir=reference, engine_name=engine, progress=progress)
     out.print(f"{result.windows} windows, {result.accounts_flagged:,} accounts flagged at some point; "
               f"results in {result.out_dir}")
+    _time_to_detect(result.time_to_flag, traffic_dir, result.out_dir)
+
+
+def _time_to_detect(timing: dict[str, object], traffic_dir: Path, replay_dir: Path) -> None:
+    """Replay's summary: how soon accounts were flagged, and each campaign's time to detect when the traffic has
+    labels (the simulator's)."""
+    if timing.get("accounts"):
+        out.print(f"time to flag, from an account's first exchange: median {timing['median_hours']} h "
+                  f"(90% within {timing['p90_hours']} h), after a median {timing['median_exchanges']} exchanges")
+    labels = [traffic_dir / "labels.parquet", traffic_dir / "labels.jsonl"]
+    if not any(p.is_file() for p in labels):
+        return
+    import pyarrow.parquet as pq
+
+    from distillguard.bench.replay_metrics import replay_summary
+
+    with _errors():
+        try:
+            rows = pq.read_table(labels[0]).to_pylist() if labels[0].is_file() else \
+                [orjson.loads(line) for line in labels[1].read_bytes().splitlines() if line.strip()]
+            campaign_of = {r["account_id"]: r["campaign_id"] for r in rows if r.get("is_attack")}
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # ArrowInvalid and JSONDecodeError are ValueErrors
+            raise InputError(f"cannot read the labels in {traffic_dir}: {exc}") from exc
+        summary = replay_summary(pq.read_table(replay_dir / "replay.parquet"), campaign_of)
+    if not summary["campaigns"]:
+        return
+    table = Table("campaign (labels)", "first flagged", "its traffic sent by then", title="Time to detect")
+    for name, c in summary["campaigns"].items():
+        hours = c["hours_to_detect"]
+        when = "never" if c["first_flagged_at"] is None else \
+            "in its first window" if not hours else f"{hours:.1f} h after its first window"
+        table.add_row(name, when, "-" if c["share_before_flag"] is None else f"{c['share_before_flag']:.1%}")
+    out.print(table)
 
 
 def _duration(text: str) -> timedelta:

@@ -12,18 +12,26 @@ slices); without one, each window's population is its own reference, vetted.
 Output (``OUT_DIR``):
 - ``replay.parquet``: one row per (window_end, account seen so far) with the
   account's cumulative ``n_exchanges``, ``score`` and ``flagged``;
-- ``first_flagged.parquet``: per account, when it was first flagged and how many
-  exchanges it had sent by then (null if never);
-- ``replay.json``: the settings and counts.
-``distillguard bench TRAFFIC OUT --replay OUT_DIR`` turns these into time-to-detect.
+- ``first_flagged.parquet``: per account, its first exchange, when it was first
+  flagged and how many exchanges it had sent by then (null if never);
+- ``replay.json``: the settings, counts and ``time_to_flag`` (hours from an account's
+  first exchange to its first flag, and exchanges sent by then: median and 90th percentile).
+``distillguard bench TRAFFIC OUT --replay OUT_DIR`` turns these into time-to-detect per campaign.
+
+The detector is refitted every window, so a warning it gives (a reference too small to
+certify the target false-positive rate) would repeat once per window; the replay lets
+the first through and then says how many more it held back.
 """
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-from dataclasses import dataclass, replace
+import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -42,12 +50,15 @@ from distillguard.scoring import Reference
 from distillguard.stages import link_inputs, rounded
 from distillguard.store import Store
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ReplayResult:
     windows: int
     accounts_flagged: int
     out_dir: Path
+    time_to_flag: dict[str, Any] = field(default_factory=dict)  # see ``time_to_flag``
 
 
 def replay(
@@ -60,6 +71,7 @@ def replay(
     if window <= timedelta(0):
         raise InputError(f"window must be positive, got {window}")
     with ExitStack() as stack:
+        stack.enter_context(_repeats_held_back("distillguard.detect.calibrated"))
         run = stack.enter_context(Scan(store, settings=settings, engine=engine_name, progress=progress))
         cleared = cleared_accounts(store)
         past: ReferencePeriod | None = None
@@ -90,19 +102,77 @@ def replay(
                                                                      pa.timestamp("us", tz="UTC"))))
             if progress:
                 progress("replay", 1, len(ends))
+        started = store.query("SELECT account_id, min(timestamp) AS first_seen FROM exchanges GROUP BY account_id")
     states = pa.concat_tables(parts) if parts else pa.table({})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pq.write_table(states, out_dir / "replay.parquet")
-    first = _first_flagged(states)
+    first = _with_first_seen(_first_flagged(states), started)
     pq.write_table(first, out_dir / "first_flagged.parquet")
     flagged = int(pc.sum(pc.is_valid(first.column("first_flagged_at"))).as_py() or 0)
+    timing = time_to_flag(first)
     (out_dir / "replay.json").write_bytes(orjson.dumps({
         "traffic_dir": str(traffic_dir), "window_seconds": window.total_seconds(), "windows": len(ends),
         "reference": str(reference_dir) if reference_dir else None, "engine": engine_name,
-        "scorer": settings.detect.scorer, "accounts_flagged": flagged,
+        "scorer": settings.detect.scorer, "accounts_flagged": flagged, "time_to_flag": timing,
     }, option=orjson.OPT_INDENT_2))
-    return ReplayResult(len(ends), flagged, out_dir)
+    return ReplayResult(len(ends), flagged, out_dir, timing)
+
+
+def time_to_flag(first: pa.Table) -> dict[str, Any]:
+    """Over the accounts ever flagged: hours from each one's first exchange to the end of the window that
+    first flagged it, and the exchanges it had sent by then (median and 90th percentile; None when none).
+
+    >>> from datetime import UTC
+    >>> t0 = datetime(2026, 2, 1, tzinfo=UTC)
+    >>> first = pa.table({"account_id": ["a", "b", "c"], "first_seen": [t0, t0, t0],
+    ...                   "first_flagged_at": [t0 + timedelta(hours=1), t0 + timedelta(hours=3), None],
+    ...                   "exchanges_before_flag": [10, 30, None]})
+    >>> time_to_flag(first)
+    {'accounts': 2, 'median_hours': 2.0, 'p90_hours': 2.8, 'median_exchanges': 20.0, 'p90_exchanges': 28.0}
+    """
+    rows = [r for r in first.to_pylist() if r["first_flagged_at"] is not None]
+    hours = [(r["first_flagged_at"] - r["first_seen"]).total_seconds() / 3600 for r in rows]
+    sent = [float(r["exchanges_before_flag"]) for r in rows]
+
+    def q(values: list[float], p: float) -> float | None:
+        return round(float(np.quantile(values, p)), 2) if values else None
+
+    return {"accounts": len(rows), "median_hours": q(hours, 0.5), "p90_hours": q(hours, 0.9),
+            "median_exchanges": q(sent, 0.5), "p90_exchanges": q(sent, 0.9)}
+
+
+def _with_first_seen(first: pa.Table, started: pa.Table) -> pa.Table:
+    """``first`` with each account's first exchange (``first_seen``) after its id."""
+    seen = dict(zip(started.column("account_id").to_pylist(), started.column("first_seen").to_pylist(), strict=True))
+    ids = first.column("account_id").to_pylist()
+    return first.add_column(1, "first_seen", pa.array([seen.get(a) for a in ids], pa.timestamp("us", tz="UTC")))
+
+
+@contextmanager
+def _repeats_held_back(logger: str) -> Iterator[None]:
+    """Let each kind of warning (its message template) of ``logger`` through once; count the repeats and say
+    how many there were at the end."""
+    seen: set[object] = set()
+    held = 0
+
+    def once(record: logging.LogRecord) -> bool:
+        nonlocal held
+        if record.msg in seen:
+            held += 1
+            return False
+        seen.add(record.msg)
+        return True
+
+    target = logging.getLogger(logger)
+    target.addFilter(once)
+    try:
+        yield
+    finally:
+        target.removeFilter(once)
+        if held:
+            log.warning("%d more warning(s) like the above from %s held back (the detector is refitted every "
+                        "window)", held, logger)
 
 
 class ReferencePeriod:

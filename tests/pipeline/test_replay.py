@@ -104,3 +104,17 @@ def test_replay_uses_only_reference_slices_completed_before_the_window() -> None
     end = datetime.fromtimestamp(12 * day + 3600, UTC)  # day 12 in progress
     kept = _complete_before(slices.features, _window_indices(slices.features), slices.seconds, end)
     assert kept.column("account_id").to_pylist() == ["a@10", "a@11", "b@11"]
+
+
+def test_replay_summarizes_time_to_flag(replayed: tuple[Path, Path]) -> None:
+    """replay.json says how soon flagged accounts were flagged (#21), from first_flagged.parquet's rows."""
+    import json
+
+    out, _ = replayed
+    first = pq.read_table(out / "first_flagged.parquet").to_pylist()
+    flagged = [r for r in first if r["first_flagged_at"] is not None]
+    assert flagged and all(r["first_seen"] <= r["first_flagged_at"] for r in flagged)
+    timing = json.loads((out / "replay.json").read_text())["time_to_flag"]
+    assert timing["accounts"] == len(flagged)
+    assert 0 <= timing["median_hours"] <= timing["p90_hours"] <= 24 * 8
+    assert 1 <= timing["median_exchanges"] <= timing["p90_exchanges"]
