@@ -212,7 +212,8 @@ class Scan:
         clusters = self.link(before=end, reference_accounts=reference_accounts)
         scoring = self.score(features, clusters, reference=reference, cleared=cleared)
         _, _, view = find_campaigns(scoring.scores, clusters, features=scoring.features, det=scoring.det,
-                                    settings=self.settings, cleared=cleared)
+                                    settings=self.settings, cleared=cleared,
+                                    edges=self.store.read("account_links"))
         return view.select(["account_id", "n_exchanges", "score", "flagged"])
 
 

@@ -229,7 +229,8 @@ def publish(
     det = scoring.det
     # The scored features carry each account's neighbour group: member bars must exclude it as scoring did.
     scores, campaigns, scored = find_campaigns(scoring.scores, clusters, features=scoring.features, det=det,
-                                               settings=settings, store=store, cleared=cleared)
+                                               settings=settings, store=store, cleared=cleared,
+                                               edges=store.read("account_links"))
     span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
     as_of = span["hi"] or datetime.now(UTC)
     policy = policy_table(scores, campaigns, as_of=as_of, ttl_days=settings.policy.ttl_days)

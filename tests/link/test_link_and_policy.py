@@ -187,3 +187,17 @@ def test_demo_campaigns_are_linked_whole_and_classrooms_stay_out(demo_traffic: P
     for c in result.campaigns:
         hours = [h for h, _ in c["timeline"]]
         assert hours == sorted(hours) and c["graph"]["links"] >= len(c["account_ids"]) - 1
+
+
+def test_a_vpn_customer_on_a_campaigns_exits_is_not_a_member() -> None:
+    """Members ordinary alone and tied only by routes (address, client) are left out of the campaign."""
+    scored = pa.table({
+        "account_id": ["a", "b", "c", "vpn", "card"],
+        "cluster_id": ["k1"] * 5,
+        "link_evidence": [["ip", "payment"], ["ip", "payment"], ["ip", "sync"], ["ip", "tls", "email_domain"],
+                          ["ip", "payment"]],
+    })
+    [campaign] = select_campaigns(scored, min_accounts=3, min_suspicious_share=0.5, suspicious={"a", "b", "c"},
+                                  unusual={"a", "b", "c"})
+    assert [r["account_id"] for r in campaign.rows] == ["a", "b", "c", "card"]  # "card" shares a card: kept
+    assert [r["account_id"] for r in campaign.suspicious] == ["a", "b", "c"]

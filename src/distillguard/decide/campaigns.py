@@ -38,7 +38,7 @@ class FoundCampaigns(NamedTuple):
 
 def find_campaigns(
     scores: pa.Table, clusters: pa.Table, *, features: pa.Table, det: MemberBars, settings: Settings,
-    store: Store | None = None, cleared: frozenset[str] = frozenset(),
+    store: Store | None = None, cleared: frozenset[str] = frozenset(), edges: pa.Table | None = None,
 ) -> FoundCampaigns:
     """Campaigns from clusters; returns the scores with members flagged, the campaigns and the account view.
 
@@ -47,7 +47,8 @@ def find_campaigns(
     evidence: ``link.loose_*``), or when it is large and its harvest
     evidence alone is strong (``link.coordinated_*``). Cleared accounts are never members.
     With ``store``, each campaign record carries its details (infrastructure, timeline,
-    links, release pivot); replay leaves them out.
+    links, release pivot); replay leaves them out. With ``edges`` (``schema.ACCOUNT_LINKS``),
+    passengers are found along the links (``gates._passengers``).
     """
     if cleared:
         clusters = clusters.set_column(
@@ -66,7 +67,7 @@ def find_campaigns(
                                   min_harvest=link.min_harvest_evidence,
                                   loose_min_harvest=link.loose_min_harvest_evidence,
                                   coordinated_harvest=link.coordinated_harvest_evidence,
-                                  coordinated_accounts=link.coordinated_min_accounts)
+                                  coordinated_accounts=link.coordinated_min_accounts, edges=edges)
     details = campaign_details(store, candidates) if store is not None else {}
     campaigns = build_campaigns(candidates, details)
     return FoundCampaigns(flag_campaign_members(scores, campaigns), campaigns, flag_campaign_members(view, campaigns))

@@ -21,6 +21,11 @@ import pyarrow as pa
 
 from distillguard.detect.harvest import HarvestEvidence
 
+OPERATION_KINDS = frozenset({"payment", "signup_burst", "template", "template_lsh", "sync", "release", "partner"})
+"""Link evidence that ties an account to how a campaign is run (its cards, sign-up bursts, templates,
+timing, release chasing). The rest is shared by chance: addresses, networks and client software
+(a customer of the proxy or VPN service a campaign rents), an e-mail provider, common opening words."""
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -37,7 +42,7 @@ def select_campaigns(
     scored: pa.Table, *, min_accounts: int, min_suspicious_share: float, suspicious: set[str],
     unusual: set[str] | None = None, evidence: dict[str, HarvestEvidence] | None = None,
     min_harvest: float = 0.0, loose_min_harvest: float = 1.1,
-    coordinated_harvest: float = 1.1, coordinated_accounts: int = 10,
+    coordinated_harvest: float = 1.1, coordinated_accounts: int = 10, edges: pa.Table | None = None,
 ) -> list[Candidate]:
     """Clusters that become campaigns (``scored``: account rows with ``cluster_id``), by cluster id.
 
@@ -48,7 +53,12 @@ def select_campaigns(
     not); most members ``unusual`` (above a looser bar) suffice with evidence of
     ``loose_min_harvest``; and a cluster of ``coordinated_accounts`` or more whose evidence
     reaches ``coordinated_harvest`` is one even when each member alone looks ordinary.
+    A campaign leaves out its passengers (``_passengers``): members below the member bar and tied
+    to it only by evidence shared by chance, such as a VPN customer on the
+    proxy exits a campaign rents; the gates are decided on the whole cluster. With ``edges``
+    (``schema.ACCOUNT_LINKS``) a member is tied to the campaign only through members that are.
     """
+    operation = _operation_neighbours(edges) if edges is not None else None
     members: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in scored.to_pylist():
         if row["cluster_id"] is not None:
@@ -64,6 +74,60 @@ def select_campaigns(
         loose = sum(r["account_id"] in (unusual or set()) for r in rows) >= min_suspicious_share * len(rows)
         novel = novel or (loose and h >= loose_min_harvest)
         coordinated = len(rows) >= coordinated_accounts and h >= coordinated_harvest
-        if len(rows) >= min_accounts and (novel or coordinated):
-            out.append(Candidate(cluster_id, rows, odd, harvest, coordinated and not novel))
+        if not (novel or coordinated):
+            continue
+        passengers = _passengers(rows, suspicious if unusual is not None else None, operation)
+        kept = [r for r in rows if r["account_id"] not in passengers]
+        if len(kept) >= min_accounts:
+            odd = [r for r in odd if r["account_id"] not in passengers]
+            out.append(Candidate(cluster_id, kept, odd, harvest, coordinated and not novel))
     return out
+
+
+def _operation_neighbours(edges: pa.Table) -> dict[str, set[str]]:
+    """Account → the accounts it shares evidence in ``OPERATION_KINDS`` with."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for s, d, kinds in zip(edges.column("src").to_pylist(), edges.column("dst").to_pylist(),
+                           edges.column("kinds").to_pylist(), strict=True):
+        if OPERATION_KINDS.intersection(kinds or []):
+            out[s].add(d)
+            out[d].add(s)
+    return out
+
+
+def _passengers(rows: list[dict[str, Any]], unusual: set[str] | None,
+                operation: dict[str, set[str]] | None) -> set[str]:
+    """Members ordinary alone (not in ``unusual``) and tied to the rest only by evidence shared by chance.
+
+    With ``operation`` (``_operation_neighbours``) the tie must reach a member that is unusual or
+    tied itself: two VPN customers on one popular template are both passengers. In a cluster with
+    no unusual member (a campaign by its evidence alone), members tied by their own evidence seed it.
+    """
+    by_evidence = {r["account_id"] for r in rows if _passenger(r, unusual)}
+    if operation is None or unusual is None:
+        return by_evidence
+    ordinary = {r["account_id"] for r in rows if not r.get("partner_indicators") and r["account_id"] not in unusual}
+    tied = {r["account_id"] for r in rows} - ordinary or {r["account_id"] for r in rows} - by_evidence
+    grown = True
+    while grown:
+        grown = False
+        for a in sorted(ordinary - tied):
+            if operation.get(a, set()) & tied:
+                tied.add(a)
+                grown = True
+    return ordinary - tied
+
+
+def _passenger(row: dict[str, Any], unusual: set[str] | None) -> bool:
+    """A member ordinary alone and tied to its cluster by nothing in ``OPERATION_KINDS``: a customer
+    of the proxy or VPN service the campaign rents, not one of its accounts.
+
+    >>> _passenger({"account_id": "a", "link_evidence": ["ip", "tls", "email_domain"]}, set())
+    True
+    >>> _passenger({"account_id": "a", "link_evidence": ["ip", "payment"]}, set())
+    False
+    """
+    if unusual is None or row.get("partner_indicators") or row["account_id"] in unusual:
+        return False  # without a looser bar every member stays
+    kinds = row.get("link_evidence") or []
+    return bool(kinds) and not OPERATION_KINDS.intersection(kinds)

@@ -58,7 +58,7 @@ KINDS: dict[str, Kind] = {
 }
 """Evidence kinds: family, weight (before rarity), and how evidence sentences name them."""
 
-SUMMED_KINDS = frozenset({"template_head"})
+SUMMED_KINDS = frozenset({"template_head", "ip"})
 """Kinds whose shared values add up (capped at ``SUMMED_CAP`` × weight) instead of the strongest counting."""
 SUMMED_CAP = 3.0
 
