@@ -6,8 +6,10 @@ the strongest shared kind counts (two accounts on one address also share its
 
 Kinds:
 
-- network: exact client IP; IPv4 /24 or IPv6 /48 prefix; ASN, weighing more
-  for hosting and proxy ASNs (``HOSTING_ASNS`` plus ``link.hosting_asns``);
+- network: exact client IP, counted once per address shared (``SUMMED_KINDS``): accounts that
+  rotate over the same proxy exits share many, a household or a campus NAT one; IPv4 /24 or
+  IPv6 /48 prefix; ASN, weighing more for hosting and proxy ASNs (``HOSTING_ASNS`` plus
+  ``link.hosting_asns``);
 - client: user agent; TLS fingerprint (set by the front proxy);
 - payment: payment fingerprint;
 - signup: e-mail domain; creation burst (same signup path, same 10 minutes);
