@@ -72,7 +72,7 @@ def test_ids_stay_on_one_line_and_nothing_overflows(page: tuple[Any, list[str]])
     tab, _ = page
     tab.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
     # A wrapped id has more than one line box: count the rectangles of its text.
-    lines = tab.eval_on_selector_all(".id", """els => els.filter(e => e.offsetParent !== null).map(e => {
+    lines = tab.eval_on_selector_all(".id, .nowrap", """els => els.filter(e => e.offsetParent !== null).map(e => {
         const r = document.createRange(); r.selectNodeContents(e); return r.getClientRects().length; })""")
     assert lines and max(lines) == 1
     assert tab.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

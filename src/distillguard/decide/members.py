@@ -118,6 +118,8 @@ def _own(row: dict[str, Any], own: bool, threshold: float | None, member_thresho
     if score > threshold:  # the only other condition of a flag: enough traffic to judge
         return (f"score {s} above the flag threshold {t}, but {_count(row['n_exchanges'] or 0, 'exchange')} "
                 f"{'is' if row['n_exchanges'] == 1 else 'are'} too few to flag an account on its own")
+    if score == threshold:  # the threshold is a reference score, possibly this account's own
+        return f"score {s} equal to the flag threshold, not above it{bar}"
     return f"score {s} not above the flag threshold {t}{bar}"
 
 

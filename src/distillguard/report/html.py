@@ -8,6 +8,7 @@ flagged accounts with why, and the clusters that were looked at and cleared.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,7 +54,18 @@ def _code(text: str) -> Markup:
     return Markup("".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts)))
 
 
+def _nobreak(text: str) -> Markup:
+    """Escape ``text`` and keep each campaign and cluster id on one line (a browser breaks at the hyphen).
+
+    >>> str(_nobreak("member of campaign-0003 & more"))
+    'member of <span class="nowrap">campaign-0003</span> &amp; more'
+    """
+    return Markup(_IDS.sub(lambda m: f'<span class="nowrap">{m.group(0)}</span>', str(escape(text))))
+
+
+_IDS = re.compile(r"\b(?:campaign|cluster)-[0-9A-Za-z]+\b")
 _ENV.filters["when"] = _when
+_ENV.filters["nobreak"] = _nobreak
 _ENV.filters["plural"] = _plural
 _ENV.filters["code"] = _code
 
