@@ -155,11 +155,12 @@ def _node_class(account: str, flagged: set[str], unusual: set[str]) -> str:
 def _legend(shown: list[str], flagged: set[str], unusual: set[str], size: int, note: str, bar_known: bool) -> str:
     """The colours in use, one row each with its count (a colour no dot has is not listed), then ``note``."""
     counts = Counter(_node_class(a, flagged, unusual) for a in shown)
-    words = {"node-own": "flagged on its own score", "node-bar": "above the member bar, not flagged on its own",
-             "node-member": "below the member bar" if bar_known else "not flagged on its own"}
+    words = {"node-own": "flagged on {its} own score", "node-bar": "above the member bar, not flagged on {its} own",
+             "node-member": "below the member bar" if bar_known else "not flagged on {its} own"}
     parts, y = [], size + 12
-    for cls, what in words.items():
+    for cls, phrase in words.items():
         if counts[cls]:
+            what = phrase.format(its="its" if counts[cls] == 1 else "their")
             parts.append(f'<circle cx="5" cy="{y - 4}" r="4.5" class="{cls}"/>'
                          f'<text x="13" y="{y}" font-size="11">{counts[cls]:,} {escape(what)}</text>')
             y += 16
