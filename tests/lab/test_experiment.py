@@ -23,6 +23,7 @@ def lab_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = runner.invoke(app, ["lab", "run", "--preset", "tiny", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "teacher held-out accuracy" in result.output
+    assert "a smoke run" in result.output  # tiny's accuracies measure nothing, and the output says so (#21)
     return out
 
 
@@ -78,6 +79,25 @@ def test_lab_run_writes_results_in_the_documented_shape(lab_run: Path) -> None:
     policies = {p.name: read_json_list(p, PolicyRecord) for p in (lab_run / "gateway").glob("policy-*.json")}
     assert policies["policy-none.json"] == [] and policies["policy-canary.json"]
     assert all(r.transforms == ["withhold_reasoning"] for r in policies["policy-withhold_reasoning.json"])
+
+
+def test_the_tiny_preset_leaves_room_for_every_answer() -> None:
+    """Its context and max_tokens fit the longest tool call, prompt and reply: with answers cut off, every
+    accuracy was 0 whatever the models learned (#21)."""
+    from distillguard.lab.experiment import task_sets
+    from distillguard.lab.tokenizer import train_tokenizer
+    from distillguard.lab.train import _encode, examples_from_tasks
+
+    cfg = preset("tiny")
+    train, held_out, pool = task_sets(cfg)
+    examples = examples_from_tasks(train)
+    tok = train_tokenizer([t for e in examples for t in (e.prompt, e.reply())], vocab_size=cfg.architecture.vocab)
+    encoded = [_encode(tok, e, 10_000) for e in examples_from_tasks([*train, *held_out, *pool])]
+    assert all(r is not None for r in encoded)
+    longest_reply = max(len(ids) - prompt for ids, prompt in encoded if ids)
+    longest = max(len(ids) for ids, _ in encoded)
+    assert longest_reply <= cfg.max_tokens and longest <= cfg.architecture.context
+    assert cfg.smoke and not preset("default").smoke
 
 
 def test_lab_commands_one_by_one(lab_run: Path, model_server: str, tmp_path: Path) -> None:

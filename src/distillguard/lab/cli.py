@@ -226,7 +226,9 @@ def lab_run(
 
 
 def _print_results(results: dict[str, Any], out_dir: Path) -> None:
-    table = Table(title=f"teacher held-out accuracy {results['teacher_accuracy']:.3f}")
+    smoke = bool(results["config"].get("smoke"))
+    table = Table(title=f"teacher held-out accuracy {results['teacher_accuracy']:.3f}"
+                        + (" (smoke run: models too small to learn)" if smoke else ""))
     for col in ("defence", "harvested", "reasoning", "student accuracy", "of teacher"):
         table.add_column(col, justify="right" if col not in ("defence", "reasoning") else "left")
     teacher = results["teacher_accuracy"] or 1.0
@@ -238,3 +240,7 @@ def _print_results(results: dict[str, Any], out_dir: Path) -> None:
     out.print(f"baselines: untrained {b['untrained']:.3f}, ground truth (same n) {b['ground_truth_same_n']:.3f}, "
               f"small data (n={results['baselines_n']['small_data']}) {b['small_data']:.3f}")
     console.print(f"{out_dir / 'results.json'}, {out_dir / 'curves.svg'} ({results['seconds']:.0f} s)")
+    if smoke:
+        console.print("[yellow]a smoke run:[/] every stage ran for real, on models too small to learn the tasks, so "
+                      "accuracies near 0 are expected and measure nothing; `--preset default` is the experiment "
+                      "(README, Benchmarks)")

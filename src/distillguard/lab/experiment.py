@@ -100,17 +100,22 @@ class LabConfig(BaseModel):
     watermark_delta: float = Field(2.0, ge=0, description="green-list strength of the 'watermark' defence")
     canary_share: float = Field(0.05, gt=0, le=1, description="share of answers the 'canary' defence marks")
     canary_decoys: int = Field(19, ge=1, description="look-alikes per canary in the students' canary test")
+    smoke: bool = Field(False, description="a plumbing check: every stage runs for real on models too small to "
+                                           "learn the tasks, so its accuracies (about 0) measure nothing")
 
 
 PRESETS: dict[str, LabConfig] = {
-    # Plumbing in well under a minute: every stage runs for real, on a model too small to learn much.
+    # Plumbing in under a minute: every stage runs for real, on models too small to learn the tasks (a held-out
+    # tool call copies an unseen number from the request, which takes a model thousands of steps; see `smoke`).
+    # Context and max_tokens fit the longest tool call (about 45 prompt and 93 reply tokens in this vocabulary):
+    # at 128 and 64 every answer was cut off, and every accuracy was 0 whatever the models learned.
     "tiny": LabConfig(tasks=["tool"], teacher_examples=400,
-                      architecture=Architecture(layers=1, width=32, heads=2, context=128, vocab=320),
+                      architecture=Architecture(layers=1, width=32, heads=2, context=160, vocab=320),
                       teacher=Training(steps=60, batch=16, lr=3e-3, warmup=10),
                       student=Training(steps=30, batch=16, lr=3e-3, warmup=5),
                       eval_tasks=40, harvest_sizes=[24, 48], accounts=4, rate=200.0, concurrency=16,
-                      max_tokens=64, small_data=24, defences=["none", "withhold_reasoning", "watermark", "canary"],
-                      canary_share=0.25),
+                      max_tokens=100, small_data=24, defences=["none", "withhold_reasoning", "watermark", "canary"],
+                      canary_share=0.25, smoke=True),
     "default": LabConfig(),
 }
 
