@@ -93,12 +93,12 @@ _LABELS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def reason(feature: str, value: float, typical: float, gap: float, versus: str) -> str:
+def reason(feature: str, value: float, *, typical: float, gap: float, versus: str) -> str:
     """One finding: the words for its direction, then the value, what ``versus`` has, and the gap.
 
-    >>> reason("iat_cv", 0.02, 1.1, -5.4, "its neighbours")
+    >>> reason("iat_cv", 0.02, typical=1.1, gap=-5.4, versus="its neighbours")
     'machine-regular timing (inter-arrival CV 0.02 vs about 1.10 for its neighbours; 5.4 scale units lower)'
-    >>> reason("new_model_share_24h", 0.6, 0.95, -3.1, "its nearest benign accounts").split(" (")[0]
+    >>> reason("new_model_share_24h", 0.6, typical=0.95, gap=-3.1, versus="benign accounts").split(" (")[0]
     'stayed on older models after a release'
     """
     what, number, high, low = _LABELS.get(feature, (feature + " {v}", "{:.3g}", f"high {feature}", f"low {feature}"))
@@ -306,8 +306,8 @@ class KNNNoveltyScorer(Scorer):
             for j in order:
                 if not abs(gaps[i, j]) >= min_gap or np.isnan(raw[i, j]):  # a missing feature is no reason
                     continue
-                reasons.append(reason(names[j], float(raw[i, j]), self._unscaled(float(centre[i, j]), j),
-                                      float(gaps[i, j]), "its nearest benign accounts"))
+                reasons.append(reason(names[j], float(raw[i, j]), typical=self._unscaled(float(centre[i, j]), j),
+                                      gap=float(gaps[i, j]), versus="its nearest benign accounts"))
             out.append(reasons)
         return out
 

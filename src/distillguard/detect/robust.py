@@ -84,8 +84,8 @@ class RobustZScorer(Scorer):
             order = np.argsort(-z[i])[:top]
             # One-sided: the gap always points the feature's suspicious way.
             reasons.append([
-                reason(names[j], float(raw[i, j]), self._median(j), _DEFAULT.get(names[j], +1) * float(z[i, j]),
-                       "the median account")
+                reason(names[j], float(raw[i, j]), typical=self._median(j),
+                       gap=_DEFAULT.get(names[j], +1) * float(z[i, j]), versus="the median account")
                 for j in order if z[i, j] >= min_z
             ])
         return reasons

@@ -65,7 +65,7 @@ class ClusterSummary:
     verdict: str
 
 
-def cleared_clusters(rows: list[dict[str, Any]], campaigns: list[Campaign], summary: ScanSummary,
+def cleared_clusters(rows: list[dict[str, Any]], campaigns: list[Campaign], *, summary: ScanSummary,
                      limit: int = 30) -> tuple[list[ClusterSummary], int]:
     """The largest ``limit`` clusters that are not campaigns, and how many more there are."""
     taken = {c.cluster_id for c in campaigns} | {a for c in campaigns for a in c.account_ids}

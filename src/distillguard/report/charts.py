@@ -119,10 +119,10 @@ def graph_svg(accounts: list[str], edges: Sequence[Sequence[Any]], *, flagged: s
     xs, ys = [c[0] for c in coords], [c[1] for c in coords]
     pad, label_room = 14, 40  # room on the right for the last labels
 
-    def scale(v: float, lo: float, hi: float, extent: float) -> float:
+    def _scale(v: float, lo: float, hi: float, extent: float) -> float:
         return pad + (extent - 2 * pad) * ((v - lo) / (hi - lo) if hi > lo else 0.5)
 
-    pos = [(scale(x, min(xs), max(xs), size - label_room), scale(y, min(ys), max(ys), size))
+    pos = [(_scale(x, min(xs), max(xs), size - label_room), _scale(y, min(ys), max(ys), size))
            for x, y in zip(xs, ys, strict=True)]
     lines = "".join(
         f'<line x1="{pos[index[s]][0]:.1f}" y1="{pos[index[s]][1]:.1f}" x2="{pos[index[t]][0]:.1f}" '

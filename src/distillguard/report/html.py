@@ -96,7 +96,7 @@ def render_report(out_dir: Path, top_accounts: int = 50) -> Path:
     policy = read_json_list(out_dir / "policy.json", PolicyRecord) if (out_dir / "policy.json").is_file() else []
     rows = account_rows(pq.read_table(out_dir / "accounts.parquet"), campaigns, summary)
     flagged = [r for r in rows if r["flagged"]]
-    clusters, more_clusters = cleared_clusters(rows, campaigns, summary)
+    clusters, more_clusters = cleared_clusters(rows, campaigns, summary=summary)
     html = _ENV.get_template("report.html").render(
         summary=summary,
         out_dir=str(out_dir),
