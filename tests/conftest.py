@@ -12,6 +12,26 @@ import pytest
 
 from distillguard.sim import generate, load_scenario
 
+SLOW = (
+    # Each takes tens of seconds on a 2-core machine, or shares a fixture that does. Marked `slow` here, in one
+    # list, so that the fast subset (`pytest -m "not slow and not spark"`, README "Run the tests") is one decision.
+    "tests/forensics/test_forensics.py",  # trains students on watermarked and canaried text
+    "tests/lab/test_experiment.py",  # the whole tiny lab experiment
+    "tests/ingest/test_fuzz.py",  # Hypothesis: generated traffic folders
+    "tests/gateway/test_fuzz.py",  # Hypothesis: requests against a running gateway
+    "tests/pipeline/test_replay.py",  # replays in windows, each a scan
+    "tests/pipeline/test_untrusted_history.py",  # several scans with vetted references
+    "tests/detect/test_windows.py::test_scan_with_windows_on",
+    "tests/ingest/test_columnar.py::test_the_simulators_traffic_is_flattened_in_duckdb_identically",
+    "tests/signals/test_signals.py::test_parallel_enrichment_equals_serial",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def small_traffic(tmp_path_factory: pytest.TempPathFactory) -> Path:
