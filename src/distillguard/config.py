@@ -110,6 +110,13 @@ class LinkSettings(_Frozen):
     loose_min_harvest_evidence: float = Field(
         0.5, ge=0, le=1.1, description="harvest evidence a cluster needs when most members pass only the loose bar"
     )
+    # A benign group's members are alike, so when one passes a bar that one account in five
+    # passes, its colleagues often do too: four eval harnesses made a campaign of the loose bar
+    # (hard-negatives seed 4). Many accounts above it together are not chance.
+    loose_min_accounts: int = Field(
+        10, ge=2, description="smaller clusters whose members pass only the loose bar need "
+                              "link.coordinated_harvest_evidence to be a campaign"
+    )
     coordinated_harvest_evidence: float = Field(
         0.7, ge=0, le=1.1, description="harvest evidence that makes a large cluster a campaign even when its "
                                        "members look ordinary alone (above 1: never)"

@@ -66,6 +66,7 @@ def find_campaigns(
                                   evidence=campaign_evidence(features, clusters),
                                   min_harvest=link.min_harvest_evidence,
                                   loose_min_harvest=link.loose_min_harvest_evidence,
+                                  loose_min_accounts=link.loose_min_accounts,
                                   coordinated_harvest=link.coordinated_harvest_evidence,
                                   coordinated_accounts=link.coordinated_min_accounts, edges=edges)
     details = campaign_details(store, candidates) if store is not None else {}

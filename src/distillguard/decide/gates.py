@@ -41,7 +41,7 @@ class Candidate:
 def select_campaigns(
     scored: pa.Table, *, min_accounts: int, min_suspicious_share: float, suspicious: set[str],
     unusual: set[str] | None = None, evidence: dict[str, HarvestEvidence] | None = None,
-    min_harvest: float = 0.0, loose_min_harvest: float = 1.1,
+    min_harvest: float = 0.0, loose_min_harvest: float = 1.1, loose_min_accounts: int = 2,
     coordinated_harvest: float = 1.1, coordinated_accounts: int = 10, edges: pa.Table | None = None,
 ) -> list[Candidate]:
     """Clusters that become campaigns (``scored``: account rows with ``cluster_id``), by cluster id.
@@ -51,12 +51,13 @@ def select_campaigns(
     With ``evidence`` (``detect.harvest``): a cluster whose members are unusual is a campaign
     only if its harvest evidence reaches ``min_harvest`` (a novel classroom or SaaS backend is
     not); most members ``unusual`` (above a looser bar) suffice with evidence of
-    ``loose_min_harvest``; and a cluster of ``coordinated_accounts`` or more whose evidence
+    ``loose_min_harvest`` in a cluster of ``loose_min_accounts`` or more (smaller: of
+    ``coordinated_harvest``); and a cluster of ``coordinated_accounts`` or more whose evidence
     reaches ``coordinated_harvest`` is one even when each member alone looks ordinary.
-    A campaign leaves out its passengers (``_passengers``): members below the member bar and tied
-    to it only by evidence shared by chance, such as a VPN customer on the
-    proxy exits a campaign rents; the gates are decided on the whole cluster. With ``edges``
-    (``schema.ACCOUNT_LINKS``) a member is tied to the campaign only through members that are.
+    A campaign leaves out its passengers (``_passengers``): members tied to it only by evidence
+    shared by chance (addresses, client software, an e-mail provider), such as a VPN customer on
+    the proxy exits a campaign rents; the gates are decided on the whole cluster. ``edges``
+    (``schema.ACCOUNT_LINKS``) tell which members are tied by how the campaign is run.
     """
     operation = _operation_neighbours(edges) if edges is not None else None
     members: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -72,11 +73,14 @@ def select_campaigns(
         partner = any(r.get("partner_indicators") for r in rows)
         novel = len(odd) >= min_suspicious_share * len(rows) and (h >= min_harvest or partner)
         loose = sum(r["account_id"] in (unusual or set()) for r in rows) >= min_suspicious_share * len(rows)
-        novel = novel or (loose and h >= loose_min_harvest)
+        # A small cluster on the looser bar needs the evidence that makes a campaign on its own.
+        small = len(rows) < loose_min_accounts
+        loose_bar = max(loose_min_harvest, coordinated_harvest) if small else loose_min_harvest
+        novel = novel or (loose and h >= loose_bar)
         coordinated = len(rows) >= coordinated_accounts and h >= coordinated_harvest
         if not (novel or coordinated):
             continue
-        passengers = _passengers(rows, suspicious if unusual is not None else None, operation)
+        passengers = _passengers(rows, unusual, operation, min_accounts, suspicious)
         kept = [r for r in rows if r["account_id"] not in passengers]
         if len(kept) >= min_accounts:
             odd = [r for r in odd if r["account_id"] not in passengers]
@@ -96,18 +100,29 @@ def _operation_neighbours(edges: pa.Table) -> dict[str, set[str]]:
 
 
 def _passengers(rows: list[dict[str, Any]], unusual: set[str] | None,
-                operation: dict[str, set[str]] | None) -> set[str]:
-    """Members ordinary alone (not in ``unusual``) and tied to the rest only by evidence shared by chance.
+                operation: dict[str, set[str]] | None, min_accounts: int,
+                suspicious: set[str] | None = None) -> set[str]:
+    """Members that ride along: ordinary alone and tied to the rest only by evidence shared by chance.
 
-    With ``operation`` (``_operation_neighbours``) the tie must reach a member that is unusual or
-    tied itself: two VPN customers on one popular template are both passengers. In a cluster with
-    no unusual member (a campaign by its evidence alone), members tied by their own evidence seed it.
+    With ``operation`` (``_operation_neighbours``): when groups of at least ``min_accounts`` members
+    are tied to each other by how the campaign is run (cards, sign-up bursts, templates, timing), a
+    member outside that core stays only if it is above the member bar (in ``suspicious``) or flagged
+    on its own: a VPN customer on the exits the campaign rents is not one of its accounts. A cluster tied by shared
+    routes alone (a datacenter proxy pool) keeps the members above the looser bar (in
+    ``unusual``) and those tied to them along operation links.
     """
+    if unusual is None:
+        return set()  # without a member bar every member stays
+    ids = {r["account_id"] for r in rows}
+    own = {r["account_id"] for r in rows if r.get("flagged_alone", r.get("flagged")) or r.get("partner_indicators")}
     by_evidence = {r["account_id"] for r in rows if _passenger(r, unusual)}
-    if operation is None or unusual is None:
+    if operation is None:
         return by_evidence
+    core = _operation_core(ids, operation, min_accounts)
+    if core:
+        return ids - core - own - (suspicious or set())
     ordinary = {r["account_id"] for r in rows if not r.get("partner_indicators") and r["account_id"] not in unusual}
-    tied = {r["account_id"] for r in rows} - ordinary or {r["account_id"] for r in rows} - by_evidence
+    tied = ids - ordinary or ids - by_evidence
     grown = True
     while grown:
         grown = False
@@ -116,6 +131,26 @@ def _passengers(rows: list[dict[str, Any]], unusual: set[str] | None,
                 tied.add(a)
                 grown = True
     return ordinary - tied
+
+
+def _operation_core(ids: set[str], operation: dict[str, set[str]], min_accounts: int) -> set[str]:
+    """Members in groups of at least ``min_accounts`` joined by operation links inside the cluster
+    (two chat users on one popular template are not a core)."""
+    core: set[str] = set()
+    seen: set[str] = set()
+    for start in sorted(ids):
+        if start in seen:
+            continue
+        group, todo = {start}, [start]
+        while todo:
+            for b in operation.get(todo.pop(), set()) & ids:
+                if b not in group:
+                    group.add(b)
+                    todo.append(b)
+        seen |= group
+        if len(group) >= min_accounts:
+            core |= group
+    return core
 
 
 def _passenger(row: dict[str, Any], unusual: set[str] | None) -> bool:
