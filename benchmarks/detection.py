@@ -1,6 +1,7 @@
 """Detection quality: simulate each scenario, scan it three ways, score the scans against the labels.
 
     python benchmarks/detection.py [--scenarios demo,disclosure-2026,...] [--seeds 1,2,3,4,5] [--workdir DIR]
+    python benchmarks/detection.py --merge results/detection.json results/some-rerun.json
 
 For every scenario and seed the traffic is scanned
 
@@ -149,7 +150,23 @@ def main() -> None:
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--name", default="detection", help="results file name (benchmarks/results/NAME.md)")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="scan nothing: combine these results JSON files into NAME, a later file's scenarios "
+                         "replacing an earlier one's (re-run some scenarios, keep the rest)")
     args = ap.parse_args()
+    if args.merge:
+        merged: dict[str, list[dict[str, Any]]] = {}
+        source: dict[str, str] = {}
+        for path in args.merge:
+            data = json.loads(path.read_text())
+            for name in dict.fromkeys(r["scenario"] for r in data["runs"]):
+                merged[name] = [r for r in data["runs"] if r["scenario"] == name]
+                source[name] = data.get("sources", {}).get(name, path.name)
+        rows = [r for name in SCALES for r in merged.get(name, [])]
+        origins = "; ".join(f"{n}: {source[n]}" for n in SCALES if n in source)
+        note = f"\nRows by the run they come from: {origins}.\n"
+        write_result(args.name, {"machine": machine(), "runs": rows, "sources": source}, markdown(rows) + note)
+        return
     modes = tuple(m.strip() for m in args.modes.split(","))
     with workdir(args.workdir, "dg-detect-") as work:
         rows = [row for name in args.scenarios.split(",") for seed in map(int, args.seeds.split(","))

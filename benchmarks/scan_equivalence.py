@@ -57,7 +57,9 @@ def _digest(dest: Path) -> dict[str, Any]:
         "accounts": [[a["account_id"], bool(a["flagged"]), None if a["score"] is None else round(a["score"], 9),
                       a.get("cluster_id"), a.get("reasons")] for a in accounts],
         "campaigns": json.loads((dest / "campaigns.json").read_text()),
-        "policy": json.loads((dest / "policy.json").read_text()),
+        # Expiry counts from the wall clock at the scan (the decision's time): not comparable across runs.
+        "policy": [{k: v for k, v in r.items() if k != "expires_at"}
+                   for r in json.loads((dest / "policy.json").read_text())],
         "summary": _stable(json.loads((dest / "summary.json").read_text())),
     }
 

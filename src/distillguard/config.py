@@ -127,7 +127,8 @@ class LinkSettings(_Frozen):
 
 
 class PolicySettings(_Frozen):
-    ttl_days: float = Field(7.0, gt=0, description="decisions expire this long after the last exchange seen")
+    ttl_days: float = Field(7.0, gt=0, description="decisions expire this long after the scan that made them "
+                                                 "(or after the last exchange seen, if later)")
 
 
 class Settings(_Frozen):
