@@ -89,9 +89,10 @@ def _evidence(
     flagged = sum(1 for r in c.rows if r["flagged"])
     days = max((last - first).total_seconds() / 86400, 1 / 24)
     out = [
-        f"{n} linked accounts sent {total:,} exchanges over {days:.1f} days (about {total / n:,.0f} per account); "
-        f"{len(c.suspicious)} of them ({len(c.suspicious) / n:.0%}) behave unlike benign customers and {flagged} "
-        "are flagged on their own."
+        f"{_plural(n, 'linked account')} sent {total:,} exchanges over {days:.1f} days (about {total / n:,.0f} per "
+        f"account); {len(c.suspicious)} of them ({len(c.suspicious) / n:.0%}) behave unlike benign customers and "
+        + ("none is flagged on its own." if flagged == 0 else "1 is flagged on its own." if flagged == 1
+           else f"{flagged} are flagged on their own.")
     ]
     if c.harvest is not None and c.harvest.reasons:
         out.append(("Acts together as a harvester even though most members look ordinary alone: " if c.coordinated
@@ -99,7 +100,7 @@ def _evidence(
                    + f" (score {c.harvest.score:.2f}).")
     if kinds:
         out.append("Linked by " + "; ".join(
-            f"{KINDS[k].label if k in KINDS else k} ({v} accounts)"
+            f"{KINDS[k].label if k in KINDS else k} ({_plural(v, 'account')})"
             for k, v in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))) + ".")
     if d.edges:
         out.append(f"{len(d.edges):,} links among the {n} accounts (density {density:.2f}, mean rarity-weighted "
@@ -109,8 +110,9 @@ def _evidence(
         by_kind[item.kind].append(item)
     for kind, items in sorted(by_kind.items()):
         top = items[0]
-        out.append(f"{len(items)} {_INFRA_NAMES.get(kind, kind)} used by two or more members; the most shared, "
-                   f"{top.value}, by {top.accounts} accounts.")
+        singular, plural = _INFRA_NAMES.get(kind, (kind, kind))
+        out.append(f"{len(items)} {singular if len(items) == 1 else plural} used by two or more members; "
+                   f"the most shared, {top.value}, by {_plural(top.accounts, 'account')}.")
     if n >= 3 and volume_cv < 0.35:
         out.append(f"Traffic is spread evenly over the accounts (volume CV {volume_cv:.2f}), as load balancing "
                    "across accounts does.")
@@ -126,10 +128,17 @@ def _evidence(
             findings[_NUMBER.sub("N", reason.split(" (")[0])] += 1
     common = sorted(findings.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
     if common:
-        out.append("Most common member findings: " + "; ".join(f"{k} ({v} accounts)" for k, v in common) + ".")
+        out.append("Most common member findings: " + "; ".join(f"{k} ({_plural(v, 'account')})" for k, v in common)
+                   + ".")
     return out
 
 
 _NUMBER = re.compile(r"\d[\d,.]*")
-_INFRA_NAMES = {"ip": "client IP addresses", "asn": "ASNs", "user_agent": "user agents",
-                "tls": "TLS fingerprints", "payment": "payment fingerprints"}
+_INFRA_NAMES = {"ip": ("client IP address", "client IP addresses"), "asn": ("ASN", "ASNs"),
+                "user_agent": ("user agent", "user agents"), "tls": ("TLS fingerprint", "TLS fingerprints"),
+                "payment": ("payment fingerprint", "payment fingerprints")}
+
+
+def _plural(n: int, noun: str) -> str:
+    """``1 account``, ``3 accounts``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
