@@ -106,8 +106,9 @@ def _passengers(rows: list[dict[str, Any]], unusual: set[str] | None,
 
     With ``operation`` (``_operation_neighbours``): when groups of at least ``min_accounts`` members
     are tied to each other by how the campaign is run (cards, sign-up bursts, templates, timing), a
-    member outside that core stays only if it is above the member bar (in ``suspicious``) or flagged
-    on its own: a VPN customer on the exits the campaign rents is not one of its accounts. A cluster tied by shared
+    member outside that core stays only if it is above the member bar (in ``suspicious``), flagged
+    on its own, or above the looser bar and sharing the campaign's recurring instructions: a VPN
+    customer on the exits the campaign rents is not one of its accounts. A cluster tied by shared
     routes alone (a datacenter proxy pool) keeps the members above the looser bar (in
     ``unusual``) and those tied to them along operation links.
     """
@@ -120,7 +121,10 @@ def _passengers(rows: list[dict[str, Any]], unusual: set[str] | None,
         return by_evidence
     core = _operation_core(ids, operation, min_accounts)
     if core:
-        return ids - core - own - (suspicious or set())
+        # Sharing the campaign's recurring instructions counts for members above the looser bar.
+        instructed = {r["account_id"] for r in rows
+                      if r["account_id"] in unusual and "template_head" in (r.get("link_evidence") or [])}
+        return ids - core - own - (suspicious or set()) - instructed
     ordinary = {r["account_id"] for r in rows if not r.get("partner_indicators") and r["account_id"] not in unusual}
     tied = ids - ordinary or ids - by_evidence
     grown = True
