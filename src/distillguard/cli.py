@@ -378,6 +378,59 @@ def gateway(
             log_.close()  # flushes everything queued before exiting
 
 
+@app.command("console")
+def console_(
+    db: DbOpt = Path(DEFAULT_DB),
+    scan_out: Annotated[Path, typer.Option("--scan-out", help="The scan output directory to review.")]
+    = Path("scan-out"),
+    policy: Annotated[Path | None, typer.Option(
+        help="The policy file the gateway loads (--policy of `distillguard gateway`); decisions are written to "
+             "it (default <db>.console/policy.json).")] = None,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    users: Annotated[Path | None, typer.Option(help="Users file: 'name role scrypt-hash' a line.")] = None,
+    trust_header: Annotated[str | None, typer.Option(
+        help="Take the user from this header set by a reverse proxy (e.g. X-Remote-User).")] = None,
+    header_role: Annotated[str, typer.Option(help="Role of header users the users file does not list.")]
+    = "read-only",
+    state: Annotated[Path | None, typer.Option(help="The console's folder (default <db>.console/).")] = None,
+    excerpt_chars: Annotated[int, typer.Option(help="Characters of each prompt and answer shown.")] = 280,
+    no_text: Annotated[bool, typer.Option("--no-text", help="Show no prompt or answer text at all.")] = False,
+    add_user: Annotated[str | None, typer.Option(
+        help="Add this user to --users (asks for the password) and exit.")] = None,
+    role: Annotated[str, typer.Option(help="With --add-user: analyst or read-only.")] = "analyst",
+) -> None:
+    """The analyst console: queue, campaign and account pages, decisions that reach the gateway and the next scan.
+
+    Decisions are written to --policy (point `distillguard gateway --policy` at it) and to
+    <db>.console/cleared.txt (pass it to the next `scan --benign`) and labels.jsonl.
+
+    Example: distillguard console --db distillguard.duckdb --scan-out scan-out/ --users users.txt
+    """
+    with _errors():
+        from distillguard.console.auth import user_line
+
+        if add_user is not None:
+            if users is None:
+                raise ConfigError("--add-user needs --users FILE")
+            password = typer.prompt(f"password for {add_user}", hide_input=True, confirmation_prompt=True)
+            line = user_line(add_user, role, password)
+            with users.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")
+            out.print(f"{add_user} ({role}) added to {users}")
+            return
+        from distillguard.console.index import Retention
+        from distillguard.console.server import run as serve_console
+        from distillguard.console.state import ConsoleSettings
+
+        settings = ConsoleSettings(db=db, scan_out=scan_out, state=state, policy=policy, users=users,
+                                   trust_header=trust_header, header_role=header_role, host=host, port=port,
+                                   retention=Retention(excerpt_chars=excerpt_chars, show_text=not no_text))
+        console.print(f"console on http://{host}:{port}/ for {scan_out}; decisions → {settings.policy_path}, "
+                      f"{settings.cleared_path}")
+        serve_console(settings)
+
+
 keys = typer.Typer(help="Gateway API keys (stored hashed) and the accounts they belong to.", no_args_is_help=True)
 app.add_typer(keys, name="keys")
 KeysOpt = Annotated[Path, typer.Option("--keys", help="Key store file (SQLite).")]

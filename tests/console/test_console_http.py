@@ -1,0 +1,168 @@
+"""The console over real HTTP on loopback: login, CSRF, roles, bad input, and what decisions write."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from distillguard.console.state import Console, ConsoleSettings
+from distillguard.feedback import read_cleared_lines
+from distillguard.gateway.policy import Policy
+from tests.console.conftest import Scanned, csrf_of, login, serving
+
+
+def _decide(client: httpx.Client, page: str, **form: str) -> httpx.Response:
+    csrf = csrf_of(client.get(page).text)
+    return client.post("/decide", data={"csrf": csrf, **form})
+
+
+def test_pages_need_a_login_and_a_wrong_password_is_refused(console_url: str) -> None:
+    anonymous = httpx.Client(base_url=console_url)
+    r = anonymous.get("/campaign/x")
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
+    page = anonymous.get("/login")
+    r = anonymous.post("/login", data={"username": "alice", "password": "nope", "csrf": csrf_of(page.text)})
+    assert r.status_code == 401 and "wrong password" in r.text
+    r = anonymous.post("/login", data={"username": "alice", "password": "alice-pw-1", "csrf": "forged"})
+    assert r.status_code == 403
+    assert anonymous.post("/decide", data={}).status_code == 403
+
+
+def test_queue_campaign_account_and_audit_pages(console_url: str, workdir: Scanned) -> None:
+    client = login(console_url, "alice")
+    queue = client.get("/")
+    assert queue.status_code == 200 and workdir.campaign in queue.text
+    assert "content-security-policy" in queue.headers
+    page = client.get(f"/campaign/{workdir.campaign}")
+    assert page.status_code == 200
+    for part in ('aria-label="account graph"', 'aria-label="exchanges per hour"', "Shared infrastructure",
+                 "Who shares what", "Sample exchanges", "Export as STIX 2.1", workdir.members[0]):
+        assert part in page.text, part
+    bundle = client.get(f"/campaign/{workdir.campaign}/stix.json")
+    assert bundle.status_code == 200 and bundle.json()["type"] == "bundle"
+    account = client.get(f"/account/{workdir.members[0]}")
+    assert account.status_code == 200
+    for part in ("Features against the reference", "Nearest reference accounts", "Exchanges over time",
+                 "The gateway's decision for this account"):
+        assert part in account.text, part
+    assert client.get("/audit").status_code == 200
+
+
+@pytest.mark.parametrize(("query", "field"), [("page=abc", "page"), ("age=5", "age"), ("status=lost", "status"),
+                                              ("page=999", "page")])
+def test_bad_queue_filters_are_a_400_naming_the_field(console_url: str, query: str, field: str) -> None:
+    r = login(console_url, "alice").get(f"/?{query}")
+    assert r.status_code == 400 and f"{field}:" in r.text
+
+
+def test_unknown_subjects_are_404(console_url: str) -> None:
+    client = login(console_url, "alice")
+    assert client.get("/campaign/campaign-9999").status_code == 404
+    assert client.get("/account/nobody").status_code == 404
+    assert client.get("/campaign/campaign-9999/stix.json").status_code == 404
+
+
+def test_every_decision_needs_the_sessions_csrf_token(console_url: str, workdir: Scanned) -> None:
+    client = login(console_url, "alice")
+    form = {"subject_kind": "campaign", "subject_id": workdir.campaign, "kind": "escalate", "note": "x"}
+    assert client.post("/decide", data=form).status_code == 403
+    assert client.post("/decide", data={**form, "csrf": "forged"}).status_code == 403
+    other = login(console_url, "alice")  # another session's token is not this one's
+    assert client.post("/decide", data={**form, "csrf": csrf_of(other.get("/").text)}).status_code == 403
+    assert "0 decisions" in client.get("/audit").text
+
+
+def test_read_only_users_see_no_forms_and_cannot_decide(console_url: str, workdir: Scanned) -> None:
+    client = login(console_url, "rob")
+    page = client.get(f"/campaign/{workdir.campaign}")
+    assert "read-only user" in page.text and 'value="confirm"' not in page.text
+    r = client.post("/decide", data={"csrf": csrf_of(page.text), "subject_kind": "campaign",
+                                     "subject_id": workdir.campaign, "kind": "escalate", "note": "x"})
+    assert r.status_code == 403 and "read-only" in r.text
+
+
+@pytest.mark.parametrize(("form", "field"), [
+    ({"kind": "confirm", "enforcement": "tarpit", "expires_days": "7"}, "enforcement"),
+    ({"kind": "confirm", "enforcement": "block", "expires_days": "soon"}, "expiry"),
+    ({"kind": "confirm", "enforcement": "block", "expires_days": "0"}, "expiry"),
+    ({"kind": "confirm", "enforcement": "block", "expires_days": "400"}, "expiry"),
+    ({"kind": "dismiss", "note": "  "}, "note"),
+    ({"kind": "overrule"}, "decision"),
+    ({"kind": "undo", "undoes": "77"}, "undo"),
+    ({"kind": "escalate", "subject_id": "campaign-9999"}, "subject id"),
+    ({"kind": "escalate", "subject_kind": "cluster"}, "subject"),
+])
+def test_bad_decisions_are_a_400_naming_the_field(console_url: str, workdir: Scanned, form: dict[str, str],
+                                                  field: str) -> None:
+    client = login(console_url, "alice")
+    r = _decide(client, f"/campaign/{workdir.campaign}",
+                **{"subject_kind": "campaign", "subject_id": workdir.campaign, **form})
+    assert r.status_code == 400 and f"{field}:" in r.text, r.text
+
+
+def test_decisions_reach_the_policy_the_next_scan_and_the_labels_and_undo_is_a_decision(
+        console_url: str, workdir: Scanned, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    policy = Policy(state / "policy.json", check_every=0)
+    member, other = workdir.members[0], workdir.members[1]
+    assert policy.decide(member).action == "challenge"  # the scan's own decision, before any
+    client = login(console_url, "alice")
+    r = _decide(client, f"/campaign/{workdir.campaign}", subject_kind="campaign", subject_id=workdir.campaign,
+                kind="confirm", enforcement="block", expires_days="30", note="harvests tool use")
+    assert r.status_code == 303
+    assert policy.decide(member).action == "block" and "confirmed by alice" in (policy.decide(member).reason or "")
+    r = _decide(client, f"/account/{other}", subject_kind="account", subject_id=other, kind="dismiss",
+                note="our own eval harness")
+    assert r.status_code == 303 and r.headers["location"] == f"/account/{other}?done=2"
+    assert policy.decide(other).action == "allow" and policy.decide(member).action == "block"
+    assert [a for a, _ in read_cleared_lines((state / "cleared.txt").read_text().splitlines())] == [other]
+    labels = {row["account_id"]: row for row in map(json.loads, (state / "labels.jsonl").read_text().splitlines())}
+    assert labels[member]["is_attack"] and labels[member]["campaign_id"] == workdir.campaign
+    assert labels[other]["is_attack"] is False and labels[other]["decided_by"] == "alice"
+    page = client.get(f"/account/{other}")
+    assert "dismissed" in page.text and "Undo #2" in page.text
+    r = _decide(client, f"/account/{other}", subject_kind="account", subject_id=other, kind="undo", undoes="2")
+    assert r.status_code == 303
+    assert policy.decide(other).action == "block"  # back in the confirmed campaign
+    assert read_cleared_lines((state / "cleared.txt").read_text().splitlines()) == []
+    audit = client.get("/audit").text
+    assert "3 decisions" in audit and "undo of #2" in audit
+    queue = client.get("/?status=confirmed")
+    assert workdir.campaign in queue.text
+    assert workdir.campaign not in client.get("/?status=open").text
+
+
+def test_an_identity_header_from_a_reverse_proxy(workdir: Scanned, users_file: Path, tmp_path: Path) -> None:
+    settings = ConsoleSettings(db=workdir.db, scan_out=workdir.out, state=tmp_path / "state", users=users_file,
+                               trust_header="X-Remote-User")
+    with serving(Console(settings)) as url:
+        assert httpx.get(f"{url}/").status_code == 401
+        viewer = httpx.Client(base_url=url, headers={"X-Remote-User": "carol"})
+        page = viewer.get(f"/campaign/{workdir.campaign}")
+        assert page.status_code == 200 and "carol (read-only)" in page.text
+        analyst = httpx.Client(base_url=url, headers={"X-Remote-User": "alice"})  # the users file gives the role
+        r = _decide(analyst, f"/campaign/{workdir.campaign}", subject_kind="campaign", subject_id=workdir.campaign,
+                    kind="escalate", note="to the abuse team")
+        assert r.status_code == 303
+
+
+def test_the_queue_pages_through_flagged_accounts(workdir: Scanned, users_file: Path, tmp_path: Path) -> None:
+    settings = ConsoleSettings(db=workdir.db, scan_out=workdir.out, state=tmp_path / "state", users=users_file,
+                               page_size=1)
+    console = Console(settings)
+    try:
+        scan = console.scan()
+        from distillguard.console.scan_data import Filters
+
+        rows, total = scan.queue_accounts(Filters(), {}, page=0, page_size=1)
+        assert len(rows) <= 1 and total == scan.counts()["outside"]
+        assert scan.counts()["flagged"] >= len(workdir.members)
+    finally:
+        console.close()
+
+
+def test_the_console_listens_on_loopback_by_default(workdir: Scanned) -> None:
+    assert ConsoleSettings(db=workdir.db, scan_out=workdir.out).host == "127.0.0.1"
