@@ -27,10 +27,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from tests.console.conftest import PASSWORDS, Scanned
 
 from distillguard.gateway.keys import KeyStore
 from distillguard.lab.loopback import free_port, serving
-from tests.console.conftest import PASSWORDS, Scanned
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.console.conftest import Scanned, csrf_of, login, serving
 
 from distillguard.console.state import Console, ConsoleSettings
 from distillguard.feedback import read_cleared_lines
 from distillguard.gateway.policy import Policy
-from tests.console.conftest import Scanned, csrf_of, login, serving
 
 
 def _decide(client: httpx.Client, page: str, **form: str) -> httpx.Response:

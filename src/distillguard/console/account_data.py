@@ -43,7 +43,8 @@ class Reference:
             if name in LOG_SCALED:
                 logged[..., j] = np.log1p(np.clip(logged[..., j], 0, None))
         z = (logged - self.centre) / self.spread
-        return np.nan_to_num(z, nan=0.0)  # a missing feature sits at the reference's centre
+        out: np.ndarray = np.nan_to_num(z, nan=0.0)  # a missing feature sits at the reference's centre
+        return out
 
 
 def _open(path: Path) -> Store:
@@ -77,7 +78,8 @@ class AccountData:
             with _open(ref_path) as ref:
                 rows = ref.con.execute(
                     f"""SELECT f.account_id, NULL AS cluster_id, {cols} FROM account_features f
-                        LEFT JOIN account_scores s USING (account_id) WHERE NOT coalesce(s.flagged, FALSE)""").fetchall()
+                        LEFT JOIN account_scores s USING (account_id)
+                        WHERE NOT coalesce(s.flagged, FALSE)""").fetchall()
             source = f"the reference period ({ref_path.name}), less its flagged accounts"
         else:
             with _open(self.store_path) as store:
@@ -113,7 +115,8 @@ class AccountData:
                 """SELECT coalesce(capability, 'unknown'), count(*) FROM signals WHERE account_id = ?
                    GROUP BY 1 ORDER BY 2 DESC""", [account_id]).fetchall()
             cur = con.execute(
-                f"""SELECT exchange_id, account_id, timestamp, model, status, CAST(NULL AS VARCHAR) AS capability, {self.retention.sql('prompt_text')} AS prompt,
+                f"""SELECT exchange_id, account_id, timestamp, model, status, CAST(NULL AS VARCHAR) AS capability,
+                           {self.retention.sql('prompt_text')} AS prompt,
                            {self.retention.sql('response_text')} AS answer FROM exchanges WHERE account_id = ?
                     ORDER BY hash(exchange_id) LIMIT 8""", [account_id])
             names = [d[0] for d in cur.description or []]

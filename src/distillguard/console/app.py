@@ -12,14 +12,11 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from html import escape
 from importlib import resources
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import jinja2
-from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -175,11 +172,11 @@ def create_app(console: Console) -> Starlette:
             response = render("login.html", status=401, session=None, title="Log in", nonce=nonce, next=next_url,
                               message="unknown user or wrong password")
             return response
-        response = RedirectResponse(_local(str(form.get("next", "/"))), status_code=303)
-        _set_cookie(response, COOKIE, console.sessions.start(user))
-        response.delete_cookie(LOGIN_COOKIE, path="/")
+        redirect = RedirectResponse(_local(str(form.get("next", "/"))), status_code=303)
+        _set_cookie(redirect, COOKIE, console.sessions.start(user))
+        redirect.delete_cookie(LOGIN_COOKIE, path="/")
         log.info("%s logged in", name)
-        return response
+        return redirect
 
     async def logout(request: Request, session: Session) -> Response:
         form = await _form(request)
@@ -216,7 +213,8 @@ def _decision(console: Console, session: Session, form: dict[str, str]) -> Decis
     """The decision a form asks for, checked against the scan (``InputError`` names the bad field)."""
     scan = console.scan()
     kind, subject_kind, subject_id = form.get("kind", ""), form.get("subject_kind", ""), form.get("subject_id", "")
-    cluster_id, members = None, ()
+    cluster_id: str | None = None
+    members: tuple[str, ...] = ()
     if subject_kind == "campaign":
         c = scan.by_id.get(subject_id)
         if c is None:
@@ -278,9 +276,4 @@ def _set_cookie(response: Response, name: str, value: str) -> None:
     response.set_cookie(name, value, httponly=True, samesite="strict", path="/")
 
 
-def svg(markup: str) -> Markup:
-    """Mark SVG built by ``report.charts`` (which escapes every text it embeds) as safe."""
-    return Markup(markup)
-
-
-__all__ = ["create_app", "escape", "svg", "Path"]
+__all__ = ["create_app"]

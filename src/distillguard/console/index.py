@@ -89,8 +89,9 @@ def build_index(store_path: Path, out_dir: Path, campaigns: list[Campaign], dest
             SELECT account_id FROM _flagged UNION SELECT account_id FROM _members""")
         con.execute("""
             CREATE TEMP TABLE _by_hour AS
-            SELECT s.account_id, date_trunc('hour', s.timestamp) AS hour, coalesce(s.capability, 'unknown') AS capability,
-                   count(*) AS n, min(s.timestamp) AS first_seen, max(s.timestamp) AS last_seen
+            SELECT s.account_id, date_trunc('hour', s.timestamp) AS hour,
+                   coalesce(s.capability, 'unknown') AS capability, count(*) AS n,
+                   min(s.timestamp) AS first_seen, max(s.timestamp) AS last_seen
             FROM signals s JOIN _targets t USING (account_id) GROUP BY ALL""")
         timeline = con.execute("""
             SELECT m.campaign_id, h.hour, h.capability, sum(h.n)::BIGINT AS n

@@ -123,4 +123,5 @@ def audit_page(console: Console) -> dict[str, Any]:
 def stix_bundle(console: Console, campaign_id: str) -> bytes:
     """The campaign as a STIX 2.1 bundle (``distillguard export-stix`` for one campaign)."""
     c = console.scan().campaign(campaign_id)
-    return build_bundle([c]).serialize(pretty=True).encode()
+    text: str = build_bundle([c]).serialize(pretty=True)
+    return text.encode()

@@ -103,7 +103,8 @@ class ScanData:
 
     def queue_campaigns(self, f: Filters, statuses: dict[tuple[str, str], Decision]) -> list[dict[str, Any]]:
         """Campaigns, highest score then largest first, with their status and whether they are new."""
-        where, args = ["TRUE"], []
+        where: list[str] = ["TRUE"]
+        args: list[Any] = []
         if f.capability:
             where.append("list_contains(c.capability_list, ?)")
             args.append(f.capability)
@@ -125,7 +126,8 @@ class ScanData:
                        page_size: int) -> tuple[list[dict[str, Any]], int]:
         """One page of flagged accounts outside campaigns (highest score, then most exchanges first), and how
         many match in all."""
-        where, args = ["a.flagged", "a.account_id NOT IN (SELECT account_id FROM members)"], []
+        where = ["a.flagged", "a.account_id NOT IN (SELECT account_id FROM members)"]
+        args: list[Any] = []
         if f.capability:
             where.append("i.capability = ?")
             args.append(f.capability)
@@ -221,7 +223,8 @@ def _campaign_row(c: Campaign) -> dict[str, Any]:
     caps = sorted(c.capabilities, key=lambda k: -c.capabilities[k])  # a capability counts from a fifth of traffic
     return {"campaign_id": c.campaign_id, "cluster_id": c.cluster_id, "size": len(c.account_ids), "score": c.score,
             "exchange_count": c.exchange_count, "top_capability": caps[0] if caps else None,
-            "capability_list": [k for k in caps if c.capabilities[k] >= 0.2] or caps[:1], "first_seen": c.first_seen, "last_seen": c.last_seen}
+            "capability_list": [k for k in caps if c.capabilities[k] >= 0.2] or caps[:1],
+            "first_seen": c.first_seen, "last_seen": c.last_seen}
 
 
 def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distillguard.console.account_data import AccountData
-from distillguard.console.auth import Sessions, User, load_users
+from distillguard.console.auth import ROLES, Sessions, User, load_users
 from distillguard.console.decisions import Decision, DecisionLog
 from distillguard.console.effects import write_all
 from distillguard.console.index import Index, Retention, scan_key
@@ -71,6 +71,8 @@ class Console:
     def __init__(self, settings: ConsoleSettings) -> None:
         if settings.users is None and settings.trust_header is None:
             raise ConfigError("give --users FILE (add users with --add-user) or --trust-header HEADER")
+        if settings.header_role not in ROLES:
+            raise ConfigError(f"--header-role must be one of {', '.join(ROLES)}, got {settings.header_role!r}")
         if not settings.db.is_file():
             raise ConfigError(f"no store at {settings.db} (run `distillguard scan` first)")
         self.settings = settings
