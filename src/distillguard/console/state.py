@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import duckdb
+import pyarrow as pa
 
 from distillguard.console.account_data import AccountData
 from distillguard.console.auth import ROLES, Sessions, User, load_users
@@ -18,9 +22,10 @@ from distillguard.console.decisions import Decision, DecisionLog
 from distillguard.console.effects import write_all
 from distillguard.console.index import Index, Retention, scan_key
 from distillguard.console.scan_data import ScanData
-from distillguard.errors import ConfigError
+from distillguard.errors import ConfigError, DistillGuardError, InputError
 
 log = logging.getLogger(__name__)
+RETRY_SECONDS = 5.0  # how soon to look again at a scan output that could not be read
 
 
 @dataclass(frozen=True)
@@ -83,14 +88,29 @@ class Console:
         self.accounts = AccountData(settings.db, settings.retention)
         self._lock = threading.RLock()
         self._scan: ScanData | None = None
+        self._retry_at = 0.0
         self.scan()
 
     def scan(self) -> ScanData:
         """The current scan output, reloaded (and the policy rewritten) when a new scan replaced it."""
         with self._lock:
             current = self._scan
-            if current is None or scan_key(self.settings.scan_out) != current.key:
-                fresh = ScanData(self.settings.scan_out, self.settings.db, self.index, self.settings.retention)
+            try:
+                changed = current is None or scan_key(self.settings.scan_out) != current.key
+            except InputError:  # a scan is rewriting the folder this moment
+                changed = False
+            if changed and current is not None and time.monotonic() < self._retry_at:
+                return current
+            if changed:
+                try:
+                    fresh = ScanData(self.settings.scan_out, self.settings.db, self.index, self.settings.retention)
+                except (DistillGuardError, OSError, duckdb.Error, pa.ArrowException) as exc:
+                    if current is None:
+                        raise
+                    # A scan still writing its outputs or holding the store: show the last one, try again soon.
+                    log.warning("keeping scan %s: the new scan output cannot be read yet (%s)", current.key, exc)
+                    self._retry_at = time.monotonic() + RETRY_SECONDS
+                    return current
                 self._scan = fresh
                 if current is not None:
                     current.close()
