@@ -71,7 +71,7 @@ def _time(client: httpx.Client, path: str, n: int) -> dict[str, Any]:
 
 def measure(args: argparse.Namespace, tmp: Path) -> None:
     users = tmp / "users.txt"
-    users.write_text(user_line("bench", "read-only", PASSWORD) + "\n")
+    users.write_text(user_line("bench", "analyst", PASSWORD) + "\n")  # analyst: the pages with their forms
     with duckdb.connect(str(args.db), read_only=True) as con:
         exchanges = con.execute("SELECT count(*) FROM exchanges").fetchone()[0]  # type: ignore[index]
     settings = ConsoleSettings(db=args.db, scan_out=args.scan_out, state=tmp / "state", users=users, page_size=50)
@@ -92,6 +92,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
         paths.append((f"campaign, highest score ({best.score:.2f})", f"/campaign/{best.campaign_id}"))
     if top:
         paths.append(("account, top flagged outside campaigns", f"/account/{top[0]['account_id']}"))
+    elif best is not None:
+        paths.append(("account, a member of the highest-scoring campaign", f"/account/{best.account_ids[0]}"))
     rows = []
     with serving(create_app(console)) as url:
         client = _login(url)
@@ -135,6 +137,7 @@ def _screenshots(url: str, dest: Path, campaign_id: str) -> None:
         tab.get_by_role("button", name="Log in").click()
         tab.wait_for_url(f"{url}/")
         tab.screenshot(path=dest / "console-queue.png")
+        tab.set_viewport_size({"width": 1280, "height": 1500})  # the pictures, the evidence and the decision
         tab.goto(f"{url}/campaign/{campaign_id}")
         tab.screenshot(path=dest / "console-campaign.png")
         browser.close()

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from tests.console.conftest import Scanned, csrf_of, login, serving
 
+from distillguard.bench.evaluate import evaluate
 from distillguard.console.state import Console, ConsoleSettings
 from distillguard.feedback import read_cleared_lines
 from distillguard.gateway.policy import Policy
@@ -122,6 +123,11 @@ def test_decisions_reach_the_policy_the_next_scan_and_the_labels_and_undo_is_a_d
     labels = {row["account_id"]: row for row in map(json.loads, (state / "labels.jsonl").read_text().splitlines())}
     assert labels[member]["is_attack"] and labels[member]["campaign_id"] == workdir.campaign
     assert labels[other]["is_attack"] is False and labels[other]["decided_by"] == "alice"
+    labelled = tmp_path / "labelled"  # bench reads them as a traffic directory's labels
+    labelled.mkdir()
+    (labelled / "labels.jsonl").write_bytes((state / "labels.jsonl").read_bytes())
+    metrics = evaluate(labelled, workdir.out)
+    assert metrics["accounts"] == len(workdir.members) and metrics["attack_accounts"] == len(workdir.members) - 1
     page = client.get(f"/account/{other}")
     assert "dismissed" in page.text and "Undo #2" in page.text
     r = _decide(client, f"/account/{other}", subject_kind="account", subject_id=other, kind="undo", undoes="2")

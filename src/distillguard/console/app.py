@@ -234,7 +234,7 @@ def _decision(console: Console, session: Session, form: dict[str, str]) -> Decis
             undoes = int(form.get("undoes", ""))
         except ValueError:
             raise InputError("undo: the id of the decision to undo") from None
-    return Decision.new(session.user.name, subject_kind, subject_id, kind, scan=scan.key,
+    return Decision.new(session.user.name, kind, subject_kind=subject_kind, subject_id=subject_id, scan=scan.key,
                         enforcement=form.get("enforcement") or None, expires_days=expires,
                         note=form.get("note", ""), cluster_id=cluster_id, members=members, undoes=undoes)
 

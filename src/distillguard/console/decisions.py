@@ -6,9 +6,9 @@ more row, and a subject's current state is its latest decision not undone.
 
 >>> import tempfile, pathlib
 >>> log = DecisionLog(pathlib.Path(tempfile.mkdtemp()) / "decisions.sqlite")
->>> first = log.add(Decision.new("alice", "account", "acct-1", "confirm", enforcement="block", expires_days=7,
-...                              note="harvests maths", scan="s1"))
->>> _ = log.add(Decision.new("bob", "account", "acct-1", "undo", undoes=first.id, scan="s1"))
+>>> first = log.add(Decision.new("alice", "confirm", subject_kind="account", subject_id="acct-1",
+...                              enforcement="block", expires_days=7, note="harvests maths", scan="s1"))
+>>> _ = log.add(Decision.new("bob", "undo", subject_kind="account", subject_id="acct-1", undoes=first.id, scan="s1"))
 >>> log.current().get(("account", "acct-1")) is None, len(log.all())
 (True, 2)
 """
@@ -72,13 +72,14 @@ class Decision:
     id: int = 0
 
     @classmethod
-    def new(cls, user: str, subject_kind: str, subject_id: str, kind: str, *, scan: str,
+    def new(cls, user: str, kind: str, *, subject_kind: str, subject_id: str, scan: str,
             enforcement: str | None = None, expires_days: float | None = None, note: str = "",
             cluster_id: str | None = None, members: tuple[str, ...] | list[str] = (), undoes: int | None = None,
             now: datetime | None = None) -> Decision:
         """A checked decision made now; bad values are an ``InputError`` naming the field.
 
-        >>> Decision.new("a", "account", "x", "confirm", scan="s", enforcement="tarpit", expires_days=1)
+        >>> Decision.new("a", "confirm", subject_kind="account", subject_id="x", scan="s", enforcement="tarpit",
+        ...              expires_days=1)
         Traceback (most recent call last):
         ...
         distillguard.errors.InputError: enforcement: must be one of block, challenge, throttle, withhold_reasoning, mark

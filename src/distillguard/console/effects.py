@@ -10,8 +10,8 @@ the old file or the new one.
 
 >>> from datetime import datetime, UTC
 >>> from distillguard.console.decisions import Decision
->>> d = Decision.new("alice", "campaign", "campaign-0001", "confirm", scan="s", enforcement="block",
-...                  expires_days=7, cluster_id="cluster-0001", members=["a", "b"], note="harvest")
+>>> d = Decision.new("alice", "confirm", subject_kind="campaign", subject_id="campaign-0001", scan="s",
+...                  enforcement="block", expires_days=7, cluster_id="cluster-0001", members=["a", "b"], note="harvest")
 >>> d = Decision(**{**d.__dict__, "id": 3})
 >>> [r.as_json()["subject"] for r in effective_policy([], {d.subject: d}, scan="s")]
 ['cluster:campaign-0001.d3']
@@ -99,9 +99,12 @@ def labels(current: dict[tuple[str, str], Decision]) -> list[dict[str, Any]]:
         accounts = d.members if d.subject_kind == "campaign" else (d.subject_id,)
         for a in accounts:
             attack = d.kind == "confirm"
+            # bench groups attacks by campaign and style: an account confirmed on its own is a group of its own
             rows[a] = {"account_id": a, "is_attack": attack,
-                       "campaign_id": d.subject_id if attack and d.subject_kind == "campaign" else None,
-                       "actor": None, "style": None, "population": None if attack else "cleared",
+                       "campaign_id": (d.subject_id if d.subject_kind == "campaign" else "confirmed-alone")
+                       if attack else None,
+                       "actor": None, "style": "analyst-confirmed" if attack else None,
+                       "population": None if attack else "cleared",
                        "decided_by": d.user, "decided_at": d.at.isoformat(), "decision": d.id}
     return [rows[a] for a in sorted(rows)]
 

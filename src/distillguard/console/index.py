@@ -69,7 +69,7 @@ def members_table(campaigns: list[Campaign]) -> pa.Table:
                      "account_id": pa.array([p[1] for p in pairs], pa.string())})
 
 
-def build_index(store_path: Path, out_dir: Path, campaigns: list[Campaign], dest: Path,
+def build_index(store_path: Path, out_dir: Path, *, campaigns: list[Campaign], dest: Path,
                 retention: Retention) -> None:
     """Write the index of the scan in ``out_dir`` (whose exchanges are in the store at ``store_path``) to ``dest``."""
     flagged = duckdb.sql(f"SELECT account_id FROM read_parquet('{_q(out_dir / 'accounts.parquet')}') "
@@ -146,7 +146,7 @@ class Index:
         folder = self.folder(key)
         if not all((folder / f"{n}.parquet").is_file() for n in FILES):
             started = datetime.now(UTC)
-            build_index(store_path, out_dir, campaigns, folder, retention)
+            build_index(store_path, out_dir, campaigns=campaigns, dest=folder, retention=retention)
             log.info("indexed scan %s in %.1f s", key, (datetime.now(UTC) - started).total_seconds())
         scans = self.scans()
         if not any(s["key"] == key for s in scans):
