@@ -172,3 +172,25 @@ def test_the_queue_pages_through_flagged_accounts(workdir: Scanned, users_file: 
 
 def test_the_console_listens_on_loopback_by_default(workdir: Scanned) -> None:
     assert ConsoleSettings(db=workdir.db, scan_out=workdir.out).host == "127.0.0.1"
+
+
+def test_pages_work_while_a_scan_holds_the_store(console_url: str, workdir: Scanned) -> None:
+    """Another process holding the store's write lock (as a running scan does): the queue and campaign pages
+    read only the scan output and the index; the account page says the store is busy."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('locked', flush=True); time.sleep(60)", str(workdir.db)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        client = login(console_url, "alice")
+        assert client.get("/").status_code == 200
+        assert client.get(f"/campaign/{workdir.campaign}").status_code == 200
+        page = client.get(f"/account/{workdir.members[0]}")
+        assert page.status_code == 200 and "is a scan writing it?" in page.text
+        assert "The gateway's decision for this account" in page.text
+    finally:
+        holder.kill()
+        holder.wait()
