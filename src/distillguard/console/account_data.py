@@ -142,5 +142,6 @@ class AccountData:
                             and (cluster_id is None or ref.clusters[i] != cluster_id)]
                 nearest = [{"account_id": ref.ids[i], "distance": float(dist[i])} for i in eligible[:NEAREST]]
         return {"features": features, "nearest": nearest, "reference_source": ref.source,
+                "reference_in_scan": not self.store_path.with_suffix(".reference.duckdb").is_file(),
                 "reference_size": len(ref.ids), "hours": [(h, int(n)) for h, n in hours],
                 "capabilities": [(c, int(n)) for c, n in caps], "samples": samples}
