@@ -169,6 +169,23 @@ async def open_loop(targets: list[Target], rate: float, seconds: float) -> None:
     await asyncio.gather(*tasks)
 
 
+async def closed_loop(target: Target, connections: int, seconds: float) -> float:
+    """``connections`` clients each sending its next request as soon as the last is answered, for ``seconds``;
+    returns the seconds it took (requests counted in ``target``).
+
+    Closed loop: the server sets the pace, so this measures throughput (and latency at that throughput).
+    """
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def client() -> None:
+        while time.perf_counter() < deadline:
+            await target.one()
+
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return time.perf_counter() - start
+
+
 def run(coro: object) -> None:
     import uvloop
 

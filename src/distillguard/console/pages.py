@@ -18,10 +18,8 @@ from distillguard.console.state import Console
 from distillguard.errors import InputError
 from distillguard.gateway.policy import Policy
 from distillguard.records import PolicyRecord
-from distillguard.report.charts import graph_svg, timeline_svg
+from distillguard.report.charts import timeline_svg
 from distillguard.share.stix_export import build_bundle
-
-EDGES_SHOWN = 40
 
 
 def _page_number(text: str | None) -> int:
@@ -66,22 +64,14 @@ def campaign_page(console: Console, campaign_id: str) -> dict[str, Any]:
     scan = console.scan()
     c = scan.campaign(campaign_id)  # KeyError: 404
     members = scan.members(campaign_id)
-    own = {m["account_id"] for m in members if m["flagged_alone"]}
-    bar = scan.summary.member_threshold
-    unusual = {m["account_id"] for m in members if (m["score"] or 0.0) > bar} if bar is not None else None
-    release = (c.release_pivot.model, c.release_pivot.released_at) if c.release_pivot else None
-    edges = c.graph.edges if c.graph else []
-    by_capability = scan.timeline_by_capability(campaign_id)
+    pictures = scan.pictures.get(campaign_id)
     current = console.log.current()
     policy = effective_policy(scan.base_policy, current, scan=scan.key)
     standing = current.get(("campaign", campaign_id))
     return {
         "c": c, "members": members, "more_members": len(c.account_ids) - len(members),
-        "graph": Markup(graph_svg(c.account_ids, edges, flagged=own, unusual=unusual)),
-        "timeline": Markup(timeline_svg(c.timeline, release=release)),
-        "timelines": [(cap, sum(n for _, n in rows), Markup(timeline_svg(rows, release=release, height=110)))
-                      for cap, rows in by_capability.items()],
-        "edges": sorted(edges, key=lambda e: (-e[2], e[0], e[1]))[:EDGES_SHOWN], "n_edges": len(edges),
+        "graph": pictures.graph, "timeline": pictures.timeline, "timelines": pictures.timelines,
+        "edges": pictures.edges, "n_edges": pictures.n_edges,
         "samples": scan.samples(campaign_id), "retention": console.settings.retention,
         "history": console.log.of("campaign", campaign_id), "standing": standing if _this_scan(standing, scan.key)
         else None, "policy": _policy_for(policy, set(c.account_ids), c.cluster_id), "scan": scan,

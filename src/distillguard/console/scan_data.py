@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from distillguard.console.decisions import Decision
 from distillguard.console.index import Index, Retention, members_table, scan_key
+from distillguard.console.pictures import PictureCache
 from distillguard.decide.policy import policy_records
 from distillguard.errors import InputError
 from distillguard.records import Campaign, PolicyRecord, ScanSummary, read_json, read_json_list
@@ -82,6 +83,7 @@ class ScanData:
                        NOT EXISTS (SELECT 1 FROM members m JOIN prev p USING (account_id)
                                    WHERE m.campaign_id = c.campaign_id) AS new FROM camp c""")
         self._con = con
+        self.pictures = PictureCache(self)
         self.capabilities = sorted({r[0] for r in con.execute(
             "SELECT DISTINCT top_capability FROM camp WHERE top_capability IS NOT NULL "
             "UNION SELECT DISTINCT capability FROM ix_accounts WHERE capability IS NOT NULL").fetchall()})
@@ -210,6 +212,7 @@ class ScanData:
             return {r[0] for r in self._con.execute("SELECT account_id FROM acc WHERE flagged").fetchall()}
 
     def close(self) -> None:
+        self.pictures.close()
         self._con.close()
 
 

@@ -112,6 +112,7 @@ class Console:
                     self._retry_at = time.monotonic() + RETRY_SECONDS
                     return current
                 self._scan = fresh
+                fresh.pictures.warm()  # so that even the first view of a large campaign is quick
                 if current is not None:
                     current.close()
                 self.apply()
