@@ -402,8 +402,9 @@ def console_(
 ) -> None:
     """The analyst console: queue, campaign and account pages, decisions that reach the gateway and the next scan.
 
-    Decisions are written to --policy (point `distillguard gateway --policy` at it) and to
-    <db>.console/cleared.txt (pass it to the next `scan --benign`) and labels.jsonl.
+    Decisions are written to --policy: point `distillguard gateway --policy` at it.
+
+    Cleared accounts go to <db>.console/cleared.txt (pass it to the next `scan --benign`), labels to labels.jsonl.
 
     Example: distillguard console --db distillguard.duckdb --scan-out scan-out/ --users users.txt
     """
