@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 from tests.console.conftest import Scanned, csrf_of, login, serving
 
 from distillguard.bench.evaluate import evaluate
+from distillguard.console.index import Retention
 from distillguard.console.state import Console, ConsoleSettings
 from distillguard.feedback import read_cleared_lines
 from distillguard.gateway.policy import Policy
@@ -194,3 +198,22 @@ def test_pages_work_while_a_scan_holds_the_store(console_url: str, workdir: Scan
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.parametrize("retention", [Retention(excerpt_chars=20), Retention(show_text=False)])
+def test_sample_exchanges_keep_to_the_retention_settings(workdir: Scanned, users_file: Path, tmp_path: Path,
+                                                         retention: Retention) -> None:
+    settings = ConsoleSettings(db=workdir.db, scan_out=workdir.out, state=tmp_path / "state", users=users_file,
+                               retention=retention)
+    with serving(Console(settings)) as url:
+        client = login(url, "alice")
+        for page in (f"/campaign/{workdir.campaign}", f"/account/{workdir.members[0]}"):
+            excerpts = [html.unescape(e) for e in re.findall(r'<pre class="excerpt">(.*?)</pre>', client.get(page).text,
+                                                              flags=re.S) if not e.startswith("(redacted")]
+            if retention.show_text:
+                assert excerpts and max(len(e) for e in excerpts) <= 20
+            else:
+                assert excerpts == []
+        stored = pq.read_table(next((tmp_path / "state" / "index").glob("*/samples.parquet")))
+        lengths = [len(t) for t in stored.column("prompt").to_pylist() + stored.column("answer").to_pylist() if t]
+        assert (max(lengths) <= 20) if retention.show_text else lengths == []
