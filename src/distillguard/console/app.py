@@ -82,7 +82,7 @@ class _Auth:
             return None, None
         if current is not None and current.user.name == name:
             return current, None
-        token = sessions.start(self.console.user_for_header(name))
+        token = sessions.for_header_user(self.console.user_for_header(name))
         return sessions.get(token), token
 
 
@@ -123,12 +123,12 @@ def create_app(console: Console) -> Starlette:
     async def campaign(request: Request, session: Session) -> Response:
         ctx = await run_in_threadpool(campaign_page, console, request.path_params["campaign_id"])
         return render("campaign.html", session=session, title=ctx["c"].campaign_id,
-                      done=request.query_params.get("done"), **ctx)
+                      done=_done(request), **ctx)
 
     async def account(request: Request, session: Session) -> Response:
         ctx = await run_in_threadpool(account_page, console, request.path_params["account_id"])
         return render("account.html", session=session, title=request.path_params["account_id"],
-                      done=request.query_params.get("done"), **ctx)
+                      done=_done(request), **ctx)
 
     async def audit(request: Request, session: Session) -> Response:
         ctx = await run_in_threadpool(audit_page, console)
@@ -261,6 +261,12 @@ async def _form(request: Request) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"form: not a urlencoded UTF-8 form ({exc})") from exc
     return dict(pairs)
+
+
+def _done(request: Request) -> str | None:
+    """The decision id a redirect after a decision names (digits only: the page shows it)."""
+    done = request.query_params.get("done", "")
+    return done if done.isdigit() and len(done) < 12 else None
 
 
 def _local(url: str) -> str:

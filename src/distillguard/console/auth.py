@@ -125,9 +125,23 @@ class Sessions:
 
     def start(self, user: User) -> str:
         token = secrets.token_urlsafe(32)
+        now = time.monotonic()
         with self._lock:
-            self._by_token[token] = Session(user, expires=time.monotonic() + self.ttl)
+            for old in [t for t, s in self._by_token.items() if s.expires < now]:  # ended ones, not kept
+                del self._by_token[old]
+            self._by_token[token] = Session(user, expires=now + self.ttl)
         return token
+
+    def for_header_user(self, user: User) -> str:
+        """A session of a user a reverse proxy names: the user's live one (clients without cookies, such as
+        scripts, would otherwise start one per request), else a new one."""
+        now = time.monotonic()
+        with self._lock:
+            for token, s in self._by_token.items():
+                if s.user == user and s.expires >= now:
+                    s.expires = now + self.ttl
+                    return token
+        return self.start(user)
 
     def get(self, token: str | None) -> Session | None:
         if not token:
