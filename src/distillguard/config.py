@@ -62,6 +62,16 @@ class DetectSettings(_Frozen):
         True, description="with a reference, also score the population against itself (vetted) and flag what "
                           "either view flags: the reference may vouch for a campaign that ran last period too"
     )
+    # Evasive campaigns on fresh infrastructure link to nothing: with an unvetted reference (or none)
+    # their members vouched for each other, 0 of 15 found; set aside, 15 of 15 (evasive seeds 2, 5).
+    trace_harvest_evidence: float = Field(
+        0.6, ge=0.0, le=1.0, description="an account's own harvest evidence from reasoning elicited around the "
+                                         "clock (detect.harvest.trace_harvesters) at which it never vouches for "
+                                         "others and, above the member bar, is flagged"
+    )
+    trace_harvest_min_exchanges: int = Field(
+        50, ge=1, description="exchanges an account needs before its own harvest evidence counts"
+    )
     vetting_rounds: int = Field(
         2, ge=0, description="times the population (or reference) is refitted without what it set aside"
     )
@@ -85,6 +95,9 @@ class LinkSettings(_Frozen):
     )
     min_sync_bins: int = Field(3, ge=1, description="15-minute bins on the same template that count as lockstep")
     full_sync_bins: int = Field(8, ge=1, description="shared bins at which lockstep evidence has its full weight")
+    min_sync_jaccard: float = Field(0.1, ge=0.0, le=1.0, description=(
+        "shared bins as a share of the bins either account is active in (Jaccard) for lockstep: a busy "
+        "account on a popular template shares bins by chance with a quiet one"))
     min_template_share: float = Field(
         0.2, gt=0, le=1, description="a template links accounts only if it is this share of their traffic"
     )

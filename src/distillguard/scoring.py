@@ -7,7 +7,11 @@ its own. Both cases go through one procedure (``self_scan``):
 1. Every account carries its link cluster (``neighbour_group``): in nearest-neighbour
    novelty a cluster counts as one neighbour and an account is never compared with its own
    cluster, so a hydra cluster's members cannot vouch for each other.
-2. Score, find campaigns (novel clusters with harvest evidence, or large clusters whose
+2. Accounts whose own traffic is a trace harvest (reasoning elicited around the clock over
+   enough exchanges: ``detect.harvest.trace_harvesters``) are set aside from the start: a
+   campaign on fresh infrastructure links to nothing, and its members, each the others'
+   nearest neighbour, would vouch for each other whatever the grouping.
+3. Score, find campaigns (novel clusters with harvest evidence, or large clusters whose
    harvest evidence is strong on its own: ``detect.harvest``), and **set aside** campaign
    members and flagged accounts; refit on what is left (``detect.vetting_rounds`` times).
 
@@ -27,11 +31,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.config import Settings
-from distillguard.decide import find_campaigns, member_reason
+from distillguard.decide import HARVEST_REASON, find_campaigns, harvest_reason, member_reason
 from distillguard.detect import Calibrated, make_scorer
 from distillguard.detect.base import GROUP_COLUMN, Slices
 from distillguard.detect.either import Either
-from distillguard.detect.harvest import campaign_evidence
+from distillguard.detect.harvest import campaign_evidence, trace_harvesters
 
 Detector = Calibrated | Either
 """A fitted detector: one calibrated scorer, or the union of several."""
@@ -44,10 +48,11 @@ class SetAside:
     reasons: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
-        """How many accounts for each kind of reason ("campaign member", "flagged")."""
+        """How many accounts for each kind of reason ("campaign member", "harvest evidence", "flagged")."""
         out: dict[str, int] = {}
         for why in self.reasons.values():
-            kind = "campaign member" if why.startswith("member of") else "flagged"
+            kind = ("campaign member" if why.startswith("member of") else
+                    HARVEST_REASON if why.startswith(HARVEST_REASON) else "flagged")
             out[kind] = out.get(kind, 0) + 1
         return out
 
@@ -137,7 +142,10 @@ def self_scan(
     ``features`` carry ``neighbour_group``. Returns the detector fitted on what was kept
     (conformal threshold over the kept accounts, as for a separate reference) and what was set aside.
     """
-    aside = SetAside()
+    harvesters = {a: harvest_reason(ev) for a, ev in trace_harvesters(
+        features, bar=settings.detect.trace_harvest_evidence,
+        min_exchanges=settings.detect.trace_harvest_min_exchanges).items() if a not in cleared}
+    aside = SetAside(dict(sorted(harvesters.items())))
     for _ in range(settings.detect.vetting_rounds + 1):  # at least once: ``det`` is always set
         library = _with_cleared(_without(features, set(aside.reasons)), features, cleared)
         det = _calibrated(settings, has_reference=False).fit(library)
@@ -149,6 +157,7 @@ def self_scan(
                            scores.column("flagged").to_pylist(), strict=True):
             if f and a not in reasons:
                 reasons[a] = f"flagged on its own (score {s:.2f})"
+        reasons = {**reasons, **harvesters}  # set aside from the start: that is why, whatever followed
         reasons = {a: r for a, r in sorted(reasons.items()) if a not in cleared}
         if reasons == aside.reasons:
             break

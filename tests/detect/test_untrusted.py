@@ -3,13 +3,20 @@ harvest evidence, the union of two detectors."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pyarrow as pa
 
+from distillguard.config import Settings
+from distillguard.decide import find_campaigns
 from distillguard.detect.calibrated import Calibrated
 from distillguard.detect.either import Either
-from distillguard.detect.harvest import campaign_evidence, combine
+from distillguard.detect.harvest import campaign_evidence, combine, trace_harvesters
 from distillguard.detect.knn import KNNNoveltyScorer
+from distillguard.scoring import score_population
+
+T0 = datetime(2026, 2, 2, tzinfo=UTC)
 
 
 def _table(ids: list[str], x: list[float], groups: list[str | None]) -> pa.Table:
@@ -86,3 +93,62 @@ def test_a_cleared_accounts_copy_is_its_benign_neighbour() -> None:
     library = _with_cleared(feats, feats, frozenset({"d"}))
     scorer = KNNNoveltyScorer(k=1, features=("n_exchanges",)).fit(library)
     assert scorer.suspicion(feats.slice(3))[0] == 0  # d's cleared behaviour vouches for d
+
+
+def _population(harvesters: int = 6, seed: int = 7) -> tuple[pa.Table, pa.Table]:
+    """300 ordinary accounts, varied, and ``harvesters`` unlinked look-alikes that elicit
+    reasoning around the clock (a campaign on fresh infrastructure: nothing links them)."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    benign = {
+        "n_exchanges": rng.lognormal(4.0, 1.0, n).round() + 5, "exchanges_per_active_day": rng.lognormal(2.0, 0.8, n),
+        "template_reuse": rng.uniform(0, 0.6, n), "top_template_share": rng.uniform(0, 0.5, n),
+        "output_input_ratio": rng.lognormal(1.0, 0.5, n), "hour_entropy": rng.uniform(0.2, 0.8, n),
+        "iat_cv": rng.uniform(0.8, 3.0, n), "multi_turn_share": rng.uniform(0, 0.6, n),
+        "tool_share": rng.uniform(0, 0.3, n), "elicitation_rate": rng.beta(1, 8, n),
+        "top_capability_share": rng.uniform(0.3, 0.9, n), "new_model_share_24h": rng.uniform(0, 0.2, n),
+        "account_age_days": rng.lognormal(5.0, 1.0, n), "mean_prompt_chars": rng.lognormal(5.5, 0.6, n),
+        "duty_cycle": rng.uniform(0.02, 0.4, n),
+    }
+    harvest = {"n_exchanges": 400.0, "exchanges_per_active_day": 130.0, "template_reuse": 0.9,
+               "top_template_share": 0.8, "output_input_ratio": 6.0, "hour_entropy": 0.99, "iat_cv": 0.3,
+               "multi_turn_share": 0.0, "tool_share": 0.0, "elicitation_rate": 0.95, "top_capability_share": 1.0,
+               "new_model_share_24h": 0.0, "account_age_days": 2.0, "mean_prompt_chars": 900.0, "duty_cycle": 0.9}
+    cols = {k: np.concatenate([v, np.full(harvesters, harvest[k]) * rng.uniform(0.99, 1.01, harvesters)])
+            for k, v in benign.items()}
+    ids = [f"user-{i:03d}" for i in range(n)] + [f"harv-{i}" for i in range(harvesters)]
+    seen = pa.array([T0] * len(ids), pa.timestamp("us", tz="UTC"))
+    features = pa.table({"account_id": ids, **{k: pa.array(v) for k, v in cols.items()},
+                         "first_seen": seen, "last_seen": seen})
+    features = features.set_column(1, "n_exchanges", pa.array(cols["n_exchanges"].round().astype(np.int64)))
+    clusters = pa.table({"account_id": ids, "cluster_id": pa.array([None] * len(ids), pa.string())})
+    return features, clusters
+
+
+def _found(settings: Settings) -> tuple[set[str], dict[str, int]]:
+    features, clusters = _population()
+    scoring = score_population(features, clusters, settings=settings)
+    found = find_campaigns(scoring.scores, clusters, features=scoring.features, det=scoring.det, settings=settings)
+    flagged = {a for a, f in zip(found.scores.column("account_id").to_pylist(),
+                                 found.scores.column("flagged").to_pylist(), strict=True) if f}
+    return flagged, scoring.set_aside.counts()
+
+
+def test_trace_harvesters_never_vouch_for_each_other_without_a_reference() -> None:
+    flagged, aside = _found(Settings())
+    assert {f"harv-{i}" for i in range(6)} <= flagged
+    assert aside.get("harvest evidence") == 6
+    assert len({a for a in flagged if a.startswith("user-")}) <= 3  # ~0.1% target FPR of 300, plus slack
+    # The control: with the rule off, six look-alikes are each other's nearest neighbours.
+    off = Settings.model_validate({"detect": {"trace_harvest_evidence": 1.0}})
+    flagged_off, aside_off = _found(off)
+    assert not {f"harv-{i}" for i in range(6)} & flagged_off
+    assert "harvest evidence" not in aside_off
+
+
+def test_trace_harvest_evidence_needs_volume_and_round_the_clock_elicitation() -> None:
+    f = pa.table({"account_id": ["script", "class", "few", "fleet"], "n_exchanges": [400, 400, 49, 5000],
+                  "elicitation_rate": [0.95, 0.95, 1.0, 0.05], "duty_cycle": [0.9, 0.2, 1.0, 1.0]})
+    found = trace_harvesters(f, bar=0.6, min_exchanges=50)
+    assert set(found) == {"script"}
+    assert any("around the clock" in r for r in found["script"].reasons)

@@ -103,6 +103,20 @@ def test_lockstep_accounts_link_through_timing_alone(tmp_path: Path) -> None:
     assert all("sync" in k for k in edges.values())
 
 
+def test_a_busy_account_on_a_popular_template_is_not_in_lockstep_with_a_quiet_one(tmp_path: Path) -> None:
+    """A researcher on the campaign's template every 15 minutes for 3 days shares 4 bins with a
+    quiet campaign account by chance: 4 of the 288 bins it is active in (Jaccard 0.014)."""
+    busy = [{"account_id": "busy", "client_ip": "198.51.100.9", "template_sig": "sweep", "minute": 15 * n}
+            for n in range(288)]
+    quiet = [{"account_id": "quiet", "client_ip": "203.0.113.4", "template_sig": "sweep", "minute": 15 * n + 1}
+             for n in (10, 50, 90, 130)]
+    accounts = [{"account_id": a} for a in ("busy", "quiet")]
+    with _store(tmp_path / "s.duckdb", busy + quiet, accounts) as store:
+        assert _edges(store, LinkSettings(min_sync_bins=3, full_sync_bins=8)) == {}
+        loose = _edges(store, LinkSettings(min_sync_bins=3, full_sync_bins=8, min_sync_jaccard=0.0))
+    assert "sync" in loose[("busy", "quiet")]  # the control: without the Jaccard floor, chance bins link them
+
+
 def test_leiden_keeps_two_groups_apart_that_one_edge_joins() -> None:
     def clique(names: str) -> list[tuple[str, str]]:
         return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]

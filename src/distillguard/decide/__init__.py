@@ -16,9 +16,18 @@ from distillguard.decide.campaign_records import build_campaigns, campaign_recor
 from distillguard.decide.campaigns import FoundCampaigns, MemberBars, find_campaigns
 from distillguard.decide.details import CampaignDetails, campaign_details
 from distillguard.decide.gates import Candidate, select_campaigns
-from distillguard.decide.members import account_view, flag_campaign_members, member_reason
+from distillguard.decide.members import (
+    HARVEST_REASON,
+    account_view,
+    flag_campaign_members,
+    flag_harvesters,
+    harvest_reason,
+    member_reason,
+)
 from distillguard.decide.policy import policy_records, policy_table
 
-__all__ = ["CampaignDetails", "Candidate", "FoundCampaigns", "MemberBars", "account_view", "build_campaigns",
-           "campaign_details", "campaign_record", "find_campaigns", "flag_campaign_members", "member_reason",
+__all__ = ["HARVEST_REASON", "CampaignDetails", "Candidate",
+            "FoundCampaigns", "MemberBars", "account_view", "build_campaigns",
+           "campaign_details", "campaign_record", "find_campaigns", "flag_campaign_members", "flag_harvesters",
+           "harvest_reason", "member_reason",
            "policy_records", "policy_table", "select_campaigns"]

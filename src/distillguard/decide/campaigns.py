@@ -16,8 +16,8 @@ from distillguard.config import Settings
 from distillguard.decide.campaign_records import build_campaigns
 from distillguard.decide.details import campaign_details
 from distillguard.decide.gates import select_campaigns
-from distillguard.decide.members import account_view, flag_campaign_members
-from distillguard.detect.harvest import campaign_evidence
+from distillguard.decide.members import account_view, flag_campaign_members, flag_harvesters
+from distillguard.detect.harvest import campaign_evidence, trace_harvesters
 from distillguard.records import Campaign
 from distillguard.store import Store
 
@@ -48,17 +48,23 @@ def find_campaigns(
     evidence alone is strong (``link.coordinated_*``). Cleared accounts are never members.
     With ``store``, each campaign record carries its details (infrastructure, timeline,
     links, release pivot); replay leaves them out. With ``edges`` (``schema.ACCOUNT_LINKS``),
-    passengers are found along the links (``gates._passengers``).
+    passengers are found along the links (``gates._passengers``). Accounts above the member
+    bar whose own traffic is a trace harvest (``detect.harvest.trace_harvesters``) are
+    flagged on their own, linked or not.
     """
     if cleared:
         clusters = clusters.set_column(
             clusters.schema.get_field_index("cluster_id"), "cluster_id",
             pc.if_else(pc.is_in(clusters.column("account_id"), pa.array(sorted(cleared), pa.string())),
                        pa.scalar(None, pa.string()), clusters.column("cluster_id")))
-    view = account_view(scores, clusters, features)
     link = settings.link
     ids = features.column("account_id").to_pylist()
     suspicious = {a for a, s in zip(ids, det.above(features, link.member_fpr), strict=True) if s}
+    harvesters = {a: ev for a, ev in trace_harvesters(
+        features, bar=settings.detect.trace_harvest_evidence,
+        min_exchanges=settings.detect.trace_harvest_min_exchanges).items() if a in suspicious and a not in cleared}
+    scores = flag_harvesters(scores, harvesters)
+    view = account_view(scores, clusters, features)
     unusual = {a for a, s in zip(ids, det.above(features, link.loose_member_fpr), strict=True) if s}
     candidates = select_campaigns(view, min_accounts=link.min_campaign_accounts,
                                   min_suspicious_share=link.min_suspicious_share,

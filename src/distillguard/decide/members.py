@@ -1,9 +1,11 @@
 """Account rows around campaigns: the view the gates read, campaign members flagged, and why.
 
-An account is flagged for one of two reasons, and ``flag_reasons`` says which in words:
+An account is flagged for one of these reasons, and ``flag_reasons`` says which in words:
 
 - **on its own**: its score is above the flag threshold and it has at least
   ``detect.min_exchanges`` exchanges (``detect.Calibrated.flag``, ``detect.Either.flag``);
+- **on its own, as a trace harvester**: its score is above the (lower) member bar and its own
+  traffic is a trace harvest (``detect.harvest.trace_harvesters``; ``flag_harvesters``);
 - **as a campaign member**: its link cluster passed the campaign gates (``gates``: most members
   above the looser member bar, plus harvest evidence; or a large cluster with strong harvest
   evidence alone), which flags every member whatever its own score.
@@ -26,7 +28,45 @@ from typing import Any
 
 import pyarrow as pa
 
+from distillguard.detect.harvest import HarvestEvidence
 from distillguard.records import Campaign
+
+HARVEST_REASON = "harvest evidence"
+"""How the reason of a trace harvester starts (``harvest_reason``)."""
+
+
+def harvest_reason(evidence: HarvestEvidence) -> str:
+    """Why an account's own traffic is a trace harvest, in words.
+
+    >>> from distillguard.detect.harvest import combine
+    >>> harvest_reason(combine({"elicitation": 0.9, "sustained": 0.8}))[:60]
+    'harvest evidence 0.77 on its own (reasoning elicited around '
+    """
+    return f"{HARVEST_REASON} {evidence.score:.2f} on its own ({'; '.join(evidence.reasons)})"
+
+
+def flag_harvesters(scores: pa.Table, harvesters: dict[str, HarvestEvidence]) -> pa.Table:
+    """``scores`` with each account of ``harvesters`` flagged on its own, its harvest reason first.
+
+    The caller picks which: trace harvesters above the member bar (``decide.find_campaigns``).
+
+    >>> from distillguard.detect.harvest import combine
+    >>> scores = pa.table({"account_id": ["a", "b"], "score": [0.1, 0.2], "flagged": [False, False],
+    ...                    "reasons": [[], []]})
+    >>> out = flag_harvesters(scores, {"b": combine({"elicitation": 1.0, "sustained": 1.0})})
+    >>> out.column("flagged").to_pylist(), out.column("reasons").to_pylist()[1][0][:21]
+    ([False, True], 'harvest evidence 0.88')
+    """
+    if not harvesters:
+        return scores
+    flagged, reasons = [], []
+    for account, flag, why in zip(scores.column("account_id").to_pylist(), scores.column("flagged").to_pylist(),
+                                  scores.column("reasons").to_pylist(), strict=True):
+        ev = harvesters.get(account)
+        flagged.append(bool(flag) or ev is not None)
+        reasons.append(([harvest_reason(ev)] if ev is not None else []) + (why or []))
+    return scores.set_column(scores.schema.get_field_index("flagged"), "flagged", pa.array(flagged, pa.bool_())) \
+        .set_column(scores.schema.get_field_index("reasons"), "reasons", pa.array(reasons, pa.list_(pa.string())))
 
 
 def member_reason(campaign: Campaign) -> str:
@@ -86,8 +126,9 @@ def flag_reasons(view: pa.Table, campaigns: list[Campaign], *, threshold: float 
             cluster_size[k] = cluster_size.get(k, 0) + 1
     alone = (view.column("flagged_alone") if "flagged_alone" in view.column_names else view.column("flagged"))
     out = []
-    for row, own in zip(view.select(["account_id", "score", "cluster_id", "n_exchanges"]).to_pylist(),
-                        alone.to_pylist(), strict=True):
+    cols = ["account_id", "score", "cluster_id", "n_exchanges"] + (["reasons"] if "reasons" in view.column_names
+                                                                    else [])
+    for row, own in zip(view.select(cols).to_pylist(), alone.to_pylist(), strict=True):
         campaign = member_of.get(row["account_id"])
         score = _own(row, bool(own), threshold, member_threshold)
         if campaign is not None:
@@ -113,6 +154,10 @@ def _own(row: dict[str, Any], own: bool, threshold: float | None, member_thresho
     if member_threshold is not None and not own:
         m = _pair(score, member_threshold)[1]
         bar = f" ({'above' if score > member_threshold else 'not above'} the member bar {m})"
+    harvest = next((r for r in row.get("reasons") or [] if r.startswith(HARVEST_REASON)), None)
+    if own and harvest is not None and score <= threshold:
+        m = f" {_pair(score, member_threshold)[1]}" if member_threshold is not None else ""
+        return f"score {s} above the member bar{m} and {harvest}"
     if own:
         return f"score {s} above the flag threshold {t}"
     if score > threshold:  # the only other condition of a flag: enough traffic to judge

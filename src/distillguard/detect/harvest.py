@@ -126,5 +126,33 @@ def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, Harve
     return out
 
 
+def trace_harvesters(features: pa.Table, *, bar: float, min_exchanges: int) -> dict[str, HarvestEvidence]:
+    """Accounts whose own traffic is a trace harvest: harvest evidence of ``bar`` from reasoning alone.
+
+    The account's evidence from its traffic terms that no ordinary customer sustains:
+    reasoning elicited, and elicited around the clock (``sustained``), over at least
+    ``min_exchanges`` exchanges. A class asks for steps in lesson hours and stays below
+    the bar; a script harvesting traces day and night does not, linked to others or not.
+
+    >>> f = pa.table({"account_id": ["script", "class", "new"], "n_exchanges": [400, 400, 20],
+    ...               "elicitation_rate": [0.95, 0.9, 1.0], "duty_cycle": [0.9, 0.3, 1.0]})
+    >>> found = trace_harvesters(f, bar=0.6, min_exchanges=50)
+    >>> sorted(found), round(found["script"].score, 3)
+    (['script'], 0.804)
+    """
+    cols = ("account_id", "n_exchanges", "elicitation_rate", "duty_cycle")
+    if not set(cols) <= set(features.column_names):
+        return {}
+    out = {}
+    for r in features.select(list(cols)).to_pylist():
+        if _float(r["n_exchanges"], 0.0) < min_exchanges:
+            continue
+        elicited = _float(r["elicitation_rate"], 0.0)
+        evidence = combine({"elicitation": elicited, "sustained": elicited * _float(r["duty_cycle"], 0.0)})
+        if evidence.score >= bar:
+            out[r["account_id"]] = evidence
+    return out
+
+
 def _float(value: object, default: float = float("nan")) -> float:
     return default if value is None else float(value)  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ def link_edges(inputs: LinkInputs, settings: LinkSettings) -> ir.Table:
     base_rate = ordinary_holders(values, inputs, settings.established_days) if settings.base_rate_rarity else None
     pairs = value_pairs(values, settings.max_group_accounts, base_rate)
     sync = synchrony_pairs(inputs.signals, max_group=settings.max_group_accounts, min_bins=settings.min_sync_bins,
-                           full_bins=settings.full_sync_bins)
+                           full_bins=settings.full_sync_bins, min_jaccard=settings.min_sync_jaccard)
     return weighted_edges(pairs.union(sync), settings.min_edge_weight)
 
 

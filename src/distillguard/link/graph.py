@@ -71,12 +71,19 @@ def value_pairs(values: ir.Table, max_group: int, base_rate: BaseRate | None = N
                            w=ibis.ifelse(summed, ibis.least(per_kind.w_sum, cap), per_kind.w_max))
 
 
-def synchrony_pairs(signals: ir.Table, *, max_group: int, min_bins: int, full_bins: int) -> ir.Table:
+def synchrony_pairs(signals: ir.Table, *, max_group: int, min_bins: int, full_bins: int,
+                    min_jaccard: float = 0.0) -> ir.Table:
     """``(src, dst, kind='sync', w)``: accounts on the same template in the same bins, again and again.
 
     SynchroTrap-style: a token is (template signature, 15-minute bin); two
-    accounts that share at least ``min_bins`` tokens act in lockstep. The weight
-    grows with the number of shared bins and is full at ``full_bins``.
+    accounts that share at least ``min_bins`` tokens, and at least
+    ``min_jaccard`` of the tokens either has, act in lockstep. The weight grows
+    with the number of shared bins and is full at ``full_bins``.
+
+    The Jaccard floor matters for busy accounts: one that sends a popular
+    template around the clock shares many bins by chance with any quieter
+    account on that template (a researcher and a campaign), yet the two share
+    a small part of what either does.
     """
     s = signals
     tokens = s.select("account_id", tok=s.template_sig + "@"
@@ -87,7 +94,13 @@ def synchrony_pairs(signals: ir.Table, *, max_group: int, min_bins: int, full_bi
     a, b = t.view(), t.view()
     pairs = a.join(b, [a.tok == b.tok, a.account_id < b.account_id]).select(src=a.account_id, dst=b.account_id)
     counted = pairs.group_by(["src", "dst"]).aggregate(bins=pairs.count())
+    per_account = tokens.group_by("account_id").aggregate(n=tokens.count())
+    na, nb = per_account.view(), per_account.view()
     counted = counted.filter(counted.bins >= min_bins)
+    counted = counted.join(na, counted.src == na.account_id).select(*counted.columns, n_src=na.n)
+    counted = counted.join(nb, counted.dst == nb.account_id).select(*counted.columns, n_dst=nb.n)
+    jaccard = counted.bins.cast("float64") / (counted.n_src + counted.n_dst - counted.bins).cast("float64")
+    counted = counted.filter(jaccard >= min_jaccard)
     weight = KINDS["sync"].weight * ibis.least(counted.bins.cast("float64") / float(full_bins), 1.0)
     return counted.select("src", "dst", kind=ibis.literal("sync"), w=weight)
 
