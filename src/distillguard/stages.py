@@ -263,6 +263,7 @@ def publish(
         },
         "cleared_accounts": len(cleared),
         "ingest": report.__dict__,
+        "settings": {"detect": settings.detect.model_dump(mode="json"), "link": settings.link.model_dump(mode="json")},
     })
     path = write_outputs(out_dir, accounts=scored, campaigns=campaigns, policy=policy, summary=summary)
     flagged = int(pc.sum(scores.column("flagged")).as_py() or 0)

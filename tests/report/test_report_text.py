@@ -94,7 +94,10 @@ def test_the_rule_stated_is_the_rule_applied(report_out: Path, page: _Text) -> N
     for r in rows:
         assert r["flagged"] == (r["flagged_alone"] or r["account_id"] in members)
         if r["flagged_alone"]:
-            assert r["score"] > summary.threshold and r["flag_reason"].startswith("flagged on its own")
+            assert r["flag_reason"].startswith("flagged on its own")
+            # Above the threshold, or above the member bar as a trace harvester (its reason says which).
+            assert r["score"] > summary.threshold or (
+                r["score"] > summary.member_threshold and "harvest evidence" in r["flag_reason"])
         elif r["account_id"] in members:
             assert r["flag_reason"].startswith("flagged as a member of campaign-")
         else:
@@ -194,5 +197,20 @@ def test_outputs_without_the_new_columns_still_render(report_out: Path, tmp_path
     table = pq.read_table(old / "accounts.parquet")
     pq.write_table(table.select(["account_id", "score", "flagged", "cluster_id", "reasons"]), old / "accounts.parquet")
     (old / "policy.json").unlink()
+    summary = json.loads((old / "summary.json").read_text())
+    del summary["settings"]
+    (old / "summary.json").write_text(json.dumps(summary))
     text = " ".join(render_report(old).read_text().split())
     assert "no policy.json next to this report" in text and "not flagged: score" in text
+    assert "default settings, which --config may change" in text and "(detect.min_exchanges, by default)" in text
+
+
+def test_the_rule_states_the_settings_the_scan_ran_with(report_out: Path, tmp_path: Path) -> None:
+    out = Path(shutil.copytree(report_out, tmp_path / "custom"))
+    summary = json.loads((out / "summary.json").read_text())
+    summary["settings"]["link"]["min_campaign_accounts"] = 7
+    summary["settings"]["detect"]["min_exchanges"] = 9
+    (out / "summary.json").write_text(json.dumps(summary))
+    text = " ".join(render_report(out).read_text().split())
+    assert "A cluster needs 7 or more accounts" in text and "at least 9 exchanges (detect.min_exchanges)" in text
+    assert "the settings this scan ran with" in text

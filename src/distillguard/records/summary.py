@@ -11,7 +11,7 @@ Fields added after the first release default to empty, so older output directori
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -22,7 +22,8 @@ class SetAsideSummary(Record):
     """Reference accounts left out before use (``scoring.SetAside``)."""
 
     accounts: int
-    by_reason: dict[str, int] = Field(description="accounts per kind of reason: campaign member, flagged")
+    by_reason: dict[str, int] = Field(
+        description="accounts per kind of reason: campaign member, harvest evidence, flagged")
     examples: dict[str, str] = Field(description="up to 20 accounts, each with why")
 
 
@@ -60,3 +61,6 @@ class ScanSummary(Record):
     reference_set_aside: SetAsideSummary | None = None
     cleared_accounts: int = 0
     ingest: IngestCounts | None = None
+    settings: dict[str, dict[str, Any]] | None = Field(
+        None, description="the detect and link settings the scan ran with (config.Settings sections), so the "
+                          "report states the rules as applied")

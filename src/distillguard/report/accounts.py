@@ -13,10 +13,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from distillguard.config import Settings
+from distillguard.config import LinkSettings, Settings
 from distillguard.decide.members import flag_reasons
 from distillguard.link.evidence import KINDS
 from distillguard.records import Campaign, ScanSummary
+from distillguard.report.guidance import scan_settings
 
 _OPTIONAL = {"n_exchanges": pa.int64(), "flagged_alone": pa.bool_(), "flag_reason": pa.string(),
              "link_evidence": pa.list_(pa.string())}
@@ -89,12 +90,12 @@ def _summary(cluster_id: str, rows: list[dict[str, Any]], summary: ScanSummary) 
         score_min=min(scores), score_max=max(scores), flagged_alone=sum(bool(r["flagged_alone"]) for r in rows),
         above_bar=above,
         linked_by=[(KINDS[k].label if k in KINDS else k, v) for k, v in sorted(kinds.items(), key=_most)][:4],
-        findings=sorted(findings.items(), key=_most)[:3], verdict=_verdict(n, above))
+        findings=sorted(findings.items(), key=_most)[:3],
+        verdict=_verdict(n, above, (scan_settings(summary) or Settings()).link))
 
 
-def _verdict(n: int, above: int | None) -> str:
+def _verdict(n: int, above: int | None, link: LinkSettings) -> str:
     """Which campaign gate a cluster of ``n`` accounts missed (``above``: members above the member bar)."""
-    link = Settings().link
     if n < link.min_campaign_accounts:
         return f"too small: campaigns need {link.min_campaign_accounts} or more linked accounts"
     if above is None:

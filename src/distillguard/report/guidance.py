@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from distillguard.config import Settings
 from distillguard.detect.calibrated import certified_fpr
+from distillguard.records.summary import ScanSummary
 
 
 @dataclass(frozen=True)
@@ -90,20 +91,35 @@ class FlagRule:
     gates: list[str]
 
 
+def scan_settings(summary: ScanSummary) -> Settings | None:
+    """The detect and link settings a scan recorded in ``summary.json`` (None: an older scan's outputs).
+
+    >>> s = ScanSummary.model_validate({"version": "0", "traffic_dir": "t", "engine": "duckdb", "exchanges": 1,
+    ...     "quarantined": 0, "first_seen": None, "last_seen": None, "threshold": None, "target_fpr": 0.001,
+    ...     "scorer": "knn-novelty", "settings": {"link": {"min_campaign_accounts": 7}}})
+    >>> scan_settings(s).link.min_campaign_accounts
+    7
+    """
+    return None if summary.settings is None else Settings.model_validate(summary.settings)
+
+
 def flag_rule(*, threshold: float | None, units: str, target_fpr: float, member_threshold: float | None,
-              member_fpr: float | None, reference_accounts: int | None = None) -> FlagRule:
+              member_fpr: float | None, reference_accounts: int | None = None,
+              settings: Settings | None = None) -> FlagRule:
     """The rules that flag an account, as the scan applied them, with this scan's numbers.
 
-    Numbers the outputs do not record (minimum exchanges, campaign gates) are the defaults of
-    ``config.Settings``, and the text says so. ``reference_accounts``: how many benign accounts
-    set the threshold (a small reference cannot certify the target rate).
+    ``settings``: the settings the scan recorded (``summary.json``); without them (outputs of
+    an older version) the numbers are the defaults of ``config.Settings``, and the text says so.
+    ``reference_accounts``: how many benign accounts set the threshold (a small reference
+    cannot certify the target rate).
 
     >>> rule = flag_rule(threshold=13.6, units="score", target_fpr=0.001, member_threshold=6.8, member_fpr=0.05)
     >>> rule.own.split(":")[0], "6.80" in rule.gates[0], len(rule.gates)
     ('On its own', True, 3)
     """
-    d, link = Settings().detect, Settings().link
-    minimum = f"at least {d.min_exchanges} exchanges (detect.min_exchanges, by default)"
+    recorded = settings is not None
+    d, link = (settings or Settings()).detect, (settings or Settings()).link
+    minimum = f"at least {d.min_exchanges} exchanges (detect.min_exchanges{'' if recorded else ', by default'})"
     rate = f"aims to let through at most {target_fpr:.2%} of benign accounts"
     if reference_accounts and certified_fpr(reference_accounts, target_fpr) > target_fpr:
         rate += (f" (a reference of {reference_accounts:,} accounts can only certify "
@@ -125,12 +141,17 @@ def flag_rule(*, threshold: float | None, units: str, target_fpr: float, member_
                "one number on the threshold-multiple scale)")
     else:
         bar = f"the member bar (the score {share} of benign accounts exceed)"
+    if threshold is not None:
+        own += (f" Or a score above {bar} and its own traffic a trace harvest: reasoning elicited around the "
+                f"clock, harvest evidence of {d.trace_harvest_evidence:.2f} or more over "
+                f"{d.trace_harvest_min_exchanges} exchanges or more, linked or not.")
     most = f"at least {link.min_suspicious_share:.0%} of its members"
     member = ("As a campaign member: every account of a linked cluster that passed the campaign gates, whatever its "
               f"own score. A cluster needs {link.min_campaign_accounts} or more accounts and one of these "
               "(harvest evidence: requests shaped for dataset building, accounts put to work soon after sign-up, "
-              "payment cards shared across organizations, reasoning elicited around the clock; default settings, "
-              "which --config may change):")
+              "payment cards shared across organizations, reasoning elicited around the clock"
+              + ("; the settings this scan ran with):" if recorded
+                 else "; default settings, which --config may change):"))
     gates = [
         f"{most} above {bar}, and harvest evidence of {link.min_harvest_evidence:.2f} or more (a member that "
         "used a partner's shared indicator counts as above the bar, and such a cluster needs no harvest evidence);",

@@ -22,7 +22,7 @@ from distillguard.errors import InputError
 from distillguard.records import Campaign, PolicyRecord, ScanSummary, read_json, read_json_list
 from distillguard.report.accounts import account_rows, cleared_clusters, near_misses
 from distillguard.report.charts import graph_svg, timeline_svg
-from distillguard.report.guidance import Tier, action_words, flag_rule, next_step, tier
+from distillguard.report.guidance import Tier, action_words, flag_rule, next_step, scan_settings, tier
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("distillguard.report", "templates"),
@@ -102,7 +102,7 @@ def render_report(out_dir: Path, top_accounts: int = 50) -> Path:
         out_dir=str(out_dir),
         rule=flag_rule(threshold=summary.threshold, units=summary.threshold_units, target_fpr=summary.target_fpr,
                        member_threshold=summary.member_threshold, member_fpr=summary.member_fpr,
-                       reference_accounts=summary.reference_accounts_kept),
+                       reference_accounts=summary.reference_accounts_kept, settings=scan_settings(summary)),
         campaigns=[_shown(c, rows, policy, summary, str(out_dir)) for c in campaigns],
         throttled=[p for p in policy if p.subject.startswith("account:")],
         top=flagged[:top_accounts],
