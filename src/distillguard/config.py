@@ -69,6 +69,14 @@ class DetectSettings(_Frozen):
                                          "clock (detect.harvest.trace_harvesters) at which it never vouches for "
                                          "others and, above the member bar, is flagged"
     )
+    # A campaign's weaker members vouched for its stronger ones: evasive seed 4 with no reference found
+    # camp-fresh 7 of 15 at 0.6, 11 at 0.5, 13 at 0.45; but at 0.45 eval harnesses (own evidence up to
+    # 0.52) lost their twins: hard-negatives FPR 0.002 -> 0.003 and 0.000 -> 0.002 (seeds 1, 2), 0.5 none.
+    trace_vouch_evidence: float = Field(
+        0.5, ge=0.0, le=1.0, description="an account's own harvest evidence from reasoning elicited around the "
+                                         "clock at which it never vouches for others (a campaign's weaker members "
+                                         "must not vouch for its stronger ones)"
+    )
     trace_harvest_min_exchanges: int = Field(
         50, ge=1, description="exchanges an account needs before its own harvest evidence counts"
     )

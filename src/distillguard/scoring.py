@@ -8,9 +8,10 @@ its own. Both cases go through one procedure (``self_scan``):
    novelty a cluster counts as one neighbour and an account is never compared with its own
    cluster, so a hydra cluster's members cannot vouch for each other.
 2. Accounts whose own traffic is a trace harvest (reasoning elicited around the clock over
-   enough exchanges: ``detect.harvest.trace_harvesters``) are set aside from the start: a
-   campaign on fresh infrastructure links to nothing, and its members, each the others'
-   nearest neighbour, would vouch for each other whatever the grouping.
+   enough exchanges, own harvest evidence of ``detect.trace_vouch_evidence``:
+   ``detect.harvest.trace_harvesters``) are set aside from the start: a campaign on fresh
+   infrastructure links to nothing, and its members, each the others' nearest neighbour,
+   would vouch for each other whatever the grouping.
 3. Score, find campaigns (novel clusters with harvest evidence, or large clusters whose
    harvest evidence is strong on its own: ``detect.harvest``), and **set aside** campaign
    members and flagged accounts; refit on what is left (``detect.vetting_rounds`` times).
@@ -143,7 +144,7 @@ def self_scan(
     (conformal threshold over the kept accounts, as for a separate reference) and what was set aside.
     """
     harvesters = {a: harvest_reason(ev) for a, ev in trace_harvesters(
-        features, bar=settings.detect.trace_harvest_evidence,
+        features, bar=settings.detect.trace_vouch_evidence,
         min_exchanges=settings.detect.trace_harvest_min_exchanges).items() if a not in cleared}
     aside = SetAside(dict(sorted(harvesters.items())))
     for _ in range(settings.detect.vetting_rounds + 1):  # at least once: ``det`` is always set
