@@ -140,7 +140,7 @@ def test_trace_harvesters_never_vouch_for_each_other_without_a_reference() -> No
     assert aside.get("harvest evidence") == 6
     assert len({a for a in flagged if a.startswith("user-")}) <= 3  # ~0.1% target FPR of 300, plus slack
     # The control: with the rule off, six look-alikes are each other's nearest neighbours.
-    off = Settings.model_validate({"detect": {"trace_harvest_evidence": 1.0}})
+    off = Settings.model_validate({"detect": {"trace_harvest_evidence": 1.0, "trace_vouch_evidence": 1.0}})
     flagged_off, aside_off = _found(off)
     assert not {f"harv-{i}" for i in range(6)} & flagged_off
     assert "harvest evidence" not in aside_off
