@@ -103,20 +103,24 @@ class ScanData:
             return None
         return self.summary.last_seen - timedelta(days=AGES[f.age])
 
-    def queue_campaigns(self, f: Filters, statuses: dict[tuple[str, str], Decision]) -> list[dict[str, Any]]:
-        """Campaigns, highest score then largest first, with their status and whether they are new."""
-        where: list[str] = ["TRUE"]
+    def _filters(self, f: Filters, where: list[str], *, capability: str,
+                 first_seen: str) -> tuple[list[str], list[Any]]:
+        """``where`` plus the SQL conditions of the filters (capability, age, status), and their arguments;
+        ``capability`` is the condition on one capability parameter, ``first_seen`` the column to age."""
         args: list[Any] = []
         if f.capability:
-            where.append("list_contains(c.capability_list, ?)")
-            args.append(f.capability)
+            where, args = [*where, capability], [*args, f.capability]
         since = self._since(f)
         if since is not None:
-            where.append("c.first_seen >= ?")
-            args.append(since)
+            where, args = [*where, f"{first_seen} >= ?"], [*args, since]
         if f.status:
-            where.append("coalesce(s.status, 'open') = ?")
-            args.append(f.status)
+            where, args = [*where, "coalesce(s.status, 'open') = ?"], [*args, f.status]
+        return where, args
+
+    def queue_campaigns(self, f: Filters, statuses: dict[tuple[str, str], Decision]) -> list[dict[str, Any]]:
+        """Campaigns, highest score then largest first, with their status and whether they are new."""
+        where, args = self._filters(f, ["TRUE"], capability="list_contains(c.capability_list, ?)",
+                                    first_seen="c.first_seen")
         sql = f"""SELECT c.*, coalesce(s.status, 'open') AS status, n.new FROM camp c
                   LEFT JOIN _status s ON s.kind = 'campaign' AND s.id = c.campaign_id
                   JOIN camp_new n USING (campaign_id)
@@ -128,18 +132,8 @@ class ScanData:
                        page_size: int) -> tuple[list[dict[str, Any]], int]:
         """One page of flagged accounts outside campaigns (highest score, then most exchanges first), and how
         many match in all."""
-        where = ["a.flagged", "a.account_id NOT IN (SELECT account_id FROM members)"]
-        args: list[Any] = []
-        if f.capability:
-            where.append("i.capability = ?")
-            args.append(f.capability)
-        since = self._since(f)
-        if since is not None:
-            where.append("i.first_seen >= ?")
-            args.append(since)
-        if f.status:
-            where.append("coalesce(s.status, 'open') = ?")
-            args.append(f.status)
+        where, args = self._filters(f, ["a.flagged", "a.account_id NOT IN (SELECT account_id FROM members)"],
+                                    capability="i.capability = ?", first_seen="i.first_seen")
         base = f"""FROM acc a LEFT JOIN ix_accounts i USING (account_id)
                    LEFT JOIN _status s ON s.kind = 'account' AND s.id = a.account_id
                    WHERE {' AND '.join(where)}"""
