@@ -351,6 +351,9 @@ def gateway(
     config: Annotated[Path | None, typer.Option(help="gateway.toml; flags override it.")] = None,
     log_format: Annotated[str | None, typer.Option(help="The gateway's own logs: text or json (one per line).")]
     = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes on one port (default 1); more than 1 needs --redis, which they share limits in.")]
+    = None,
 ) -> None:
     """Run the OpenAI-compatible gateway: keys → accounts, policy, rate limits, exchange log.
 
@@ -358,24 +361,17 @@ def gateway(
     """
     with _errors():
         from distillguard._logging import configure_logging
-        from distillguard.gateway.app import Gateway, create_app
         from distillguard.gateway.config import load_gateway_settings
-        from distillguard.gateway.keys import KeyStore
-        from distillguard.gateway.policy import Policy
-        from distillguard.gateway.segments import SegmentLog
-        from distillguard.gateway.server import run as serve_gateway
+        from distillguard.gateway.server import serve
 
         settings = load_gateway_settings(config, upstream=upstream, host=host, port=port, log_dir=log_dir,
-                                         policy=policy, keys=keys_file, redis_url=redis, log_format=log_format)
+                                         policy=policy, keys=keys_file, redis_url=redis, log_format=log_format,
+                                         workers=workers)
         configure_logging(settings.log_format)
-        log_ = SegmentLog(settings.log_dir, settings.flush_interval, stall_seconds=settings.log_stall_seconds)
-        gw = Gateway(settings, KeyStore(settings.keys), Policy(settings.policy), log_)
+        several = f", {settings.workers} workers" if settings.workers > 1 else ""
         console.print(f"gateway on http://{settings.host}:{settings.port}/v1 → {settings.upstream}; "
-                      f"log {settings.log_dir}")
-        try:
-            serve_gateway(create_app(gw), settings)
-        finally:
-            log_.close()  # flushes everything queued before exiting
+                      f"log {settings.log_dir}{several}")
+        serve(settings)
 
 
 @app.command("console")

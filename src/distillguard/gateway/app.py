@@ -40,7 +40,7 @@ from distillguard.gateway.config import GatewaySettings
 from distillguard.gateway.exchange import Exchange
 from distillguard.gateway.keys import KeyRecord, KeyStore
 from distillguard.gateway.limits import Limit, Limiter, LimiterUnavailable, MemoryLimiter, RedisLimiter
-from distillguard.gateway.live import LiveSignals
+from distillguard.gateway.live import LiveSignals, LiveView
 from distillguard.gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from distillguard.gateway.policy import STRICTNESS, Decision, Policy
 from distillguard.gateway.reject import Reject
@@ -56,14 +56,15 @@ class Gateway:
     """State shared by the routes: settings, keys, policy, limiter, log, upstream client."""
 
     def __init__(self, settings: GatewaySettings, keys: KeyStore, policy: Policy, log_: SegmentLog,
-                 limiter: Limiter | None = None) -> None:
+                 limiter: Limiter | None = None, live: LiveView | None = None) -> None:
         self.settings, self.keys, self.policy, self.log = settings, keys, policy, log_
         self.limiter: Limiter = limiter or (RedisLimiter(settings.redis_url) if settings.redis_url
                                             else MemoryLimiter())
         self.metrics = GatewayMetrics()
         self.upstream = settings.upstream.rstrip("/")
         self.client: aiohttp.ClientSession | None = None
-        self.live = LiveSignals(settings.live)
+        # ``distillguard gateway`` passes a client of its live process; alone, the signals run on a thread here.
+        self.live: LiveView = live or LiveSignals(settings.live)
         self.canaries = CanaryMaker(settings.canaries)
         self.upstream_ok: bool | None = None  # the background probe's last answer (None: not probed yet)
         self._policy_loads = policy.loads
@@ -77,7 +78,7 @@ class Gateway:
         decision = self.policy.decide(account, cluster)
         if self.policy.loads != self._policy_loads:
             self._policy_loads = self.policy.loads
-            self.live.reset()
+            self.live.reset(self.policy.version)
         flag = self.live.flag(account)
         if flag and decision.subject is None and STRICTNESS[flag.action] > STRICTNESS[decision.action]:
             return Decision(flag.action, flag.reason, "live", None, decision.transforms, decision.logits_processors)
@@ -223,7 +224,8 @@ def _estimate_prompt_tokens(body: dict[str, Any]) -> int:
     return max(1, len(orjson.dumps(body.get("messages") or body.get("input") or body.get("prompt") or "")) // 4)
 
 
-async def _read_json(request: Request, limit: int, timeout: float) -> dict[str, Any]:
+async def _read_json(request: Request, limit: int, timeout: float) -> tuple[dict[str, Any], bytes]:
+    """The body as a JSON object, and as received."""
     size = 0
     chunks = []
     try:
@@ -237,8 +239,9 @@ async def _read_json(request: Request, limit: int, timeout: float) -> dict[str, 
     except TimeoutError as exc:
         raise Reject(408, f"The request body did not arrive within {timeout:g} s.", "invalid_request_error",
                      "request_timeout") from exc
+    raw = b"".join(chunks)
     try:
-        body = orjson.loads(b"".join(chunks))
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Reject(400, "We could not parse the JSON body of your request.", "invalid_request_error",
                      "invalid_json") from exc
@@ -248,7 +251,7 @@ async def _read_json(request: Request, limit: int, timeout: float) -> dict[str, 
         orjson.dumps(body)
     except orjson.JSONEncodeError as exc:
         raise Reject(400, "The JSON body is nested too deeply.", "invalid_request_error", "invalid_json") from exc
-    return body
+    return body, raw
 
 
 def _log_unavailable() -> Reject:
@@ -260,7 +263,7 @@ async def _proxy(gw: Gateway, request: Request, ex: Exchange) -> Response:
     record = ex.record
     try:
         key, decision, cluster = gw.admit(request, ex)
-        body = await _read_json(request, gw.settings.max_body_bytes, gw.settings.body_timeout)
+        body, raw = await _read_json(request, gw.settings.max_body_bytes, gw.settings.body_timeout)
         record["request"] = body
         endpoint = request.url.path
         checked = check_request(endpoint, body, max_output_tokens=gw.settings.limits.max_output_tokens,
@@ -270,7 +273,7 @@ async def _proxy(gw: Gateway, request: Request, ex: Exchange) -> Response:
         processors = (*gw.settings.logits_processors, *decision.logits_processors)
         if processors:
             record["gateway"]["logits_processors"] = list(processors)
-        gw.live.observe(key.account_id, body)
+        gw.live.observe(key.account_id, body, raw)
         canary = None if endpoint == RESPONSES else gw.canaries.for_exchange(decision.action, record["exchange_id"])
         if canary:
             record["gateway"]["canary"] = canary.to_json()
@@ -362,7 +365,8 @@ def create_app(gw: Gateway) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def metrics(_: Request) -> Response:
-        return Response(gw.metrics.render(gw.log.pending, live_flagged=gw.live.flagged, log_healthy=gw.log.healthy,
+        return Response(gw.metrics.render(gw.log.pending, live_flagged=gw.live.flagged, live_dropped=gw.live.dropped,
+                                          log_healthy=gw.log.healthy,
                                           log_write_errors=gw.log.write_errors,
                                           policy_bad_records=len(gw.policy.errors), policy_records=gw.policy.records,
                                           policy_expired_records=gw.policy.expired()), media_type=CONTENT_TYPE)
@@ -407,6 +411,7 @@ def create_app(gw: Gateway) -> Starlette:
         finally:
             # uvicorn stops accepting, lets in-flight requests finish, then ends the lifespan: flush last.
             prober.cancel()
+            gw.live.close()
             await gw.client.close()
             gw.log.flush()
             log.info("gateway stopped", extra={"logged_through": gw.log.flushed_through,

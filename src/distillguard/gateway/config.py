@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from distillguard.config import read_toml, validated
 from distillguard.gateway.canary import CanarySettings
@@ -63,10 +63,18 @@ class GatewaySettings(BaseModel):
     max_header_value_bytes: int = Field(8 * 1024, ge=256, description="one header value; larger is a 431")
     max_logged_chars: int = Field(512, ge=64, description="client fields (user agent, ...) are cut to this in the log")
     http_parser: Literal["h11", "httptools"] = Field(
-        "h11", description="h11 caps the request head (max_header_bytes); httptools is faster and does not")
+        "httptools", description="both cap the request head (max_header_bytes); httptools costs a third less CPU")
+    workers: int = Field(1, ge=1, le=256, description="worker processes on one port (more than 1 needs redis_url)")
     header_timeout: float = Field(10.0, gt=0, description="seconds a connection may take to send its headers")
     body_timeout: float = Field(30.0, gt=0, description="seconds a request may take to send its body")
     upstream_probe_seconds: float = Field(5.0, gt=0, description="how often readiness checks the upstream")
+
+    @model_validator(mode="after")
+    def _shared_limits(self) -> GatewaySettings:
+        # Each worker's in-memory buckets would grant the whole budget again: only Redis makes them one.
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError(f"workers = {self.workers} needs redis_url: the rate limits must be shared by the workers")
+        return self
 
 
 def load_gateway_settings(path: Path | None, **overrides: object) -> GatewaySettings:

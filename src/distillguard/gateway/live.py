@@ -9,7 +9,10 @@ crosses the live thresholds to ``monitor`` or ``throttle`` until the next scan
 thread in small batches (reading the request the way ``scan`` does, so live and
 batch template signatures agree), so a request pays only a queue append and a dict
 lookup; a crossing takes effect within milliseconds, for the account's next
-request. The state is per replica (each replica sees its own traffic).
+request. ``distillguard gateway`` runs this in its own process (``livesvc``),
+shared by all its workers, so the classifier never holds the interpreter lock
+the request path needs; in one process (tests, embedding) it runs on a thread.
+The state is per gateway (several gateways each see their own traffic).
 
 >>> live = LiveSignals(LiveSettings(min_requests=3, elicitation_share=0.5, template_share=0.5))
 >>> for i in range(3):
@@ -27,8 +30,9 @@ import queue
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +47,9 @@ class LiveSettings(BaseModel):
     elicitation_share: float = Field(0.5, ge=0, le=1, description="share of requests that elicit reasoning")
     template_share: float = Field(0.5, ge=0, le=1, description="share sharing the account's top template")
     action: Literal["monitor", "throttle"] = "monitor"
+    priority: Literal["idle", "low", "normal"] = Field(
+        "idle", description="CPU priority of the live process: idle (Linux SCHED_IDLE: only CPU time nothing else "
+        "wants, never delaying a request; under full load its windows fall behind and drop, counted), low (nice 10)")
 
 
 @dataclass(frozen=True)
@@ -123,15 +130,42 @@ def request_texts(request: dict[str, Any]) -> tuple[str | None, str]:
     return system, prompt
 
 
+class LiveView(Protocol):
+    """What the gateway needs of the live signals: ``LiveSignals`` here, or ``livesvc.LiveClient``."""
+
+    ready: threading.Event
+
+    @property
+    def dropped(self) -> int: ...
+
+    def observe(self, account: str, request: dict[str, Any], raw: bytes | None = None, *,
+                now: float | None = None) -> None: ...
+
+    def flag(self, account: str) -> LiveFlag | None: ...
+
+    @property
+    def flagged(self) -> int: ...
+
+    def reset(self, version: object = None) -> None: ...
+
+    def warm(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class LiveSignals:
     """Per-account windows fed by ``observe`` (non-blocking), read by ``flag`` (a dict lookup)."""
 
-    def __init__(self, settings: LiveSettings, batch: int = 4096, interval: float = 0.25, chunk: int = 32) -> None:
+    def __init__(self, settings: LiveSettings, batch: int = 4096, interval: float = 0.25, chunk: int = 32,
+                 max_queue: int = 100_000, on_flag: Callable[[str, LiveFlag], None] | None = None) -> None:
         # Batches, not items: one classifier call costs ~0.7 ms whatever its size up to a few hundred
         # prompts (16 µs each after that), and it holds the GIL the request path needs; chunks of
-        # ``chunk`` bound how long the event loop waits for it.
+        # ``chunk`` bound how long the event loop waits for it (when it shares the gateway's process).
         self.settings, self.batch, self.interval, self.chunk = settings, batch, interval, chunk
-        self._queue: queue.Queue[tuple[str, dict[str, Any], float]] = queue.Queue()
+        self.on_flag = on_flag  # called on the processing thread when an account crosses (livesvc relays it)
+        # Bounded: a classifier that falls behind drops observations (counted), it never grows without end.
+        self._queue: queue.Queue[tuple[str, dict[str, Any], float]] = queue.Queue(max_queue)
+        self.dropped = 0
         self._windows: dict[str, _Window] = {}
         self._flags: dict[str, LiveFlag] = {}
         self._pruned = 0.0
@@ -140,11 +174,19 @@ class LiveSignals:
             self.ready.set()
         self._thread: threading.Thread | None = None
 
-    def observe(self, account: str, request: dict[str, Any], now: float | None = None) -> None:
-        """Queue one request body for the account's window (the request does not wait for it)."""
+    def observe(self, account: str, request: dict[str, Any], raw: bytes | None = None, *,
+                now: float | None = None) -> None:
+        """Queue one request body for the account's window (the request does not wait for it).
+
+        ``raw`` (the body as received) is for the process-backed view (``livesvc.LiveClient``); unused here.
+        """
         if not self.settings.enabled:
             return
-        self._queue.put((account, request, time.time() if now is None else now))
+        try:
+            self._queue.put_nowait((account, request, time.time() if now is None else now))
+        except queue.Full:
+            self.dropped += 1
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, daemon=True, name="live-signals")
             self._thread.start()
@@ -170,9 +212,18 @@ class LiveSignals:
     def flagged(self) -> int:
         return len(self._flags)
 
-    def reset(self) -> None:
-        """A new scan's policy decides now: live flags end (the windows keep counting)."""
+    def flags(self) -> dict[str, LiveFlag]:
+        """The current flags (a snapshot: the dict is replaced, never changed, on a new flag)."""
+        return self._flags
+
+    def reset(self, version: object = None) -> None:
+        """A new scan's policy decides now: live flags end (the windows keep counting).
+
+        ``version`` (the policy file's) matters to the process-backed view only."""
         self._flags = {}
+
+    def close(self) -> None:
+        """Nothing to release (the thread is a daemon); the process-backed view closes its connection."""
 
     def drain(self, timeout: float = 10.0) -> None:
         """Wait until every observed request is counted (tests, shutdown)."""
@@ -230,8 +281,11 @@ class LiveSignals:
             if elicit >= s.elicitation_share and top >= s.template_share:
                 reason = (f"live: {n} requests in {s.window_seconds:.0f} s, {elicit:.0%} elicit reasoning, "
                           f"{top:.0%} share one template")
-                self._flags = {**self._flags, account: LiveFlag(s.action, reason, at)}  # readers see old or new
+                flag = LiveFlag(s.action, reason, at)
+                self._flags = {**self._flags, account: flag}  # readers see old or new
                 log.warning("account %s crossed the live thresholds: %s", account, reason)
+                if self.on_flag is not None:
+                    self.on_flag(account, flag)
         self._prune(items[-1][3])
 
     def _prune(self, now: float) -> None:

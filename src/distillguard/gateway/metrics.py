@@ -38,6 +38,9 @@ class GatewayMetrics:
         self.live_flagged = Gauge("distillguard_live_flagged_accounts",
                                   "Accounts moved to monitor/throttle by live thresholds since the last policy.",
                                   registry=self.registry)
+        self.live_dropped = Gauge("distillguard_live_dropped_observations",
+                                  "Requests left out of the live windows because the live signals fell behind.",
+                                  registry=self.registry)
         self.log_healthy = Gauge("distillguard_log_healthy", "1 while the exchange log is written, 0 while not.",
                                  registry=self.registry)
         self.policy_bad_records = Gauge("distillguard_policy_bad_records",
@@ -66,7 +69,7 @@ class GatewayMetrics:
         if response.get("interrupted"):
             self.interrupted.inc()
 
-    def render(self, log_queue_depth: int, *, live_flagged: int = 0, log_healthy: bool = True,
+    def render(self, log_queue_depth: int, *, live_flagged: int = 0, live_dropped: int = 0, log_healthy: bool = True,
                log_write_errors: int = 0, policy_bad_records: int = 0, policy_records: int = 0,
                policy_expired_records: int = 0) -> bytes:
         self.log_queue.set(log_queue_depth)
@@ -76,4 +79,5 @@ class GatewayMetrics:
         self.policy_records.set(policy_records)
         self.policy_expired.set(policy_expired_records)
         self.live_flagged.set(live_flagged)
+        self.live_dropped.set(live_dropped)
         return bytes(generate_latest(self.registry))

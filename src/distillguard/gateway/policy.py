@@ -154,6 +154,11 @@ class Policy:
                         "ignored; run scan again for current decisions", self.path, expired, table.records,
                         table.expiries[expired - 1].isoformat())
 
+    @property
+    def version(self) -> tuple[int, int] | None:
+        """The loaded file's (modification time in ns, size): the same for every worker that loaded it."""
+        return self._stamp
+
     def decide(self, account_id: str, cluster_id: str | None = None, now: datetime | None = None) -> Decision:
         """The strictest decision unexpired at ``now`` for the account or its cluster (``allow`` if none)."""
         tick = time.monotonic()

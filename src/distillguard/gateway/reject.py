@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from starlette.responses import JSONResponse
+import orjson
+from starlette.responses import Response
 
 _INTERNAL = re.compile(
     r"[a-z][a-z0-9+.-]*://\S+"  # URLs
@@ -47,8 +48,8 @@ class Reject(Exception):
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code,
                           **self.extra}}
 
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), self.status, headers=self.headers)
+    def response(self) -> Response:
+        return Response(orjson.dumps(self.body()), self.status, headers=self.headers, media_type="application/json")
 
     def log_error(self) -> dict[str, Any]:
         """The ``response.error`` object of the exchange log (with the detail the client did not see)."""
