@@ -48,8 +48,9 @@ class LiveSettings(BaseModel):
     template_share: float = Field(0.5, ge=0, le=1, description="share sharing the account's top template")
     action: Literal["monitor", "throttle"] = "monitor"
     priority: Literal["idle", "low", "normal"] = Field(
-        "idle", description="CPU priority of the live process: idle (Linux SCHED_IDLE: only CPU time nothing else "
-        "wants, never delaying a request; under full load its windows fall behind and drop, counted), low (nice 10)")
+        "idle", description="CPU priority of the live process once its classifier is fitted: idle (Linux "
+        "SCHED_IDLE: only CPU time nothing else wants, never delaying a request; under full load its windows fall "
+        "behind and drop, counted), low (nice 10) or normal")
 
 
 @dataclass(frozen=True)

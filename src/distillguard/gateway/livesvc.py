@@ -48,6 +48,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, cast
@@ -356,7 +357,8 @@ class LiveService:
         else:
             self.unreadable += 1
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve until ``stop`` is set; ``on_ready`` is called once the classifier is fitted."""
         self._loop = asyncio.get_running_loop()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
@@ -365,8 +367,11 @@ class LiveService:
         self.engine.warm()
 
         async def announce() -> None:
-            await asyncio.get_running_loop().run_in_executor(None, self.engine.ready.wait)
+            while not self.engine.ready.is_set():  # polled: a thread waiting on it would hold up the exit
+                await asyncio.sleep(0.05)
             self._broadcast(encode(b"Y", None))
+            if on_ready is not None:
+                on_ready()
 
         async def report() -> None:
             said: tuple[int, int] = (0, 0)
@@ -415,8 +420,11 @@ def _service_main(settings_json: str, path: str, log_format: str) -> None:
 
     configure_logging(log_format)
     settings = LiveSettings.model_validate_json(settings_json)
-    log.info("live-signal process started (pid %d, priority %s)", os.getpid(), lower_priority(settings.priority))
+    log.info("live-signal process started (pid %d)", os.getpid())
     parent = multiprocessing.parent_process()
+
+    def ready() -> None:  # fitted at normal priority (the workers' readiness waits for it), then best effort
+        log.info("live signals ready; CPU priority %s", lower_priority(settings.priority))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -425,7 +433,7 @@ def _service_main(settings_json: str, path: str, log_format: str) -> None:
             loop.add_signal_handler(sig, stop.set)
         if parent is not None:  # the gateway was killed (even SIGKILL): do not outlive it
             loop.add_reader(parent.sentinel, stop.set)
-        await LiveService(settings, path).run(stop)
+        await LiveService(settings, path).run(stop, ready)
 
     asyncio.run(main())
 

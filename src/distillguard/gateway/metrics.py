@@ -54,18 +54,28 @@ class GatewayMetrics:
         self.log_write_errors = Gauge("distillguard_log_write_errors", "Failed log flushes since start.",
                                       registry=self.registry)
 
+        self._children: dict[tuple[str, ...], Any] = {}  # (metric, labels...) → its child: one dict lookup a count
+
+    def _child(self, metric: Counter | Histogram, name: str, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once (labels are routes, statuses, actions: a bounded set)."""
+        key = (name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe(self, record: dict[str, Any]) -> None:
         endpoint = str(record.get("endpoint") or "?")
         response = record.get("response") or {}
-        self.requests.labels(endpoint, str(response.get("status"))).inc()
+        self._child(self.requests, "requests", endpoint, str(response.get("status"))).inc()
         if response.get("latency_ms") is not None:
-            self.latency.labels(endpoint).observe(float(response["latency_ms"]) / 1000.0)
+            self._child(self.latency, "latency", endpoint).observe(float(response["latency_ms"]) / 1000.0)
         action = (record.get("gateway") or {}).get("action")
         if action:
-            self.decisions.labels(action).inc()
+            self._child(self.decisions, "decisions", str(action)).inc()
         code = (response.get("error") or {}).get("code")
         if code in ("upstream_error", "upstream_timeout"):
-            self.upstream_errors.labels(code).inc()
+            self._child(self.upstream_errors, "upstream_errors", code).inc()
         if response.get("interrupted"):
             self.interrupted.inc()
 

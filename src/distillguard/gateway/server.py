@@ -20,6 +20,7 @@ whole heap (#23).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -30,6 +31,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -163,15 +165,35 @@ def serve(settings: GatewaySettings) -> None:
     """Run the gateway until SIGINT/SIGTERM: the live process, then one worker here or ``workers`` processes."""
     from distillguard.gateway.livesvc import LiveProcess
 
-    live = LiveProcess(settings.live, settings.log_format).start() if settings.live.enabled else None
+    with _signals_after_cleanup():
+        live = LiveProcess(settings.live, settings.log_format).start() if settings.live.enabled else None
+        try:
+            if settings.workers == 1:
+                run_worker(settings, live.path if live else None)
+            else:
+                _supervise(settings, live.path if live else None)
+        finally:
+            if live is not None:
+                live.stop()
+
+
+@contextlib.contextmanager
+def _signals_after_cleanup() -> Iterator[None]:
+    """Let SIGTERM/SIGINT end the process only once the block has cleaned up.
+
+    uvicorn handles them while it serves, then raises the one it caught again with the handler it found in
+    place: here, one that notes it. After the block (its ``finally`` clauses run) the signal is raised once
+    more with the handler from before, so the process still ends as the signal says (SIGTERM: exit -15).
+    """
+    caught: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _: caught.append(signum)) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        if settings.workers == 1:
-            run_worker(settings, live.path if live else None)
-        else:
-            _supervise(settings, live.path if live else None)
+        yield
     finally:
-        if live is not None:
-            live.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
 
 
 def _worker_main(settings_json: str, live_path: str | None, sock: socket.socket) -> None:
@@ -187,7 +209,8 @@ def _worker_main(settings_json: str, live_path: str | None, sock: socket.socket)
             os.kill(os.getpid(), signal.SIGTERM)
 
         threading.Thread(target=orphaned, daemon=True, name="parent-watch").start()
-    run_worker(settings, live_path, [sock])
+    with _signals_after_cleanup():
+        run_worker(settings, live_path, [sock])
 
 
 class WorkersFailing(DistillGuardError):
