@@ -41,6 +41,9 @@ def lab_serve(
     max_batch: Annotated[int, typer.Option(help="Requests decoded together at most.")] = 32,
     watermark_keys: Annotated[Path | None, typer.Option(help="Watermark keyring (JSON) for the 'watermark' "
                                                               "processor (`distillguard watermark keygen`).")] = None,
+    antidistillation: Annotated[Path | None, typer.Option(help="Proxy students of the 'antidistillation' processor, "
+                                                                "one folder per version (`distillguard lab proxy`; "
+                                                                "default: antidistillation/ beside --model).")] = None,
 ) -> None:
     """Serve a local causal LM as an OpenAI-compatible chat completions API.
 
@@ -53,7 +56,8 @@ def lab_serve(
         require_lab()
         from distillguard.lab.serve import serve  # the lab extra: see the module docstring
 
-        serve(model, host=host, port=port, name=name, max_batch=max_batch, watermark_keys=watermark_keys)
+        serve(model, host=host, port=port, name=name, max_batch=max_batch, watermark_keys=watermark_keys,
+              antidistillation=antidistillation)
 
 
 @lab.command("teacher")

@@ -27,10 +27,13 @@ from transformers import (
 
 from distillguard import _registry
 from distillguard.errors import ConfigError
+from distillguard.lab.antidistillation import processor_factory as _antidistillation
 from distillguard.watermark.keyring import Keyring
 
 Factory = Callable[..., LogitsProcessor]
-_CONTEXT = ("vocab", "keyring")  # what the server supplies to factories that take it, never the request
+# What the server supplies to factories that take it, never the request: the model's vocabulary size, the
+# watermark keyring, the antidistillation proxy store, the request's sampling temperature.
+_CONTEXT = ("vocab", "keyring", "proxies", "temperature")
 
 
 def _watermark(version: str, vocab: int, keyring: Keyring | None = None) -> LogitsProcessor:
@@ -40,12 +43,13 @@ def _watermark(version: str, vocab: int, keyring: Keyring | None = None) -> Logi
     return keyring.scheme(str(version)).processor(vocab)
 
 
-# Built in: two of transformers' own processors, so requests can use them by name, and the watermarks
-# of the server's keyring (each scheme's ``processor``).
+# Built in: two of transformers' own processors, so requests can use them by name, the watermarks of the
+# server's keyring (each scheme's ``processor``), and antidistillation sampling (``lab.antidistillation``).
 BUILT_IN: dict[str, Factory] = {
     "repetition_penalty": lambda penalty: RepetitionPenaltyLogitsProcessor(float(penalty)),
     "no_repeat_ngram": lambda ngram_size: NoRepeatNGramLogitsProcessor(int(ngram_size)),
     "watermark": _watermark,
+    "antidistillation": _antidistillation,
 }
 
 
@@ -72,7 +76,8 @@ def available() -> list[str]:
 def build_processors(specs: list[dict[str, Any]] | None, **context: Any) -> LogitsProcessorList:
     """The processors a request asks for, in order; unknown names and bad parameters are ``ConfigError``.
 
-    ``context`` (the model's ``vocab``, the server's watermark ``keyring``) reaches the factories
+    ``context`` (the model's ``vocab``, the server's watermark ``keyring`` and antidistillation ``proxies``,
+    the request's ``temperature``) reaches the factories
     whose signature names it; a request cannot set those itself.
     """
     out = LogitsProcessorList()

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from distillguard.errors import ConfigError
+from distillguard.lab.antidistillation import ProxyStore
 from distillguard.lab.batching import Batcher, TokenStream
 from distillguard.lab.processors import build_processors
 from distillguard.models.generate import Channels, Model, Sampling
@@ -88,8 +89,10 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return content or ""
 
 
-def create_app(model: Model, max_batch: int = 32, keyring: Keyring | None = None) -> FastAPI:
-    """The server's ASGI app; ``keyring`` (a ``watermark.Keyring``) backs ``{"name": "watermark", "version": ...}``."""
+def create_app(model: Model, max_batch: int = 32, *, keyring: Keyring | None = None,
+               proxies: ProxyStore | None = None) -> FastAPI:
+    """The server's ASGI app; ``keyring`` (a ``watermark.Keyring``) backs ``{"name": "watermark", "version": ...}``,
+    ``proxies`` (``lab.antidistillation.ProxyStore``) backs ``{"name": "antidistillation", "version": ...}``."""
     app = FastAPI(title="distillguard lab model server", docs_url=None, redoc_url=None)
     batcher = Batcher(model, max_batch)
     vocab = int(model.model.config.vocab_size)
@@ -121,7 +124,8 @@ def create_app(model: Model, max_batch: int = 32, keyring: Keyring | None = None
         if req.stream:
             return _error(400, "this server streams chat completions only; send stream=false", param="stream")
         try:
-            processors = build_processors(req.logits_processors, vocab=vocab, keyring=keyring)
+            processors = build_processors(req.logits_processors, vocab=vocab, keyring=keyring, proxies=proxies,
+                                          temperature=req.temperature)
             prompt = [int(i) for i in model.tokenizer(req.prompt, add_special_tokens=False)["input_ids"]]
             sampling = Sampling(req.max_tokens, req.temperature, req.top_p, req.seed)
             model.check_fits(prompt, sampling)
@@ -144,7 +148,8 @@ def create_app(model: Model, max_batch: int = 32, keyring: Keyring | None = None
         if (missing := unknown_model(req.model)) is not None:
             return missing
         try:
-            processors = build_processors(req.logits_processors, vocab=vocab, keyring=keyring)
+            processors = build_processors(req.logits_processors, vocab=vocab, keyring=keyring, proxies=proxies,
+                                          temperature=req.temperature)
             prompt = model.prompt_ids([{"role": m.role, "content": _text(m.content)} for m in req.messages])
             sampling = Sampling(max_tokens=req.max_completion_tokens or req.max_tokens or 256,
                                 temperature=req.temperature, top_p=req.top_p, seed=req.seed)
@@ -237,7 +242,13 @@ async def _stream(
 
 
 def serve(model_path: Path, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
-          max_batch: int = 32, watermark_keys: Path | None = None) -> None:
-    """Load the model (and the watermark keyring) and serve it until interrupted."""
+          max_batch: int = 32, watermark_keys: Path | None = None, antidistillation: Path | None = None) -> None:
+    """Load the model (and the watermark keyring) and serve it until interrupted.
+
+    Antidistillation proxies are read from ``antidistillation`` (default: ``antidistillation/`` beside the model
+    folder, where ``distillguard lab proxy`` writes them), each version on its first request.
+    """
     keyring = Keyring.load(watermark_keys) if watermark_keys else None
-    uvicorn.run(create_app(load_model(model_path, name), max_batch, keyring), host=host, port=port, log_level="info")
+    proxies = ProxyStore(antidistillation or Path(model_path).parent / "antidistillation")
+    app = create_app(load_model(model_path, name), max_batch, keyring=keyring, proxies=proxies)
+    uvicorn.run(app, host=host, port=port, log_level="info")

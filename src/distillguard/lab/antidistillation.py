@@ -1,0 +1,273 @@
+"""Antidistillation sampling (Savani et al., 2025, arXiv 2504.13146): the ``antidistillation`` logits processor.
+
+The teacher samples from ``softmax(z / τ + λ · Δ)`` instead of ``softmax(z / τ)``,
+where ``z`` are its logits and ``Δ(x)`` estimates how much a student that
+trains on token ``x`` (after this prefix) would *raise* its loss on held-out
+data. With a proxy student ``θ`` and ``g = ∇θ L_heldout(θ)`` computed once,
+one gradient step on ``x`` moves ``θ`` along ``∇θ log p_θ(x | prefix)``, which
+changes the held-out loss by about ``η ⟨g, ∇θ log p_θ(x | prefix)⟩``; the
+paper's finite-difference form measures that inner product with two forward
+passes per token::
+
+    Δ(x) = (log p_{θ+εg}(x | prefix) − log p_{θ−εg}(x | prefix)) / (2ε)
+
+So ``λ > 0`` lowers the probability of tokens that would teach a student
+(``Δ < 0``: they lower its held-out loss) and raises that of tokens that
+would mislead it, while the teacher's own term keeps the text likely under
+the teacher. ``λ = 0`` is plain sampling, exactly.
+
+The proxy student and ``g`` are computed once per **version** by ``prepare``
+and kept on disk, one folder per version under a root (the lab's
+``antidistillation/`` folder beside the teacher)::
+
+    ROOT/VERSION/proxy/               the proxy student (Hugging Face model, the teacher's tokenizer)
+    ROOT/VERSION/gradient.pt          g: the mean gradient of its held-out loss, per parameter
+    ROOT/VERSION/antidistillation.json what made them (the cache key), |g|, the held-out loss
+
+A version never changes: preparing it again with the same recipe loads it,
+with another recipe is an error. The model server's ``ProxyStore`` loads a
+version on its first request and keeps the ``θ ± εg`` pair per ``epsilon``.
+Requests ask for ``{"name": "antidistillation", "lambda": 0.5, "epsilon": 1e-4,
+"version": "v1"}``. Cost: two proxy forward passes per generated token and
+row (each with its own KV cache), on top of the teacher's batched one.
+
+Following the paper (and its reference code), the held-out loss is the
+proxy's completion-only loss on held-out task traces (here, ground-truth
+traces of tasks the teacher was not trained on), and the proxy shares the
+teacher's tokenizer, so its token ids are the teacher's.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import LogitsProcessor, PreTrainedModel, PreTrainedTokenizerBase
+
+from distillguard.errors import ConfigError
+from distillguard.lab.train import Example, ModelSpec, TrainSettings, _digest, _encode, _pad, run_key, train_model
+from distillguard.models.load import load_causal_lm
+
+__all__ = ["AntidistillationProcessor", "PreparedProxy", "ProxyPair", "ProxyStore", "check_version", "prepare",
+           "processor_factory"]
+
+META = "antidistillation.json"
+GRADIENT = "gradient.pt"
+DEFAULT_EPSILON = 1e-4
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_STATES = 64  # KV caches kept per processor (one per live row, plus slack)
+
+
+@dataclass(frozen=True)
+class PreparedProxy:
+    """What ``prepare`` made for one version: where, and its numbers."""
+
+    version: str
+    path: Path
+    held_out: int
+    held_out_loss: float
+    gradient_norm: float
+
+
+def prepare(root: Path, version: str, *, tokenizer: PreTrainedTokenizerBase, train: Sequence[Example],
+            held_out: Sequence[Example], spec: ModelSpec, settings: TrainSettings) -> PreparedProxy:
+    """Train the proxy student on ``train`` (``settings.steps`` may be 0: the untrained init) with the teacher's
+    ``tokenizer``, and store the mean gradient of its completion-only loss on ``held_out``, as ``root/version``.
+
+    Cached: a version already prepared with this recipe is loaded, one prepared with another is a ``ConfigError``.
+    """
+    folder = Path(root) / check_version(version)
+    if not held_out:
+        raise ConfigError("antidistillation needs held-out examples to take the proxy's gradient on")
+    key = hashlib.sha256(json.dumps({"proxy": run_key(train, spec, settings=settings, tokenizer=tokenizer),
+                                     "held_out": _digest(held_out)}).encode()).hexdigest()
+    if (folder / META).is_file():
+        meta = json.loads((folder / META).read_text())
+        if meta.get("key") != key:
+            raise ConfigError(f"antidistillation version {version!r} at {folder} was prepared from another recipe; "
+                              "a version never changes: prepare a new version")
+        return _prepared(folder, meta)
+    proxy = train_model(train, spec, settings=settings, out=folder / "proxy", tokenizer=tokenizer).model
+    gradient, loss, rows = _held_out_gradient(proxy, tokenizer, held_out, spec.context)
+    torch.save(gradient, folder / f"{GRADIENT}.tmp")
+    (folder / f"{GRADIENT}.tmp").replace(folder / GRADIENT)
+    norm = math.sqrt(sum(float(g.double().pow(2).sum()) for g in gradient.values()))
+    meta = {"version": version, "key": key, "held_out": rows, "held_out_loss": round(loss, 6),
+            "gradient_norm": norm, "spec": asdict(spec), "settings": asdict(settings), "train": len(train)}
+    (folder / META).write_text(json.dumps(meta, indent=2))  # last: a folder with it is complete
+    return _prepared(folder, meta)
+
+
+def _prepared(folder: Path, meta: dict[str, Any]) -> PreparedProxy:
+    return PreparedProxy(str(meta["version"]), folder, int(meta["held_out"]), float(meta["held_out_loss"]),
+                         float(meta["gradient_norm"]))
+
+
+def _held_out_gradient(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, held_out: Sequence[Example],
+                       context: int, batch: int = 16) -> tuple[dict[str, torch.Tensor], float, int]:
+    """(mean gradient of the per-example completion-only loss, that mean loss, examples used)."""
+    rows = [r for e in held_out if (r := _encode(tokenizer, e, context)) is not None]
+    if not rows:
+        raise ConfigError("no held-out example fits the proxy's context")
+    model.train()
+    model.zero_grad(set_to_none=True)
+    total = 0.0
+    for start in range(0, len(rows), batch):
+        part = rows[start:start + batch]
+        ids, labels = _pad(part, tokenizer.pad_token_id)
+        loss = model(input_ids=ids, labels=labels, attention_mask=(ids != tokenizer.pad_token_id).long()).loss
+        (loss * len(part) / len(rows)).backward()
+        total += float(loss.detach()) * len(part)
+    model.eval()  # type: ignore[no-untyped-call]
+    gradient = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    return gradient, total / len(rows), len(rows)
+
+
+def check_version(version: object) -> str:
+    """A version is a plain folder name (letters, digits, ``._-``): a request can never name a path."""
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        raise ConfigError(f"antidistillation version must be 1-64 letters, digits, '.', '_' or '-' (not starting "
+                          f"with '.', '_' or '-'), got {version!r}")
+    return version
+
+
+class ProxyPair:
+    """The proxy student at ``θ + εg`` and ``θ − εg``; ``delta(ids, state)`` is ``Δ`` over the vocabulary."""
+
+    def __init__(self, proxy: PreTrainedModel, gradient: dict[str, torch.Tensor], epsilon: float) -> None:
+        self.epsilon = epsilon
+        self.vocab = int(proxy.config.vocab_size)
+        self.context = int(getattr(proxy.config, "n_positions", None)
+                           or getattr(proxy.config, "max_position_embeddings", None) or 2048)
+        self.plus, self.minus = copy.deepcopy(proxy), copy.deepcopy(proxy)
+        with torch.no_grad():
+            for sign, model in ((1.0, self.plus), (-1.0, self.minus)):
+                params = dict(model.named_parameters())
+                missing = set(gradient) ^ set(params)
+                if missing:
+                    raise ConfigError(f"the stored gradient does not match the proxy's parameters: "
+                                      f"{sorted(missing)[:3]}")
+                for name, g in gradient.items():
+                    params[name].add_(g.to(params[name].dtype), alpha=sign * epsilon)
+                model.eval()  # type: ignore[no-untyped-call]
+        self._cache_arg = "cache" if "cache" in _forward_params(proxy) else "past_key_values"
+
+    def delta(self, ids: Sequence[int], state: tuple[Any, Any] | None = None) -> tuple[torch.Tensor, tuple[Any, Any]]:
+        """``Δ`` for the token after ``ids`` (a float32 vector over the vocabulary) and the KV caches after ``ids``.
+
+        ``state`` is what the previous call returned for ``ids[:-1]``: only the last token is then fed.
+        """
+        if len(ids) > self.context:  # past the proxy's positions: score the last window, uncached
+            ids, state = ids[-self.context:], None
+        feed = torch.tensor([list(ids[-1:] if state is not None else ids)], dtype=torch.long)
+        logprobs, caches = [], []
+        with torch.inference_mode():
+            for model, past in zip((self.plus, self.minus), state or (None, None), strict=True):
+                out = model(input_ids=feed, use_cache=True, **{self._cache_arg: past})
+                logprobs.append(torch.log_softmax(out.logits[0, -1].float(), dim=-1))
+                caches.append(getattr(out, "cache", None) or getattr(out, "past_key_values", None))
+        return (logprobs[0] - logprobs[1]) / (2 * self.epsilon), (caches[0], caches[1])
+
+
+def _forward_params(model: PreTrainedModel) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)
+
+
+class ProxyStore:
+    """Prepared versions under ``root``, loaded on first use; ``θ ± εg`` pairs kept per (version, epsilon)."""
+
+    def __init__(self, root: Path, keep: int = 4) -> None:
+        self.root, self.keep = Path(root), keep
+        self._pairs: OrderedDict[tuple[str, float], ProxyPair] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def versions(self) -> list[str]:
+        return sorted(p.parent.name for p in self.root.glob(f"*/{META}")) if self.root.is_dir() else []
+
+    def pair(self, version: str, epsilon: float) -> ProxyPair:
+        folder = self.root / check_version(version)
+        with self._lock:
+            key = (version, epsilon)
+            if key in self._pairs:
+                self._pairs.move_to_end(key)
+                return self._pairs[key]
+            if not (folder / META).is_file():
+                raise ConfigError(f"no antidistillation version {version!r} under {self.root}; prepared: "
+                                  f"{', '.join(self.versions()) or 'none'} (`distillguard lab proxy`)")
+            gradient = torch.load(folder / GRADIENT, weights_only=True)
+            pair = ProxyPair(load_causal_lm(folder / "proxy"), gradient, epsilon)
+            self._pairs[key] = pair
+            while len(self._pairs) > self.keep:
+                self._pairs.popitem(last=False)
+            return pair
+
+
+class AntidistillationProcessor(LogitsProcessor):
+    """Adds ``τ · λ · Δ`` to the teacher's logits, so that after the sampler divides by ``τ`` the distribution is
+    ``softmax(z / τ + λ Δ)`` (greedy, ``τ = 0``: the argmax of ``z + λ Δ``).
+
+    Each row of ``input_ids`` is one unpadded sequence (as the lab server's decoding loop passes them); the
+    proxies' KV caches are kept per sequence, so a row that grows by one token costs two one-token passes.
+    """
+
+    def __init__(self, pair: ProxyPair, lam: float, temperature: float = 1.0) -> None:
+        self.pair, self.lam = pair, lam
+        self.scale = lam * (temperature if temperature > 0 else 1.0)
+        self._states: OrderedDict[tuple[int, ...], tuple[Any, Any]] = OrderedDict()
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.lam == 0:
+            return scores
+        if scores.shape[-1] != self.pair.vocab:
+            raise ConfigError(f"the antidistillation proxy has a vocabulary of {self.pair.vocab} tokens and the "
+                              f"model {scores.shape[-1]}: prepare the proxy with the served model's tokenizer")
+        rows = [self._delta([int(i) for i in row]) for row in input_ids]
+        return scores + self.scale * torch.stack(rows).to(scores.dtype)  # type: ignore[return-value]
+
+    def _delta(self, ids: list[int]) -> torch.Tensor:
+        key = tuple(ids)
+        state = self._states.pop(key[:-1], None)  # a cache grows in place: each is continued once
+        delta, after = self.pair.delta(ids, state)
+        self._states[key] = after
+        while len(self._states) > _STATES:
+            self._states.popitem(last=False)
+        return delta
+
+
+def _number(spec: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{spec} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def processor_factory(*, version: object = None, epsilon: object = DEFAULT_EPSILON, proxies: ProxyStore | None = None,
+                      temperature: float = 1.0, **params: object) -> AntidistillationProcessor:
+    """The ``antidistillation`` processor of a request: ``lambda`` (≥ 0), ``epsilon`` (> 0), ``version``."""
+    if set(params) - {"lambda"}:
+        raise ValueError(f"unknown parameters {sorted(set(params) - {'lambda'})}; it takes lambda, epsilon, version")
+    if "lambda" not in params:
+        raise ValueError("missing 'lambda' (the strength of the tilt, >= 0)")
+    lam, eps = _number("lambda", params["lambda"]), _number("epsilon", epsilon)
+    if lam < 0:
+        raise ValueError(f"lambda must be >= 0 (a negative lambda would make traces easier to distill), got {lam}")
+    if not 0 < eps <= 1:
+        raise ValueError(f"epsilon must be in (0, 1], got {eps}")
+    if version is None:
+        raise ValueError("missing 'version' (the prepared proxy student to use)")
+    check_version(version)
+    if proxies is None:
+        raise ConfigError("this server has no antidistillation proxies (start it with --antidistillation DIR)")
+    return AntidistillationProcessor(proxies.pair(str(version), eps), lam, temperature)

@@ -1,0 +1,202 @@
+"""Antidistillation sampling: the tilt is the math of Savani et al. 2025, cached by version, validated, served."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+torch = pytest.importorskip("torch")  # the lab extra
+
+from distillguard.errors import ConfigError  # noqa: E402
+from distillguard.lab import antidistillation as ad  # noqa: E402
+from distillguard.lab.processors import build_processors  # noqa: E402
+from distillguard.lab.train import Example, ModelSpec, TrainSettings  # noqa: E402
+from distillguard.models.generate import Model, Row, Sampling  # noqa: E402
+from distillguard.models.load import load_causal_lm, load_model  # noqa: E402
+
+HELD_OUT = [Example("What is 3 + 4?", "7", "3 + 4 = 7"), Example("What is 2 + 5?", "7", "2 + 5 = 7")]
+TRAIN = [Example(f"What is {a} + {b}?", str(a + b), f"{a} + {b} = {a + b}") for a in range(8) for b in range(8)]
+SETTINGS = TrainSettings(steps=15, batch=8, lr=3e-3, seed=1, warmup=2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_model_dir: Path) -> Model:
+    return load_model(tiny_model_dir, "tiny")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory, teacher: Model) -> Path:
+    """A proxies folder with version ``v1``: a proxy trained briefly on sums, with the teacher's tokenizer."""
+    out = tmp_path_factory.mktemp("antidistillation")
+    ad.prepare(out, "v1", tokenizer=teacher.tokenizer, train=TRAIN, held_out=HELD_OUT, spec=_spec(teacher),
+               settings=SETTINGS)
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(root: Path) -> ad.ProxyStore:
+    return ad.ProxyStore(root)
+
+
+def _spec(teacher: Model) -> ModelSpec:
+    return ModelSpec(layers=1, width=32, heads=2, context=teacher.context, vocab=len(teacher.tokenizer))
+
+
+def _processor(store: ad.ProxyStore, lam: float, epsilon: float = 1e-3, temperature: float = 1.0) -> Any:
+    return build_processors([{"name": "antidistillation", "lambda": lam, "epsilon": epsilon, "version": "v1"}],
+                            proxies=store, temperature=temperature)
+
+
+def _prompt(teacher: Model, text: str = "What is 3 + 4?") -> list[int]:
+    return teacher.prompt_ids([{"role": "user", "content": text}])
+
+
+def _delta(store: ad.ProxyStore, ids: list[int], epsilon: float = 1e-3) -> torch.Tensor:
+    scores = torch.zeros(1, store.pair("v1", epsilon).vocab)
+    return _processor(store, 1.0, epsilon)(torch.tensor([ids]), scores)[0]
+
+
+def test_the_finite_difference_is_the_directional_derivative_of_the_held_out_loss(
+        store: ad.ProxyStore, root: Path, teacher: Model) -> None:
+    """Δ(x) ≈ ⟨∇θ L_heldout, ∇θ log p_θ(x | prefix)⟩, checked against autograd on the stored proxy."""
+    ids = _prompt(teacher)
+    delta = _delta(store, ids)
+    proxy = load_causal_lm(root / "v1" / "proxy")
+    gradient = torch.load(root / "v1" / ad.GRADIENT, weights_only=True)
+    params = dict(proxy.named_parameters())
+    first = teacher.tokenizer.convert_tokens_to_ids("<think>")  # the held-out replies' first token
+    for token in {first, int(delta.argmax()), int(delta.argmin()), 5}:
+        proxy.zero_grad()
+        torch.log_softmax(proxy(input_ids=torch.tensor([ids])).logits[0, -1], -1)[token].backward()
+        exact = float(sum((params[n].grad * g).sum() for n, g in gradient.items()))
+        assert float(delta[token]) == pytest.approx(exact, rel=0.02, abs=0.02)
+
+
+def test_a_larger_lambda_lowers_the_tokens_that_would_teach_the_proxy(store: ad.ProxyStore, teacher: Model) -> None:
+    ids = _prompt(teacher)
+    delta = _delta(store, ids)
+    first = teacher.tokenizer.convert_tokens_to_ids("<think>")
+    assert delta[first] < 0  # learning the held-out reply's first token lowers the held-out loss
+    with torch.inference_mode():
+        logits = teacher.model(input_ids=torch.tensor([ids])).logits[:, -1].float()
+    probs = [torch.softmax(_processor(store, lam)(torch.tensor([ids]), logits.clone())[0], -1) for lam in (0, 0.5, 2)]
+    teaching, misleading = delta < 0, delta > 0
+    assert float(probs[0][first]) > float(probs[1][first]) > float(probs[2][first])
+    assert float(probs[0][teaching].sum()) > float(probs[1][teaching].sum()) > float(probs[2][teaching].sum())
+    assert float(probs[0][misleading].sum()) < float(probs[2][misleading].sum())
+
+
+def test_lambda_zero_is_plain_sampling(store: ad.ProxyStore, teacher: Model) -> None:
+    ids, scores = torch.tensor([_prompt(teacher)]), torch.randn(1, len(teacher.tokenizer))
+    assert torch.equal(_processor(store, 0.0)(ids, scores.clone()), scores)
+    rows = [Row(_prompt(teacher), Sampling(max_tokens=12, temperature=1.0, seed=5)),
+            Row(_prompt(teacher), Sampling(max_tokens=12, temperature=1.0, seed=5), _processor(store, 0.0))]
+    plain, tilted = ([t for e in teacher.decode([r]) for _, t in e if t is not None] for r in rows)
+    assert plain == tilted and plain
+
+
+def test_the_tilt_is_added_after_the_temperature(store: ad.ProxyStore, teacher: Model) -> None:
+    """softmax(z / τ + λΔ): the processor adds τλΔ before the sampler divides by τ (greedy: λΔ)."""
+    ids, scores = torch.tensor([_prompt(teacher)]), torch.zeros(1, len(teacher.tokenizer))
+    delta = _delta(store, _prompt(teacher))
+    for tau, added in ((0.5, 0.5 * 2.0), (1.0, 2.0), (0.0, 2.0)):
+        out = _processor(store, 2.0, temperature=tau)(ids, scores.clone())[0]
+        assert torch.allclose(out, added * delta, atol=1e-3)
+
+
+def test_decoding_with_the_kv_cache_matches_scoring_each_prefix_afresh(store: ad.ProxyStore, teacher: Model) -> None:
+    ids = _prompt(teacher)
+    running = _processor(store, 1.0)
+    for token in (5, 9, 12, 40):
+        scores = torch.zeros(1, len(teacher.tokenizer))
+        assert torch.allclose(running(torch.tensor([ids]), scores.clone()),
+                              _processor(store, 1.0)(torch.tensor([ids]), scores.clone()), atol=5e-3)
+        ids = [*ids, token]
+
+
+def test_a_version_is_computed_once_and_never_changes(
+        root: Path, store: ad.ProxyStore, teacher: Model, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = (root / "v1" / ad.GRADIENT).stat().st_mtime_ns
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a prepared version was trained again")
+
+    monkeypatch.setattr(ad, "train_model", no_training)
+    again = ad.prepare(root, "v1", tokenizer=teacher.tokenizer, train=TRAIN, held_out=HELD_OUT,
+                       spec=_spec(teacher), settings=SETTINGS)
+    assert again.held_out == len(HELD_OUT) and again.gradient_norm > 0
+    assert (root / "v1" / ad.GRADIENT).stat().st_mtime_ns == before
+    with pytest.raises(ConfigError, match="another recipe; a version never changes"):
+        ad.prepare(root, "v1", tokenizer=teacher.tokenizer, train=TRAIN[:10], held_out=HELD_OUT,
+                   spec=_spec(teacher), settings=SETTINGS)
+    assert store.pair("v1", 1e-3) is store.pair("v1", 1e-3)  # loaded once per (version, epsilon)
+    assert store.pair("v1", 1e-2) is not store.pair("v1", 1e-3)
+    assert store.versions() == ["v1"]
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"epsilon": 1e-3, "version": "v1"}, "missing 'lambda'"),
+    ({"lambda": -1, "version": "v1"}, "lambda must be >= 0"),
+    ({"lambda": float("nan"), "version": "v1"}, "lambda must be a finite number"),
+    ({"lambda": True, "version": "v1"}, "lambda must be a finite number"),
+    ({"lambda": "0.5", "version": "v1"}, "lambda must be a finite number"),
+    ({"lambda": 1, "epsilon": 0, "version": "v1"}, r"epsilon must be in \(0, 1\]"),
+    ({"lambda": 1, "epsilon": 5, "version": "v1"}, r"epsilon must be in \(0, 1\]"),
+    ({"lambda": 1}, "missing 'version'"),
+    ({"lambda": 1, "version": "../v1"}, "antidistillation version must be"),
+    ({"lambda": 1, "version": "v9"}, "no antidistillation version 'v9'.*prepared: v1"),
+    ({"lambda": 1, "version": "v1", "lr": 3}, r"unknown parameters \['lr'\]"),
+])
+def test_bad_specs_are_clear_errors(store: ad.ProxyStore, params: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_processors([{"name": "antidistillation", **params}], proxies=store)
+
+
+def test_a_server_without_proxies_or_a_proxy_without_held_out_data_says_so(teacher: Model, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no antidistillation proxies"):
+        build_processors([{"name": "antidistillation", "lambda": 1, "version": "v1"}])
+    with pytest.raises(ConfigError, match="held-out examples"):
+        ad.prepare(tmp_path, "v2", tokenizer=teacher.tokenizer, train=TRAIN, held_out=[], spec=_spec(teacher),
+                   settings=SETTINGS)
+
+
+def test_the_model_server_applies_it_when_the_request_carries_it(
+        store: ad.ProxyStore, teacher: Model, serve: Any) -> None:
+    from distillguard.lab.serve import create_app
+
+    prompt = "What is 3 + 4?"
+    ids = [int(i) for i in teacher.tokenizer(prompt, add_special_tokens=False)["input_ids"]]
+    with torch.inference_mode():
+        logits = teacher.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+    lam = 50.0
+    tilted = int(torch.argmax(logits + lam * _delta(store, ids)))
+    assert tilted != int(torch.argmax(logits))  # else this test could not tell
+    spec = {"name": "antidistillation", "lambda": lam, "epsilon": 1e-3, "version": "v1"}
+    body = {"model": "tiny", "prompt": prompt, "max_tokens": 1, "temperature": 0}
+    with serve(create_app(teacher, proxies=store)) as url:
+        plain = httpx.post(f"{url}/v1/completions", json=body, timeout=30).json()["choices"][0]["text"]
+        r = httpx.post(f"{url}/v1/completions", json={**body, "logits_processors": [spec]}, timeout=30)
+        assert r.status_code == 200
+        assert r.json()["choices"][0]["text"] == teacher.tokenizer.decode([tilted]) != plain
+        chat = httpx.post(f"{url}/v1/chat/completions", timeout=30, json={
+            "model": "tiny", "messages": [{"role": "user", "content": prompt}], "max_tokens": 8, "seed": 3,
+            "logits_processors": [spec]})
+        assert chat.status_code == 200 and chat.json()["usage"]["completion_tokens"] > 0
+        bad = httpx.post(f"{url}/v1/completions", timeout=30,
+                         json={**body, "logits_processors": [{**spec, "lambda": -2}]})
+        assert bad.status_code == 400 and "lambda must be >= 0" in bad.json()["error"]["message"]
+    with serve(create_app(teacher)) as url:
+        r = httpx.post(f"{url}/v1/completions", json={**body, "logits_processors": [spec]}, timeout=30)
+        assert r.status_code == 400 and "no antidistillation proxies" in r.json()["error"]["message"]
