@@ -295,6 +295,37 @@ def test_unfinished_heads_and_bodies_time_out(
         assert fake_upstream.count() == 0
 
 
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+@pytest.mark.parametrize("shape", ["one endless header", "many headers"])
+def test_a_request_head_growing_past_its_cap_is_refused_while_it_is_read(
+        fake_upstream: Any, tmp_path: Path, make_gateway: Any, parser: str, shape: str) -> None:
+    with make_gateway(tmp_path, fake_upstream, http_parser=parser, max_header_bytes=4096) as g:
+        sock = _connect(g.url)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+        if shape == "one endless header":
+            sock.sendall(b"x-big: ")
+        sent, refused = 0, False
+        try:
+            while sent < 256 * 1024:
+                chunk = b"a" * 512 if shape == "one endless header" else b"x-h%06d: %s\r\n" % (sent, b"a" * 500)
+                sock.sendall(chunk)
+                sent += len(chunk)
+                time.sleep(0.001)
+        except OSError:  # the server hung up while this was still sending
+            refused = True
+        sock.settimeout(5)
+        try:
+            answer = sock.recv(65536)
+            refused = refused or answer.startswith(b"HTTP/1.1 4") or answer == b""
+        except ConnectionResetError:
+            refused = True
+        except TimeoutError:
+            pass  # still waiting for the head's end: not refused
+        sock.close()
+        assert refused
+        assert g.records() == [] and fake_upstream.count() == 0  # never reached the app
+
+
 def test_an_internal_error_is_logged_once_and_refunded(guarded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     before = _tokens_level(guarded, "acct-ok")
 

@@ -59,6 +59,7 @@ class Workers:
     url: str
     log_dir: Path
     keys: KeyStore
+    tmp: Path
     answered: dict[str, int] = field(default_factory=dict)  # x-request-id → status, every response received
 
     def secret(self, account: str) -> str:
@@ -129,8 +130,10 @@ def workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "[limits]", "account_requests_per_minute = 1", f"burst_seconds = {BUDGET * 60}",
             "[live]", "min_requests = 6", "elicitation_share = 0.5", "template_share = 0.5",
             'priority = "normal"']) + "\n")  # not "idle": on a busy test machine it could wait long for a CPU
+        tmp = tmp_path_factory.mktemp("tmp")  # where the live process's socket directory goes
         proc = subprocess.Popen([sys.executable, "-m", "distillguard.cli", "gateway", "--config", str(config)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env={**os.environ, "TMPDIR": str(tmp)})
         stderr: list[bytes] = []
 
         def read() -> None:
@@ -139,7 +142,7 @@ def workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        running = Workers(proc, f"http://127.0.0.1:{port}", work / "log", keys)
+        running = Workers(proc, f"http://127.0.0.1:{port}", work / "log", keys, tmp)
         deadline = time.monotonic() + 90
         ready = 0
         while ready < 10:  # both workers have started, and ten fresh connections in a row found one ready
@@ -231,8 +234,10 @@ def test_the_gateway_serves_on_when_the_live_process_dies_and_loses_no_exchange(
     assert restarted not in (None, live), "the live process was not started again"
     assert httpx.get(f"{workers.url}/metrics", timeout=5).status_code == 200
     # SIGTERM: the workers drain and flush; every answer any test received is in the log, once.
+    assert [p.name for p in workers.tmp.iterdir()] != []
     workers.proc.send_signal(signal.SIGTERM)
     assert workers.proc.wait(60) == 0
+    assert list(workers.tmp.iterdir()) == []  # the live socket's directory is gone
     logged = [r["exchange_id"] for _, r in workers.records()]
     assert len(logged) == len(set(logged))
     assert set(workers.answered) <= set(logged)
@@ -248,3 +253,52 @@ def test_several_workers_need_shared_limits(tmp_path: Path) -> None:
         load_gateway_settings(None, upstream="http://127.0.0.1:1/v1", workers=2)
     assert load_gateway_settings(None, upstream="http://127.0.0.1:1/v1", workers=2,
                                  redis_url="redis://127.0.0.1:1/0").workers == 2
+
+
+def test_a_bad_setting_is_one_error_before_any_worker_starts(tmp_path: Path) -> None:
+    from distillguard.errors import ConfigError
+    from distillguard.gateway.config import load_gateway_settings
+    from distillguard.gateway.server import serve
+
+    settings = load_gateway_settings(None, upstream="http://127.0.0.1:1/v1", workers=2, log_dir=tmp_path / "log",
+                                     keys=tmp_path / "keys.db", redis_url="redis://127.0.0.1:1/0",
+                                     policy=tmp_path / "missing.json")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="policy file not found"):
+        serve(settings)
+    assert time.monotonic() - started < 5
+
+
+def test_one_worker_with_the_live_process_cleans_up_on_sigterm(tmp_path: Path) -> None:
+    keys = KeyStore(tmp_path / "keys.db")
+    secret = keys.add("acct-1")[0]
+    tmp = tmp_path / "t"
+    tmp.mkdir()
+    port = free_port()
+    with serving(_upstream_app()) as upstream:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "distillguard.cli", "gateway", "--upstream", f"{upstream}/v1", "--port", str(port),
+             "--keys", str(tmp_path / "keys.db"), "--log-dir", str(tmp_path / "log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(tmp)})
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, "the gateway did not get ready"
+                time.sleep(0.1)
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
+                           json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+                           headers={"authorization": f"Bearer {secret}"})
+            assert r.status_code == 200 and len(list(tmp.iterdir())) == 1  # the live socket's directory
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == -signal.SIGTERM  # still ends as SIGTERM says, after cleaning up
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert list(tmp.iterdir()) == []
+    (seg,) = (tmp_path / "log" / "exchanges").glob("*.jsonl")
+    assert json.loads(seg.read_text())["exchange_id"] == r.headers["x-request-id"]

@@ -187,7 +187,7 @@ class LiveClient:
                 now: float | None = None) -> None:
         body = raw if raw is not None else orjson.dumps(request)
         frame = encode(b"O", [account, time.time() if now is None else now], body)
-        if self.held + len(frame) > self.max_buffer:
+        if self.held + len(frame) > self.max_buffer or len(frame) > MAX_FRAME:
             self.own_dropped += 1
             return
         if self.connected:
@@ -449,6 +449,9 @@ class LiveProcess:
     def __init__(self, settings: LiveSettings, log_format: str = "text", max_pause: float = 30.0) -> None:
         self.settings, self.log_format, self.max_pause = settings, log_format, max_pause
         self.directory = Path(tempfile.mkdtemp(prefix="distillguard-live-"))  # 0700: only this user connects
+        if len(str(self.directory)) > 90:  # a Unix socket's path has room for 107 bytes: a long TMPDIR would not do
+            self.directory.rmdir()
+            self.directory = Path(tempfile.mkdtemp(prefix="distillguard-live-", dir="/tmp"))
         self.path = str(self.directory / "live.sock")
         self.proc: BaseProcess | None = None
         self.restarts = 0

@@ -165,6 +165,8 @@ def serve(settings: GatewaySettings) -> None:
     """Run the gateway until SIGINT/SIGTERM: the live process, then one worker here or ``workers`` processes."""
     from distillguard.gateway.livesvc import LiveProcess
 
+    if settings.workers > 1:
+        _check_start_up(settings)
     with _signals_after_cleanup():
         live = LiveProcess(settings.live, settings.log_format).start() if settings.live.enabled else None
         try:
@@ -215,6 +217,18 @@ def _worker_main(settings_json: str, live_path: str | None, sock: socket.socket)
 
 class WorkersFailing(DistillGuardError):
     """Gateway workers kept exiting right after they started (a setting or the environment is wrong)."""
+
+
+def _check_start_up(settings: GatewaySettings) -> None:
+    """Open what every worker opens (key store, policy, log directory) once here, so that a bad setting is one
+    clear error now rather than workers dying one after another."""
+    from distillguard.gateway.keys import KeyStore
+    from distillguard.gateway.policy import Policy
+    from distillguard.gateway.segments import SegmentLog
+
+    KeyStore(settings.keys)
+    Policy(settings.policy)
+    SegmentLog(settings.log_dir, settings.flush_interval).close()  # writes nothing: segments start with a record
 
 
 def _listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
