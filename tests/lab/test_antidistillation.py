@@ -146,6 +146,18 @@ def test_a_version_is_computed_once_and_never_changes(
     assert store.versions() == ["v1"]
 
 
+def test_an_untrained_proxy_is_a_version_too(teacher: Model, tmp_path: Path) -> None:
+    """``steps = 0``: the gradient at the init, where a student trained from scratch starts."""
+    untrained = TrainSettings(steps=0, seed=2)
+    made = ad.prepare(tmp_path, "init", tokenizer=teacher.tokenizer, train=[], held_out=HELD_OUT, spec=_spec(teacher),
+                      settings=untrained)
+    assert made.gradient_norm > 0 and (tmp_path / "init" / "proxy" / "config.json").is_file()
+    out = build_processors([{"name": "antidistillation", "lambda": 1, "version": "init"}],
+                           proxies=ad.ProxyStore(tmp_path))(torch.tensor([_prompt(teacher)]),
+                                                            torch.zeros(1, len(teacher.tokenizer)))
+    assert bool(torch.isfinite(out).all()) and float(out.abs().max()) > 0
+
+
 @pytest.mark.parametrize(("params", "message"), [
     ({"epsilon": 1e-3, "version": "v1"}, "missing 'lambda'"),
     ({"lambda": -1, "version": "v1"}, "lambda must be >= 0"),
@@ -200,3 +212,16 @@ def test_the_model_server_applies_it_when_the_request_carries_it(
     with serve(create_app(teacher)) as url:
         r = httpx.post(f"{url}/v1/completions", json={**body, "logits_processors": [spec]}, timeout=30)
         assert r.status_code == 400 and "no antidistillation proxies" in r.json()["error"]["message"]
+
+
+def test_the_lab_defence_asks_for_a_proxy_version_named_by_its_recipe() -> None:
+    from distillguard.lab.experiment import LabConfig, _policy, proxy_version
+
+    config = LabConfig()
+    [record] = _policy("antidistillation", ["attacker"], config)
+    assert record.subject == "account:attacker" and record.logits_processors is not None
+    assert record.logits_processors[0].model_dump() == {"name": "antidistillation", "lambda": 0.1, "epsilon": 1e-4,
+                                                         "version": proxy_version(config)}
+    assert proxy_version(config) == proxy_version(LabConfig(antidistillation_lambda=2.0))  # lambda is per request
+    assert proxy_version(config) != proxy_version(LabConfig(proxy_steps=5))
+    ad.check_version(proxy_version(config))

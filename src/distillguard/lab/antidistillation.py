@@ -55,7 +55,17 @@ import torch
 from transformers import LogitsProcessor, PreTrainedModel, PreTrainedTokenizerBase
 
 from distillguard.errors import ConfigError
-from distillguard.lab.train import Example, ModelSpec, TrainSettings, _digest, _encode, _pad, run_key, train_model
+from distillguard.lab.train import (
+    Example,
+    ModelSpec,
+    TrainSettings,
+    _digest,
+    _encode,
+    _pad,
+    fresh_model,
+    run_key,
+    train_model,
+)
 from distillguard.models.load import load_causal_lm
 
 __all__ = ["AntidistillationProcessor", "PreparedProxy", "ProxyPair", "ProxyStore", "check_version", "prepare",
@@ -97,7 +107,11 @@ def prepare(root: Path, version: str, *, tokenizer: PreTrainedTokenizerBase, tra
             raise ConfigError(f"antidistillation version {version!r} at {folder} was prepared from another recipe; "
                               "a version never changes: prepare a new version")
         return _prepared(folder, meta)
-    proxy = train_model(train, spec, settings=settings, out=folder / "proxy", tokenizer=tokenizer).model
+    if settings.steps > 0:
+        proxy = train_model(train, spec, settings=settings, out=folder / "proxy", tokenizer=tokenizer).model
+    else:  # the untrained init, as a student trained from scratch starts
+        proxy = fresh_model(spec, tokenizer, settings.seed).model
+        proxy.save_pretrained(folder / "proxy")
     gradient, loss, rows = _held_out_gradient(proxy, tokenizer, held_out, spec.context)
     torch.save(gradient, folder / f"{GRADIENT}.tmp")
     (folder / f"{GRADIENT}.tmp").replace(folder / GRADIENT)

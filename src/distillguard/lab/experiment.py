@@ -16,10 +16,12 @@ changes nothing costs nothing to measure.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distillguard.config import read_toml, validated
 from distillguard.errors import ConfigError
+from distillguard.lab.antidistillation import PreparedProxy, prepare
 from distillguard.lab.evaluate import scores
 from distillguard.lab.harvest import HarvestResult, HarvestSettings, Outcome, harvest
 from distillguard.lab.loopback import serving
@@ -99,6 +102,11 @@ class LabConfig(BaseModel):
     small_data: int = Field(100, ge=1, description="ground-truth examples of the small-data baseline")
     watermark_delta: float = Field(2.0, ge=0, description="green-list strength of the 'watermark' defence")
     canary_share: float = Field(0.05, gt=0, le=1, description="share of answers the 'canary' defence marks")
+    antidistillation_lambda: float = Field(0.1, ge=0, description="tilt strength of the 'antidistillation' defence")
+    antidistillation_epsilon: float = Field(1e-4, gt=0, le=1, description="its finite-difference step")
+    proxy_steps: int = Field(300, ge=0, description="training steps of its proxy student (0: the untrained init)")
+    proxy_examples: int = Field(1000, ge=1, description="ground-truth examples the proxy trains on")
+    proxy_held_out: int = Field(128, ge=1, description="held-out tasks the proxy's loss gradient is taken on")
     canary_decoys: int = Field(19, ge=1, description="look-alikes per canary in the students' canary test")
     smoke: bool = Field(False, description="a plumbing check: every stage runs for real on models too small to "
                                            "learn the tasks, so its accuracies (about 0) measure nothing")
@@ -130,14 +138,18 @@ def load_config(path: Path) -> LabConfig:
     return validated(LabConfig, read_toml(path, "lab config"), "lab config")
 
 
-DEFENCES = ("none", "withhold_reasoning", "watermark", "canary")
+DEFENCES = ("none", "withhold_reasoning", "watermark", "canary", "antidistillation")
 WATERMARK_VERSION = "lab-watermark"
 
 
-def _policy(defence: str, accounts: list[str]) -> list[PolicyRecord]:
+def _policy(defence: str, accounts: list[str], config: LabConfig | None = None) -> list[PolicyRecord]:
     """The gateway policy that applies ``defence`` to the attacker's accounts."""
     if defence == "none":
         return []
+    if defence == "antidistillation":
+        tilt = LogitsProcessor.model_validate(antidistillation_spec(config or LabConfig()))
+        return [PolicyRecord(subject=f"account:{a}", action="monitor", reason="lab defence: antidistillation",
+                             logits_processors=[tilt]) for a in accounts]
     if defence == "withhold_reasoning":
         return [PolicyRecord(subject=f"account:{a}", action="monitor", reason="lab defence: withhold_reasoning",
                              transforms=["withhold_reasoning"]) for a in accounts]
@@ -155,6 +167,37 @@ def watermark_key(config: LabConfig) -> dict[str, Any]:
     """The lab's watermark key: green-list, derived from the seed so that runs repeat."""
     return {"scheme": "greenlist", "version": WATERMARK_VERSION, "key": 1_000_003 * (config.seed + 1),
             "delta": config.watermark_delta}
+
+
+def antidistillation_spec(config: LabConfig) -> dict[str, Any]:
+    """The processor spec of the lab's 'antidistillation' defence (its version names the proxy's recipe)."""
+    return {"name": "antidistillation", "lambda": config.antidistillation_lambda,
+            "epsilon": config.antidistillation_epsilon, "version": proxy_version(config)}
+
+
+def proxy_version(config: LabConfig) -> str:
+    """``lab-`` and a hash of what makes the proxy: a changed recipe is a new version, an unchanged one is reused."""
+    recipe = {k: config.model_dump()[k] for k in ("seed", "tasks", "teacher_examples", "architecture", "student",
+                                                  "eval_tasks", "harvest_sizes", "proxy_steps", "proxy_examples",
+                                                  "proxy_held_out")}
+    return "lab-" + hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def prepare_proxy(config: LabConfig, teacher: Model, root: Path) -> PreparedProxy:
+    """The lab's proxy student for antidistillation, prepared once per recipe under ``root``.
+
+    The defender's guess at the attacker's student: the students' architecture and training settings, from
+    another seed (it does not know the attacker's init), trained on ground-truth examples it owns; its loss
+    gradient is taken on ground-truth traces of tasks in neither the evaluation set nor the attacker's pool.
+    """
+    train, held_out, pool = task_sets(config)
+    seen = {t.prompt for t in (*train, *held_out, *pool)}
+    extra = [t for t in make_tasks(config.tasks, config.proxy_held_out * 3, seed=config.seed + 3)
+             if t.prompt not in seen][:config.proxy_held_out]
+    settings = config.student.settings(config.seed + 7)
+    return prepare(root, proxy_version(config), tokenizer=teacher.tokenizer,
+                   train=examples_from_tasks(train[:config.proxy_examples]), held_out=examples_from_tasks(extra),
+                   spec=config.architecture.spec(), settings=replace(settings, steps=config.proxy_steps))
 
 
 class _Quiet:
@@ -240,6 +283,7 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
     from distillguard.gateway.keys import KeyStore
     from distillguard.gateway.policy import Policy
     from distillguard.gateway.segments import SegmentLog
+    from distillguard.lab.antidistillation import ProxyStore
     from distillguard.lab.serve import create_app as model_app
     from distillguard.watermark.keyring import Keyring
 
@@ -251,10 +295,13 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
     secrets = [store.add(a)[0] for a in accounts]
     harvests = {}
     keyring = Keyring.from_records([watermark_key(config)])
-    with serving(model_app(teacher, max_batch=config.concurrency, keyring=keyring)) as upstream:
+    proxies = ProxyStore(out / "antidistillation")
+    if "antidistillation" in config.defences:
+        prepare_proxy(config, teacher, proxies.root)
+    with serving(model_app(teacher, max_batch=config.concurrency, keyring=keyring, proxies=proxies)) as upstream:
         for defence in config.defences:
             policy_path = out / "gateway" / f"policy-{defence}.json"
-            policy_path.write_text(json.dumps([r.as_json() for r in _policy(defence, accounts)], indent=2))
+            policy_path.write_text(json.dumps([r.as_json() for r in _policy(defence, accounts, config)], indent=2))
             canaries = CanarySettings(enabled=defence == "canary", key=f"lab-canary-{config.seed}",
                                       share=config.canary_share)
             settings = GatewaySettings(upstream=f"{upstream}/v1", keys=keys_path, policy=policy_path,
