@@ -162,7 +162,10 @@ def run_worker(settings: GatewaySettings, live_path: str | None, sockets: list[s
 
 
 def serve(settings: GatewaySettings) -> None:
-    """Run the gateway until SIGINT/SIGTERM: the live process, then one worker here or ``workers`` processes."""
+    """Run the gateway until SIGINT/SIGTERM: the live process, then one worker here or ``workers`` processes.
+
+    The live process and the workers are started with ``spawn``: a script calling this must do so under
+    ``if __name__ == "__main__":`` (``distillguard gateway`` does)."""
     from distillguard.gateway.livesvc import LiveProcess
 
     if settings.workers > 1:
