@@ -225,3 +225,23 @@ def test_the_lab_defence_asks_for_a_proxy_version_named_by_its_recipe() -> None:
     assert proxy_version(config) == proxy_version(LabConfig(antidistillation_lambda=2.0))  # lambda is per request
     assert proxy_version(config) != proxy_version(LabConfig(proxy_steps=5))
     ad.check_version(proxy_version(config))
+
+
+def test_the_server_batches_the_proxies_and_each_row_gets_what_it_would_alone(
+        store: ad.ProxyStore, teacher: Model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Prefetch`` (what the server's batcher runs): one proxy pass per step for all rows, none per row."""
+    prompts = [_prompt(teacher, q) for q in ("What is 3 + 4?", "What is 12 + 19?", "hi")]
+    procs = [_processor(store, 1.0, epsilon=1e-2) for _ in prompts]
+    rows = [Row(p, Sampling(max_tokens=5 + i, temperature=1.0, seed=i), procs[i]) for i, p in enumerate(prompts)]
+    tilts = ad.Prefetch(prompts, [list(r.processors) for r in rows], [r.sampling.max_tokens for r in rows])
+    pair = store.pair("v1", 1e-2)
+    seen: list[tuple[tuple[int, ...], torch.Tensor]] = []
+    with monkeypatch.context() as patch:
+        patch.setattr(pair, "delta", lambda *a: pytest.fail("a row was scored alone"))
+        tilts.step()
+        for events in teacher.decode(rows):
+            seen += [item for p in procs for item in p[0].ready.items()]
+            tilts.step(events)
+    assert len({key for key, _ in seen}) >= sum(r.sampling.max_tokens for r in rows) - 3
+    for key, delta in seen[::4]:
+        assert torch.allclose(delta, _delta(store, list(key), 1e-2), atol=2e-2)

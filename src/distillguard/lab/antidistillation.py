@@ -68,8 +68,8 @@ from distillguard.lab.train import (
 )
 from distillguard.models.load import load_causal_lm
 
-__all__ = ["AntidistillationProcessor", "PreparedProxy", "ProxyPair", "ProxyStore", "check_version", "prepare",
-           "processor_factory"]
+__all__ = ["AntidistillationProcessor", "Prefetch", "PreparedProxy", "ProxyPair", "ProxyStore", "check_version",
+           "prepare", "processor_factory"]
 
 META = "antidistillation.json"
 GRADIENT = "gradient.pt"
@@ -241,6 +241,7 @@ class AntidistillationProcessor(LogitsProcessor):
         self.pair, self.lam = pair, lam
         self.scale = lam * (temperature if temperature > 0 else 1.0)
         self._states: OrderedDict[tuple[int, ...], tuple[Any, Any]] = OrderedDict()
+        self.ready: dict[tuple[int, ...], torch.Tensor] = {}  # Δ computed ahead, batched (``Prefetch``)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.lam == 0:
@@ -253,12 +254,101 @@ class AntidistillationProcessor(LogitsProcessor):
 
     def _delta(self, ids: list[int]) -> torch.Tensor:
         key = tuple(ids)
+        if key in self.ready:
+            return self.ready[key]
         state = self._states.pop(key[:-1], None)  # a cache grows in place: each is continued once
         delta, after = self.pair.delta(ids, state)
         self._states[key] = after
         while len(self._states) > _STATES:
             self._states.popitem(last=False)
         return delta
+
+
+class _Batched:
+    """``Δ`` for several sequences at once: the proxies' passes batched like the teacher's (left-padded, one KV
+    cache per proxy), one token per sequence per step."""
+
+    def __init__(self, pair: ProxyPair, prompts: Sequence[Sequence[int]]) -> None:
+        self.pair = pair
+        width = max(len(p) for p in prompts)
+        self.feed = torch.zeros((len(prompts), width), dtype=torch.long)
+        self.mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            self.feed[i, width - len(p):] = torch.tensor(list(p))
+            self.mask[i, width - len(p):] = 1
+        self.positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        self.lengths = [len(p) for p in prompts]
+        self.past: tuple[Any, Any] = (None, None)
+
+    def deltas(self) -> torch.Tensor:
+        """``Δ`` after each sequence as fed so far, one row per sequence."""
+        logprobs, caches = [], []
+        with torch.inference_mode():
+            for model, past in zip((self.pair.plus, self.pair.minus), self.past, strict=True):
+                out = model(input_ids=self.feed, attention_mask=self.mask, position_ids=self.positions,
+                            use_cache=True, **{self.pair._cache_arg: past})
+                logprobs.append(torch.log_softmax(out.logits[:, -1].float(), dim=-1))
+                caches.append(getattr(out, "cache", None) or getattr(out, "past_key_values", None))
+        self.past = (caches[0], caches[1])
+        return (logprobs[0] - logprobs[1]) / (2 * self.pair.epsilon)
+
+    def advance(self, tokens: Sequence[int | None]) -> None:
+        """Feed each sequence its next token (None: it did not grow; its row is masked and never read)."""
+        self.feed = torch.tensor([[t if t is not None else 0] for t in tokens], dtype=torch.long)
+        grew = torch.tensor([[int(t is not None)] for t in tokens], dtype=torch.long)
+        self.mask = torch.cat([self.mask, grew], dim=1)
+        self.positions = torch.tensor([[min(n, self.pair.context - 1)] for n in self.lengths], dtype=torch.long)
+        self.lengths = [n + (t is not None) for n, t in zip(self.lengths, tokens, strict=True)]
+
+
+class Prefetch:
+    """Computes ``Δ`` for every row of a decoding batch whose processors tilt by antidistillation, one batched
+    pass per proxy and step instead of one per row, and hands each processor its rows' values ahead of time.
+
+    The caller (``lab.batching``) calls ``step()`` before decoding starts and after each step's events, with the
+    tokens the rows emitted (``(row, token)``, token None when the row ended). Rows it cannot batch (past the
+    proxy's context) are left to the processors, which compute them one by one.
+    """
+
+    def __init__(self, prompts: Sequence[Sequence[int]], processors: Sequence[Sequence[Any]],
+                 max_tokens: Sequence[int]) -> None:
+        self.ids = [list(p) for p in prompts]
+        self.live = set(range(len(prompts)))
+        self.groups: list[tuple[list[int], list[AntidistillationProcessor], _Batched]] = []
+        by_pair: dict[int, tuple[ProxyPair, list[int]]] = {}
+        for i, procs in enumerate(processors):
+            for proc in procs:
+                if (isinstance(proc, AntidistillationProcessor) and proc.lam != 0
+                        and len(self.ids[i]) + max_tokens[i] <= proc.pair.context):
+                    by_pair.setdefault(id(proc.pair), (proc.pair, []))[1].append(i)
+        for pair, rows in by_pair.values():
+            procs = [p for i in rows for p in processors[i] if isinstance(p, AntidistillationProcessor)
+                     and p.pair is pair]
+            self.groups.append((rows, procs, _Batched(pair, [self.ids[i] for i in rows])))
+
+    def __bool__(self) -> bool:
+        return bool(self.groups)
+
+    def step(self, events: Sequence[tuple[int, int | None]] = ()) -> None:
+        grew: dict[int, int] = {}
+        for i, token in events:
+            if token is None:
+                self.live.discard(i)
+            else:
+                grew[i] = token
+                self.ids[i].append(token)
+        for rows, procs, batched in self.groups:
+            if not self.live.intersection(rows):
+                continue
+            if events:
+                batched.advance([grew.get(i) if i in self.live else None for i in rows])
+            deltas = batched.deltas()
+            for proc in procs:
+                proc.ready = {}
+            for k, i in enumerate(rows):
+                if i in self.live:
+                    for proc in procs:
+                        proc.ready[tuple(self.ids[i])] = deltas[k]
 
 
 def _number(spec: str, value: object) -> float:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from transformers import LogitsProcessorList
 
+from distillguard.lab.antidistillation import Prefetch
 from distillguard.models.generate import Model, Row, Sampling
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,17 @@ class Batcher:
                 except queue.Empty:
                     break
             streams = [s for _, s in batch]
+            rows = [r for r, _ in batch]
             try:
-                for events in self.model.decode([r for r, _ in batch]):
+                tilts = Prefetch([r.prompt for r in rows], [list(r.processors) for r in rows],
+                                 [r.sampling.max_tokens for r in rows])
+                if tilts:  # antidistillation: the proxies' passes batched too, one per step
+                    tilts.step()
+                for events in self.model.decode(rows):
                     for i, token in events:
                         streams[i].put(_END if token is None else token)
+                    if tilts:
+                        tilts.step(events)
             except Exception as exc:  # a failed batch fails its requests, never the server
                 log.exception("decoding a batch of %d failed", len(batch))
                 for s in streams:
