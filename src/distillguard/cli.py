@@ -80,6 +80,12 @@ def scan(
     benign: Annotated[Path | None, typer.Option(
         help="File of account ids an analyst cleared (one per line, # comments): they join the reference and are "
              "not flagged again unless their behaviour changes; remembered in --db.")] = None,
+    incremental: Annotated[bool, typer.Option(
+        help="Read only the files --db has not read before (its ingest ledger), update its per-day aggregates and "
+             "decide over --window; the outputs equal a full scan's over the same window.")] = False,
+    window: Annotated[str | None, typer.Option(
+        help="Only the last whole UTC days count, ending with the newest exchange's day: 30d or 720h (default: "
+             "every day in the store).")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Ingest, run every stage, write accounts.parquet, campaigns.json and report.html.
@@ -89,15 +95,28 @@ def scan(
     aside before the final fit. summary.json says how many accounts were set aside and why.
 
     Example: distillguard scan traffic/ --out scan-out/ --reference last-month/ --benign cleared.txt
+
+    Every hour, over a rolling month: distillguard scan logs/ --out scan-out/ --incremental --window 30d
     """
-    from distillguard.pipeline import scan as run_scan
+    from distillguard.incremental.window import Window
     from distillguard.store import Store
 
     with _errors():
         settings = load_settings(config)
+        days = Window.parse(window)
+        if incremental and engine != "duckdb":
+            raise ConfigError("--incremental keeps its aggregates in the DuckDB store: use --engine duckdb")
         with Store.open(db) as store, _progress() as progress:
-            result = run_scan(traffic_dir, out_dir, store=store, settings=settings, engine_name=engine,
-                              progress=progress, reference_dir=reference, benign_file=benign)
+            if incremental:
+                from distillguard.incremental.scan import incremental_scan
+
+                result = incremental_scan(traffic_dir, out_dir, store=store, settings=settings, window=days,
+                                          progress=progress, reference_dir=reference, benign_file=benign)
+            else:
+                from distillguard.pipeline import scan as run_scan
+
+                result = run_scan(traffic_dir, out_dir, store=store, settings=settings, engine_name=engine,
+                                  progress=progress, reference_dir=reference, benign_file=benign, window=days)
         out.print(f"{result.accounts:,} accounts scanned, {result.flagged:,} flagged, "
                   f"{len(result.campaigns)} campaigns")
         _quarantine_note(result.ingest.quarantined, db)

@@ -31,8 +31,10 @@ from distillguard.decide import find_campaigns
 from distillguard.detect.base import Slices
 from distillguard.engine import Engine, make_engine
 from distillguard.feedback import cleared_accounts, record_cleared
+from distillguard.incremental.reference import reference_store
+from distillguard.incremental.window import Window, last_day
 from distillguard.ingest import IngestReport, ingest_traffic_dir
-from distillguard.link import evidence_values, reference_values
+from distillguard.link import LinkInputs, evidence_values, reference_values
 from distillguard.link.communities import components
 from distillguard.link.evidence import HOSTING_ASNS
 from distillguard.schema import empty
@@ -49,6 +51,7 @@ from distillguard.stages import (
     run_features,
     run_link,
     run_score,
+    run_window_features,
     timed,
 )
 from distillguard.store import Store
@@ -113,20 +116,25 @@ class Scan:
         with timed(f"{self.label}: enrich"):
             return run_enrich(self.store, self.engine, progress=self.progress)
 
-    def features(self, *, before: datetime | None = None) -> pa.Table:
-        """Account features (and ``window_features``) from the exchanges before ``before`` (all: None)."""
+    def features(self, *, before: datetime | None = None, since: datetime | None = None) -> pa.Table:
+        """Account features (and ``window_features``) from the exchanges before ``before`` (all: None),
+        from ``since`` on (all: None)."""
         with timed(f"{self.label}: features"):
-            return run_features(self.store, self.engine, settings=self.settings, before=before)
+            return run_features(self.store, self.engine, settings=self.settings, before=before, since=since)
 
     def slices(self) -> Slices | None:
         """Each account's features per reference slice (a reference's daily slices; ``stages``)."""
         return reference_slices(self.store, self.engine, self.settings)
 
-    def link(self, *, before: datetime | None = None, reference_accounts: int = 0) -> pa.Table:
-        """Link and cluster accounts; ``reference_accounts``: how many the vetted reference kept."""
+    def link(
+        self, *, before: datetime | None = None, since: datetime | None = None, reference_accounts: int = 0,
+        inputs: LinkInputs | None = None,
+    ) -> pa.Table:
+        """Link and cluster accounts; ``reference_accounts``: how many the vetted reference kept;
+        ``inputs``: the tables to link from (default: the store's, between ``since`` and ``before``)."""
         with timed(f"{self.label}: link"):
             return run_link(self.store, self.engine, settings=self.settings, reference_accounts=reference_accounts,
-                            before=before)
+                            before=before, since=since, inputs=inputs)
 
     def score(
         self, features: pa.Table, clusters: pa.Table, *, reference: Reference | None = None,
@@ -141,30 +149,44 @@ class Scan:
 
     def prepare(
         self, traffic_dir: Path, *, link: bool = True, slices: bool = False, reference_accounts: int = 0,
+        window: Window | None = None,
     ) -> Prepared:
-        """Every stage before scoring: ingest, enrich, features (and slices), link."""
+        """Every stage before scoring: ingest, enrich, features (and slices), link; over the last days of
+        ``window`` (default: all)."""
         report = self.ingest(traffic_dir)
         self.enrich()
-        features = self.features()
+        since = (window or Window()).since(last_day(self.store))
+        features = self.features(since=since)
         cut = self.slices() if slices else None
-        clusters = self.link(reference_accounts=reference_accounts) if link else None
+        clusters = self.link(reference_accounts=reference_accounts, since=since) if link else None
         return Prepared(report, features, clusters, cut)
 
     def scan(
         self, traffic_dir: Path, out_dir: Path, *, reference_dir: Path | None = None, benign_file: Path | None = None,
+        window: Window | None = None,
     ) -> ScanResult:
         """Ingest ``traffic_dir``, run every stage, write ``out_dir`` (see ``scan``)."""
         if benign_file is not None:
             record_cleared(self.store, benign_file)
         cleared = cleared_accounts(self.store)
         reference, kept = self.load_reference(reference_dir, cleared=cleared)
-        report, features, clusters, _ = self.prepare(traffic_dir, reference_accounts=kept)
+        report, features, clusters, _ = self.prepare(traffic_dir, reference_accounts=kept, window=window)
         assert clusters is not None  # link=True
         scoring = self.score(features, clusters, reference=reference, cleared=cleared)
+        return self.publish(out_dir, report=report, scoring=scoring, clusters=clusters, traffic_dir=traffic_dir,
+                            reference_dir=reference_dir, cleared=cleared,
+                            since=(window or Window()).since(last_day(self.store)))
+
+    def publish(
+        self, out_dir: Path, *, report: IngestReport, scoring: Scoring, clusters: pa.Table, traffic_dir: Path,
+        reference_dir: Path | None, cleared: frozenset[str], since: datetime | None = None,
+    ) -> ScanResult:
+        """Decide and write ``out_dir`` (``stages.publish``)."""
         with timed("publish"):
             return publish(self.store, out_dir, settings=self.settings, report=report, scoring=scoring,
                            clusters=clusters, traffic_dir=str(traffic_dir), engine_name=self.engine_name,
-                           reference_dir=str(reference_dir) if reference_dir else None, cleared=cleared)
+                           reference_dir=str(reference_dir) if reference_dir else None, cleared=cleared,
+                           since=since)
 
     def load_reference(
         self, reference_dir: Path | None, *, cleared: frozenset[str] = frozenset()
@@ -175,20 +197,23 @@ class Scan:
         if reference_dir is None:
             self.store.replace("reference_values", empty("reference_values"))
             return None, 0
-        with Store.open(self.store.path.with_suffix(".reference.duckdb")) as ref_store, \
+        with reference_store(self.store.path.with_suffix(".reference.duckdb"), reference_dir,
+                             self.settings) as (ref_store, ready), \
                 Scan(ref_store, settings=self.settings, engine=self.engine_name, progress=self.progress,
                      label="reference") as ref:
-            reference, base_rates = ref.vetted_reference(reference_dir, cleared=cleared)
+            reference, base_rates = ref.vetted_reference(reference_dir, cleared=cleared, ready=ready)
         self.store.replace("reference_values", base_rates)
         assert reference.set_aside is not None  # vetted
         return reference, reference.features.num_rows - len(reference.set_aside.reasons)
 
     def vetted_reference(
-        self, traffic_dir: Path, *, cleared: frozenset[str] = frozenset()
+        self, traffic_dir: Path, *, cleared: frozenset[str] = frozenset(), ready: bool = False,
     ) -> tuple[Reference, pa.Table]:
-        """This store as a reference period: prepared, vetted, and its evidence values counted over
-        the accounts the vetting kept."""
-        prepared = self.prepare(traffic_dir, slices=True)
+        """This store as a reference period: prepared (already, when ``ready``: its stored tables are
+        used), vetted, and its evidence values counted over the accounts the vetting kept."""
+        prepared = self.prepare(traffic_dir, slices=True) if not ready else Prepared(
+            IngestReport(0, 0, 0, 0, 0, 0, 0), self.store.read("account_features"),
+            self.store.read("account_clusters"), self.slices())
         assert prepared.clusters is not None  # link=True
         with timed(f"{self.label}: vetting"):
             reference = Reference(prepared.features, prepared.clusters, prepared.slices,
@@ -203,13 +228,19 @@ class Scan:
 
     def window(
         self, end: datetime, *, reference: Reference | None = None, reference_accounts: int = 0,
-        cleared: frozenset[str] = frozenset(),
+        cleared: frozenset[str] = frozenset(), features: pa.Table | None = None, inputs: LinkInputs | None = None,
     ) -> pa.Table:
         """Each account's state from the exchanges before ``end``, decided as ``scan`` decides:
         account_id, n_exchanges, score, flagged (campaign members flagged). Stages write the
-        store's tables for this prefix, so a window is as a scan that stopped at ``end``."""
-        features = self.features(before=end)
-        clusters = self.link(before=end, reference_accounts=reference_accounts)
+        store's tables for this prefix, so a window is as a scan that stopped at ``end``.
+
+        ``features``, ``inputs``: the prefix's account features and link inputs, already made
+        (replay's per-day aggregates, ``incremental.prefix``); by default from the exchanges."""
+        if features is None:
+            features = self.features(before=end)
+        else:
+            run_window_features(self.store, self.engine, settings=self.settings, before=end)
+        clusters = self.link(before=end, reference_accounts=reference_accounts, inputs=inputs)
         scoring = self.score(features, clusters, reference=reference, cleared=cleared)
         _, _, view = find_campaigns(scoring.scores, clusters, features=scoring.features, det=scoring.det,
                                     settings=self.settings, cleared=cleared,
@@ -220,6 +251,7 @@ class Scan:
 def scan(
     traffic_dir: Path, out_dir: Path, *, store: Store, settings: Settings | None = None, engine_name: str = "duckdb",
     progress: Progress | None = None, reference_dir: Path | None = None, benign_file: Path | None = None,
+    window: Window | None = None,
 ) -> ScanResult:
     """Ingest ``traffic_dir`` into ``store``, run every stage, write ``out_dir``.
 
@@ -227,10 +259,11 @@ def scan(
     processed the same way in its own store (``<db>.reference.duckdb``), vetted (its campaign
     members and flagged accounts set aside, ``scoring``) and the detector is fitted and
     calibrated on the accounts it kept. ``benign_file``: accounts an analyst cleared
-    (``feedback``), remembered in ``store`` for later scans.
+    (``feedback``), remembered in ``store`` for later scans. ``window``: only the last days of the
+    traffic count (``incremental.window``); the reference is taken whole.
     """
     with Scan(store, settings=settings, engine=engine_name, progress=progress) as run:
-        return run.scan(traffic_dir, out_dir, reference_dir=reference_dir, benign_file=benign_file)
+        return run.scan(traffic_dir, out_dir, reference_dir=reference_dir, benign_file=benign_file, window=window)
 
 
 def prepare(

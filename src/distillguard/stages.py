@@ -3,7 +3,8 @@
 Each stage reads the tables the previous one wrote to the store and writes its
 own in one transaction, so an interrupted scan leaves a consistent store and a
 re-run repeats only what is needed. ``before`` restricts a stage to the exchanges
-before a time (replay's windows; ``link_inputs``). ``pipeline.Scan`` drives them.
+before a time (replay's windows; ``link_inputs``), ``since`` to those from a time on
+(``scan --window``). ``pipeline.Scan`` drives them.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from distillguard.signals.parallel import enrich_batches
 from distillguard.store import Store
 
 __all__ = ["PARALLEL_ENRICH_ROWS", "Progress", "ScanResult", "link_inputs", "publish", "reference_slices", "rounded",
-           "run_enrich", "run_features", "run_link", "run_score", "timed"]
+           "run_enrich", "run_features", "run_link", "run_score", "run_window_features", "timed"]
 
 log = logging.getLogger(__name__)
 PARALLEL_ENRICH_ROWS = 200_000
@@ -90,26 +91,35 @@ def run_enrich(
 
 
 def run_features(
-    store: Store, engine: Engine, *, settings: Settings | None = None, before: datetime | None = None
+    store: Store, engine: Engine, *, settings: Settings | None = None, before: datetime | None = None,
+    since: datetime | None = None,
 ) -> pa.Table:
     """Account features over the whole period (returned) and per window (``window_features``).
 
-    ``before``: from the exchanges before this time only (a replay window).
+    ``before``: from the exchanges before this time only (a replay window); ``since``: from this time on.
     """
     settings = settings or Settings()
-    known = link_inputs(store, engine, before=before)
-    signals, accounts, events = known.signals, known.accounts, known.events
-    features = engine.execute(account_features(signals, accounts, events))
-    windows = None
-    if settings.detect.window_hours > 0:
-        windows = engine.execute(window_features(signals, accounts, events=events,
-                                                 seconds=settings.detect.window_hours * 3600))
+    known = link_inputs(store, engine, before=before, since=since)
+    features = engine.execute(account_features(known.signals, known.accounts, known.events))
     with store.transaction():
         store.replace("account_features", rounded(features))
+        run_window_features(store, engine, settings=settings, before=before, since=since)
+    return store.read("account_features")
+
+
+def run_window_features(
+    store: Store, engine: Engine, *, settings: Settings, before: datetime | None = None, since: datetime | None = None
+) -> None:
+    """Each account's features per window of ``detect.window_hours`` (``window_features``; empty when off)."""
+    windows = None
+    if settings.detect.window_hours > 0:
+        known = link_inputs(store, engine, before=before, since=since)
+        windows = engine.execute(window_features(known.signals, known.accounts, events=known.events,
+                                                 seconds=settings.detect.window_hours * 3600))
+    with store.transaction():
         store.con.execute("DELETE FROM window_features")
         if windows is not None:
             store.append("window_features", rounded(windows))
-    return store.read("account_features")
 
 
 def rounded(table: pa.Table, decimals: int = 9) -> pa.Table:
@@ -166,15 +176,17 @@ def _with_window_flags(scores: pa.Table, window_reasons: dict[str, str]) -> pa.T
 
 
 def run_link(
-    store: Store, engine: Engine, *, settings: Settings, reference_accounts: int = 0, before: datetime | None = None
+    store: Store, engine: Engine, *, settings: Settings, reference_accounts: int = 0, before: datetime | None = None,
+    since: datetime | None = None, inputs: LinkInputs | None = None,
 ) -> pa.Table:
     """Link accounts (``account_links``) and cluster them (``account_clusters``); return the clusters.
 
     ``reference_accounts``: how many accounts the vetted reference kept (its ``reference_values``
-    are the base rate of rarity, scaled by this population's size over that). ``before``: from
-    the exchanges before this time only.
+    are the base rate of rarity, scaled by this population's size over that). ``before``, ``since``:
+    from the exchanges in that time only. ``inputs``: these tables instead of the store's (an
+    incremental scan's per-day aggregates, ``incremental.link_inputs``).
     """
-    inputs = link_inputs(store, engine, before=before)
+    inputs = inputs or link_inputs(store, engine, before=before, since=since)
     if reference_accounts and store.count("reference_values"):
         accounts = int(engine.execute(inputs.signals.select("account_id").distinct().count()))
         inputs = replace(inputs, reference=engine.table("reference_values"),
@@ -186,8 +198,12 @@ def run_link(
     return links.clusters
 
 
-def link_inputs(store: Store, engine: Engine, *, before: datetime | None = None) -> LinkInputs:
-    """The tables features and links read, as they were known before ``before`` (all of them: None).
+def link_inputs(
+    store: Store, engine: Engine, *, before: datetime | None = None, since: datetime | None = None
+) -> LinkInputs:
+    """The tables features and links read, as they were known before ``before`` (all of them: None),
+    from ``since`` on (the scan's window; events are not cut: a release the day before the window
+    still moves the window's first exchanges).
 
     Accounts are not cut: an account's sign-up facts are known from its first exchange.
     """
@@ -198,6 +214,10 @@ def link_inputs(store: Store, engine: Engine, *, before: datetime | None = None)
         exchanges = exchanges.filter(exchanges.timestamp < cutoff)
         signals = signals.filter(signals.timestamp < cutoff)
         events = events.filter(events.timestamp < cutoff)
+    if since is not None:
+        start = ibis.literal(since.astimezone(UTC), type="timestamp('UTC')")
+        exchanges = exchanges.filter(exchanges.timestamp >= start)
+        signals = signals.filter(signals.timestamp >= start)
     return LinkInputs(exchanges, signals, engine.table("accounts"), events, partner)
 
 
@@ -224,14 +244,18 @@ def timed(what: str) -> Iterator[None]:
 def publish(
     store: Store, out_dir: Path, *, settings: Settings, report: IngestReport, scoring: Scoring, clusters: pa.Table,
     traffic_dir: str, engine_name: str, reference_dir: str | None = None, cleared: frozenset[str] = frozenset(),
+    since: datetime | None = None,
 ) -> ScanResult:
-    """Decide and publish: campaigns, policy and the output files."""
+    """Decide and publish: campaigns, policy and the output files. ``since``: the scan's window began
+    then (``scan --window``); the summary counts the exchanges in it."""
     det = scoring.det
     # The scored features carry each account's neighbour group: member bars must exclude it as scoring did.
     scores, campaigns, scored = find_campaigns(scoring.scores, clusters, features=scoring.features, det=det,
                                                settings=settings, store=store, cleared=cleared,
-                                               edges=store.read("account_links"))
-    span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
+                                               edges=store.read("account_links"), since=since)
+    within = "" if since is None else f" WHERE timestamp >= TIMESTAMPTZ '{since.astimezone(UTC).isoformat()}'"
+    span = store.query(f"SELECT min(timestamp) AS lo, max(timestamp) AS hi, count(*) AS n FROM exchanges{within}"
+                       ).to_pylist()[0]
     as_of = span["hi"] or datetime.now(UTC)
     policy = policy_table(scores, campaigns, as_of=as_of, ttl_days=settings.policy.ttl_days)
     with store.transaction():
@@ -245,7 +269,7 @@ def publish(
         "version": distillguard.__version__,
         "traffic_dir": traffic_dir,
         "engine": engine_name,
-        "exchanges": store.count("exchanges"),
+        "exchanges": span["n"],
         "quarantined": store.count("quarantine"),
         "first_seen": span["lo"].isoformat() if span["lo"] else None,
         "last_seen": span["hi"].isoformat() if span["hi"] else None,

@@ -6,6 +6,7 @@ what the pipeline, the vetting of a reference and replay all go through.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -39,6 +40,7 @@ class FoundCampaigns(NamedTuple):
 def find_campaigns(
     scores: pa.Table, clusters: pa.Table, *, features: pa.Table, det: MemberBars, settings: Settings,
     store: Store | None = None, cleared: frozenset[str] = frozenset(), edges: pa.Table | None = None,
+    since: datetime | None = None,
 ) -> FoundCampaigns:
     """Campaigns from clusters; returns the scores with members flagged, the campaigns and the account view.
 
@@ -47,10 +49,10 @@ def find_campaigns(
     evidence: ``link.loose_*``), or when it is large and its harvest
     evidence alone is strong (``link.coordinated_*``). Cleared accounts are never members.
     With ``store``, each campaign record carries its details (infrastructure, timeline,
-    links, release pivot); replay leaves them out. With ``edges`` (``schema.ACCOUNT_LINKS``),
-    passengers are found along the links (``gates._passengers``). Accounts above the member
-    bar whose own traffic is a trace harvest (``detect.harvest.trace_harvesters``) are
-    flagged on their own, linked or not.
+    links, release pivot) from the traffic since ``since`` (the scan's window); replay leaves them
+    out. With ``edges`` (``schema.ACCOUNT_LINKS``), passengers are found along the links
+    (``gates._passengers``). Accounts above the member bar whose own traffic is a trace harvest
+    (``detect.harvest.trace_harvesters``) are flagged on their own, linked or not.
     """
     if cleared:
         clusters = clusters.set_column(
@@ -75,6 +77,6 @@ def find_campaigns(
                                   loose_min_accounts=link.loose_min_accounts,
                                   coordinated_harvest=link.coordinated_harvest_evidence,
                                   coordinated_accounts=link.coordinated_min_accounts, edges=edges)
-    details = campaign_details(store, candidates) if store is not None else {}
+    details = campaign_details(store, candidates, since) if store is not None else {}
     campaigns = build_campaigns(candidates, details)
     return FoundCampaigns(flag_campaign_members(scores, campaigns), campaigns, flag_campaign_members(view, campaigns))

@@ -8,6 +8,7 @@ publish stage is local).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -30,8 +31,12 @@ class CampaignDetails:
     release: ReleasePivot | None = None
 
 
-def campaign_details(store: Store, candidates: list[Candidate]) -> dict[str, CampaignDetails]:
-    """``CampaignDetails`` per cluster id of ``candidates``."""
+def campaign_details(
+    store: Store, candidates: list[Candidate], since: datetime | None = None
+) -> dict[str, CampaignDetails]:
+    """``CampaignDetails`` per cluster id of ``candidates``, from the traffic since ``since`` (the scan's window;
+    None: all of it)."""
+    within = _since("s", since)
     members = pa.table({
         "account_id": [r["account_id"] for c in candidates for r in c.rows],
         "cluster_id": [c.cluster_id for c in candidates for _ in c.rows],
@@ -41,14 +46,15 @@ def campaign_details(store: Store, candidates: list[Candidate]) -> dict[str, Cam
         return out
     with store.registered(members) as m:
         for r in store.query(f"""SELECT m.cluster_id, s.capability, count(*) AS n
-                                 FROM signals s JOIN {m} m USING (account_id) GROUP BY ALL""").to_pylist():
+                                 FROM signals s JOIN {m} m USING (account_id){within} GROUP BY ALL""").to_pylist():
             out[r["cluster_id"]].capabilities[r["capability"] or "chat"] = r["n"]
         timeline = store.query(f"""SELECT m.cluster_id, count(*) AS n,
                                           strftime(date_trunc('hour', s.timestamp), '%Y-%m-%dT%H:00Z') AS h
-                                   FROM signals s JOIN {m} m USING (account_id) GROUP BY ALL ORDER BY cluster_id, h""")
+                                   FROM signals s JOIN {m} m USING (account_id){within}
+                                   GROUP BY ALL ORDER BY cluster_id, h""")
         for r in timeline.to_pylist():
             out[r["cluster_id"]].timeline.append((r["h"], r["n"]))
-        for r in _infrastructure(store, m).to_pylist():
+        for r in _infrastructure(store, m, _since("e", since)).to_pylist():
             out[r.pop("cluster_id")].infrastructure.append(SharedValue.model_validate(r))
         edges = store.query(f"""SELECT a.cluster_id, l.src, l.dst, l.weight, l.kinds
                                 FROM account_links l JOIN {m} a ON l.src = a.account_id
@@ -56,18 +62,23 @@ def campaign_details(store: Store, candidates: list[Candidate]) -> dict[str, Cam
                                 ORDER BY ALL""")
         for r in edges.to_pylist():
             out[r["cluster_id"]].edges.append((r["src"], r["dst"], r["weight"], r["kinds"]))
-        for cluster_id, release in _release(store, m).items():
+        for cluster_id, release in _release(store, m, within).items():
             out[cluster_id].release = release
     return out
 
 
-def _infrastructure(store: Store, m: str) -> pa.Table:
+def _since(alias: str, since: datetime | None) -> str:
+    """`` WHERE <alias>.timestamp >= since`` (nothing without ``since``)."""
+    return "" if since is None else f" WHERE {alias}.timestamp >= TIMESTAMPTZ '{since.astimezone(UTC).isoformat()}'"
+
+
+def _infrastructure(store: Store, m: str, within: str = "") -> pa.Table:
     """Network values and payment fingerprints shared by two or more members of a campaign."""
     return store.query(f"""
         WITH x AS (
             SELECT m.cluster_id, e.account_id, e.timestamp, e.client_ip AS ip, CAST(e.client_asn AS VARCHAR) AS asn,
                    e.user_agent, e.tls_fingerprint AS tls
-            FROM exchanges e JOIN {m} m USING (account_id)),
+            FROM exchanges e JOIN {m} m USING (account_id){within}),
         u AS (UNPIVOT x ON ip, asn, user_agent, tls INTO NAME kind VALUE value),
         net AS (
             SELECT cluster_id, kind, value, count(DISTINCT account_id) AS accounts, count(*) AS exchanges,
@@ -87,14 +98,14 @@ def _infrastructure(store: Store, m: str) -> pa.Table:
         ORDER BY cluster_id, kind, accounts DESC, exchanges DESC NULLS LAST, value""")
 
 
-def _release(store: Store, m: str) -> dict[str, ReleasePivot]:
+def _release(store: Store, m: str, within: str = "") -> dict[str, ReleasePivot]:
     """Per campaign, the release after which the largest share of its traffic went to the new model."""
     rows = store.query(f"""
         SELECT m.cluster_id, ev.model, strftime(ev.timestamp, '%Y-%m-%dT%H:%M:%SZ') AS released_at,
                avg(CASE WHEN s.model = ev.model THEN 1.0 ELSE 0.0 END) AS share_24h, count(*) AS n
         FROM signals s JOIN {m} m USING (account_id)
         JOIN events ev ON ev.type = 'model_release'
-             AND s.timestamp >= ev.timestamp AND s.timestamp < ev.timestamp + INTERVAL 24 HOUR
+             AND s.timestamp >= ev.timestamp AND s.timestamp < ev.timestamp + INTERVAL 24 HOUR{within}
         GROUP BY ALL ORDER BY ALL""").to_pylist()
     best: dict[str, dict[str, Any]] = {}
     for r in rows:

@@ -20,6 +20,16 @@ TOPIC_BITS = 64
 
 def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) -> ir.Table:
     """One row per account with the columns of ``schema.ACCOUNT_FEATURES``."""
+    return finish_features(account_totals(signals), release_pivot(signals, events), accounts)
+
+
+def account_totals(signals: ir.Table) -> ir.Table:
+    """Per account, the aggregates of its exchanges that ``finish_features`` turns into features.
+
+    Counts, sums, extremes, the inter-arrival mean and spread, hour and weekday entropies, the
+    largest template and capability counts, and the mean of each topic-SimHash bit (``_bit0`` ...).
+    ``distillguard.incremental`` builds the same table from per-day aggregates.
+    """
     s = signals
     w = ibis.window(group_by=s.account_id, order_by=[s.t_s, s.exchange_id])
     s = s.mutate(iat=s.t_s - s.t_s.lag().over(w))
@@ -59,8 +69,14 @@ def account_features(signals: ir.Table, accounts: ir.Table, events: ir.Table) ->
     top = templates.group_by("account_id").aggregate(top_template=templates.c.max())
     caps = signals.group_by(["account_id", "capability"]).aggregate(c=signals.count())
     top_cap = caps.group_by("account_id").aggregate(top_capability=caps.c.max())
-    t = (base.join(entropy, "account_id").join(weekly, "account_id").join(top, "account_id").join(top_cap, "account_id")
-         .left_join(release_pivot(signals, events), "account_id", rname="{name}_pivot")
+    return base.join(entropy, "account_id").join(weekly, "account_id").join(top, "account_id").join(top_cap,
+                                                                                                   "account_id")
+
+
+def finish_features(totals: ir.Table, pivot: ir.Table, accounts: ir.Table) -> ir.Table:
+    """``schema.ACCOUNT_FEATURES`` rows from ``account_totals``, the release pivot (``release_pivot``:
+    account_id, new_model_share_24h) and the accounts' own facts (sign-up, payment card)."""
+    t = (totals.left_join(pivot, "account_id", rname="{name}_pivot")
          .left_join(accounts.select("account_id", "signup_path",
                                     created_s=accounts.created_at.epoch_seconds().cast("float64")),
                     "account_id", rname="{name}_acct")

@@ -65,15 +65,19 @@ class IngestReport:
 def ingest_traffic_dir(
     traffic_dir: Path, store: Store, *, settings: IngestSettings | None = None,
     progress: Progress | None = None, columnar: bool = True,
+    select: Callable[[dict[str, list[Path]]], dict[str, list[Path]]] | None = None,
 ) -> IngestReport:
     """Ingest every table of ``traffic_dir`` into ``store``; return counts.
 
     ``progress`` is called with the number of exchanges of each batch stored.
     ``columnar`` False reads every Parquet row in Python, the reference the
-    columnar decoder is tested against.
+    columnar decoder is tested against. ``select`` picks, from each table's files,
+    the ones to read (an incremental scan's ledger: the files not read before).
     """
     settings = settings or IngestSettings()
     files = _table_files(Path(traffic_dir))
+    if select is not None:
+        files = select(files)
     sink = Quarantine(store, settings.excerpt_chars)
     sink.forget(chain.from_iterable(files.values()))
     counts: dict[str, tuple[int, int]] = {}

@@ -82,6 +82,11 @@ class LinkInputs:
     # reference's size relative to this population (``reference_scale`` = accounts here / there).
     reference: ir.Table | None = None
     reference_scale: float = 1.0
+    # Pre-aggregated inputs (``distillguard.incremental``): exchanges per (account_id, template_sig,
+    # template_simhash, template_head) as ``c``, and the release pivot (account_id, new_model_share_24h).
+    # None: counted from ``signals``.
+    templates: ir.Table | None = None
+    release: ir.Table | None = None
 
 
 HOSTING_ASNS = (
@@ -109,8 +114,10 @@ one weighs as ``hosting_asn``. Extend with ``link.hosting_asns`` (your proxy int
 def evidence_values(inputs: LinkInputs, min_template_share: float,
                     hosting_asns: tuple[int, ...] = HOSTING_ASNS) -> ir.Table:
     """Distinct ``(account_id, kind, value)`` rows of every kind in ``KINDS`` but ``sync``."""
+    templates = inputs.templates if inputs.templates is not None else template_counts(inputs.signals)
+    pivot = inputs.release if inputs.release is not None else release_pivot(inputs.signals, inputs.events)
     parts = [*_network(inputs.exchanges, hosting_asns), *_signup(inputs.accounts),
-             *_content(inputs.signals, min_template_share), _release(inputs.signals, inputs.events)]
+             *_content(templates, min_template_share), _release(pivot)]
     if inputs.partner is not None:
         parts.append(partner_values(inputs.exchanges, inputs.accounts, inputs.partner))
     # UNION ALL: each part is distinct per account and the parts differ by kind, so rows stay unique.
@@ -186,26 +193,33 @@ def _signup(a: ir.Table) -> list[ir.Table]:
     ]
 
 
+def template_counts(signals: ir.Table) -> ir.Table:
+    """Exchanges (``c``) per account, template signature, template SimHash and template head."""
+    keys = ["account_id", "template_sig", "template_simhash", "template_head"]
+    return signals.group_by(keys).aggregate(c=signals.count())
+
+
 def _content(s: ir.Table, min_share: float) -> list[ir.Table]:
-    totals = s.group_by("account_id").aggregate(n=s.count())
-    per_tpl = s.group_by(["account_id", "template_sig"]).aggregate(c=s.count()).join(totals, "account_id")
+    """Template evidence from ``template_counts`` rows ``s``."""
+    totals = s.group_by("account_id").aggregate(n=s.c.sum())
+    per_tpl = s.group_by(["account_id", "template_sig"]).aggregate(c=s.c.sum()).join(totals, "account_id")
     dominant = per_tpl.filter(per_tpl.c.cast("float64") >= min_share * per_tpl.n.cast("float64"))
     bands = []
     for b in range(_BANDS):
         band = s.mutate(band=((s.template_simhash >> (16 * b)) & 0xFFFF))
-        per = band.group_by(["account_id", "band"]).aggregate(c=band.count()).join(totals, "account_id")
+        per = band.group_by(["account_id", "band"]).aggregate(c=band.c.sum()).join(totals, "account_id")
         kept = per.filter(per.c.cast("float64") >= min_share * per.n.cast("float64"))
         bands.append(_rows(kept, "template_lsh", ibis.literal(f"{b}:") + kept.band.cast("string")))
     out = bands[0].union(*bands[1:])
-    per_head = s.group_by(["account_id", "template_head"]).aggregate(c=s.count()).join(totals, "account_id")
+    per_head = s.group_by(["account_id", "template_head"]).aggregate(c=s.c.sum()).join(totals, "account_id")
     recurring = per_head.filter((per_head.c >= _HEAD_MIN)
                                 & (per_head.c.cast("float64") >= _HEAD_SHARE * per_head.n.cast("float64")))
     return [_rows(dominant, "template", dominant.template_sig), out,
             _rows(recurring, "template_head", recurring.template_head)]
 
 
-def _release(s: ir.Table, events: ir.Table) -> ir.Table:
-    pivot = release_pivot(s, events)
+def _release(pivot: ir.Table) -> ir.Table:
+    """Release evidence from ``features.account.release_pivot`` rows."""
     moved = pivot.filter(pivot.new_model_share_24h >= 0.5)
     return _rows(moved, "release", ibis.literal("moved within 24 h"))
 
