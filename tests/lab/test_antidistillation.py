@@ -245,3 +245,24 @@ def test_the_server_batches_the_proxies_and_each_row_gets_what_it_would_alone(
     assert len({key for key, _ in seen}) >= sum(r.sampling.max_tokens for r in rows) - 3
     for key, delta in seen[::4]:
         assert torch.allclose(delta, _delta(store, list(key), 1e-2), atol=2e-2)
+
+
+def test_cli_lab_proxy_prepares_a_version_and_prints_the_request(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from distillguard.cli import app
+
+    config = tmp_path / "lab.toml"
+    config.write_text('tasks = ["add"]\nteacher_examples = 50\neval_tasks = 10\nharvest_sizes = [10]\n'
+                      'proxy_steps = 3\nproxy_examples = 20\nproxy_held_out = 8\n'
+                      '[architecture]\nlayers = 1\nwidth = 16\nheads = 2\ncontext = 512\nvocab = 400\n'
+                      '[student]\nsteps = 3\nbatch = 4\nwarmup = 1\n')
+    runner = CliRunner()
+    args = ["lab", "proxy", "--teacher", str(tiny_model_dir), "--config", str(config), "--out", str(tmp_path / "p")]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "antidistillation version lab-" in first.output and '"name": "antidistillation"' in first.output
+    [version] = ad.ProxyStore(tmp_path / "p").versions()
+    assert version in first.output
+    again = runner.invoke(app, args)  # cached: the same version, not retrained
+    assert again.exit_code == 0 and version in again.output

@@ -108,7 +108,10 @@ def prepare(root: Path, version: str, *, tokenizer: PreTrainedTokenizerBase, tra
                               "a version never changes: prepare a new version")
         return _prepared(folder, meta)
     if settings.steps > 0:
-        proxy = train_model(train, spec, settings=settings, out=folder / "proxy", tokenizer=tokenizer).model
+        try:
+            proxy = train_model(train, spec, settings=settings, out=folder / "proxy", tokenizer=tokenizer).model
+        except ValueError as exc:  # no example fits the context
+            raise ConfigError(f"antidistillation proxy {version!r}: {exc}") from exc
     else:  # the untrained init, as a student trained from scratch starts
         proxy = fresh_model(spec, tokenizer, settings.seed).model
         proxy.save_pretrained(folder / "proxy")

@@ -180,6 +180,30 @@ def lab_student(
                   f"({'with' if with_reasoning else 'without'} reasoning) → {out_dir}")
 
 
+@lab.command("proxy")
+def lab_proxy(
+    teacher: Annotated[Path, typer.Option(help="The served model's directory (the proxy takes its tokenizer).")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Proxies folder (default: antidistillation/ beside "
+                                                                "--teacher, where `lab serve` looks).")] = None,
+    preset: PresetOpt = "default",
+    config: ConfigFileOpt = None,
+) -> None:
+    """Prepare the proxy student of the 'antidistillation' processor (once per recipe; prints its version).
+
+    Example: distillguard lab proxy --teacher lab-out/teacher --preset default
+    """
+    with errors():
+        require_lab()
+        from distillguard.lab.experiment import antidistillation_spec, prepare_proxy  # the lab extra
+        from distillguard.models.load import load_model
+
+        cfg = _config(preset, config)
+        made = prepare_proxy(cfg, load_model(teacher), out_dir or teacher.parent / "antidistillation")
+        out.print(f"antidistillation version {made.version} in {made.path}: proxy loss {made.held_out_loss:.3f} on "
+                  f"{made.held_out} held-out tasks, gradient norm {made.gradient_norm:.3g}")
+        out.print(f"requests: {json.dumps({'logits_processors': [antidistillation_spec(cfg)]})}")
+
+
 @lab.command("evaluate")
 def lab_evaluate(
     model: Annotated[Path, typer.Option(help="A local model directory.")],
