@@ -266,3 +266,18 @@ def test_cli_lab_proxy_prepares_a_version_and_prints_the_request(tiny_model_dir:
     assert version in first.output
     again = runner.invoke(app, args)  # cached: the same version, not retrained
     assert again.exit_code == 0 and version in again.output
+
+
+def test_honest_users_answers_with_the_defence_on(store: ad.ProxyStore, teacher: Model) -> None:
+    from distillguard.lab.evaluate import answers_with, scores_with
+    from distillguard.lab.tasks import Task
+    from distillguard.models.answers import answers
+
+    prompts = ["What is 3 + 4?", "What is 12 + 19?", "What is 5 + 5?"]
+    spec = {"name": "antidistillation", "epsilon": 1e-3, "version": "v1"}
+    plain = answers(teacher, prompts, max_tokens=8)
+    assert answers_with(teacher, prompts, [], max_tokens=8) == plain
+    assert answers_with(teacher, prompts, [{**spec, "lambda": 0}], max_tokens=8, proxies=store) == plain
+    assert answers_with(teacher, prompts, [{**spec, "lambda": 50}], max_tokens=8, proxies=store) != plain
+    tasks = [Task("add", p, "", a) for p, (a, _) in zip(prompts, plain, strict=True)]
+    assert scores_with(teacher, tasks, [], max_tokens=8) == (1.0, {"add": 1.0})
