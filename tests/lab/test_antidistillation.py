@@ -281,3 +281,51 @@ def test_honest_users_answers_with_the_defence_on(store: ad.ProxyStore, teacher:
     assert answers_with(teacher, prompts, [{**spec, "lambda": 50}], max_tokens=8, proxies=store) != plain
     tasks = [Task("add", p, "", a) for p, (a, _) in zip(prompts, plain, strict=True)]
     assert scores_with(teacher, tasks, [], max_tokens=8) == (1.0, {"add": 1.0})
+
+
+def test_a_gateway_policy_applies_it_to_its_subject_and_passes_back_a_bad_spec_as_400(
+        store: ad.ProxyStore, teacher: Model, serve: Any, tmp_path: Path) -> None:
+    import json
+
+    import openai
+
+    from distillguard.gateway.app import Gateway
+    from distillguard.gateway.app import create_app as gateway_app
+    from distillguard.gateway.config import GatewaySettings
+    from distillguard.gateway.keys import KeyStore
+    from distillguard.gateway.policy import Policy
+    from distillguard.gateway.segments import SegmentLog
+    from distillguard.lab.serve import create_app
+
+    spec = {"name": "antidistillation", "lambda": 50.0, "epsilon": 1e-3, "version": "v1"}
+    keys = KeyStore(tmp_path / "keys.db")
+    secrets = {a: keys.add(a)[0] for a in ("honest", "attacker", "misconfigured")}
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps([
+        {"subject": "account:attacker", "action": "monitor", "logits_processors": [spec]},
+        {"subject": "account:misconfigured", "action": "monitor", "logits_processors": [{**spec, "lambda": -1}]}]))
+    ask = {"model": "tiny", "messages": [{"role": "user", "content": "What is 3 + 4?"}], "max_tokens": 6,
+           "temperature": 0}
+
+    def said(r: Any) -> tuple[str | None, object]:
+        return r.choices[0].message.content, (r.choices[0].message.model_extra or {}).get("reasoning_content")
+
+    with serve(create_app(teacher, proxies=store)) as upstream:
+        direct = openai.OpenAI(base_url=f"{upstream}/v1", api_key="unused", max_retries=0)
+        plain = said(direct.chat.completions.create(**ask))
+        tilted = said(direct.chat.completions.create(**ask, extra_body={"logits_processors": [spec]}))
+        assert plain != tilted
+        log = SegmentLog(tmp_path / "log", 0.02)
+        gw = Gateway(GatewaySettings(upstream=f"{upstream}/v1", log_dir=tmp_path / "log"), keys, Policy(policy), log)
+        with serve(gateway_app(gw)) as url:
+            def client(account: str) -> openai.OpenAI:
+                return openai.OpenAI(base_url=f"{url}/v1", api_key=secrets[account], max_retries=0)
+
+            assert said(client("honest").chat.completions.create(**ask)) == plain
+            assert said(client("attacker").chat.completions.create(**ask)) == tilted
+            with pytest.raises(openai.BadRequestError, match="lambda must be >= 0"):
+                client("misconfigured").chat.completions.create(**ask)
+        log.close()
+    logged = [json.loads(x) for f in (tmp_path / "log" / "exchanges").glob("*.jsonl")
+              for x in f.read_text().splitlines()]
+    assert [r["gateway"].get("logits_processors") for r in logged if r["account_id"] == "attacker"] == [[spec]]
