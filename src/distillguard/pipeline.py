@@ -128,13 +128,14 @@ class Scan:
 
     def link(
         self, *, before: datetime | None = None, since: datetime | None = None, reference_accounts: int = 0,
-        inputs: LinkInputs | None = None,
+        inputs: LinkInputs | None = None, edges: pa.Table | None = None,
     ) -> pa.Table:
         """Link and cluster accounts; ``reference_accounts``: how many the vetted reference kept;
-        ``inputs``: the tables to link from (default: the store's, between ``since`` and ``before``)."""
+        ``inputs``: the tables to link from (default: the store's, between ``since`` and ``before``),
+        ``edges``: their edges, computed already."""
         with timed(f"{self.label}: link"):
             return run_link(self.store, self.engine, settings=self.settings, reference_accounts=reference_accounts,
-                            before=before, since=since, inputs=inputs)
+                            before=before, since=since, inputs=inputs, edges=edges)
 
     def score(
         self, features: pa.Table, clusters: pa.Table, *, reference: Reference | None = None,
@@ -229,18 +230,19 @@ class Scan:
     def window(
         self, end: datetime, *, reference: Reference | None = None, reference_accounts: int = 0,
         cleared: frozenset[str] = frozenset(), features: pa.Table | None = None, inputs: LinkInputs | None = None,
+        edges: pa.Table | None = None,
     ) -> pa.Table:
         """Each account's state from the exchanges before ``end``, decided as ``scan`` decides:
         account_id, n_exchanges, score, flagged (campaign members flagged). Stages write the
         store's tables for this prefix, so a window is as a scan that stopped at ``end``.
 
-        ``features``, ``inputs``: the prefix's account features and link inputs, already made
-        (replay's per-day aggregates, ``incremental.prefix``); by default from the exchanges."""
+        ``features``, ``inputs``, ``edges``: the prefix's account features, link inputs and edges,
+        already made (replay's per-day aggregates, ``incremental.prefix``); by default from the exchanges."""
         if features is None:
             features = self.features(before=end)
         else:
             run_window_features(self.store, self.engine, settings=self.settings, before=end)
-        clusters = self.link(before=end, reference_accounts=reference_accounts, inputs=inputs)
+        clusters = self.link(before=end, reference_accounts=reference_accounts, inputs=inputs, edges=edges)
         scoring = self.score(features, clusters, reference=reference, cleared=cleared)
         _, _, view = find_campaigns(scoring.scores, clusters, features=scoring.features, det=scoring.det,
                                     settings=self.settings, cleared=cleared,

@@ -177,21 +177,22 @@ def _with_window_flags(scores: pa.Table, window_reasons: dict[str, str]) -> pa.T
 
 def run_link(
     store: Store, engine: Engine, *, settings: Settings, reference_accounts: int = 0, before: datetime | None = None,
-    since: datetime | None = None, inputs: LinkInputs | None = None,
+    since: datetime | None = None, inputs: LinkInputs | None = None, edges: pa.Table | None = None,
 ) -> pa.Table:
     """Link accounts (``account_links``) and cluster them (``account_clusters``); return the clusters.
 
     ``reference_accounts``: how many accounts the vetted reference kept (its ``reference_values``
     are the base rate of rarity, scaled by this population's size over that). ``before``, ``since``:
     from the exchanges in that time only. ``inputs``: these tables instead of the store's (an
-    incremental scan's per-day aggregates, ``incremental.link_inputs``).
+    incremental scan's per-day aggregates, ``incremental.links``); ``edges``: their edges, computed
+    already (``link.link_accounts``).
     """
     inputs = inputs or link_inputs(store, engine, before=before, since=since)
     if reference_accounts and store.count("reference_values"):
         accounts = int(engine.execute(inputs.signals.select("account_id").distinct().count()))
         inputs = replace(inputs, reference=engine.table("reference_values"),
                          reference_scale=accounts / reference_accounts)
-    links = link_accounts(engine.execute, inputs, settings.link)
+    links = link_accounts(engine.execute, inputs, settings.link, edges=edges)
     with store.transaction():
         store.replace("account_links", links.edges)
         store.replace("account_clusters", links.clusters)

@@ -10,6 +10,7 @@ from tests.incremental.conftest import landing, outputs
 from distillguard.incremental.scan import incremental_scan
 from distillguard.incremental.window import Window
 from distillguard.pipeline import scan
+from distillguard.sim import generate, load_scenario
 from distillguard.store import Store
 
 
@@ -33,6 +34,22 @@ def test_day_by_day_equals_one_full_scan(daily_traffic: Path, tmp_path: Path) ->
     assert got["campaigns"] == want["campaigns"] and want["campaigns"]
     assert got["policy"] == want["policy"]
     assert got["summary"] == want["summary"]
+
+
+def test_with_a_reference_too(daily_traffic: Path, tmp_path: Path) -> None:
+    """The reference is vetted as in a full scan, and its evidence values are scaled to the window's accounts."""
+    reference = tmp_path / "last-week"
+    generate(load_scenario("demo").scaled(0.05).benign_only(), reference, seed=55, fmt="jsonl")
+    zone = landing(daily_traffic, tmp_path / "zone", days=3)
+    with Store.open(tmp_path / "inc.duckdb") as store:
+        incremental_scan(zone, tmp_path / "inc-1", store=store, reference_dir=reference)
+        landing(daily_traffic, zone, days=8)
+        incremental_scan(zone, tmp_path / "inc-2", store=store, reference_dir=reference)
+    with Store.open(tmp_path / "full.duckdb") as store:
+        scan(daily_traffic, tmp_path / "full", store=store, reference_dir=reference)
+    got, want = outputs(tmp_path / "inc-2"), outputs(tmp_path / "full")
+    assert want["summary"]["reference_accounts_kept"] > 0
+    assert got == want
 
 
 def test_a_sliding_window_equals_a_full_scan_of_that_window(daily_traffic: Path, tmp_path: Path) -> None:

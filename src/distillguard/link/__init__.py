@@ -50,13 +50,18 @@ def link_edges(inputs: LinkInputs, settings: LinkSettings) -> ir.Table:
     return weighted_edges(pairs.union(sync), settings.min_edge_weight)
 
 
-def link_accounts(execute: Callable[[ir.Table], pa.Table], inputs: LinkInputs, settings: LinkSettings) -> Links:
+def link_accounts(
+    execute: Callable[[ir.Table], pa.Table], inputs: LinkInputs, settings: LinkSettings, *,
+    edges: pa.Table | None = None,
+) -> Links:
     """Edges computed by ``execute`` (DuckDB or Spark), clusters by Leiden here.
 
     Accounts that used a partner's indicators carry them in ``partner_indicators``
-    (with a null ``cluster_id`` when nothing else links them).
+    (with a null ``cluster_id`` when nothing else links them). ``edges``: the result of
+    ``link_edges`` ordered by src and dst, computed already (replay runs its SQL once compiled).
     """
-    edges = execute(link_edges(inputs, settings).order_by(["src", "dst"]))
+    if edges is None:
+        edges = execute(link_edges(inputs, settings).order_by(["src", "dst"]))
     kinds = [sorted(k or []) for k in edges.column("kinds").to_pylist()]
     edges = pa.table({"src": edges.column("src"), "dst": edges.column("dst"),
                       "weight": pc.round(edges.column("weight").cast(pa.float64()), 9),
