@@ -152,3 +152,19 @@ def test_trace_harvest_evidence_needs_volume_and_round_the_clock_elicitation() -
     found = trace_harvesters(f, bar=0.6, min_exchanges=50)
     assert set(found) == {"script"}
     assert any("around the clock" in r for r in found["script"].reasons)
+
+
+def test_one_card_behind_many_unrelated_accounts_is_strong_harvest_evidence() -> None:
+    """A slow-and-low swarm of aged accounts, each ordinary alone, paying with one card: the ring
+    makes the cluster a campaign by its evidence (link.coordinated_harvest_evidence 0.7); cards
+    shared in pairs weigh less."""
+    n = 30
+
+    def cluster(shared: int) -> float:
+        f = pa.table({"account_id": [f"s{i}" for i in range(n)], "n_exchanges": [19] * n,
+                      "elicitation_rate": [0.6] * n, "duty_cycle": [0.1] * n, "account_age_days": [300.0] * n,
+                      "payment_shared_accounts": [shared] * n})
+        clusters = pa.table({"account_id": f.column("account_id"), "cluster_id": ["k"] * n})
+        return campaign_evidence(f, clusters)["k"].score
+    ring, pairs = cluster(29), cluster(1)
+    assert pairs < 0.7 <= ring

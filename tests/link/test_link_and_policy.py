@@ -215,3 +215,21 @@ def test_a_vpn_customer_on_a_campaigns_exits_is_not_a_member() -> None:
                                   unusual={"a", "b", "c"})
     assert [r["account_id"] for r in campaign.rows] == ["a", "b", "c", "card"]  # "card" shares a card: kept
     assert [r["account_id"] for r in campaign.suspicious] == ["a", "b", "c"]
+
+
+def test_vpn_customers_above_the_looser_bar_are_not_members_of_a_campaign_tied_by_routes() -> None:
+    """Attackers on residential exits with cards shared in pairs (no operation core of three), and two
+    VPN customers on the same exits who are unusual enough for the looser bar and share an
+    instruction with each other: the customers ride along (random-campaigns seed 5)."""
+    ids = ["a1", "a2", "a3", "a4", "a5", "vpn1", "vpn2"]
+    scored = pa.table({"account_id": ids, "cluster_id": ["k1"] * 7,
+                       "link_evidence": [["ip", "payment"]] * 4 + [["ip"]] + [["ip", "template_head"]] * 2})
+    edges = pa.table({
+        "src": ["a1", "a3", "vpn1", "a1", "a5"], "dst": ["a2", "a4", "vpn2", "vpn1", "vpn2"],
+        "weight": [3.0] * 5,
+        "kinds": [["ip", "payment"], ["ip", "payment"], ["ip", "template_head"], ["ip"], ["ip"]],
+    })
+    [campaign] = select_campaigns(scored, min_accounts=3, min_suspicious_share=0.5,
+                                  suspicious={"a1", "a2", "a3", "a5"}, unusual=set(ids), edges=edges)
+    # a4 is below the member bar but shares a card with a3: kept; the customers are not.
+    assert [r["account_id"] for r in campaign.rows] == ["a1", "a2", "a3", "a4", "a5"]

@@ -59,7 +59,8 @@ def select_campaigns(
     the proxy exits a campaign rents; the gates are decided on the whole cluster. ``edges``
     (``schema.ACCOUNT_LINKS``) tell which members are tied by how the campaign is run.
     """
-    operation = _operation_neighbours(edges) if edges is not None else None
+    operation = _neighbours(edges, OPERATION_KINDS) if edges is not None else None
+    instructions = _neighbours(edges, frozenset({"template_head"})) if edges is not None else None
     members: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in scored.to_pylist():
         if row["cluster_id"] is not None:
@@ -80,7 +81,8 @@ def select_campaigns(
         coordinated = len(rows) >= coordinated_accounts and h >= coordinated_harvest
         if not (novel or coordinated):
             continue
-        passengers = _passengers(rows, unusual, operation, min_accounts, suspicious)
+        passengers = _passengers(rows, unusual, operation, min_accounts, suspicious, instructions,
+                                 min_suspicious_share)
         kept = [r for r in rows if r["account_id"] not in passengers]
         if len(kept) >= min_accounts:
             odd = [r for r in odd if r["account_id"] not in passengers]
@@ -88,12 +90,12 @@ def select_campaigns(
     return out
 
 
-def _operation_neighbours(edges: pa.Table) -> dict[str, set[str]]:
-    """Account → the accounts it shares evidence in ``OPERATION_KINDS`` with."""
+def _neighbours(edges: pa.Table, of: frozenset[str]) -> dict[str, set[str]]:
+    """Account → the accounts it shares evidence of the kinds ``of`` with (``OPERATION_KINDS``: operation links)."""
     out: dict[str, set[str]] = defaultdict(set)
     for s, d, kinds in zip(edges.column("src").to_pylist(), edges.column("dst").to_pylist(),
                            edges.column("kinds").to_pylist(), strict=True):
-        if OPERATION_KINDS.intersection(kinds or []):
+        if of.intersection(kinds or []):
             out[s].add(d)
             out[d].add(s)
     return out
@@ -101,16 +103,22 @@ def _operation_neighbours(edges: pa.Table) -> dict[str, set[str]]:
 
 def _passengers(rows: list[dict[str, Any]], unusual: set[str] | None,
                 operation: dict[str, set[str]] | None, min_accounts: int,
-                suspicious: set[str] | None = None) -> set[str]:
+                suspicious: set[str] | None = None, instructions: dict[str, set[str]] | None = None,
+                majority: float = 1.1) -> set[str]:
     """Members that ride along: ordinary alone and tied to the rest only by evidence shared by chance.
 
-    With ``operation`` (``_operation_neighbours``): when groups of at least ``min_accounts`` members
+    With ``operation`` (``_neighbours`` by ``OPERATION_KINDS``): when groups of at least ``min_accounts`` members
     are tied to each other by how the campaign is run (cards, sign-up bursts, templates, timing), a
     member outside that core stays only if it is above the member bar (in ``suspicious``), flagged
-    on its own, or above the looser bar and sharing the campaign's recurring instructions: a VPN
-    customer on the exits the campaign rents is not one of its accounts. A cluster tied by shared
-    routes alone (a datacenter proxy pool) keeps the members above the looser bar (in
-    ``unusual``) and those tied to them along operation links.
+    on its own, or above the looser bar and sharing recurring instructions with the core
+    (``instructions``: account → the accounts it shares them with): a VPN customer on the exits
+    the campaign rents is not one of its accounts, nor are two such customers who share an
+    instruction with each other. A cluster tied by shared routes alone (a datacenter proxy pool,
+    residential exits) keeps, when at least ``majority`` of its members are above the member bar,
+    those members and the ones tied to them along operation links or, above the looser bar, by
+    shared instructions (two VPN customers on the exits were kept for being above the looser
+    bar: random-campaigns seed 5); otherwise the members above the looser bar (in ``unusual``)
+    and those tied to them along operation links.
     """
     if unusual is None:
         return set()  # without a member bar every member stays
@@ -122,11 +130,20 @@ def _passengers(rows: list[dict[str, Any]], unusual: set[str] | None,
     core = _operation_core(ids, operation, min_accounts)
     if core:
         # Sharing the campaign's recurring instructions counts for members above the looser bar.
-        instructed = {r["account_id"] for r in rows
-                      if r["account_id"] in unusual and "template_head" in (r.get("link_evidence") or [])}
+        instructed = {r["account_id"] for r in rows if r["account_id"] in unusual
+                      and (instructions.get(r["account_id"], set()) & core if instructions is not None
+                           else "template_head" in (r.get("link_evidence") or []))}
         return ids - core - own - (suspicious or set()) - instructed
-    ordinary = {r["account_id"] for r in rows if not r.get("partner_indicators") and r["account_id"] not in unusual}
-    tied = ids - ordinary or ids - by_evidence
+    strong = ids & (suspicious or set())
+    if strong and len(strong) >= majority * len(ids):
+        tied = strong | (own & ids)
+        tied |= {a for a in ids - tied if a in unusual and instructions is not None
+                 and instructions.get(a, set()) & tied}
+        ordinary = ids - tied
+    else:
+        ordinary = {r["account_id"] for r in rows
+                    if not r.get("partner_indicators") and r["account_id"] not in unusual}
+        tied = ids - ordinary or ids - by_evidence
     grown = True
     while grown:
         grown = False

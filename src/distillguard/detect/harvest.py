@@ -15,7 +15,11 @@ cheaply made):
 - requests shaped for dataset building (JSON lines, fixed fields, "output only ...");
 - accounts put to work within two weeks of sign-up (sign-up bursts for the campaign);
 - payment cards shared by unrelated accounts (one card behind many accounts; a company card behind
-  its own organization's accounts does not count: ``features.account.payment_sharing``);
+  its own organization's accounts does not count: ``features.account.payment_sharing``), weighing
+  more when one card pays for ``PAYMENT_RING`` or more accounts outside their organization: a swarm
+  that economizes on cards (random-campaigns seed 5: 267 aged, slow-and-low accounts on two cards,
+  each member ordinary alone, harvest evidence 0.67 and no campaign; a reseller paying for its
+  clients' accounts is the benign case to review);
 - reasoning elicited around the clock (the elicitation share times the share of hours the
   account is active in: scripts harvesting traces, not a class that asks for steps in lessons).
 
@@ -56,12 +60,16 @@ import pyarrow as pa
 
 FRESH_DAYS = 14.0
 """An account first used within this many days of sign-up counts as fresh."""
+PAYMENT_RING = 10
+"""Accounts outside its organization one card pays for, from which the card is a ring (``payment_ring``)."""
 
 TERMS: dict[str, tuple[float, str]] = {
     "elicitation": (0.4, "reasoning elicited in {v:.0%} of requests"),
     "formatting": (1.0, "{v:.0%} of requests shaped for dataset building"),
     "fresh": (0.6, "{v:.0%} of accounts put to work within 14 days of sign-up"),
     "payment": (0.5, "{v:.0%} of accounts share a payment card with accounts outside their organization"),
+    "payment_ring": (0.8, "{v:.0%} of accounts share one payment card with ten or more accounts outside their "
+                          "organization"),
     "sustained": (0.8, "reasoning elicited around the clock ({v:.0%}: elicitation share x active-hours share)"),
 }
 """term → (weight, reason template). Weights < 1 where ordinary customers show the trait too:
@@ -119,7 +127,10 @@ def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, Harve
             "elicitation": float(weights @ np.array([_float(m.get("elicitation_rate"), 0.0) for m in ms])),
             "formatting": float(weights @ np.array([_float(m.get("harvest_format_share"), 0.0) for m in ms])),
             "fresh": float(np.mean(np.nan_to_num(age, nan=np.inf) < FRESH_DAYS)),
-            "payment": float(np.mean([_float(m.get("payment_shared_accounts"), 0.0) >= 1 for m in ms])),
+            "payment": float(np.mean([1 <= _float(m.get("payment_shared_accounts"), 0.0) < PAYMENT_RING
+                                      for m in ms])),
+            "payment_ring": float(np.mean([_float(m.get("payment_shared_accounts"), 0.0) >= PAYMENT_RING
+                                           for m in ms])),
             "sustained": float(weights @ np.array([_float(m.get("duty_cycle"), 0.0)
                                                    * _float(m.get("elicitation_rate"), 0.0) for m in ms])),
         })
