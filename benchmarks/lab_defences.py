@@ -74,7 +74,7 @@ def honest_user(config: LabConfig, setting: Setting, out: Path) -> dict[str, Any
     _, held_out, _ = task_sets(config)
     specs = setting.honest_specs(config)
     started = time.perf_counter()
-    said = answers_with(teacher, [t.prompt for t in held_out], specs, max_tokens=config.max_tokens,
+    said = answers_with(teacher, [t.prompt for t in held_out], specs=specs, max_tokens=config.max_tokens,
                         proxies=ProxyStore(out / "antidistillation"))
     seconds = time.perf_counter() - started
     tokens = sum(len(teacher.tokenizer(f"{r}{a}", add_special_tokens=False)["input_ids"]) + (2 if r else 0) + 1

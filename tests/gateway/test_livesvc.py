@@ -80,7 +80,7 @@ def test_a_client_holds_observations_while_the_service_is_away_up_to_its_bound_t
     body = _body("x" * 100)
     frame = len(encode(b"O", ["acct-1", 1.0], body))
     for _ in range(200):
-        client.observe("acct-1", {}, body, now=1.0)  # never raises, never waits
+        client.observe("acct-1", {}, raw=body, now=1.0)  # never raises, never waits
     held = 10_000 // frame
     assert client.held <= 10_000 and client.held == held * frame
     assert client.own_dropped == 200 - held and client.dropped == 200 - held
@@ -162,8 +162,8 @@ def test_an_account_spread_over_two_workers_is_flagged_for_both(tmp_path: Path) 
     async def scenario(service: LiveService, clients: list[LiveClient]) -> None:
         a, b = clients
         for i in range(4):  # two requests through each worker: neither alone reaches min_requests
-            (a if i % 2 else b).observe("acct-h", {}, _body(HARVEST.format(i, i + 1)), now=100.0 + i)
-            (a if i % 2 else b).observe("acct-c", {}, _body(["hello", "a haiku", "thanks", "hi"][i]), now=100.0 + i)
+            (a if i % 2 else b).observe("acct-h", {}, raw=_body(HARVEST.format(i, i + 1)), now=100.0 + i)
+            (a if i % 2 else b).observe("acct-c", {}, raw=_body(["hello", "a haiku", "thanks", "hi"][i]), now=100.0 + i)
         await _until(lambda: a.flag("acct-h") is not None and b.flag("acct-h") is not None)
         flag = b.flag("acct-h")
         assert flag is not None and flag.action == "throttle" and flag.reason.startswith("live: 4 requests")
@@ -177,13 +177,13 @@ def test_a_new_policy_ends_the_flags_of_every_worker_once(tmp_path: Path) -> Non
     async def scenario(service: LiveService, clients: list[LiveClient]) -> None:
         a, b = clients
         for i in range(4):
-            a.observe("acct-1", {}, _body(HARVEST.format(i, i)), now=100.0 + i)
+            a.observe("acct-1", {}, raw=_body(HARVEST.format(i, i)), now=100.0 + i)
         await _until(lambda: b.flag("acct-1") is not None)
         a.reset([2_000, 10])  # worker a loads the new policy first: flags end everywhere
         await _until(lambda: b.flagged == 0)
         assert a.flagged == 0 and service.engine.flagged == 0 and service.version == [2_000, 10]
         for i in range(4):  # a new crossing under the new policy
-            a.observe("acct-2", {}, _body(HARVEST.format(i, i)), now=100.0 + i)
+            a.observe("acct-2", {}, raw=_body(HARVEST.format(i, i)), now=100.0 + i)
         await _until(lambda: b.flag("acct-2") is not None)
         b.reset([2_000, 10])  # b loads the same file later: its flags since that version come back, none end
         assert b.flagged == 0
@@ -241,9 +241,9 @@ def test_a_service_started_again_takes_the_version_in_force_from_the_first_hello
     for t in (t1, t2):
         service.joined(t)  # type: ignore[arg-type]
     service.engine._flags = {"acct-1": LiveFlag("monitor", "live: ...", 1.0)}
-    service.received(b"H", [5, 1], b"", t1)  # type: ignore[arg-type]
+    service.received(b"H", [5, 1], payload=b"", transport=t1)  # type: ignore[arg-type]
     assert service.version == [5, 1] and service.engine.flagged == 1  # nothing ended
     assert t1.got == [(b"F", ["acct-1", "monitor", "live: ...", 1.0], b"")] and t2.got == []
-    service.received(b"H", [6, 1], b"", t2)  # type: ignore[arg-type]  # a worker that reloaded while away
+    service.received(b"H", [6, 1], payload=b"", transport=t2)  # type: ignore[arg-type]  # a worker that reloaded while away
     assert service.version == [6, 1] and service.engine.flagged == 0
     assert t1.got[-1][0] == t2.got[-1][0] == b"C"

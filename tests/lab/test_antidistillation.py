@@ -276,11 +276,11 @@ def test_honest_users_answers_with_the_defence_on(store: ad.ProxyStore, teacher:
     prompts = ["What is 3 + 4?", "What is 12 + 19?", "What is 5 + 5?"]
     spec = {"name": "antidistillation", "epsilon": 1e-3, "version": "v1"}
     plain = answers(teacher, prompts, max_tokens=8)
-    assert answers_with(teacher, prompts, [], max_tokens=8) == plain
-    assert answers_with(teacher, prompts, [{**spec, "lambda": 0}], max_tokens=8, proxies=store) == plain
-    assert answers_with(teacher, prompts, [{**spec, "lambda": 50}], max_tokens=8, proxies=store) != plain
+    assert answers_with(teacher, prompts, specs=[], max_tokens=8) == plain
+    assert answers_with(teacher, prompts, specs=[{**spec, "lambda": 0}], max_tokens=8, proxies=store) == plain
+    assert answers_with(teacher, prompts, specs=[{**spec, "lambda": 50}], max_tokens=8, proxies=store) != plain
     tasks = [Task("add", p, "", a) for p, (a, _) in zip(prompts, plain, strict=True)]
-    assert scores_with(teacher, tasks, [], max_tokens=8) == (1.0, {"add": 1.0})
+    assert scores_with(teacher, tasks, specs=[], max_tokens=8) == (1.0, {"add": 1.0})
 
 
 def test_a_gateway_policy_applies_it_to_its_subject_and_passes_back_a_bad_spec_as_400(

@@ -273,7 +273,7 @@ async def _proxy(gw: Gateway, request: Request, ex: Exchange) -> Response:
         processors = (*gw.settings.logits_processors, *decision.logits_processors)
         if processors:
             record["gateway"]["logits_processors"] = list(processors)
-        gw.live.observe(key.account_id, body, raw)
+        gw.live.observe(key.account_id, body, raw=raw)
         canary = None if endpoint == RESPONSES else gw.canaries.for_exchange(decision.action, record["exchange_id"])
         if canary:
             record["gateway"]["canary"] = canary.to_json()

@@ -139,7 +139,7 @@ class LiveView(Protocol):
     @property
     def dropped(self) -> int: ...
 
-    def observe(self, account: str, request: dict[str, Any], raw: bytes | None = None, *,
+    def observe(self, account: str, request: dict[str, Any], *, raw: bytes | None = None,
                 now: float | None = None) -> None: ...
 
     def flag(self, account: str) -> LiveFlag | None: ...
@@ -175,7 +175,7 @@ class LiveSignals:
             self.ready.set()
         self._thread: threading.Thread | None = None
 
-    def observe(self, account: str, request: dict[str, Any], raw: bytes | None = None, *,
+    def observe(self, account: str, request: dict[str, Any], *, raw: bytes | None = None,
                 now: float | None = None) -> None:
         """Queue one request body for the account's window (the request does not wait for it).
 

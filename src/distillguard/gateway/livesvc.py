@@ -183,7 +183,7 @@ class LiveClient:
         transport = self._transport
         return self._held_bytes + (transport.get_write_buffer_size() if transport is not None else 0)
 
-    def observe(self, account: str, request: dict[str, Any], raw: bytes | None = None, *,
+    def observe(self, account: str, request: dict[str, Any], *, raw: bytes | None = None,
                 now: float | None = None) -> None:
         body = raw if raw is not None else orjson.dumps(request)
         frame = encode(b"O", [account, time.time() if now is None else now], body)
@@ -296,7 +296,7 @@ class _ServiceProtocol(asyncio.Protocol):
             self.transport.close()
             return
         for kind, meta, payload in frames:
-            self.service.received(kind, meta, payload, self.transport)
+            self.service.received(kind, meta, payload=payload, transport=self.transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.transport is not None:
@@ -333,7 +333,7 @@ class LiveService:
     def left(self, transport: asyncio.Transport) -> None:
         self.workers.discard(transport)
 
-    def received(self, kind: bytes, meta: Any, payload: bytes, transport: asyncio.Transport) -> None:
+    def received(self, kind: bytes, meta: Any, *, payload: bytes, transport: asyncio.Transport) -> None:
         if kind == b"O":
             try:
                 body = orjson.loads(payload)

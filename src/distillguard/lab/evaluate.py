@@ -50,7 +50,7 @@ def kind_accuracy(model: Model, tasks: Sequence[Task]) -> dict[str, float]:
     return scores(model, tasks)[1]
 
 
-def answers_with(model: Model, prompts: Sequence[str], specs: list[dict[str, Any]], *, max_tokens: int = 160,
+def answers_with(model: Model, prompts: Sequence[str], *, specs: list[dict[str, Any]], max_tokens: int = 160,
                  batch: int = 64, **context: Any) -> list[tuple[str, str]]:
     """(answer, reasoning) of ``model`` for each prompt, greedy, with the logits processors ``specs`` on.
 
@@ -80,10 +80,10 @@ def answers_with(model: Model, prompts: Sequence[str], specs: list[dict[str, Any
     return out
 
 
-def scores_with(model: Model, tasks: Sequence[Task], specs: list[dict[str, Any]], *, max_tokens: int = 160,
+def scores_with(model: Model, tasks: Sequence[Task], *, specs: list[dict[str, Any]], max_tokens: int = 160,
                 **context: Any) -> tuple[float, dict[str, float]]:
     """(overall accuracy, per task kind) of ``model`` answering greedily with the processors ``specs`` on."""
-    said = answers_with(model, [t.prompt for t in tasks], specs, max_tokens=max_tokens, **context)
+    said = answers_with(model, [t.prompt for t in tasks], specs=specs, max_tokens=max_tokens, **context)
     grouped: dict[str, list[bool]] = defaultdict(list)
     for t, (answer, _) in zip(tasks, said, strict=True):
         grouped[t.kind].append(t.check(answer))
