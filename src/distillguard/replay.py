@@ -73,9 +73,14 @@ class ReplayResult:
 def replay(
     traffic_dir: Path, out_dir: Path, *, store: Store, settings: Settings | None = None,
     window: timedelta = timedelta(hours=1), reference_dir: Path | None = None, engine_name: str = "duckdb",
-    progress: Progress | None = None,
+    progress: Progress | None = None, incremental: bool = True,
 ) -> ReplayResult:
-    """Replay ``traffic_dir`` in windows of ``window``; write ``out_dir``."""
+    """Replay ``traffic_dir`` in windows of ``window``; write ``out_dir``.
+
+    ``incremental`` (DuckDB only): keep the prefix as per-day aggregates that each window extends;
+    False computes each window from the exchanges (the same states, slower: for comparison).
+    """
+    incremental = incremental and engine_name == "duckdb"
     settings = settings or Settings()
     if window <= timedelta(0):
         raise InputError(f"window must be positive, got {window}")
@@ -90,12 +95,12 @@ def replay(
                                            label="reference"))
             whole, base_rates = ref.vetted_reference(reference_dir, cleared=cleared)
             store.replace("reference_values", base_rates)
-            past = ReferencePeriod(ref, whole)
+            past = ReferencePeriod(ref, whole, incremental=incremental)
         else:
             store.replace("reference_values", empty("reference_values"))
         run.ingest(traffic_dir)
         run.enrich()
-        prefix = Prefix(store, temporary=True) if engine_name == "duckdb" else None
+        prefix = Prefix(store, temporary=True) if incremental else None
         compiled: CompiledEdges | None = None
         span = store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
         if span["lo"] is None:
@@ -200,10 +205,10 @@ def _repeats_held_back(logger: str) -> Iterator[None]:
 class ReferencePeriod:
     """A vetted reference period, as it had shown itself after a given elapsed time."""
 
-    def __init__(self, run: Scan, whole: Reference) -> None:
+    def __init__(self, run: Scan, whole: Reference, *, incremental: bool = True) -> None:
         self.run, self.whole = run, whole
         # Its prefix as per-day aggregates in temporary tables: the store's own stay as prepared.
-        self._prefix = Prefix(run.store, temporary=True) if run.engine_name == "duckdb" else None
+        self._prefix = Prefix(run.store, temporary=True) if incremental and run.engine_name == "duckdb" else None
         span = run.store.query("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM exchanges").to_pylist()[0]
         self.start, self.last = span["lo"], span["hi"]
         assert whole.set_aside is not None  # vetted
