@@ -159,7 +159,8 @@ def _state(ledger: Ledger) -> dict[str, int | None]:
 
 
 def _not_before(files: dict[str, list[Path]], window: Window) -> date | None:
-    """Partitions (``date=YYYY-MM-DD``) older than the window, counted back from the newest one, are not read."""
+    """Partitions (``date=YYYY-MM-DD``) older than the window, counted back from the newest one, are not read
+    (one day's margin: a partition's day is the writer's, an exchange's day its own time's)."""
     if window.days is None:
         return None
     days = [d for paths in files.values() for p in paths if (d := partition_date(p)) is not None]
