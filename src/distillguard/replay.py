@@ -117,7 +117,8 @@ def replay(
             if prefix is not None:
                 prefix.advance(end)
                 features = prefix.features
-                inputs = window_link_inputs(store, run.engine, ALL_DAYS, reference_accounts=past.kept if past else 0)
+                inputs = window_link_inputs(store, run.engine, first_day=ALL_DAYS,
+                                            reference_accounts=past.kept if past else 0)
                 compiled = compiled or CompiledEdges(store, inputs, settings.link)
                 edges = compiled()
             kept = 0 if inputs is not None else past.kept if past else 0  # the inputs hold the scaled reference

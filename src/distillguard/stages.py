@@ -192,7 +192,7 @@ def run_link(
         accounts = int(engine.execute(inputs.signals.select("account_id").distinct().count()))
         inputs = replace(inputs, reference=engine.table("reference_values"),
                          reference_scale=accounts / reference_accounts)
-    links = link_accounts(engine.execute, inputs, settings.link, edges=edges)
+    links = link_accounts(engine.execute, inputs, settings=settings.link, edges=edges)
     with store.transaction():
         store.replace("account_links", links.edges)
         store.replace("account_clusters", links.clusters)

@@ -60,8 +60,8 @@ def test_a_day_aggregated_again_after_more_exchanges_arrive(aggregated: Store, t
 def test_links_from_the_aggregates_equal_links_from_the_exchanges(aggregated: Store) -> None:
     store, settings = aggregated, Settings()
     engine = DuckDBEngine(store)
-    want = link_accounts(engine.execute, link_inputs(store, engine), settings.link)
-    got = link_accounts(engine.execute, window_link_inputs(store, engine, ALL_DAYS), settings.link)
+    want = link_accounts(engine.execute, link_inputs(store, engine), settings=settings.link)
+    got = link_accounts(engine.execute, window_link_inputs(store, engine, first_day=ALL_DAYS), settings=settings.link)
     assert want.edges.num_rows > 0
     assert got.edges.equals(want.edges)
     assert got.clusters.equals(want.clusters)

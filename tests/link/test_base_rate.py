@@ -44,7 +44,7 @@ def _population(path: Path, fresh: bool) -> Store:
 def _clusters(store: Store, **settings: Any) -> pa.Table:
     engine = DuckDBEngine(store)
     inputs = LinkInputs(*(engine.table(n) for n in ("exchanges", "signals", "accounts", "events")))
-    return link_accounts(engine.execute, inputs, LinkSettings(min_sync_bins=99, **settings)).clusters
+    return link_accounts(engine.execute, inputs, settings=LinkSettings(min_sync_bins=99, **settings)).clusters
 
 
 def test_new_accounts_sharing_what_no_ordinary_customer_holds_are_linked(tmp_path: Path) -> None:

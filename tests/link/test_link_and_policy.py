@@ -42,7 +42,7 @@ def _store(path: Path, exchanges: list[dict[str, Any]], accounts: list[dict[str,
 def _edges(store: Store, settings: LinkSettings | None = None) -> dict[tuple[str, str], list[str]]:
     engine = DuckDBEngine(store)
     inputs = LinkInputs(*(engine.table(n) for n in ("exchanges", "signals", "accounts", "events")))
-    links = link_accounts(engine.execute, inputs, settings or LinkSettings(min_sync_bins=99))
+    links = link_accounts(engine.execute, inputs, settings=settings or LinkSettings(min_sync_bins=99))
     return {(r["src"], r["dst"]): r["kinds"] for r in links.edges.to_pylist()}
 
 

@@ -40,7 +40,7 @@ def _pool(path: Path, exits: int) -> Store:
 def _clusters(store: Store) -> pa.Table:
     engine = DuckDBEngine(store)
     inputs = LinkInputs(*(engine.table(n) for n in ("exchanges", "signals", "accounts", "events")))
-    return link_accounts(engine.execute, inputs, LinkSettings(min_sync_bins=99)).clusters
+    return link_accounts(engine.execute, inputs, settings=LinkSettings(min_sync_bins=99)).clusters
 
 
 def test_accounts_rotating_over_the_same_exits_are_one_cluster(tmp_path: Path) -> None:

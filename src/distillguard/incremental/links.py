@@ -21,7 +21,7 @@ from distillguard.store import Store
 __all__ = ["CompiledEdges", "window_link_inputs"]
 
 
-def window_link_inputs(store: Store, engine: Engine, first_day: int, *, reference_accounts: int = 0) -> LinkInputs:
+def window_link_inputs(store: Store, engine: Engine, *, first_day: int, reference_accounts: int = 0) -> LinkInputs:
     """``LinkInputs`` over the days from ``first_day``, from the aggregates (temporary tables ``_window_*``).
 
     Materialized once per scan: the link expression reads each of them several times.

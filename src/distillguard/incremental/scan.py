@@ -70,7 +70,7 @@ def incremental_scan(
         cleared = cleared_accounts(store)
         reference, kept = run.load_reference(reference_dir, cleared=cleared)
         report, first_day = _update(run, Path(traffic_dir), window)
-        clusters = run.link(inputs=window_link_inputs(store, run.engine, first_day, reference_accounts=kept))
+        clusters = run.link(inputs=window_link_inputs(store, run.engine, first_day=first_day, reference_accounts=kept))
         scoring = run.score(store.read("account_features"), clusters, reference=reference, cleared=cleared)
         return run.publish(out_dir, report=report, scoring=scoring, clusters=clusters, traffic_dir=traffic_dir,
                            reference_dir=reference_dir, cleared=cleared,

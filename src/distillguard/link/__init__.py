@@ -51,7 +51,7 @@ def link_edges(inputs: LinkInputs, settings: LinkSettings) -> ir.Table:
 
 
 def link_accounts(
-    execute: Callable[[ir.Table], pa.Table], inputs: LinkInputs, settings: LinkSettings, *,
+    execute: Callable[[ir.Table], pa.Table], inputs: LinkInputs, *, settings: LinkSettings,
     edges: pa.Table | None = None,
 ) -> Links:
     """Edges computed by ``execute`` (DuckDB or Spark), clusters by Leiden here.
