@@ -131,14 +131,12 @@ def _passengers(rows: list[dict[str, Any]], unusual: set[str] | None,
     if core:
         # Sharing the campaign's recurring instructions counts for members above the looser bar.
         instructed = {r["account_id"] for r in rows if r["account_id"] in unusual
-                      and (instructions.get(r["account_id"], set()) & core if instructions is not None
-                           else "template_head" in (r.get("link_evidence") or []))}
+                      and (instructions or {}).get(r["account_id"], set()) & core}
         return ids - core - own - (suspicious or set()) - instructed
     strong = ids & (suspicious or set())
     if strong and len(strong) >= majority * len(ids):
         tied = strong | (own & ids)
-        tied |= {a for a in ids - tied if a in unusual and instructions is not None
-                 and instructions.get(a, set()) & tied}
+        tied |= {a for a in ids - tied if a in unusual and (instructions or {}).get(a, set()) & tied}
         ordinary = ids - tied
     else:
         ordinary = {r["account_id"] for r in rows
