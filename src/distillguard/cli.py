@@ -74,6 +74,12 @@ def scan(
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write the results.")],
     db: DbOpt = Path(DEFAULT_DB),
     engine: Annotated[str, typer.Option(help="duckdb or spark (needs distillguard[spark]).")] = "duckdb",
+    master: Annotated[str | None, typer.Option(
+        help="Where --engine spark runs: local[N] (default local[2]) or a cluster: spark://HOST:7077, yarn, "
+             "k8s://URL (docs/scale.md).")] = None,
+    warehouse: Annotated[str | None, typer.Option(
+        help="Where --engine spark keeps the per-exchange tables as Parquet: a path every Spark node reads "
+             "(default: beside --db, DB.spark/).")] = None,
     reference: Annotated[Path | None, typer.Option(
         help="An earlier period of traffic as it was (e.g. last month): it is vetted (its campaign members "
              "and flagged accounts set aside), then detectors are fitted and thresholds set on the rest.")] = None,
@@ -97,7 +103,10 @@ def scan(
     Example: distillguard scan traffic/ --out scan-out/ --reference last-month/ --benign cleared.txt
 
     Every hour, over a rolling month: distillguard scan logs/ --out scan-out/ --incremental --window 30d
+
+    On a Spark cluster: distillguard scan traffic/ --out scan-out/ --engine spark --master spark://HOST:7077
     """
+    from distillguard.engine import SparkOptions, check_master
     from distillguard.incremental.window import Window
     from distillguard.store import Store
 
@@ -106,6 +115,11 @@ def scan(
         days = Window.parse(window)
         if incremental and engine != "duckdb":
             raise ConfigError("--incremental keeps its aggregates in the DuckDB store: use --engine duckdb")
+        if (master or warehouse) and engine != "spark":
+            raise ConfigError("--master and --warehouse are settings of the Spark engine: add --engine spark")
+        spark = SparkOptions(master, warehouse) if engine == "spark" else None
+        if master is not None:
+            check_master(master)  # a bad or unreachable master fails here, before the ingest
         with Store.open(db) as store, _progress() as progress:
             if incremental:
                 from distillguard.incremental.scan import incremental_scan
@@ -116,7 +130,8 @@ def scan(
                 from distillguard.pipeline import scan as run_scan
 
                 result = run_scan(traffic_dir, out_dir, store=store, settings=settings, engine_name=engine,
-                                  progress=progress, reference_dir=reference, benign_file=benign, window=days)
+                                  progress=progress, reference_dir=reference, benign_file=benign, window=days,
+                                  spark=spark)
         out.print(f"{result.accounts:,} accounts scanned, {result.flagged:,} flagged, "
                   f"{len(result.campaigns)} campaigns")
         _quarantine_note(result.ingest.quarantined, db)
@@ -213,16 +228,22 @@ def simulate(
     fmt: Annotated[str, typer.Option("--format", help="parquet or jsonl (zstd shards).")] = "parquet",
     data_dir: Annotated[Path | None, typer.Option(help="Public prompt datasets (default: shared/data).")] = None,
     benign_only: Annotated[bool, typer.Option(help="Leave the campaigns out (reference traffic).")] = False,
+    prompt_variety: Annotated[float | None, typer.Option(
+        help="Share of prompts varied as real users vary them (numbers, names, remarks), so that most are "
+             "distinct; default: the scenario's (0 for the built-in ones: prompts repeat).")] = None,
 ) -> None:
     """Write a labelled traffic directory from a scenario.
 
     Example: distillguard simulate --scenario disclosure-2026 --seed 1 --scale 0.001 --out traffic/
     """
+    from dataclasses import replace
+
     from distillguard.sim import generate, load_scenario
 
     with _errors(), _progress() as progress:
         spec = load_scenario(scenario).scaled(scale)
         spec = spec.benign_only() if benign_only else spec
+        spec = replace(spec, prompt_variety=prompt_variety) if prompt_variety is not None else spec
         stats = generate(spec, out_dir, seed=seed, fmt=fmt, data_dir=data_dir,
                          progress=lambda n, total: progress("simulate", n, total))
     out.print(f"wrote {stats.exchanges:,} exchanges from {stats.accounts:,} accounts "

@@ -29,7 +29,7 @@ import pyarrow as pa
 from distillguard.config import Settings
 from distillguard.decide import find_campaigns
 from distillguard.detect.base import Slices
-from distillguard.engine import Engine, make_engine
+from distillguard.engine import Engine, SparkOptions, make_engine
 from distillguard.feedback import cleared_accounts, record_cleared
 from distillguard.incremental.reference import reference_store
 from distillguard.incremental.window import Window, last_day
@@ -73,21 +73,22 @@ class Prepared(NamedTuple):
 class Scan:
     """One store scanned stage by stage; the engine is opened on first use and closed with the scan.
 
-    ``label`` names the stages in the log (``reference: link took 2.0 s``).
+    ``label`` names the stages in the log (``reference: link took 2.0 s``); ``spark``: where the
+    Spark engine runs (its master and warehouse; ``engine.SparkOptions``).
     """
 
     def __init__(
         self, store: Store, *, settings: Settings | None = None, engine: str = "duckdb",
-        progress: Progress | None = None, label: str = "ingest",
+        progress: Progress | None = None, label: str = "ingest", spark: SparkOptions | None = None,
     ) -> None:
         self.store, self.settings, self.engine_name = store, settings or Settings(), engine
-        self.progress, self.label = progress, label
+        self.progress, self.label, self.spark = progress, label, spark
         self._engine: Engine | None = None
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.engine_name, self.store)
+            self._engine = make_engine(self.engine_name, self.store, spark=self.spark)
         return self._engine
 
     def close(self) -> None:
@@ -185,7 +186,7 @@ class Scan:
         """Decide and write ``out_dir`` (``stages.publish``)."""
         with timed("publish"):
             return publish(self.store, out_dir, settings=self.settings, report=report, scoring=scoring,
-                           clusters=clusters, traffic_dir=str(traffic_dir), engine_name=self.engine_name,
+                           clusters=clusters, traffic_dir=str(traffic_dir), engine=self.engine,
                            reference_dir=str(reference_dir) if reference_dir else None, cleared=cleared,
                            since=since)
 
@@ -201,7 +202,7 @@ class Scan:
         with reference_store(self.store.path.with_suffix(".reference.duckdb"), reference_dir,
                              self.settings) as (ref_store, ready), \
                 Scan(ref_store, settings=self.settings, engine=self.engine_name, progress=self.progress,
-                     label="reference") as ref:
+                     label="reference", spark=self.spark.nested("reference") if self.spark else None) as ref:
             reference, base_rates = ref.vetted_reference(reference_dir, cleared=cleared, ready=ready)
         self.store.replace("reference_values", base_rates)
         assert reference.set_aside is not None  # vetted
@@ -253,7 +254,7 @@ class Scan:
 def scan(
     traffic_dir: Path, out_dir: Path, *, store: Store, settings: Settings | None = None, engine_name: str = "duckdb",
     progress: Progress | None = None, reference_dir: Path | None = None, benign_file: Path | None = None,
-    window: Window | None = None,
+    window: Window | None = None, spark: SparkOptions | None = None,
 ) -> ScanResult:
     """Ingest ``traffic_dir`` into ``store``, run every stage, write ``out_dir``.
 
@@ -262,9 +263,10 @@ def scan(
     members and flagged accounts set aside, ``scoring``) and the detector is fitted and
     calibrated on the accounts it kept. ``benign_file``: accounts an analyst cleared
     (``feedback``), remembered in ``store`` for later scans. ``window``: only the last days of the
-    traffic count (``incremental.window``); the reference is taken whole.
+    traffic count (``incremental.window``); the reference is taken whole. ``spark``: where the Spark
+    engine runs (``engine_name`` "spark"; default: local mode, its warehouse beside ``store``).
     """
-    with Scan(store, settings=settings, engine=engine_name, progress=progress) as run:
+    with Scan(store, settings=settings, engine=engine_name, progress=progress, spark=spark) as run:
         return run.scan(traffic_dir, out_dir, reference_dir=reference_dir, benign_file=benign_file, window=window)
 
 

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import distillguard
 from distillguard.config import Settings
 from distillguard.decide import find_campaigns, policy_table
+from distillguard.decide.traffic import MemberTraffic, member_traffic, member_traffic_exprs
 from distillguard.detect import make_scorer
 from distillguard.detect.base import Slices, owner
 from distillguard.detect.either import Either
@@ -40,7 +41,6 @@ from distillguard.link import LinkInputs, link_accounts
 from distillguard.link.communities import components
 from distillguard.records import ScanSummary
 from distillguard.report import write_outputs
-from distillguard.schema import SIGNALS
 from distillguard.scoring import Reference, Scoring, score_population
 from distillguard.signals import INPUT_COLUMNS
 from distillguard.signals.parallel import enrich_batches
@@ -71,13 +71,13 @@ def run_enrich(
     """Enrich every exchange into the ``signals`` table; return the row count.
 
     Locally (DuckDB batches) by default; on Spark through ``mapInArrow`` when
-    ``engine`` is a ``SparkEngine``. Either way the same ``signals.enrich`` runs.
+    ``engine`` is a ``SparkEngine``. Either way the same ``signals.enrich`` runs. On Spark the
+    signals stay in its warehouse (the store's table is emptied: it would be stale).
     """
     total = store.count("exchanges")
     if isinstance(engine, SparkEngine):
-        with store.transaction(), store.registered(engine.enrich_to_arrow()) as view:
-            store.con.execute("DELETE FROM signals")
-            store.con.execute(f"INSERT INTO signals SELECT {', '.join(SIGNALS.names)} FROM {view}")
+        store.con.execute("DELETE FROM signals")
+        engine.enrich()  # one signal per exchange: ``total`` as counted in the store, no second pass
         if progress:
             progress("enrich", total, total)
         return total
@@ -244,16 +244,22 @@ def timed(what: str) -> Iterator[None]:
 
 def publish(
     store: Store, out_dir: Path, *, settings: Settings, report: IngestReport, scoring: Scoring, clusters: pa.Table,
-    traffic_dir: str, engine_name: str, reference_dir: str | None = None, cleared: frozenset[str] = frozenset(),
+    traffic_dir: str, engine: Engine, reference_dir: str | None = None, cleared: frozenset[str] = frozenset(),
     since: datetime | None = None,
 ) -> ScanResult:
     """Decide and publish: campaigns, policy and the output files. ``since``: the scan's window began
-    then (``scan --window``); the summary counts the exchanges in it."""
+    then (``scan --window``); the summary counts the exchanges in it. ``engine`` sums the
+    campaign candidates' signals for their records (``decide.traffic``)."""
     det = scoring.det
+
+    def traffic(members: pa.Table) -> MemberTraffic:  # the campaign candidates' signals, summed on the engine
+        return member_traffic(engine.execute, member_traffic_exprs(
+            engine.table("signals"), engine.table("events"), members=ibis.memtable(members), since=since))
+
     # The scored features carry each account's neighbour group: member bars must exclude it as scoring did.
     scores, campaigns, scored = find_campaigns(scoring.scores, clusters, features=scoring.features, det=det,
                                                settings=settings, store=store, cleared=cleared,
-                                               edges=store.read("account_links"), since=since)
+                                               edges=store.read("account_links"), since=since, traffic=traffic)
     within = "" if since is None else f" WHERE timestamp >= TIMESTAMPTZ '{since.astimezone(UTC).isoformat()}'"
     span = store.query(f"SELECT min(timestamp) AS lo, max(timestamp) AS hi, count(*) AS n FROM exchanges{within}"
                        ).to_pylist()[0]
@@ -269,7 +275,7 @@ def publish(
     summary = ScanSummary.model_validate({
         "version": distillguard.__version__,
         "traffic_dir": traffic_dir,
-        "engine": engine_name,
+        "engine": engine.name,
         "exchanges": span["n"],
         "quarantined": store.count("quarantine"),
         "first_seen": span["lo"].isoformat() if span["lo"] else None,

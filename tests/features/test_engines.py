@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,10 @@ def store(small_traffic: Path, tmp_path_factory: pytest.TempPathFactory) -> Stor
 
 
 @pytest.fixture(scope="module")
-def spark(store: Store) -> SparkEngine:
+def spark(store: Store) -> Iterator[SparkEngine]:
+    """The store's exchanges enriched on Spark: its signals live in the warehouse (Parquet) only."""
     engine = SparkEngine(store)
+    engine.enrich()
     yield engine
     engine.close()
 
@@ -53,7 +56,7 @@ def test_enrich_identical_locally_and_on_spark(store: Store, spark: SparkEngine)
     from distillguard.schema import SIGNALS
 
     local = store.read("signals")
-    on_spark = spark.enrich_to_arrow().select(SIGNALS.names).cast(local.schema)
+    on_spark = spark.execute(spark.table("signals")).select(SIGNALS.names).cast(local.schema)
     _assert_same(local, on_spark, ["exchange_id"])
 
 

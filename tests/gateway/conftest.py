@@ -247,3 +247,33 @@ def tally(request: pytest.FixtureRequest) -> Iterator[dict[str, int]]:
     if target and counts:
         with open(target, "a") as f:
             f.write(json.dumps({"test": request.node.nodeid, **counts}) + "\n")
+
+
+@pytest.fixture(scope="session")
+def force_answer(tiny_model_dir: Path) -> Any:
+    """``force_answer(text, name)``: request extras that make the tiny lab model answer exactly ``text``
+    (a logits processor registered as ``name`` forces each token), for tests of reasoning transforms."""
+    def make(text: str, name: str) -> dict[str, Any]:
+        import torch
+        from transformers import LogitsProcessor
+
+        from distillguard.lab.processors import register
+        from distillguard.lab.serve import load_model
+
+        tok = load_model(tiny_model_dir).tokenizer
+        ids = tok(text)["input_ids"]
+
+        class Force(LogitsProcessor):
+            def __init__(self) -> None:
+                self.start = -1
+
+            def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+                self.start = int(input_ids.shape[1]) if self.start < 0 else self.start
+                step = int(input_ids.shape[1]) - self.start
+                out = torch.full_like(scores, -1e9)
+                out[:, ids[step] if step < len(ids) else tok.eos_token_id] = 0.0
+                return out
+
+        register(name)(Force)
+        return {"logits_processors": [{"name": name}]}
+    return make

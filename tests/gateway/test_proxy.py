@@ -191,30 +191,9 @@ def test_metrics_count_requests_decisions_and_the_log_queue(gateway: dict[str, A
 
 
 @pytest.fixture(scope="module")
-def forced(tiny_model_dir: Path) -> dict[str, Any]:
+def forced(force_answer: Any) -> dict[str, Any]:
     """Request extras that make the tiny upstream answer '<think>3 + 4 = 7</think>7'."""
-    import torch
-    from transformers import LogitsProcessor
-
-    from distillguard.lab.processors import register
-    from distillguard.lab.serve import load_model
-
-    tok = load_model(tiny_model_dir).tokenizer
-    ids = tok("<think>3 + 4 = 7</think>7")["input_ids"]
-
-    class Force(LogitsProcessor):
-        def __init__(self) -> None:
-            self.start = -1
-
-        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-            self.start = int(input_ids.shape[1]) if self.start < 0 else self.start
-            step = int(input_ids.shape[1]) - self.start
-            out = torch.full_like(scores, -1e9)
-            out[:, ids[step] if step < len(ids) else tok.eos_token_id] = 0.0
-            return out
-
-    register("gateway_test_force")(Force)
-    return {"logits_processors": [{"name": "gateway_test_force"}]}
+    return force_answer("<think>3 + 4 = 7</think>7", "gateway_test_force")
 
 
 def test_withhold_reasoning_strips_it_for_the_client_but_logs_it(

@@ -64,8 +64,7 @@ def _prompt(teacher: Model, text: str = "What is 3 + 4?") -> list[int]:
 
 
 def _delta(store: ad.ProxyStore, ids: list[int], epsilon: float = 1e-3) -> torch.Tensor:
-    scores = torch.zeros(1, store.pair("v1", epsilon).vocab)
-    return _processor(store, 1.0, epsilon)(torch.tensor([ids]), scores)[0]
+    return store.pair("v1", epsilon).delta(ids)[0]
 
 
 def test_the_finite_difference_is_the_directional_derivative_of_the_held_out_loss(
@@ -85,17 +84,50 @@ def test_the_finite_difference_is_the_directional_derivative_of_the_held_out_los
 
 
 def test_a_larger_lambda_lowers_the_tokens_that_would_teach_the_proxy(store: ad.ProxyStore, teacher: Model) -> None:
-    ids = _prompt(teacher)
+    ids = [*_prompt(teacher), teacher.tokenizer.convert_tokens_to_ids("<think>")]
     delta = _delta(store, ids)
-    first = teacher.tokenizer.convert_tokens_to_ids("<think>")
-    assert delta[first] < 0  # learning the held-out reply's first token lowers the held-out loss
+    free = store.pair("v1", 1e-3).free
     with torch.inference_mode():
         logits = teacher.model(input_ids=torch.tensor([ids])).logits[:, -1].float()
     probs = [torch.softmax(_processor(store, lam)(torch.tensor([ids]), logits.clone())[0], -1) for lam in (0, 0.5, 2)]
-    teaching, misleading = delta < 0, delta > 0
-    assert float(probs[0][first]) > float(probs[1][first]) > float(probs[2][first])
+    teaching, misleading = (delta < 0) & free, (delta > 0) & free
     assert float(probs[0][teaching].sum()) > float(probs[1][teaching].sum()) > float(probs[2][teaching].sum())
     assert float(probs[0][misleading].sum()) < float(probs[2][misleading].sum())
+
+
+def test_special_tokens_keep_the_teachers_probability_whatever_lambda(store: ad.ProxyStore, teacher: Model) -> None:
+    """Every held-out trace opens with ``<think>``, so ``Δ(<think>)`` is the most negative: unspared, the tilt
+    stopped the teacher from reasoning at all. Spared, the structure of the answer is the teacher's own."""
+    ids = _prompt(teacher)
+    think = teacher.tokenizer.convert_tokens_to_ids("<think>")
+    assert _delta(store, ids)[think] < 0  # learning the held-out reply's first token lowers the held-out loss
+    free = store.pair("v1", 1e-3).free
+    special = [int(i) for i in teacher.tokenizer.all_special_ids]
+    assert not free[special].any() and int(free.sum()) == len(teacher.tokenizer) - len(special)
+    with torch.inference_mode():
+        logits = teacher.model(input_ids=torch.tensor([ids])).logits[:, -1].float()
+    for lam in (0.5, 50.0):
+        for tau in (0.7, 1.0):
+            tilted = _processor(store, lam, temperature=tau)(torch.tensor([ids]), logits.clone())[0]
+            p, q = torch.softmax(tilted / tau, -1), torch.softmax(logits[0] / tau, -1)
+            assert torch.allclose(p[special], q[special], atol=1e-6)
+            assert not torch.allclose(p[free], q[free], atol=1e-4)
+
+
+def test_greedy_keeps_the_teachers_choice_between_a_special_token_and_an_ordinary_one(
+        store: ad.ProxyStore, teacher: Model) -> None:
+    """Mass alone does not keep an argmax: a greedy teacher that would open its reasoning still does, and one
+    that would write an ordinary token writes the tilted best of them, never a special one."""
+    ids = torch.tensor([_prompt(teacher)])
+    free = store.pair("v1", 1e-3).free
+    think = teacher.tokenizer.convert_tokens_to_ids("<think>")
+    opening = torch.zeros(1, len(teacher.tokenizer))
+    opening[0, think] = 1.0  # the teacher's argmax is <think>
+    assert torch.equal(_processor(store, 50.0, temperature=0.0)(ids, opening.clone()), opening)
+    ordinary = torch.zeros(1, len(teacher.tokenizer))
+    ordinary[0, 40] = 1.0  # an ordinary token (the special ones come first)
+    out = _processor(store, 50.0, temperature=0.0)(ids, ordinary.clone())[0]
+    assert bool(free[int(out.argmax())]) and bool(torch.isinf(out[~free]).all())
 
 
 def test_lambda_zero_is_plain_sampling(store: ad.ProxyStore, teacher: Model) -> None:
@@ -108,12 +140,15 @@ def test_lambda_zero_is_plain_sampling(store: ad.ProxyStore, teacher: Model) -> 
 
 
 def test_the_tilt_is_added_after_the_temperature(store: ad.ProxyStore, teacher: Model) -> None:
-    """softmax(z / τ + λΔ): the processor adds τλΔ before the sampler divides by τ (greedy: λΔ)."""
-    ids, scores = torch.tensor([_prompt(teacher)]), torch.zeros(1, len(teacher.tokenizer))
-    delta = _delta(store, _prompt(teacher))
-    for tau, added in ((0.5, 0.5 * 2.0), (1.0, 2.0), (0.0, 2.0)):
+    """softmax(z / τ + λΔ) over the free tokens: the processor adds τλΔ (and one constant per row) before the
+    sampler divides by τ; spared tokens are left as they are."""
+    ids, scores = torch.tensor([_prompt(teacher)]), torch.randn(1, len(teacher.tokenizer))
+    delta, free = _delta(store, _prompt(teacher)), store.pair("v1", 1e-3).free
+    for tau, added in ((0.5, 0.5 * 2.0), (1.0, 2.0)):
         out = _processor(store, 2.0, temperature=tau)(ids, scores.clone())[0]
-        assert torch.allclose(out, added * delta, atol=1e-3)
+        moved = (out - scores[0] - added * delta)[free]
+        assert torch.allclose(moved, moved.mean().expand_as(moved), atol=1e-3)  # one constant
+        assert torch.equal(out[~free], scores[0][~free])
 
 
 def test_decoding_with_the_kv_cache_matches_scoring_each_prefix_afresh(store: ad.ProxyStore, teacher: Model) -> None:
@@ -193,7 +228,7 @@ def test_the_model_server_applies_it_when_the_request_carries_it(
     with torch.inference_mode():
         logits = teacher.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
     lam = 50.0
-    tilted = int(torch.argmax(logits + lam * _delta(store, ids)))
+    tilted = int(torch.argmax(_processor(store, lam, temperature=0.0)(torch.tensor([ids]), logits[None].clone())[0]))
     assert tilted != int(torch.argmax(logits))  # else this test could not tell
     spec = {"name": "antidistillation", "lambda": lam, "epsilon": 1e-3, "version": "v1"}
     body = {"model": "tiny", "prompt": prompt, "max_tokens": 1, "temperature": 0}

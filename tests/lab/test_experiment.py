@@ -84,15 +84,15 @@ def test_lab_run_writes_results_in_the_documented_shape(lab_run: Path) -> None:
 def test_the_tiny_preset_leaves_room_for_every_answer() -> None:
     """Its context and max_tokens fit the longest tool call, prompt and reply: with answers cut off, every
     accuracy was 0 whatever the models learned (#21)."""
+    from distillguard.lab.examples import encode, examples_from_tasks
     from distillguard.lab.experiment import task_sets
     from distillguard.lab.tokenizer import train_tokenizer
-    from distillguard.lab.train import _encode, examples_from_tasks
 
     cfg = preset("tiny")
     train, held_out, pool = task_sets(cfg)
     examples = examples_from_tasks(train)
     tok = train_tokenizer([t for e in examples for t in (e.prompt, e.reply())], vocab_size=cfg.architecture.vocab)
-    encoded = [_encode(tok, e, 10_000) for e in examples_from_tasks([*train, *held_out, *pool])]
+    encoded = [encode(tok, e, 10_000) for e in examples_from_tasks([*train, *held_out, *pool])]
     assert all(r is not None for r in encoded)
     longest_reply = max(len(ids) - prompt for ids, prompt in encoded if ids)
     longest = max(len(ids) for ids, _ in encoded)

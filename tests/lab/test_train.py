@@ -7,16 +7,9 @@ from pathlib import Path
 import torch
 
 from distillguard.lab.evaluate import accuracy
+from distillguard.lab.examples import batch, encode
 from distillguard.lab.tasks import KINDS, make_tasks, normalize
-from distillguard.lab.train import (
-    Example,
-    ModelSpec,
-    TrainSettings,
-    _encode,
-    _pad,
-    examples_from_tasks,
-    train_model,
-)
+from distillguard.lab.train import Example, ModelSpec, TrainSettings, examples_from_tasks, train_model
 
 SPEC = ModelSpec(layers=1, width=32, heads=2, context=160, vocab=350)
 FAST = TrainSettings(steps=4, batch=4, seed=0, warmup=2)
@@ -40,14 +33,14 @@ def test_only_the_reply_is_scored() -> None:
     from distillguard.lab.tokenizer import train_tokenizer
 
     tok = train_tokenizer([t for e in examples for t in (e.prompt, e.reply())], vocab_size=300)
-    row = _encode(tok, Example("What is 1 + 2?", "3", "1 + 2 = 3"), 160)
+    row = encode(tok, Example("What is 1 + 2?", "3", "1 + 2 = 3"), 160)
     assert row is not None
-    padded, labels = _pad([row], tok.pad_token_id)
+    padded, labels = batch([row], tok.pad_token_id)
     ids_list, start = row
     assert padded[0, :len(ids_list)].tolist() == ids_list
     assert (labels[0, :start] == -100).all() and labels[0, start:len(ids_list)].tolist() == ids_list[start:]
     assert tok.decode(ids_list[start:]).startswith("<think>1 + 2 = 3</think>3")
-    assert _encode(tok, Example("x " * 400, "y"), 160) is None  # too long for the context
+    assert encode(tok, Example("x " * 400, "y"), 160) is None  # too long for the context
 
 
 def test_training_is_deterministic_and_cached(tmp_path: Path) -> None:

@@ -112,3 +112,28 @@ def test_documented_example_scenario_loads() -> None:
     scenario = load_scenario(str(root / "docs" / "scenario-example.toml"))
     assert scenario.name == "example" and len(scenario.groups) == 3
     assert sum(g.is_attack for g in scenario.groups) == 1
+
+
+def _distinct_share(traffic: Path, db: Path) -> float:
+    with Store.open(db) as store:
+        ingest_traffic_dir(traffic, store)
+        row = store.query("SELECT count(DISTINCT prompt_text) / count(*) AS share FROM exchanges").to_pylist()[0]
+    return float(row["share"])
+
+
+def test_prompt_variety_makes_most_prompts_distinct_and_is_off_by_default(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    scenario = load_scenario("disclosure-2026").scaled(0.0004)
+    assert scenario.prompt_variety == 0.0
+    plain = generate(scenario, tmp_path / "plain", seed=3)
+    varied = generate(replace(scenario, prompt_variety=1.0), tmp_path / "varied", seed=3)
+    assert (plain.exchanges, plain.accounts) == (varied.exchanges, varied.accounts)  # same plan, other texts
+    before = _distinct_share(tmp_path / "plain", tmp_path / "plain.duckdb")
+    after = _distinct_share(tmp_path / "varied", tmp_path / "varied.duckdb")
+    assert after > 0.5 and after > 2 * before
+    manifest = json.loads((tmp_path / "varied" / "manifest.json").read_text())
+    assert manifest["prompt_variety"] == 1.0 and "prompt_variety" not in json.loads(
+        (tmp_path / "plain" / "manifest.json").read_text())
+    with pytest.raises(ConfigError, match="prompt_variety"):
+        replace(scenario, prompt_variety=1.5)

@@ -18,6 +18,7 @@ from distillguard.decide.campaign_records import build_campaigns
 from distillguard.decide.details import campaign_details
 from distillguard.decide.gates import select_campaigns
 from distillguard.decide.members import account_view, flag_campaign_members, flag_harvesters
+from distillguard.decide.traffic import TrafficOf
 from distillguard.detect.harvest import campaign_evidence, trace_harvesters
 from distillguard.records import Campaign
 from distillguard.store import Store
@@ -40,7 +41,7 @@ class FoundCampaigns(NamedTuple):
 def find_campaigns(
     scores: pa.Table, clusters: pa.Table, *, features: pa.Table, det: MemberBars, settings: Settings,
     store: Store | None = None, cleared: frozenset[str] = frozenset(), edges: pa.Table | None = None,
-    since: datetime | None = None,
+    since: datetime | None = None, traffic: TrafficOf | None = None,
 ) -> FoundCampaigns:
     """Campaigns from clusters; returns the scores with members flagged, the campaigns and the account view.
 
@@ -48,11 +49,12 @@ def find_campaigns(
     evidence reaches ``link.min_harvest_evidence`` (or above the looser bar, with stronger
     evidence: ``link.loose_*``), or when it is large and its harvest
     evidence alone is strong (``link.coordinated_*``). Cleared accounts are never members.
-    With ``store``, each campaign record carries its details (infrastructure, timeline,
-    links, release pivot) from the traffic since ``since`` (the scan's window); replay leaves them
-    out. With ``edges`` (``schema.ACCOUNT_LINKS``), passengers are found along the links
-    (``gates._passengers``). Accounts above the member bar whose own traffic is a trace harvest
-    (``detect.harvest.trace_harvesters``) are flagged on their own, linked or not.
+    With ``store`` and ``traffic`` (how to sum some accounts' signals, ``decide.traffic``), each
+    campaign record carries its details (infrastructure, timeline, links, release pivot) from the
+    traffic since ``since`` (the scan's window); replay leaves them out. With ``edges``
+    (``schema.ACCOUNT_LINKS``), passengers are found along the links (``gates._passengers``). Accounts
+    above the member bar whose own traffic is a trace harvest (``detect.harvest.trace_harvesters``) are
+    flagged on their own, linked or not.
     """
     if cleared:
         clusters = clusters.set_column(
@@ -77,6 +79,7 @@ def find_campaigns(
                                   loose_min_accounts=link.loose_min_accounts,
                                   coordinated_harvest=link.coordinated_harvest_evidence,
                                   coordinated_accounts=link.coordinated_min_accounts, edges=edges)
-    details = campaign_details(store, candidates, since) if store is not None else {}
+    details = (campaign_details(store, candidates, traffic=traffic, since=since)
+               if store is not None and traffic is not None else {})
     campaigns = build_campaigns(candidates, details)
     return FoundCampaigns(flag_campaign_members(scores, campaigns), campaigns, flag_campaign_members(view, campaigns))

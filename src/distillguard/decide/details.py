@@ -1,8 +1,9 @@
 """What the store knows about each campaign's traffic: capabilities, infrastructure, timeline, links.
 
 Queried only for the members of clusters that became campaigns, so the cost
-follows the campaigns, not the whole log. DuckDB SQL over the store (the
-publish stage is local).
+follows the campaigns, not the whole log. DuckDB SQL over the store's exchanges,
+links and accounts, and over the members' signals summed per account on the scan's
+engine (``traffic``), so on Spark no signal reaches the driver.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from distillguard.decide.gates import Candidate
+from distillguard.decide.traffic import TrafficOf
 from distillguard.records import ReleasePivot, SharedValue
 from distillguard.store import Store
 
@@ -32,11 +34,10 @@ class CampaignDetails:
 
 
 def campaign_details(
-    store: Store, candidates: list[Candidate], since: datetime | None = None
+    store: Store, candidates: list[Candidate], *, traffic: TrafficOf, since: datetime | None = None
 ) -> dict[str, CampaignDetails]:
     """``CampaignDetails`` per cluster id of ``candidates``, from the traffic since ``since`` (the scan's window;
-    None: all of it)."""
-    within = _since("s", since)
+    None: all of it); ``traffic`` sums the members' signals (from ``since`` on, as it was made)."""
     members = pa.table({
         "account_id": [r["account_id"] for c in candidates for r in c.rows],
         "cluster_id": [c.cluster_id for c in candidates for _ in c.rows],
@@ -44,13 +45,15 @@ def campaign_details(
     out: dict[str, CampaignDetails] = {c.cluster_id: CampaignDetails() for c in candidates}
     if not candidates:
         return out
-    with store.registered(members) as m:
-        for r in store.query(f"""SELECT m.cluster_id, s.capability, count(*) AS n
-                                 FROM signals s JOIN {m} m USING (account_id){within} GROUP BY ALL""").to_pylist():
+    sums = traffic(members.select(["account_id"]))
+    with store.registered(members) as m, store.registered(sums.capabilities) as caps, \
+            store.registered(sums.hours) as hours, store.registered(sums.releases) as releases:
+        for r in store.query(f"""SELECT m.cluster_id, c.capability, sum(c.n)::BIGINT AS n
+                                 FROM {caps} c JOIN {m} m USING (account_id) GROUP BY ALL""").to_pylist():
             out[r["cluster_id"]].capabilities[r["capability"] or "chat"] = r["n"]
-        timeline = store.query(f"""SELECT m.cluster_id, count(*) AS n,
-                                          strftime(date_trunc('hour', s.timestamp), '%Y-%m-%dT%H:00Z') AS h
-                                   FROM signals s JOIN {m} m USING (account_id){within}
+        timeline = store.query(f"""SELECT m.cluster_id, sum(t.n)::BIGINT AS n,
+                                          strftime(date_trunc('hour', t.hour), '%Y-%m-%dT%H:00Z') AS h
+                                   FROM {hours} t JOIN {m} m USING (account_id)
                                    GROUP BY ALL ORDER BY cluster_id, h""")
         for r in timeline.to_pylist():
             out[r["cluster_id"]].timeline.append((r["h"], r["n"]))
@@ -62,7 +65,7 @@ def campaign_details(
                                 ORDER BY ALL""")
         for r in edges.to_pylist():
             out[r["cluster_id"]].edges.append((r["src"], r["dst"], r["weight"], r["kinds"]))
-        for cluster_id, release in _release(store, m, within).items():
+        for cluster_id, release in _release(store, m, releases).items():
             out[cluster_id].release = release
     return out
 
@@ -98,14 +101,12 @@ def _infrastructure(store: Store, m: str, within: str = "") -> pa.Table:
         ORDER BY cluster_id, kind, accounts DESC, exchanges DESC NULLS LAST, value""")
 
 
-def _release(store: Store, m: str, within: str = "") -> dict[str, ReleasePivot]:
+def _release(store: Store, m: str, releases: str) -> dict[str, ReleasePivot]:
     """Per campaign, the release after which the largest share of its traffic went to the new model."""
     rows = store.query(f"""
-        SELECT m.cluster_id, ev.model, strftime(ev.timestamp, '%Y-%m-%dT%H:%M:%SZ') AS released_at,
-               avg(CASE WHEN s.model = ev.model THEN 1.0 ELSE 0.0 END) AS share_24h, count(*) AS n
-        FROM signals s JOIN {m} m USING (account_id)
-        JOIN events ev ON ev.type = 'model_release'
-             AND s.timestamp >= ev.timestamp AND s.timestamp < ev.timestamp + INTERVAL 24 HOUR{within}
+        SELECT m.cluster_id, r.ev_model AS model, strftime(r.released_at, '%Y-%m-%dT%H:%M:%SZ') AS released_at,
+               sum(r.same)::DOUBLE / sum(r.n) AS share_24h, sum(r.n)::BIGINT AS n
+        FROM {releases} r JOIN {m} m USING (account_id)
         GROUP BY ALL ORDER BY ALL""").to_pylist()
     best: dict[str, dict[str, Any]] = {}
     for r in rows:

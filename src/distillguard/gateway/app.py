@@ -288,7 +288,8 @@ async def _proxy(gw: Gateway, request: Request, ex: Exchange) -> Response:
     except ClientDisconnect:
         ex.reject(Reject(499, "client closed the request", "client_error", "client_disconnected"))
         return Response(status_code=499)
-    call = Call(endpoint, body, checked.stream, "withhold_reasoning" in decision.transforms, processors, canary)
+    call = Call(endpoint, body, checked.stream, "withhold_reasoning" in decision.transforms, processors, canary,
+                summarize_reasoning="summarize_reasoning" in decision.transforms)
     return _with_id(await forward(gw, call, ex), ex)
 
 

@@ -11,7 +11,7 @@ malformed file keeps the last good table (and says so in the log). Each record
 is checked against its record (``records.PolicyRecord``: members a list of strings,
 ``expires_at`` with a time zone, ...); a bad record is reported (the log and
 ``Policy.errors``) and skipped, and the rest of the table applies. A record
-may also name response ``transforms`` (``withhold_reasoning``) and
+may also name response ``transforms`` (``withhold_reasoning``, ``summarize_reasoning``) and
 ``logits_processors`` the gateway sends upstream for its subject (a watermark
 or an antidistillation sampling defence, on upstreams that support them).
 

@@ -22,15 +22,19 @@ from typing import Any
 
 import orjson
 
+from distillguard.gateway.reasoning import Steps
+
 UPSTREAM_ERROR_EVENT = b'data: {"error": {"message": "The model server failed to answer.", "type": "api_error", ' \
                        b'"param": null, "code": "upstream_error"}}\n\n'
 
 
 class StreamCapture:
     def __init__(self, include_usage_for_client: bool, withhold_reasoning: bool = False,
-                 canary: str | None = None) -> None:
+                 canary: str | None = None, summarize_reasoning: bool = False) -> None:
         self.include_usage = include_usage_for_client
         self.withhold_reasoning = withhold_reasoning
+        # Reasoning summarized step by step (per choice) unless withheld: ``gateway.reasoning``.
+        self.steps: dict[int, Steps] | None = {} if summarize_reasoning and not withhold_reasoning else None
         self.canary = canary  # sent as one more content delta just before the first choice finishes
         self._buffer = b""
         self.content: list[str] = []
@@ -136,7 +140,9 @@ class StreamCapture:
                 self.finish_reason = final["status"]
 
     def _rewrite(self, obj: dict[str, Any]) -> bool | bytes:
-        """The event with reasoning withheld (bytes), dropped (False), or unchanged (True)."""
+        """The event with reasoning withheld or summarized (bytes), dropped (False), or unchanged (True)."""
+        if self.steps is not None:
+            return self._summarized(obj)
         if self.withhold_reasoning and any(isinstance(c.get("delta"), dict) and "reasoning_content" in c["delta"]
                                            for c in obj.get("choices") or []):
             kept = []
@@ -149,6 +155,38 @@ class StreamCapture:
                 return False  # a reasoning-only event: nothing left to send
             return b"data: " + orjson.dumps({**obj, "choices": kept}) + b"\n\n"
         return True
+
+    def _summarized(self, obj: dict[str, Any]) -> bool | bytes:
+        """Reasoning deltas replaced by the summary of the steps they complete; a choice's last step is sent,
+        summarized, just before its first answer delta or its end."""
+        assert self.steps is not None
+        choices = obj.get("choices") or []
+        if not any(isinstance(c.get("delta"), dict) for c in choices):
+            return True
+        flushed: list[dict[str, Any]] = []
+        kept: list[dict[str, Any]] = []
+        for c in choices:
+            delta = c.get("delta") if isinstance(c.get("delta"), dict) else None
+            if delta is None:
+                kept.append(c)
+                continue
+            index = c.get("index", 0) if isinstance(c.get("index", 0), int) else 0
+            steps = self.steps.setdefault(index, Steps())
+            delta, had_reasoning = dict(delta), "reasoning_content" in delta
+            if isinstance(delta.get("reasoning_content"), str):
+                summary = steps.feed(delta.pop("reasoning_content"))
+                if summary:
+                    delta["reasoning_content"] = summary
+            if delta.get("content") or delta.get("tool_calls") or c.get("finish_reason"):
+                rest = steps.close()
+                if rest:
+                    flushed.append({"index": index, "delta": {"reasoning_content": rest}, "finish_reason": None})
+            if delta or c.get("finish_reason") or not had_reasoning:
+                kept.append({**c, "delta": delta})
+        out = b"".join(b"data: " + orjson.dumps({**obj, "choices": [f]}) + b"\n\n" for f in flushed)
+        if kept:
+            out += b"data: " + orjson.dumps({**obj, "choices": kept}) + b"\n\n"
+        return out or False
 
     def close(self) -> bytes:
         """Whatever is left (an event without its final blank line)."""

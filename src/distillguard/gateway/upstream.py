@@ -23,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 
 from distillguard.gateway.canary import Canary
 from distillguard.gateway.exchange import Exchange, used_tokens
+from distillguard.gateway.reasoning import summarize
 from distillguard.gateway.reject import Reject, scrub
 from distillguard.gateway.sse import UPSTREAM_ERROR_EVENT, StreamCapture, usage_fields
 from distillguard.gateway.validate import RESPONSES
@@ -44,6 +45,7 @@ class Call:
     withhold_reasoning: bool = False
     processors: tuple[dict[str, Any], ...] = ()
     canary: Canary | None = None
+    summarize_reasoning: bool = False  # withholding wins when both apply
 
 
 def upstream_failure(exc: BaseException) -> Reject:
@@ -94,7 +96,8 @@ async def forward(gw: Gateway, call: Call, ex: Exchange) -> Response:
     capture = StreamCapture(include_usage_for_client=bool((call.body.get("stream_options") or {})
                                                           .get("include_usage")),
                             withhold_reasoning=call.withhold_reasoning,
-                            canary=call.canary.text if call.canary else None)
+                            canary=call.canary.text if call.canary else None,
+                            summarize_reasoning=call.summarize_reasoning)
     return StreamingResponse(_relay(gw, resp, capture, ex), media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
@@ -115,8 +118,8 @@ def _answer(call: Call, ex: Exchange, status: int, content: bytes, content_type:
         ex.reject(rej, used=None)  # the upstream may have generated: keep the reservation
         return rej.response()
     ex.finish(fields, used_tokens(fields.get("usage")))
-    if status == 200 and (call.withhold_reasoning or call.canary):
-        content = _rewritten(data, call.withhold_reasoning, call.canary)
+    if status == 200 and (call.withhold_reasoning or call.summarize_reasoning or call.canary):
+        content = _rewritten(data, call.withhold_reasoning, call.canary, summarized=call.summarize_reasoning)
     return Response(content, status, media_type=content_type if "json" in content_type else "application/json")
 
 
@@ -180,15 +183,20 @@ def response_fields(endpoint: str, data: dict[str, Any], *, status: int, latency
     return fields
 
 
-def _rewritten(data: dict[str, Any], withhold_reasoning: bool, canary: Canary | None) -> bytes:
-    """The upstream's answer as the client gets it: reasoning removed, a canary appended (the log keeps the
-    upstream's answer and names the canary)."""
+def _rewritten(data: dict[str, Any], withhold_reasoning: bool, canary: Canary | None, *,
+               summarized: bool = False) -> bytes:
+    """The upstream's answer as the client gets it: reasoning removed or summarized (``gateway.reasoning``), a
+    canary appended (the log keeps the upstream's answer and names the canary)."""
     choices = data.get("choices") or []
     for i, choice in enumerate(choices):
         message = choice.get("message")
         if withhold_reasoning and isinstance(message, dict):
             message.pop("reasoning_content", None)
             message.pop("reasoning", None)
+        elif summarized and isinstance(message, dict):
+            for key in ("reasoning_content", "reasoning"):
+                if isinstance(message.get(key), str):
+                    message[key] = summarize(message[key])
         if canary and i == 0:
             if isinstance(message, dict) and isinstance(message.get("content"), str):
                 message["content"] += canary.text

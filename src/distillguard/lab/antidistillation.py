@@ -16,13 +16,23 @@ So ``λ > 0`` lowers the probability of tokens that would teach a student
 would mislead it, while the teacher's own term keeps the text likely under
 the teacher. ``λ = 0`` is plain sampling, exactly.
 
+**Special tokens are spared.** The tokenizer's special tokens (end of text,
+``<think>``, ``</think>``, chat roles) structure the answer rather than carry
+what a student learns, yet ``Δ`` is largest there: every held-out trace opens
+with ``<think>``, so learning it lowers the held-out loss most, and an
+unspared tilt stops the teacher from reasoning at all (measured: 100% → 0% of
+answers with reasoning in a smoke run). So the tilt acts only *within* the
+other tokens: a special token keeps exactly the teacher's probability, and
+the other tokens share the rest in proportion to ``exp(z/τ + λΔ)``. When and
+whether the teacher opens, closes or ends its reasoning is its own choice.
+
 The proxy student and ``g`` are computed once per **version** by ``prepare``
 and kept on disk, one folder per version under a root (the lab's
 ``antidistillation/`` folder beside the teacher)::
 
     ROOT/VERSION/proxy/               the proxy student (Hugging Face model, the teacher's tokenizer)
     ROOT/VERSION/gradient.pt          g: the mean gradient of its held-out loss, per parameter
-    ROOT/VERSION/antidistillation.json what made them (the cache key), |g|, the held-out loss
+    ROOT/VERSION/antidistillation.json what made them (the cache key), |g|, the held-out loss, the spared ids
 
 A version never changes: preparing it again with the same recipe loads it,
 with another recipe is an error. The model server's ``ProxyStore`` loads a
@@ -55,21 +65,12 @@ import torch
 from transformers import LogitsProcessor, PreTrainedModel, PreTrainedTokenizerBase
 
 from distillguard.errors import ConfigError
-from distillguard.lab.train import (
-    Example,
-    ModelSpec,
-    TrainSettings,
-    _digest,
-    _encode,
-    _pad,
-    fresh_model,
-    run_key,
-    train_model,
-)
+from distillguard.lab.examples import Example, batch, digest, encode
+from distillguard.lab.train import ModelSpec, TrainSettings, fresh_model, run_key, train_model
 from distillguard.models.load import load_causal_lm
 
 __all__ = ["AntidistillationProcessor", "Prefetch", "PreparedProxy", "ProxyPair", "ProxyStore", "check_version",
-           "prepare", "processor_factory"]
+           "prepare", "processor_factory", "tilt"]
 
 META = "antidistillation.json"
 GRADIENT = "gradient.pt"
@@ -100,7 +101,7 @@ def prepare(root: Path, version: str, *, tokenizer: PreTrainedTokenizerBase, tra
     if not held_out:
         raise ConfigError("antidistillation needs held-out examples to take the proxy's gradient on")
     key = hashlib.sha256(json.dumps({"proxy": run_key(train, spec, settings=settings, tokenizer=tokenizer),
-                                     "held_out": _digest(held_out)}).encode()).hexdigest()
+                                     "held_out": digest(held_out)}).encode()).hexdigest()
     if (folder / META).is_file():
         meta = json.loads((folder / META).read_text())
         if meta.get("key") != key:
@@ -120,7 +121,8 @@ def prepare(root: Path, version: str, *, tokenizer: PreTrainedTokenizerBase, tra
     (folder / f"{GRADIENT}.tmp").replace(folder / GRADIENT)
     norm = math.sqrt(sum(float(g.double().pow(2).sum()) for g in gradient.values()))
     meta = {"version": version, "key": key, "held_out": rows, "held_out_loss": round(loss, 6),
-            "gradient_norm": norm, "spec": asdict(spec), "settings": asdict(settings), "train": len(train)}
+            "gradient_norm": norm, "spec": asdict(spec), "settings": asdict(settings), "train": len(train),
+            "spared": sorted(int(i) for i in tokenizer.all_special_ids)}
     (folder / META).write_text(json.dumps(meta, indent=2))  # last: a folder with it is complete
     return _prepared(folder, meta)
 
@@ -131,17 +133,17 @@ def _prepared(folder: Path, meta: dict[str, Any]) -> PreparedProxy:
 
 
 def _held_out_gradient(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, held_out: Sequence[Example],
-                       context: int, batch: int = 16) -> tuple[dict[str, torch.Tensor], float, int]:
+                       context: int, size: int = 16) -> tuple[dict[str, torch.Tensor], float, int]:
     """(mean gradient of the per-example completion-only loss, that mean loss, examples used)."""
-    rows = [r for e in held_out if (r := _encode(tokenizer, e, context)) is not None]
+    rows = [r for e in held_out if (r := encode(tokenizer, e, context)) is not None]
     if not rows:
         raise ConfigError("no held-out example fits the proxy's context")
     model.train()
     model.zero_grad(set_to_none=True)
     total = 0.0
-    for start in range(0, len(rows), batch):
-        part = rows[start:start + batch]
-        ids, labels = _pad(part, tokenizer.pad_token_id)
+    for start in range(0, len(rows), size):
+        part = rows[start:start + size]
+        ids, labels = batch(part, tokenizer.pad_token_id)
         loss = model(input_ids=ids, labels=labels, attention_mask=(ids != tokenizer.pad_token_id).long()).loss
         (loss * len(part) / len(rows)).backward()
         total += float(loss.detach()) * len(part)
@@ -160,11 +162,17 @@ def check_version(version: object) -> str:
 
 
 class ProxyPair:
-    """The proxy student at ``θ + εg`` and ``θ − εg``; ``delta(ids, state)`` is ``Δ`` over the vocabulary."""
+    """The proxy student at ``θ + εg`` and ``θ − εg``; ``delta(ids, state)`` is ``Δ`` over the vocabulary.
 
-    def __init__(self, proxy: PreTrainedModel, gradient: dict[str, torch.Tensor], epsilon: float) -> None:
+    ``spared``: token ids the tilt leaves at the teacher's probability (the tokenizer's special tokens).
+    """
+
+    def __init__(self, proxy: PreTrainedModel, gradient: dict[str, torch.Tensor], epsilon: float,
+                 spared: Sequence[int] = ()) -> None:
         self.epsilon = epsilon
         self.vocab = int(proxy.config.vocab_size)
+        self.free = torch.ones(self.vocab, dtype=torch.bool)  # the tokens the tilt acts on
+        self.free[[i for i in spared if 0 <= i < self.vocab]] = False
         self.context = int(getattr(proxy.config, "n_positions", None)
                            or getattr(proxy.config, "max_position_embeddings", None) or 2048)
         self.plus, self.minus = copy.deepcopy(proxy), copy.deepcopy(proxy)
@@ -224,8 +232,12 @@ class ProxyStore:
             if not (folder / META).is_file():
                 raise ConfigError(f"no antidistillation version {version!r} under {self.root}; prepared: "
                                   f"{', '.join(self.versions()) or 'none'} (`distillguard lab proxy`)")
+            meta = json.loads((folder / META).read_text())
+            if "spared" not in meta:
+                raise ConfigError(f"antidistillation version {version!r} at {folder} predates spared special "
+                                  "tokens: prepare a new version")
             gradient = torch.load(folder / GRADIENT, weights_only=True)
-            pair = ProxyPair(load_causal_lm(folder / "proxy"), gradient, epsilon)
+            pair = ProxyPair(load_causal_lm(folder / "proxy"), gradient, epsilon, meta["spared"])
             self._pairs[key] = pair
             while len(self._pairs) > self.keep:
                 self._pairs.popitem(last=False)
@@ -233,8 +245,9 @@ class ProxyStore:
 
 
 class AntidistillationProcessor(LogitsProcessor):
-    """Adds ``τ · λ · Δ`` to the teacher's logits, so that after the sampler divides by ``τ`` the distribution is
-    ``softmax(z / τ + λ Δ)`` (greedy, ``τ = 0``: the argmax of ``z + λ Δ``).
+    """Tilts the teacher's logits so that after the sampler divides by ``τ`` the distribution is
+    ``softmax(z / τ + λ Δ)`` over the tokens the pair does not spare, whose total probability stays the
+    teacher's; spared (special) tokens keep the teacher's probability exactly (greedy, ``τ = 0``: ``τ`` is 1).
 
     Each row of ``input_ids`` is one unpadded sequence (as the lab server's decoding loop passes them); the
     proxies' KV caches are kept per sequence, so a row that grows by one token costs two one-token passes.
@@ -242,7 +255,7 @@ class AntidistillationProcessor(LogitsProcessor):
 
     def __init__(self, pair: ProxyPair, lam: float, temperature: float = 1.0) -> None:
         self.pair, self.lam = pair, lam
-        self.scale = lam * (temperature if temperature > 0 else 1.0)
+        self.temperature, self.greedy = (temperature, False) if temperature > 0 else (1.0, True)
         self._states: OrderedDict[tuple[int, ...], tuple[Any, Any]] = OrderedDict()
         self.ready: dict[tuple[int, ...], torch.Tensor] = {}  # Δ computed ahead, batched (``Prefetch``)
 
@@ -252,8 +265,9 @@ class AntidistillationProcessor(LogitsProcessor):
         if scores.shape[-1] != self.pair.vocab:
             raise ConfigError(f"the antidistillation proxy has a vocabulary of {self.pair.vocab} tokens and the "
                               f"model {scores.shape[-1]}: prepare the proxy with the served model's tokenizer")
-        rows = [self._delta([int(i) for i in row]) for row in input_ids]
-        return scores + self.scale * torch.stack(rows).to(scores.dtype)  # type: ignore[return-value]
+        rows = torch.stack([self._delta([int(i) for i in row]) for row in input_ids])
+        return tilt(scores, rows, lam=self.lam, temperature=self.temperature,  # type: ignore[return-value]
+                    free=self.pair.free, greedy=self.greedy)
 
     def _delta(self, ids: list[int]) -> torch.Tensor:
         key = tuple(ids)
@@ -265,6 +279,32 @@ class AntidistillationProcessor(LogitsProcessor):
         while len(self._states) > _STATES:
             self._states.popitem(last=False)
         return delta
+
+
+def tilt(scores: torch.Tensor, delta: torch.Tensor, *, lam: float, temperature: float, free: torch.Tensor,
+         greedy: bool = False) -> torch.Tensor:
+    """``τ · (z/τ + λΔ + c)`` on the ``free`` tokens, ``z`` elsewhere, with ``c`` per row such that the free tokens'
+    total probability after dividing by ``τ`` is the teacher's (a spared token's probability never changes).
+
+    ``greedy``: the teacher's own choice between a spared token and an ordinary one is kept (a row whose
+    argmax is spared is left as it is; otherwise the spared tokens are ruled out and the tilted argmax of the
+    ordinary ones wins). Mass alone would not keep it: a tilt that gathers the ordinary tokens' mass on one
+    of them can lift it above a spared token the teacher preferred.
+
+    >>> z = torch.tensor([[0.0, 0.0, 0.0]]); free = torch.tensor([True, True, False])
+    >>> p = torch.softmax(tilt(z, torch.tensor([[1.0, -1.0, -9.0]]), lam=1.0, temperature=1.0, free=free), -1)
+    >>> [round(float(x), 3) for x in p[0]]
+    [0.587, 0.079, 0.333]
+    """
+    base = scores.float() / temperature
+    tilted = base + lam * delta.to(base.dtype)
+    shift = torch.logsumexp(base[:, free], -1, keepdim=True) - torch.logsumexp(tilted[:, free], -1, keepdim=True)
+    shift = torch.nan_to_num(shift, nan=0.0, posinf=0.0, neginf=0.0)  # no free token left: nothing to keep
+    out = torch.where(free, tilted + shift, base) * temperature
+    if greedy:
+        spared_first = ~free[base.argmax(-1)]
+        out = torch.where(spared_first[:, None], scores.float(), torch.where(free, out, float("-inf")))
+    return out.to(scores.dtype)
 
 
 class _Batched:

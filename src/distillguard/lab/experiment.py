@@ -107,6 +107,9 @@ class LabConfig(BaseModel):
     proxy_steps: int = Field(300, ge=0, description="training steps of its proxy student (0: the untrained init)")
     proxy_examples: int = Field(1000, ge=1, description="ground-truth examples the proxy trains on")
     proxy_held_out: int = Field(128, ge=1, description="held-out tasks the proxy's loss gradient is taken on")
+    flagged_share: float = Field(1.0, ge=0, le=1, description="share of the attacker's accounts the defence applies "
+                                                             "to (the detector flagged them); the others harvest "
+                                                             "plainly (the mixing attacker)")
     canary_decoys: int = Field(19, ge=1, description="look-alikes per canary in the students' canary test")
     smoke: bool = Field(False, description="a plumbing check: every stage runs for real on models too small to "
                                            "learn the tasks, so its accuracies (about 0) measure nothing")
@@ -138,21 +141,41 @@ def load_config(path: Path) -> LabConfig:
     return validated(LabConfig, read_toml(path, "lab config"), "lab config")
 
 
-DEFENCES = ("none", "withhold_reasoning", "watermark", "canary", "antidistillation")
+DEFENCES = ("none", "withhold_reasoning", "summarize_reasoning", "watermark", "canary", "antidistillation")
+"""A lab defence is one of these, or several joined by ``+`` (a stack: ``antidistillation+summarize_reasoning``)."""
 WATERMARK_VERSION = "lab-watermark"
 
 
 def _policy(defence: str, accounts: list[str], config: LabConfig | None = None) -> list[PolicyRecord]:
-    """The gateway policy that applies ``defence`` to the attacker's accounts."""
+    """The gateway policy that applies ``defence`` (one, or a ``+`` stack) to the attacker's accounts (the first
+    ``flagged_share`` of them: the accounts the detector flagged)."""
+    config = config or LabConfig()
+    unknown = [d for d in defence.split("+") if d not in DEFENCES]
+    if unknown:
+        raise ConfigError(f"unknown defence {unknown[0]!r}; choose from {', '.join(DEFENCES)} "
+                          "(or several joined by '+')")
+    flagged = accounts[:round(len(accounts) * config.flagged_share)]
+    if "+" not in defence:
+        return _policy_one(defence, flagged, config)
+    merged: list[PolicyRecord] = []
+    for a in flagged:
+        parts = [r for d in defence.split("+") for r in _policy_one(d, [a], config)]
+        merged.append(PolicyRecord(subject=f"account:{a}", action="monitor", reason=f"lab defence: {defence}",
+                                   transforms=sorted({t for r in parts for t in r.transforms or []}) or None,
+                                   logits_processors=[x for r in parts for x in r.logits_processors or []] or None))
+    return merged
+
+
+def _policy_one(defence: str, accounts: list[str], config: LabConfig) -> list[PolicyRecord]:
     if defence == "none":
         return []
     if defence == "antidistillation":
-        tilt = LogitsProcessor.model_validate(antidistillation_spec(config or LabConfig()))
+        tilt = LogitsProcessor.model_validate(antidistillation_spec(config))
         return [PolicyRecord(subject=f"account:{a}", action="monitor", reason="lab defence: antidistillation",
                              logits_processors=[tilt]) for a in accounts]
-    if defence == "withhold_reasoning":
-        return [PolicyRecord(subject=f"account:{a}", action="monitor", reason="lab defence: withhold_reasoning",
-                             transforms=["withhold_reasoning"]) for a in accounts]
+    if defence in ("withhold_reasoning", "summarize_reasoning"):
+        return [PolicyRecord(subject=f"account:{a}", action="monitor", reason=f"lab defence: {defence}",
+                             transforms=[defence]) for a in accounts]
     if defence == "watermark":
         mark = LogitsProcessor.model_validate({"name": "watermark", "version": WATERMARK_VERSION})
         return [PolicyRecord(subject=f"account:{a}", action="monitor", reason="lab defence: watermark",
@@ -209,7 +232,7 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
     """Run the experiment into ``out``; returns (and writes) ``results.json`` (``records.LabResults`` as JSON),
     and writes ``curves.svg``."""
     for d in config.defences:
-        _policy(d, [])  # unknown defences fail before anything trains
+        _policy(d, [], config)  # unknown defences fail before anything trains
     tick = progress or _Quiet()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -233,9 +256,10 @@ def run(config: LabConfig, out: Path, progress: Progress | None = None) -> dict[
 
     runs: list[LabRun] = []
     summaries: dict[str, HarvestSummary] = {}
-    for defence, harvested in _harvest_all(config, teacher, [t.prompt for t in pool], out, tick).items():
+    for defence, harvested in harvest_all(config, teacher, prompts=[t.prompt for t in pool], out=out,
+                                             tick=tick).items():
         outcomes = harvested.outcomes
-        canaries = _sent_canaries(out, defence) if defence == "canary" else None
+        canaries = _sent_canaries(out, defence) if "canary" in defence.split("+") else None
         summaries[defence] = HarvestSummary.model_validate({
             **harvested.summary(), "watermark": _mark_in(config, teacher, outcomes) if defence == "watermark" else None,
             "canaries": len(canaries) if canaries is not None else None})
@@ -274,9 +298,11 @@ def task_sets(config: LabConfig) -> tuple[list[Task], list[Task], list[Task]]:
     return train, held_out, pool
 
 
-def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Path,
-                 tick: Progress) -> dict[str, HarvestResult]:
-    """Serve the teacher, and harvest it through one gateway per defence."""
+def harvest_all(config: LabConfig, teacher: Model, *, prompts: list[str], out: Path,
+                tick: Progress | None = None) -> dict[str, HarvestResult]:
+    """Serve the teacher, and harvest ``prompts`` through one gateway per defence of ``config`` (outcomes in
+    prompt order; each also in ``OUT/harvest-DEFENCE.jsonl``)."""
+    tick = tick or _Quiet()
     from distillguard.gateway.app import Gateway, create_app
     from distillguard.gateway.canary import CanarySettings
     from distillguard.gateway.config import GatewaySettings, LimitSettings
@@ -296,13 +322,13 @@ def _harvest_all(config: LabConfig, teacher: Model, prompts: list[str], out: Pat
     harvests = {}
     keyring = Keyring.from_records([watermark_key(config)])
     proxies = ProxyStore(out / "antidistillation")
-    if "antidistillation" in config.defences:
+    if any("antidistillation" in d.split("+") for d in config.defences):
         prepare_proxy(config, teacher, proxies.root)
     with serving(model_app(teacher, max_batch=config.concurrency, keyring=keyring, proxies=proxies)) as upstream:
         for defence in config.defences:
             policy_path = out / "gateway" / f"policy-{defence}.json"
             policy_path.write_text(json.dumps([r.as_json() for r in _policy(defence, accounts, config)], indent=2))
-            canaries = CanarySettings(enabled=defence == "canary", key=f"lab-canary-{config.seed}",
+            canaries = CanarySettings(enabled="canary" in defence.split("+"), key=f"lab-canary-{config.seed}",
                                       share=config.canary_share)
             settings = GatewaySettings(upstream=f"{upstream}/v1", keys=keys_path, policy=policy_path,
                                        log_dir=out / "gateway" / f"log-{defence}", canaries=canaries,

@@ -26,29 +26,14 @@ from typing import Any
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from distillguard.lab.tasks import Task
-from distillguard.lab.tokenizer import EOS, train_tokenizer
-from distillguard.models.generate import THINK_CLOSE, THINK_OPEN, Model
+from distillguard.lab.examples import Example, batch, digest, encode, examples_from_tasks
+from distillguard.lab.tokenizer import train_tokenizer
+from distillguard.models.generate import Model
 from distillguard.models.load import load_model
 
+__all__ = ["Example", "ModelSpec", "TrainSettings", "examples_from_tasks", "fresh_model", "run_key", "train_model"]
+
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Example:
-    """One training conversation: a prompt and the assistant's reply (reasoning optional)."""
-
-    prompt: str
-    answer: str
-    reasoning: str | None = None
-
-    def reply(self) -> str:
-        think = f"{THINK_OPEN}{self.reasoning}{THINK_CLOSE}" if self.reasoning else ""
-        return think + self.answer
-
-
-def examples_from_tasks(tasks: Sequence[Task], with_reasoning: bool = True) -> list[Example]:
-    return [Example(t.prompt, t.answer, t.reasoning if with_reasoning else None) for t in tasks]
 
 
 @dataclass(frozen=True)
@@ -90,7 +75,7 @@ def train_model(
         texts = [t for e in examples for t in (e.prompt, e.reply())]
         tokenizer = train_tokenizer(texts, vocab_size=spec.vocab)
     model = fresh_model(spec, tokenizer, settings.seed).model
-    rows = [r for e in examples if (r := _encode(tokenizer, e, spec.context)) is not None]
+    rows = [r for e in examples if (r := encode(tokenizer, e, spec.context)) is not None]
     if not rows:
         raise ValueError("no training example fits the model's context")
     optim = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01, betas=(0.9, 0.98))
@@ -99,8 +84,8 @@ def train_model(
     order = random.Random(settings.seed)
     model.train()
     for step in range(settings.steps):
-        batch = [rows[order.randrange(len(rows))] for _ in range(settings.batch)]
-        ids, labels = _pad(batch, tokenizer.pad_token_id)
+        chosen = [rows[order.randrange(len(rows))] for _ in range(settings.batch)]
+        ids, labels = batch(chosen, tokenizer.pad_token_id)
         loss = model(input_ids=ids, labels=labels, attention_mask=(ids != tokenizer.pad_token_id).long()).loss
         optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -131,34 +116,5 @@ def fresh_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase, seed: int =
 def run_key(examples: Sequence[Example], spec: ModelSpec, *, settings: TrainSettings,
             tokenizer: PreTrainedTokenizerBase | None = None) -> str:
     """What identifies a training run: architecture, settings, data and tokenizer (the cache key)."""
-    return spec.key({**asdict(settings), "examples": _digest(examples),
+    return spec.key({**asdict(settings), "examples": digest(examples),
                      "tokenizer": None if tokenizer is None else len(tokenizer)})
-
-
-def _digest(examples: Sequence[Example]) -> str:
-    h = hashlib.sha256()
-    for e in examples:
-        h.update(f"{e.prompt}\x1f{e.reasoning}\x1f{e.answer}\x1e".encode())
-    return h.hexdigest()
-
-
-def _encode(tok: PreTrainedTokenizerBase, e: Example, context: int) -> tuple[list[int], int] | None:
-    """(token ids of prompt + reply + end, length of the prompt part) or None when too long."""
-    prompt: Any = tok.apply_chat_template([{"role": "user", "content": e.prompt}], add_generation_prompt=True,
-                                          tokenize=True)
-    if hasattr(prompt, "keys"):
-        prompt = prompt["input_ids"]
-    reply = tok(e.reply() + EOS, add_special_tokens=False)["input_ids"]
-    ids = [int(i) for i in prompt] + [int(i) for i in reply]
-    return (ids, len(prompt)) if len(ids) <= context else None
-
-
-def _pad(batch: list[tuple[list[int], int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ids, and labels that score only the reply (-100 elsewhere)."""
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    for i, (row, start) in enumerate(batch):
-        ids[i, :len(row)] = torch.tensor(row)
-        labels[i, start:len(row)] = torch.tensor(row[start:])
-    return ids, labels

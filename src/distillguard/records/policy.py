@@ -26,7 +26,7 @@ from distillguard.schema import ACTIONS
 
 Action = Literal["allow", "monitor", "throttle", "challenge", "block"]
 """What the gateway does with a subject's requests, least strict first (``schema.ACTIONS``)."""
-TRANSFORMS = ("withhold_reasoning",)
+TRANSFORMS = ("withhold_reasoning", "summarize_reasoning")
 """Response transforms a policy record may ask for (``"transforms": [...]``)."""
 
 

@@ -22,6 +22,8 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.preprocessing import normalize
 
+from distillguard.signals.words import chunks
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -46,6 +48,10 @@ class ByteNgramHasher(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         docs = [" " + " ".join((text or "").replace("\x00", " ").lower().split()) + " " for text in X]
         if not docs:
             return sp.csr_matrix((0, self.n_features))
+        parts = [self._counts(docs[lo:hi], bits) for lo, hi in chunks(docs)]  # small arrays: see chunks
+        return parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
+
+    def _counts(self, docs: list[str], bits: int) -> sp.csr_matrix:
         # Texts separated (and closed) by NUL bytes, which no text holds any more.
         data = np.frombuffer(("\x00".join(docs) + "\x00").encode("utf-8"), dtype=np.uint8)
         n, windows = self.n, max(len(data) - self.n + 1, 0)

@@ -21,13 +21,15 @@ from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
-from sklearn.feature_extraction.text import HashingVectorizer
 
 from distillguard.errors import ConfigError
 from distillguard.signals.base import Enricher, per_distinct, with_columns
+from distillguard.signals.words import WordNgramHasher
 
 MODEL_PATH = Path(__file__).parent / "data" / "safeguard_model.npz"
-VECTORIZER = HashingVectorizer(ngram_range=(1, 2), n_features=2**18, alternate_sign=False, norm="l2")
+# The features of HashingVectorizer(ngram_range=(1, 2), n_features=2**18, alternate_sign=False, norm="l2"),
+# which trained the shipped weights, computed for the whole batch at once.
+VECTORIZER = WordNgramHasher(n_features=2**18)
 _CLIP = 3000
 
 

@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from functools import lru_cache
 from types import MappingProxyType
@@ -29,21 +30,25 @@ from distillguard.signals.base import Enricher, column, per_distinct, with_colum
 
 _EDGE_WORDS = 6
 _END_CHARS = 1500
+# (pattern, token, characters one of which any match holds): a text without them is left
+# alone without running the pattern, most of the cost for the e-mail pattern, which has
+# no fixed start. The number pattern's lookahead lets the engine skip to where a match can start.
 _MASKS = [
-    (re.compile(r"```.*?(```|$)", re.S), " <code> "),
-    (re.compile(r"https?://\S+"), "<url>"),
-    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b"), "<email>"),
-    (re.compile(r"\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|“[^”\n]{1,200}”"), "<quote>"),
-    (re.compile(r"[-+]?\$?\d[\d,]*(\.\d+)?%?"), "<num>"),
+    (re.compile(r"```.*?(```|$)", re.S), " <code> ", ("```",)),
+    (re.compile(r"https?://\S+"), "<url>", ("http",)),
+    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b"), "<email>", ("@",)),
+    (re.compile(r"\"[^\"\n]{1,200}\"|'[^'\n]{1,200}'|“[^”\n]{1,200}”"), "<quote>", ('"', "'", "“")),
+    (re.compile(r"(?=[-+$\d])[-+]?\$?\d[\d,]*(\.\d+)?%?"), "<num>", ()),
 ]
-_SPACE = re.compile(r"\s+")
 
 
 def mask(text: str) -> str:
     """Lower-cased ``text`` with numbers, quotes, code, URLs and e-mails masked."""
-    for pattern, token in _MASKS:
-        text = pattern.sub(token, text)
-    return _SPACE.sub(" ", text).strip().lower()
+    for pattern, token, needs in _MASKS:
+        if not needs or any(n in text for n in needs):
+            text = pattern.sub(token, text)
+    # str.split() splits at runs of the characters \s matches (str.isspace), dropping those at the ends.
+    return " ".join(text.split()).lower()
 
 
 def _masked_ends(prompt: str | None) -> tuple[list[str], str]:
@@ -98,28 +103,30 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
     return out
 
 
+_WORD_HASHES: dict[str, int] = {}  # word → its 64-bit blake2b, for every batch of this process
+_MAX_WORD_HASHES = 300_000
+
+
 def simhash_many(texts: list[str], max_words: int = 64, width: int = 3) -> np.ndarray:
     """64-bit SimHash (as int64) of word ``width``-shingles of each text's first ``max_words``.
 
-    Word hashes are computed once per distinct word (blake2b); shingle hashes
-    combine them arithmetically and the bit votes are counted for the whole
-    batch at once in NumPy, so the cost per text is a few microseconds.
+    Word hashes (blake2b) are computed once per distinct word and kept across
+    batches (``_WORD_HASHES``); shingle hashes combine them arithmetically and
+    the bit votes are counted for the whole batch at once in NumPy, so the cost
+    per text is a few microseconds.
     """
-    cache: dict[str, int] = {}
-    flat: list[int] = []
-    lengths = np.empty(len(texts), dtype=np.int64)
-    for i, text in enumerate(texts):
-        words = text.split(" ")[:max_words]
-        words += [""] * (width - len(words))  # short texts: one shingle, padded
-        for w in words:
-            wh = cache.get(w)
-            if wh is None:
-                wh = cache[w] = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
-            flat.append(wh)
-        lengths[i] = len(words)
     if not len(texts):
         return np.empty(0, dtype=np.int64)
-    h = np.array(flat, dtype=np.uint64)
+    split = [text.split(" ")[:max_words] for text in texts]
+    split = [w if len(w) >= width else w + [""] * (width - len(w)) for w in split]  # short: one padded shingle
+    lengths = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
+    flat = list(itertools.chain.from_iterable(split))
+    known = _WORD_HASHES
+    if len(known) > _MAX_WORD_HASHES:
+        known.clear()  # rarely: cheaper than tracking age, and refilled from the next batches
+    for w in set(flat).difference(known):
+        known[w] = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
+    h = np.fromiter(map(known.__getitem__, flat), dtype=np.uint64, count=len(flat))
     with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
         mixed = sum(h[j: len(h) - width + 1 + j] * _MIX[j] for j in range(width))
         shingles = _splitmix(np.asarray(mixed, dtype=np.uint64))

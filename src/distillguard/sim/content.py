@@ -9,7 +9,7 @@ from the datasets' reference solutions where they exist.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -193,7 +193,7 @@ def _conversation(pools: Pools, conv_seed: int, turn: int, rng: random.Random,
     return {"messages": messages}, _answer(answer, rng)
 
 
-def _pick(pool: tuple[dict[str, Any], ...], rng: random.Random) -> dict[str, Any]:
+def _pick(pool: Sequence[dict[str, Any]], rng: random.Random) -> dict[str, Any]:
     return pool[rng.randrange(len(pool))]
 
 

@@ -12,6 +12,7 @@ import csv
 import gzip
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,15 +27,15 @@ _CALC = re.compile(r"<<[^>]*>>")
 
 @dataclass(frozen=True)
 class Pools:
-    """Prompt pools, each a tuple of dicts with at least ``prompt``."""
+    """Prompt pools, each a sequence (a tuple as loaded) of dicts with at least ``prompt``."""
 
-    math: tuple[dict[str, Any], ...]  # prompt, solution, answer
-    code: tuple[dict[str, Any], ...]  # prompt, solution
-    tools: tuple[dict[str, Any], ...]  # prompt, functions (JSON schemas)
-    instructions: tuple[dict[str, Any], ...]  # prompt, output, app
-    chat: tuple[dict[str, Any], ...]  # prompt, followups, category
-    jailbreak: tuple[dict[str, Any], ...]  # prompt
-    sensitive: tuple[dict[str, Any], ...]  # prompt, category
+    math: Sequence[dict[str, Any]]  # prompt, solution, answer
+    code: Sequence[dict[str, Any]]  # prompt, solution
+    tools: Sequence[dict[str, Any]]  # prompt, functions (JSON schemas)
+    instructions: Sequence[dict[str, Any]]  # prompt, output, app
+    chat: Sequence[dict[str, Any]]  # prompt, followups, category
+    jailbreak: Sequence[dict[str, Any]]  # prompt
+    sensitive: Sequence[dict[str, Any]]  # prompt, category
 
 
 def find_data_dir(explicit: Path | None = None) -> Path:

@@ -109,6 +109,8 @@ def generate(
     attack_exchanges = int(is_attack[arrays["account"]].sum()) if total else 0
     stats = GenerateStats(total, len(plan.accounts), int(is_attack.sum()), attack_exchanges)
     manifest = {"scenario": scenario.name, "seed": seed, "format": fmt, **stats.__dict__}
+    if scenario.prompt_variety:
+        manifest["prompt_variety"] = scenario.prompt_variety
     if drawn:
         manifest.update(days=scenario.days, release_day=scenario.release_day, campaigns=recipes)
     (out_dir / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from distillguard.sim import network, shapes
+from distillguard.sim import network, shapes, variety
 from distillguard.sim.content import STYLE_BODIES
 from distillguard.sim.datasets import Pools
 from distillguard.sim.plan import DAY, Account
@@ -22,6 +22,7 @@ class Renderer:
                  seed: int, start: float) -> None:
         self.s, self.pools, self.accounts, self.ids, self.seed = scenario, pools, accounts, ids, seed
         self.release = start + scenario.release_day * DAY if scenario.release_day is not None else None
+        self.names = variety.proper_nouns(pools) if scenario.prompt_variety else ()
 
     def row(self, i: int, t: float, *, acct_index: int, variant: int, conv: int, turn: int,
             seq: int) -> dict[str, Any]:
@@ -40,10 +41,16 @@ class Renderer:
         elif g.style_mix:
             style = shapes.pick(g.style_mix, r)
         harvest = g.is_attack and style != "chat"
+        pools = self.pools
+        if self.s.prompt_variety and style not in variety.FIXED_STYLES:
+            # A conversation's turns share its seed, so its opening prompt is varied alike in every turn.
+            vseed = conv if conv_seed is not None else self.seed * 1_000_000_007 + i
+            pools = variety.varied_pools(pools, random.Random(vseed * 7 + 3), rate=self.s.prompt_variety,
+                                          names=self.names)
         if harvest and g.followups and conv_seed is not None and turn > 0:
-            request, response = shapes.harvest_conversation(STYLE_BODIES[style], self.pools, r=r, ctx=ctx)
+            request, response = shapes.harvest_conversation(STYLE_BODIES[style], pools, r=r, ctx=ctx)
         else:
-            request, response = STYLE_BODIES[style](self.pools, r, ctx)
+            request, response = STYLE_BODIES[style](pools, r, ctx)
         if harvest and g.elicit_rate and r.random() < g.elicit_rate:
             shapes.add_phrase(request, g.elicit[r.randrange(len(g.elicit))], r)
         if harvest and g.paraphrase_rate and r.random() < g.paraphrase_rate:

@@ -104,6 +104,12 @@ class Scenario:
     draw: str | None = None
     draw_attacks: bool = True  # False: draw the period (days, release) but leave the campaigns out
     draw_scale: float = 1.0  # account multiplier for the drawn campaigns
+    # Share of pool prompts varied as real users vary them (``sim.variety``); 0: the prompts as they stand.
+    prompt_variety: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.prompt_variety <= 1.0:
+            raise ConfigError(f"scenario {self.name!r}: prompt_variety {self.prompt_variety} is not between 0 and 1")
 
     def benign_only(self) -> Scenario:
         """The same scenario without its campaigns: reference traffic for calibration."""
