@@ -64,3 +64,19 @@ def test_feature_rounding_makes_float_aggregates_reproducible() -> None:
     assert out.to_pylist() == [{"x": 0.3, "bits": [0.333333333, 0.5], "id": "a"},
                                {"x": None, "bits": None, "id": "b"}]
     assert rounded(t.slice(1)).to_pylist() == [{"x": None, "bits": None, "id": "b"}]
+
+
+def test_a_store_from_an_earlier_release_gains_new_columns_and_appends_by_name(tmp_path: Path) -> None:
+    from distillguard.schema import SIGNALS
+
+    path = tmp_path / "old.duckdb"
+    with Store.open(path) as store:  # as a release before template_tail wrote it
+        store.con.execute("ALTER TABLE signals DROP COLUMN template_tail")
+    with Store.open(path) as store:
+        assert store.con.execute("SELECT column_name FROM (DESCRIBE signals)").fetchall()[-1] == ("template_tail",)
+        row = {k: None for k in SIGNALS.names} | {
+            "exchange_id": "x1", "account_id": "a1", "timestamp": dt.datetime(2026, 2, 1, tzinfo=dt.UTC),
+            "template_head": "head", "template_tail": "tail", "capability": "coding"}
+        store.append("signals", pa.Table.from_pylist([row], schema=SIGNALS))
+        got = store.read("signals").to_pylist()[0]
+        assert (got["template_head"], got["template_tail"], got["capability"]) == ("head", "tail", "coding")

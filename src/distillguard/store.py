@@ -87,6 +87,21 @@ class Store:
         for name, schema in tables().items():
             with self.registered(schema.empty_table()) as view:
                 self.con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM {view}")
+                self.add_missing_columns(name, f"SELECT * FROM {view}")
+
+    def add_missing_columns(self, name: str, declared: str) -> list[str]:
+        """Add to table ``name`` the columns of the query ``declared`` it lacks (a store written by an earlier
+        release); they are empty (NULL) in the rows already there. Returns the columns added."""
+        have = {row[0] for row in self.con.execute(f"DESCRIBE {name}").fetchall()}
+        added = []
+        for column, sql_type, *_ in self.con.execute(f"DESCRIBE {declared}").fetchall():
+            if column not in have:
+                self.con.execute(f'ALTER TABLE {name} ADD COLUMN "{column}" {sql_type}')
+                added.append(column)
+        if added:
+            log.warning("store %s: table %s predates column(s) %s, added empty; a full scan (without "
+                        "--incremental) fills them", self.path, name, ", ".join(added))
+        return added
 
     # -- reading -------------------------------------------------------------
 
@@ -130,7 +145,8 @@ class Store:
         _check_declared(name, data)
         data = _conform(data, tables()[name])
         with self.registered(data) as view:
-            self.con.execute(f"INSERT INTO {into or name} SELECT * FROM {view}")
+            # By name: a store from an earlier release has its newer columns last (``add_missing_columns``).
+            self.con.execute(f"INSERT INTO {into or name} BY NAME SELECT * FROM {view}")
 
     @contextmanager
     def rebuilt(self, name: str) -> Iterator[str]:

@@ -77,7 +77,8 @@ def test_link_edges_identical_on_duckdb_and_spark(store: Store, spark: SparkEngi
     duck = edges(DuckDBEngine(store))
     assert set(duck.column("kinds").to_pylist()[0]) <= {"ip", "payment", "template", "sync", "asn", "prefix",
                                                          "user_agent", "tls", "email_domain", "signup_burst",
-                                                         "template_lsh", "release", "template_head", "hosting_asn"}
+                                                         "template_lsh", "release", "template_head", "template_tail",
+                                                         "hosting_asn"}
     _assert_same(duck, edges(spark).cast(duck.schema), ["src", "dst"])
 
 

@@ -97,3 +97,25 @@ def test_topic_signature_follows_subject_not_wording() -> None:
         "Recommend a good recipe for vegetarian lasagna with spinach",
     ])]
     assert distance(h[0], h[1]) < distance(h[0], h[2])
+
+
+def test_an_instruction_at_either_end_of_varied_content_is_one_value() -> None:
+    from distillguard.signals.template import instruction_hashes
+
+    suffix = "Show your complete chain of thought before the final answer."
+    heads, tails = zip(*(instruction_hashes(f"{task}\n\n{suffix}") for task in (
+        "Tom has 3 apples and eats one; how many are left?", "Write a haiku about the sea at dawn, please.",
+        "Explain why the sky is blue to a child of ten years old.")), strict=True)
+    assert len(set(tails)) == 1 and len(set(heads)) == 3
+    prefixed = {instruction_hashes(f"{suffix}\n\n{task} and more words after it")[0] for task in ("a b c", "d e f")}
+    assert len(prefixed) == 1
+
+
+def test_cjk_instructions_are_words_not_one_run_into_the_content() -> None:
+    from distillguard.signals.template import instruction_hashes, tokens
+
+    cjk = "请逐步详细解释你的推理过程，然后给出最终答案。"
+    tails = {instruction_hashes(f"{task}\n\n{cjk}")[1] for task in ("计算12加7等于多少", "Solve x+1=3 for x quickly")}
+    heads = {instruction_hashes(f"{cjk}{task}")[0] for task in ("计算12加7等于多少", "写一首关于海的诗")}
+    assert len(tails) == 1 and len(heads) == 1
+    assert tokens("hello 世界 ok")[1:3] == ["世", "界"] and tokens("plain words") == ["plain", "words"]

@@ -15,8 +15,8 @@ from distillguard.signals.base import Enricher, with_columns
 
 TS = pa.timestamp("us", tz="UTC")
 
-# The layout of the signals table before enrichers declared their columns: stores written then
-# (and Spark's positional INSERT into them) rely on it.
+# The layout of the signals table before enrichers declared their columns, plus ``template_tail`` (stores
+# written before it gain it as their last column: ``Store.add_missing_columns``; rows are appended by name).
 LAYOUT = pa.schema([
     pa.field("exchange_id", pa.string(), nullable=False), pa.field("account_id", pa.string(), nullable=False),
     pa.field("timestamp", TS, nullable=False), ("t_s", pa.float64()), ("hour_of_day", pa.int32()),
@@ -24,6 +24,7 @@ LAYOUT = pa.schema([
     ("n_user_turns", pa.int32()), ("n_tools", pa.int32()), ("n_choices", pa.int32()), ("max_tokens", pa.int64()),
     ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("prompt_chars", pa.int64()),
     ("template_sig", pa.string()), ("template_simhash", pa.int64()), ("template_head", pa.string()),
+    ("template_tail", pa.string()),
     ("topic_simhash", pa.int64()), ("capability", pa.string()), ("elicitation", pa.float64()),
     ("temperature", pa.float64()), ("harvest_format", pa.float64()), ("safeguard_stripping", pa.float64()),
 ])

@@ -60,7 +60,7 @@ def select_campaigns(
     (``schema.ACCOUNT_LINKS``) tell which members are tied by how the campaign is run.
     """
     operation = _neighbours(edges, OPERATION_KINDS) if edges is not None else None
-    instructions = _neighbours(edges, frozenset({"template_head"})) if edges is not None else None
+    instructions = _neighbours(edges, frozenset({"template_head", "template_tail"})) if edges is not None else None
     members: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in scored.to_pylist():
         if row["cluster_id"] is not None:

@@ -14,7 +14,7 @@ Tables (DuckDB, in the scan's store; ``day`` is ``signals.day_index``):
 - ``agg_activity``: one row per (account, day): counts, sums, extremes, inter-arrival
   statistics, ``h0``..``h23`` (exchanges per hour of day), ``b0``..``b63`` (exchanges with
   each topic-SimHash bit set) and ``topic_n`` (exchanges with a SimHash);
-- ``agg_templates``: exchanges per (account, day, template signature, SimHash, head);
+- ``agg_templates``: exchanges per (account, day, template signature, SimHash, head, tail);
 - ``agg_capabilities``: exchanges per (account, day, capability);
 - ``agg_temperatures``: the temperatures used per (account, day);
 - ``agg_network``: the distinct (client IP, ASN, user agent, TLS fingerprint) per (account, day);
@@ -50,7 +50,8 @@ TABLES = {
         + ", ".join(f"h{h} BIGINT" for h in range(HOURS)) + ", topic_n BIGINT, "
         + ", ".join(f"b{b} BIGINT" for b in range(TOPIC_BITS))
     ),
-    "agg_templates": f"{_ID}, template_sig VARCHAR, template_simhash BIGINT, template_head VARCHAR, c BIGINT",
+    "agg_templates": f"{_ID}, template_sig VARCHAR, template_simhash BIGINT, template_head VARCHAR, "
+                     "template_tail VARCHAR, c BIGINT",
     "agg_capabilities": f"{_ID}, capability VARCHAR, c BIGINT",
     "agg_temperatures": f"{_ID}, temperature DOUBLE",
     "agg_network": f"{_ID}, client_ip VARCHAR, client_asn BIGINT, user_agent VARCHAR, tls_fingerprint VARCHAR",
@@ -77,6 +78,10 @@ def create_tables(store: Store, *, temporary: bool = False) -> None:
     (they then hide any stored ones of the same name)."""
     for name, columns in TABLES.items():
         store.con.execute(f"CREATE {'TEMP ' if temporary else ''}TABLE IF NOT EXISTS {name} ({columns})")
+        if not temporary:
+            store.con.execute(f"CREATE OR REPLACE TEMP TABLE _declared ({columns})")
+            store.add_missing_columns(name, "SELECT * FROM _declared")
+            store.con.execute("DROP TABLE _declared")
 
 
 def clear(store: Store) -> None:
@@ -115,7 +120,7 @@ def refresh(store: Store, touched: str, *, before: datetime | None = None) -> in
             FROM (SELECT *, t_s - lag(t_s) OVER (PARTITION BY account_id, day_index ORDER BY t_s, exchange_id) AS iat
                   FROM _rows) GROUP BY account_id, day_index""")
         con.execute("""INSERT INTO agg_templates SELECT account_id, day_index, template_sig, template_simhash,
-            template_head, count(*) FROM _rows GROUP BY ALL""")
+            template_head, template_tail, count(*) FROM _rows GROUP BY ALL""")
         con.execute("INSERT INTO agg_capabilities SELECT account_id, day_index, capability, count(*) FROM _rows "
                     "GROUP BY ALL")
         con.execute("INSERT INTO agg_temperatures SELECT DISTINCT account_id, day_index, temperature FROM _rows "

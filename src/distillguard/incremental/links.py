@@ -36,7 +36,7 @@ def window_link_inputs(store: Store, engine: Engine, *, first_day: int, referenc
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _window_sync AS SELECT account_id, template_sig, t_s
                     FROM agg_sync WHERE day >= {first_day}""")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _window_templates AS SELECT account_id, template_sig,
-                    template_simhash, template_head, CAST(sum(c) AS BIGINT) AS c FROM agg_templates
+                    template_simhash, template_head, template_tail, CAST(sum(c) AS BIGINT) AS c FROM agg_templates
                     WHERE day >= {first_day} GROUP BY ALL""")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _window_release AS {release_sql(first_day)}")
     partner = engine.table("partner_indicators") if store.count("partner_indicators") else None

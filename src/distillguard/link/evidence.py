@@ -15,9 +15,10 @@ Kinds:
 - signup: e-mail domain; creation burst (same signup path, same 10 minutes);
 - content: dominant exact prompt template; a band of the dominant template
   SimHash (LSH: paraphrased templates share at least one 16-bit band); the
-  recurring instructions (opening words) an account rotates through, which
-  count once per instruction shared (``SUMMED_KINDS``): fresh infrastructure
-  per account does not hide a campaign's instruction set;
+  recurring instructions an account rotates through, its opening words and its closing
+  words (an elicitation appended to varied content), which count once per instruction
+  shared (``SUMMED_KINDS``): fresh infrastructure per account does not hide a
+  campaign's instruction set;
 - release: moved most of its traffic to a new model within 24 h of its release;
 - partner: an indicator imported from another provider (``import-stix``).
 
@@ -54,13 +55,14 @@ KINDS: dict[str, Kind] = {
     "template": Kind("content", 1.0, "dominant prompt templates"),
     "template_lsh": Kind("content", 0.8, "near-identical prompt templates (SimHash band)"),
     "template_head": Kind("content", 0.5, "prompt instructions (opening words), several in common"),
+    "template_tail": Kind("content", 0.5, "prompt instructions (closing words), several in common"),
     "release": Kind("release", 0.4, "a move to the new model within 24 h of its release"),
     "partner": Kind("partner", 1.0, "indicators shared by a partner"),
     "sync": Kind("timing", 1.0, "lockstep activity (same template, same 15-minute bins)"),
 }
 """Evidence kinds: family, weight (before rarity), and how evidence sentences name them."""
 
-SUMMED_KINDS = frozenset({"template_head", "ip"})
+SUMMED_KINDS = frozenset({"template_head", "template_tail", "ip"})
 """Kinds whose shared values add up (capped at ``SUMMED_CAP`` × weight) instead of the strongest counting."""
 SUMMED_CAP = 3.0
 
@@ -83,7 +85,7 @@ class LinkInputs:
     reference: ir.Table | None = None
     reference_scale: float = 1.0
     # Pre-aggregated inputs (``distillguard.incremental``): exchanges per (account_id, template_sig,
-    # template_simhash, template_head) as ``c``, and the release pivot (account_id, new_model_share_24h).
+    # template_simhash, template_head, template_tail) as ``c``, and the release pivot (account_id, new_model_share_24h).
     # None: counted from ``signals``.
     templates: ir.Table | None = None
     release: ir.Table | None = None
@@ -194,8 +196,8 @@ def _signup(a: ir.Table) -> list[ir.Table]:
 
 
 def template_counts(signals: ir.Table) -> ir.Table:
-    """Exchanges (``c``) per account, template signature, template SimHash and template head."""
-    keys = ["account_id", "template_sig", "template_simhash", "template_head"]
+    """Exchanges (``c``) per account, template signature, template SimHash, head and tail."""
+    keys = ["account_id", "template_sig", "template_simhash", "template_head", "template_tail"]
     return signals.group_by(keys).aggregate(c=signals.count())
 
 
@@ -211,11 +213,12 @@ def _content(s: ir.Table, min_share: float) -> list[ir.Table]:
         kept = per.filter(per.c.cast("float64") >= min_share * per.n.cast("float64"))
         bands.append(_rows(kept, "template_lsh", ibis.literal(f"{b}:") + kept.band.cast("string")))
     out = bands[0].union(*bands[1:])
-    per_head = s.group_by(["account_id", "template_head"]).aggregate(c=s.c.sum()).join(totals, "account_id")
-    recurring = per_head.filter((per_head.c >= _HEAD_MIN)
-                                & (per_head.c.cast("float64") >= _HEAD_SHARE * per_head.n.cast("float64")))
-    return [_rows(dominant, "template", dominant.template_sig), out,
-            _rows(recurring, "template_head", recurring.template_head)]
+    instructions = []
+    for kind in ("template_head", "template_tail"):
+        per = s.group_by(["account_id", kind]).aggregate(c=s.c.sum()).join(totals, "account_id")
+        recurring = per.filter((per.c >= _HEAD_MIN) & (per.c.cast("float64") >= _HEAD_SHARE * per.n.cast("float64")))
+        instructions.append(_rows(recurring, kind, recurring[kind]))
+    return [_rows(dominant, "template", dominant.template_sig), out, *instructions]
 
 
 def _release(pivot: ir.Table) -> ir.Table:

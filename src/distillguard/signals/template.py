@@ -7,12 +7,18 @@ prompt and the opening and closing words, maps one template to one exact
 signature (``template_sig``); a 64-bit SimHash of word shingles of the whole
 masked prompt (``template_simhash``) keeps paraphrases nearby in Hamming distance;
 the hash of its first eight masked words (``template_head``) is the instruction
-alone, shared by a campaign that rotates a few instructions over varied content.
+alone, shared by a campaign that rotates a few instructions over varied content, and
+the hash of its last eight (``template_tail``) the instruction appended after the
+content ("... Show every step of your reasoning."). Words are whitespace-separated,
+but each CJK character counts as one: Chinese and Japanese leave no spaces between
+words, so an instruction in them would otherwise be one long "word" run into the content.
 
 >>> mask("Solve: Tom has 12 apples and buys 3.5 more. Reply at x@y.com")
 'solve: tom has <num> apples and buys <num> more. reply at <email>'
 >>> simhash("a b c d e") == simhash("a b c d e")
 True
+>>> tokens("please answer: 请逐步解释。")
+['please', 'answer:', '请', '逐', '步', '解', '释', '。']
 """
 
 from __future__ import annotations
@@ -51,20 +57,35 @@ def mask(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
-def _masked_ends(prompt: str | None) -> tuple[list[str], str]:
-    """The prompt's edge words and its masked head.
+# Hiragana, katakana, CJK ideographs (and extension A), Hangul syllables, CJK and full-width punctuation.
+_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
+_CJK_TOKEN = re.compile(_CJK.pattern + r"|[^\s\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+                        r"\uff00-\uffef]+")
 
-    Only the ends matter (the edge words and the SimHash's first words), so long
-    prompts are masked at each end instead of whole.
+
+def tokens(masked: str) -> list[str]:
+    """The words of a masked text, each CJK character one word (see the module's docstring)."""
+    words = masked.split(" ")
+    if not _CJK.search(masked):
+        return words
+    return [t for w in words for t in (_CJK_TOKEN.findall(w) if _CJK.search(w) else (w,))]
+
+
+def _masked_ends(prompt: str | None) -> tuple[list[str], str, str]:
+    """The prompt's edge words, its masked head and its masked end.
+
+    Only the ends matter (the edge words, the SimHash's first words, the opening and
+    closing instructions), so long prompts are masked at each end instead of whole.
     """
     text = prompt or ""
     head = mask(text[:_END_CHARS])
     words = head.split(" ")
     if len(text) > _END_CHARS:
-        return [*words[:_EDGE_WORDS], "…", *mask(text[-_END_CHARS:]).split(" ")[-_EDGE_WORDS:]], head
+        end = mask(text[-_END_CHARS:])
+        return [*words[:_EDGE_WORDS], "…", *end.split(" ")[-_EDGE_WORDS:]], head, end
     if len(words) > 2 * _EDGE_WORDS:
-        return [*words[:_EDGE_WORDS], "…", *words[-_EDGE_WORDS:]], head
-    return words, head
+        return [*words[:_EDGE_WORDS], "…", *words[-_EDGE_WORDS:]], head, head
+    return words, head, head
 
 
 @lru_cache(maxsize=8192)
@@ -81,14 +102,29 @@ def _signature(system: str | None, edges: list[str]) -> str:
 _HEAD_WORDS = 8
 
 
-def _head(words: list[str]) -> str:
-    """Hash of the masked prompt's opening words: the instruction a template starts with."""
-    return hashlib.blake2b(" ".join(words[:_HEAD_WORDS]).encode(), digest_size=8).hexdigest()
+def _hash_words(words: list[str]) -> str:
+    return hashlib.blake2b(" ".join(words).encode(), digest_size=8).hexdigest()
 
 
 def signature(system: str | None, prompt: str | None) -> str:
     """Exact template signature: system prompt plus the prompt's edge words."""
     return _signature(system, _masked_ends(prompt)[0])
+
+
+def instruction_hashes(prompt: str | None) -> tuple[str, str]:
+    """``template_head`` and ``template_tail`` of one prompt: hashes of its first and last eight masked words.
+
+    >>> a = instruction_hashes("Tom has 3 apples. Show every step of your reasoning, then answer.")
+    >>> b = instruction_hashes("A train leaves at 9. Show every step of your reasoning, then answer.")
+    >>> a[1] == b[1], a[0] == b[0]
+    (True, False)
+    """
+    _, head, end = _masked_ends(prompt)
+    return _instructions(head, end)
+
+
+def _instructions(head: str, end: str) -> tuple[str, str]:
+    return _hash_words(tokens(head)[:_HEAD_WORDS]), _hash_words(tokens(end)[-_HEAD_WORDS:])
 
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -151,13 +187,14 @@ def simhash(masked: str, max_words: int = 64) -> int:
 
 
 class TemplateEnricher(Enricher):
-    """Adds ``template_sig`` (hex), ``template_simhash`` (int64) and ``template_head`` (hex)."""
+    """Adds ``template_sig`` (hex), ``template_simhash`` (int64), ``template_head`` and ``template_tail`` (hex)."""
 
     name = "template"
     columns = MappingProxyType({
         "template_sig": pa.string(),  # exact hash of the masked prompt
         "template_simhash": pa.int64(),  # 64-bit SimHash of masked shingles
         "template_head": pa.string(),  # hash of the masked prompt's first eight words
+        "template_tail": pa.string(),  # hash of its last eight words
     })
     after = "prompt_chars"
 
@@ -168,20 +205,23 @@ class TemplateEnricher(Enricher):
             "template_sig": pa.array(values["sig"], pa.string()),
             "template_simhash": pa.array(values["simhash"], pa.int64()),
             "template_head": pa.array(values["head"], pa.string()),
+            "template_tail": pa.array(values["tail"], pa.string()),
         })
 
 
-_COLUMNS = np.dtype([("sig", "U16"), ("simhash", "i8"), ("head", "U16")])
+_COLUMNS = np.dtype([("sig", "U16"), ("simhash", "i8"), ("head", "U16"), ("tail", "U16")])
 
 
 def template_columns(pairs: list[tuple[str | None, str | None]]) -> np.ndarray:
-    """Signature, SimHash and head hash of each (system, prompt) pair, as one record array."""
-    sigs, heads, openings = [], [], []
+    """Signature, SimHash, head and tail hashes of each (system, prompt) pair, as one record array."""
+    sigs, heads, openings, closings = [], [], [], []
     for system, prompt in pairs:
-        edges, head = _masked_ends(prompt)
+        edges, head, end = _masked_ends(prompt)
         sigs.append(_signature(system, edges))
         heads.append(head)
-        openings.append(_head(head.split(" ")))
+        opening, closing = _instructions(head, end)
+        openings.append(opening)
+        closings.append(closing)
     out = np.empty(len(pairs), dtype=_COLUMNS)
-    out["sig"], out["simhash"], out["head"] = sigs, simhash_many(heads), openings
+    out["sig"], out["simhash"], out["head"], out["tail"] = sigs, simhash_many(heads), openings, closings
     return out

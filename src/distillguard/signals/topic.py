@@ -55,7 +55,7 @@ class TopicEnricher(Enricher):
 
     name = "topic"
     columns = MappingProxyType({"topic_simhash": pa.int64()})  # 64-bit SimHash of the prompt's content words
-    after = "template_head"
+    after = "template_tail"
 
     def enrich(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         values = per_distinct(batch.column("prompt_text"), topic_simhash_many, self.memo)
