@@ -126,6 +126,11 @@ class SparkEngine(Engine):
     def _path(self, name: str) -> str:
         return f"{self.warehouse.rstrip('/')}/{name}"
 
+    @property
+    def signals_path(self) -> str:
+        """Where ``enrich`` writes the signals (Parquet, one folder)."""
+        return self._path("signals")
+
     def _local(self, path: str) -> Path:
         """``path`` as the driver's DuckDB writes it: the warehouse must be a path every node mounts."""
         if "://" in path and not path.startswith("file://"):

@@ -78,10 +78,12 @@ def run_enrich(
     if isinstance(engine, SparkEngine):
         store.con.execute("DELETE FROM signals")
         engine.enrich()  # one signal per exchange: ``total`` as counted in the store, no second pass
+        store.keep_signals_at(engine.signals_path)  # for what reads them afterwards (the console)
         if progress:
             progress("enrich", total, total)
         return total
     workers = (os.cpu_count() or 1) if total >= PARALLEL_ENRICH_ROWS else 1
+    store.keep_signals_at(None)
     with store.rebuilt("signals") as staging:
         for table in enrich_batches(store.batches("exchanges", INPUT_COLUMNS, batch_rows), workers):
             store.append("signals", table, into=staging)

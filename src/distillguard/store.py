@@ -89,6 +89,39 @@ class Store:
                 self.con.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM {view}")
                 self.add_missing_columns(name, f"SELECT * FROM {view}")
 
+    # -- where the signals are -------------------------------------------------
+
+    def keep_signals_at(self, path: str | None) -> None:
+        """Remember that the signals of this store's exchanges are the Parquet files under ``path`` (a Spark
+        scan's warehouse: they stay there, and the ``signals`` table is empty), or, with None, in the table."""
+        self.con.execute("CREATE TABLE IF NOT EXISTS store_notes (name VARCHAR PRIMARY KEY, value VARCHAR)")
+        if path is None:
+            self.con.execute("DELETE FROM store_notes WHERE name = 'signals_at'")
+        else:
+            self.con.execute("INSERT OR REPLACE INTO store_notes VALUES ('signals_at', ?)", [path])
+
+    def signals_sql(self) -> str:
+        """A relation over the signals for SQL on this store's connection: ``signals``, or after a Spark scan the
+        Parquet files of its warehouse (``keep_signals_at``), where the driver can read them.
+
+        >>> import tempfile
+        >>> with Store.open(Path(tempfile.mkdtemp()) / "s.duckdb") as store:
+        ...     store.signals_sql()
+        'signals'
+        """
+        try:
+            row = self.con.execute("SELECT value FROM store_notes WHERE name = 'signals_at'").fetchone()
+        except duckdb.CatalogException:  # a store no Spark scan wrote
+            return "signals"
+        if row is None:
+            return "signals"
+        where = Path(str(row[0]).removeprefix("file://"))
+        if "://" in str(row[0]) or not where.is_dir():
+            raise StoreError(f"the signals of store {self.path} are in a Spark warehouse this machine cannot read "
+                             f"({row[0]}): scan with --engine duckdb, or read them where Spark runs")
+        files = str(where / "**" / "*.parquet").replace("'", "''")
+        return f"(SELECT * FROM read_parquet('{files}', union_by_name = true))"
+
     def add_missing_columns(self, name: str, declared: str) -> list[str]:
         """Add to table ``name`` the columns of the query ``declared`` it lacks (a store written by an earlier
         release); they are empty (NULL) in the rows already there. Returns the columns added."""

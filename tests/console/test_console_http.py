@@ -217,3 +217,29 @@ def test_sample_exchanges_keep_to_the_retention_settings(workdir: Scanned, users
         stored = pq.read_table(next((tmp_path / "state" / "index").glob("*/samples.parquet")))
         lengths = [len(t) for t in stored.column("prompt").to_pylist() + stored.column("answer").to_pylist() if t]
         assert (max(lengths) <= 20) if retention.show_text else lengths == []
+
+
+def test_after_a_spark_scan_the_signals_are_read_from_its_warehouse(workdir: Scanned, tmp_path: Path) -> None:
+    """A Spark scan leaves the signals in its warehouse (Parquet) and the store's table empty: the console's
+    timelines and samples come from there, the same as from the table."""
+    from distillguard.console.index import build_index
+    from distillguard.errors import StoreError
+    from distillguard.records import Campaign, read_json_list
+    from distillguard.store import Store
+
+    campaigns = read_json_list(workdir.out / "campaigns.json", Campaign)
+    build_index(workdir.db, workdir.out, campaigns=campaigns, dest=tmp_path / "from-table", retention=Retention())
+    warehouse = tmp_path / "s.spark" / "signals"
+    warehouse.mkdir(parents=True)
+    with Store.open(workdir.db) as store:
+        store.con.execute(f"COPY signals TO '{warehouse}' (FORMAT parquet, PER_THREAD_OUTPUT true)")
+        store.con.execute("DELETE FROM signals")
+        store.keep_signals_at(str(warehouse))
+    build_index(workdir.db, workdir.out, campaigns=campaigns, dest=tmp_path / "from-warehouse", retention=Retention())
+    for name in ("timeline", "samples", "accounts"):
+        table, warehoused = (pq.read_table(tmp_path / d / f"{name}.parquet") for d in ("from-table", "from-warehouse"))
+        assert table.num_rows > 0 and table.to_pylist() == warehoused.to_pylist(), name
+    with Store.open(workdir.db) as store:
+        store.keep_signals_at("s3a://bucket/warehouse/signals")
+        with pytest.raises(StoreError, match="Spark warehouse this machine cannot read"):
+            store.signals_sql()

@@ -97,3 +97,7 @@ def test_whole_scan_identical_on_both_engines(small_traffic: Path, tmp_path: Pat
     _assert_same(outs["duckdb"], outs["spark"], ["account_id"])
     assert json.loads((tmp_path / "duckdb" / "campaigns.json").read_text()) == json.loads(
         (tmp_path / "spark" / "campaigns.json").read_text())
+    # The signals stay in Spark's warehouse; what reads them later (the console) finds them there.
+    with Store.open(tmp_path / "spark.duckdb") as s:
+        assert s.count("signals") == 0 and s.signals_sql() != "signals"
+        assert s.con.execute(f"SELECT count(*) FROM {s.signals_sql()}").fetchone() == (s.count("exchanges"),)

@@ -106,13 +106,13 @@ class AccountData:
         ref = self.reference(key, flagged)
         cols = ", ".join(FEATURES)
         with _open(self.store_path) as store:
-            con = store.con
+            con, signals = store.con, store.signals_sql()
             row = con.execute(f"SELECT {cols} FROM account_features WHERE account_id = ?", [account_id]).fetchone()
             hours = con.execute(
-                """SELECT strftime(date_trunc('hour', timestamp), '%Y-%m-%dT%H:%MZ') AS h, count(*)
-                   FROM signals WHERE account_id = ? GROUP BY 1 ORDER BY 1""", [account_id]).fetchall()
+                f"""SELECT strftime(date_trunc('hour', timestamp), '%Y-%m-%dT%H:%MZ') AS h, count(*)
+                   FROM {signals} WHERE account_id = ? GROUP BY 1 ORDER BY 1""", [account_id]).fetchall()
             caps = con.execute(
-                """SELECT coalesce(capability, 'unknown'), count(*) FROM signals WHERE account_id = ?
+                f"""SELECT coalesce(capability, 'unknown'), count(*) FROM {signals} WHERE account_id = ?
                    GROUP BY 1 ORDER BY 2 DESC""", [account_id]).fetchall()
             cur = con.execute(
                 f"""SELECT exchange_id, account_id, timestamp, model, status, CAST(NULL AS VARCHAR) AS capability,

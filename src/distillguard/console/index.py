@@ -80,19 +80,19 @@ def build_index(store_path: Path, out_dir: Path, *, campaigns: list[Campaign], d
     except StoreError as exc:
         raise InputError(f"cannot read the store {store_path} (is a scan writing it?): {exc}") from exc
     with store:
-        con = store.con
+        con, signals = store.con, store.signals_sql()  # a Spark scan's are in its warehouse
         con.register("_members", members)
         con.register("_flagged", flagged)
         # One pass over the signals for everything per account and per campaign.
         con.execute("""
             CREATE TEMP TABLE _targets AS
             SELECT account_id FROM _flagged UNION SELECT account_id FROM _members""")
-        con.execute("""
+        con.execute(f"""
             CREATE TEMP TABLE _by_hour AS
             SELECT s.account_id, date_trunc('hour', s.timestamp) AS hour,
                    coalesce(s.capability, 'unknown') AS capability, count(*) AS n,
                    min(s.timestamp) AS first_seen, max(s.timestamp) AS last_seen
-            FROM signals s JOIN _targets t USING (account_id) GROUP BY ALL""")
+            FROM {signals} s JOIN _targets t USING (account_id) GROUP BY ALL""")
         timeline = con.execute("""
             SELECT m.campaign_id, h.hour, h.capability, sum(h.n)::BIGINT AS n
             FROM _by_hour h JOIN _members m USING (account_id) GROUP BY ALL ORDER BY 1, 2, 3""").to_arrow_table()
@@ -109,7 +109,7 @@ def build_index(store_path: Path, out_dir: Path, *, campaigns: list[Campaign], d
             WITH ranked AS (
                 SELECT m.campaign_id, s.account_id, s.exchange_id, s.timestamp, s.capability,
                        row_number() OVER (PARTITION BY m.campaign_id, s.account_id ORDER BY hash(s.exchange_id)) AS r
-                FROM signals s JOIN _members m USING (account_id)),
+                FROM {signals} s JOIN _members m USING (account_id)),
             kept AS (SELECT *, row_number() OVER (PARTITION BY campaign_id ORDER BY r, hash(exchange_id)) AS k
                      FROM ranked WHERE r <= {SAMPLES_PER_MEMBER})
             SELECT campaign_id, account_id, exchange_id, timestamp, capability FROM kept
