@@ -168,3 +168,18 @@ def test_every_log_record_is_a_published_exchange_log_record(guarded: Any) -> No
         assert record.response is not None
     actions = sorted(r["gateway"]["action"] for r in records if "gateway" in r)
     assert actions == ["allow", "allow", "allow", "block", "challenge"]
+
+
+def test_metrics_show_gc_pauses_and_event_loop_lag(guarded: Any) -> None:
+    """Where a tail comes from (#23): the worker times its collections and how late its loop runs a timer."""
+    import gc
+    import time
+
+    chat = {"model": "m", "messages": [{"role": "user", "content": "2 + 2?"}], "max_tokens": 4}
+    assert guarded.post("/v1/chat/completions", chat).status_code == 200
+    gc.collect()
+    time.sleep(0.05)
+    text = httpx.get(guarded.url.removesuffix("/v1") + "/metrics").text
+    assert 'distillguard_gc_pause_seconds_count{generation="2"}' in text
+    lag = [line for line in text.splitlines() if line.startswith("distillguard_event_loop_lag_seconds_count")]
+    assert lag and float(lag[0].split()[-1]) >= 1

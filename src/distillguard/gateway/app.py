@@ -405,6 +405,8 @@ def create_app(gw: Gateway) -> Starlette:
         gw.live.warm()
         await probe()
         prober = asyncio.create_task(probe_loop())
+        gw.metrics.pauses.install()
+        gw.metrics.pauses.start_lag_probe()
         log.info("gateway started", extra={"upstream": gw.upstream, "log_dir": str(gw.settings.log_dir),
                                            "policy": str(gw.settings.policy), "live": gw.settings.live.enabled})
         try:
@@ -412,6 +414,7 @@ def create_app(gw: Gateway) -> Starlette:
         finally:
             # uvicorn stops accepting, lets in-flight requests finish, then ends the lifespan: flush last.
             prober.cancel()
+            gw.metrics.pauses.uninstall()
             gw.live.close()
             await gw.client.close()
             gw.log.flush()

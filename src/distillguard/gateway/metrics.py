@@ -16,6 +16,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from distillguard.gateway.pauses import PauseMonitor
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -54,6 +56,7 @@ class GatewayMetrics:
         self.log_write_errors = Gauge("distillguard_log_write_errors", "Failed log flushes since start.",
                                       registry=self.registry)
 
+        self.pauses = PauseMonitor(self.registry)  # GC pauses and event-loop lag: where a tail comes from
         self._children: dict[tuple[str, ...], Any] = {}  # (metric, labels...) → its child: one dict lookup a count
 
     def _child(self, metric: Counter | Histogram, name: str, *labels: str) -> Any:
