@@ -168,21 +168,3 @@ def test_one_card_behind_many_unrelated_accounts_is_strong_harvest_evidence() ->
         return campaign_evidence(f, clusters)["k"].score
     ring, pairs = cluster(29), cluster(1)
     assert pairs < 0.7 <= ring
-
-
-def test_accounts_chasing_a_release_together_are_harvest_evidence_and_a_pair_of_eval_keys_is_not() -> None:
-    """Aged accounts on agentic requests, half of them asking for rationales: ordinary alone. Moving to the
-    new model within a day of its release, together, lifts the group past the loose campaign bar (0.5);
-    two harness keys doing the same add nothing (``RELEASE_MIN``), nor do members never active at a release."""
-
-    def evidence(pivots: list[float | None]) -> float:
-        n = len(pivots)
-        f = pa.table({"account_id": [f"r{i}" for i in range(n)], "n_exchanges": [300] * n,
-                      "elicitation_rate": [0.5] * n, "duty_cycle": [0.3] * n, "account_age_days": [200.0] * n,
-                      "new_model_share_24h": pa.array(pivots, pa.float64())})
-        return campaign_evidence(f, pa.table({"account_id": f.column("account_id"), "cluster_id": ["k"] * n}))[
-            "k"].score
-
-    fleet = evidence([0.9, 0.8, 0.95, 0.7, None, None, None, None])
-    assert evidence([None] * 8) < 0.5 <= fleet
-    assert evidence([0.9, 0.9]) == evidence([None, None])

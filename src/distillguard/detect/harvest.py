@@ -21,12 +21,7 @@ cheaply made):
   each member ordinary alone, harvest evidence 0.67 and no campaign; a reseller paying for its
   clients' accounts is the benign case to review);
 - reasoning elicited around the clock (the elicitation share times the share of hours the
-  account is active in: scripts harvesting traces, not a class that asks for steps in lessons);
-- accounts moving to a new model together within 24 h of its release (the disclosure: a campaign
-  moved half its traffic within a day), counted when at least ``RELEASE_MIN`` members did: an
-  evaluation team's pair of harness keys tries a new model at once too, a fleet of accounts
-  doing it together is how a campaign chases a release (random-campaigns seed 4: 73 aged accounts
-  on datacenter proxies, linked, harvest evidence 0.29 without this term and no campaign).
+  account is active in: scripts harvesting traces, not a class that asks for steps in lessons).
 
 Continuous operation alone is not a term: batch jobs and SaaS backends run around the clock
 on plain requests, and counting it made an enterprise's own fleet of batch keys a campaign
@@ -67,8 +62,6 @@ FRESH_DAYS = 14.0
 """An account first used within this many days of sign-up counts as fresh."""
 PAYMENT_RING = 10
 """Accounts outside its organization one card pays for, from which the card is a ring (``payment_ring``)."""
-RELEASE_MIN = 3
-"""Members that must move to a new model within 24 h of its release for the ``release`` term to count."""
 
 TERMS: dict[str, tuple[float, str]] = {
     "elicitation": (0.4, "reasoning elicited in {v:.0%} of requests"),
@@ -78,8 +71,6 @@ TERMS: dict[str, tuple[float, str]] = {
     "payment_ring": (0.8, "{v:.0%} of accounts share one payment card with ten or more accounts outside their "
                           "organization"),
     "sustained": (0.8, "reasoning elicited around the clock ({v:.0%}: elicitation share x active-hours share)"),
-    "release": (0.4, "{v:.0%} of the accounts active at a model release moved to the new model within 24 h, "
-                     "together"),
 }
 """term → (weight, reason template). Weights < 1 where ordinary customers show the trait too:
 a maths class asks for step-by-step answers all lesson long (elicitation alone stays below
@@ -121,7 +112,7 @@ def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, Harve
     """
     rows = {r["account_id"]: r for r in features.select(
         [c for c in ("account_id", "n_exchanges", "elicitation_rate", "harvest_format_share", "account_age_days",
-                     "duty_cycle", "payment_shared_accounts", "new_model_share_24h")
+                     "duty_cycle", "payment_shared_accounts")
          if c in features.column_names]).to_pylist()}
     members: dict[str, list[dict[str, object]]] = defaultdict(list)
     for c in clusters.select(["account_id", "cluster_id"]).to_pylist():
@@ -142,21 +133,8 @@ def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, Harve
                                            for m in ms])),
             "sustained": float(weights @ np.array([_float(m.get("duty_cycle"), 0.0)
                                                    * _float(m.get("elicitation_rate"), 0.0) for m in ms])),
-            "release": _release_share([_float(m.get("new_model_share_24h")) for m in ms]),
         })
     return out
-
-
-def _release_share(pivots: list[float]) -> float:
-    """Share of the members active after a release (non-NaN) that moved most of their traffic to the new model,
-    when at least ``RELEASE_MIN`` did (else 0).
-
-    >>> _release_share([0.9, 0.8, 0.7, float("nan")]), _release_share([0.9, 0.9, 0.1])
-    (1.0, 0.0)
-    """
-    active = [p for p in pivots if not np.isnan(p)]
-    moved = sum(p >= 0.5 for p in active)
-    return moved / len(active) if moved >= RELEASE_MIN else 0.0
 
 
 def trace_harvesters(features: pa.Table, *, bar: float, min_exchanges: int) -> dict[str, HarvestEvidence]:
