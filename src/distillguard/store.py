@@ -97,8 +97,9 @@ class Store:
         self.con.execute("CREATE TABLE IF NOT EXISTS store_notes (name VARCHAR PRIMARY KEY, value VARCHAR)")
         if path is None:
             self.con.execute("DELETE FROM store_notes WHERE name = 'signals_at'")
-        else:
-            self.con.execute("INSERT OR REPLACE INTO store_notes VALUES ('signals_at', ?)", [path])
+        else:  # absolute: the console may run from another directory
+            where = path if "://" in path else str(Path(path).resolve())
+            self.con.execute("INSERT OR REPLACE INTO store_notes VALUES ('signals_at', ?)", [where])
 
     def signals_sql(self) -> str:
         """A relation over the signals for SQL on this store's connection: ``signals``, or after a Spark scan the
@@ -113,14 +114,16 @@ class Store:
             row = self.con.execute("SELECT value FROM store_notes WHERE name = 'signals_at'").fetchone()
         except duckdb.CatalogException:  # a store no Spark scan wrote
             return "signals"
-        if row is None:
+        if row is None or self.count("signals"):  # a later DuckDB (or incremental) scan filled the table
             return "signals"
         where = Path(str(row[0]).removeprefix("file://"))
-        if "://" in str(row[0]) or not where.is_dir():
+        files = sorted(where.rglob("*.parquet")) if "://" not in str(row[0]) and where.is_dir() else []
+        if not files:
             raise StoreError(f"the signals of store {self.path} are in a Spark warehouse this machine cannot read "
                              f"({row[0]}): scan with --engine duckdb, or read them where Spark runs")
-        files = str(where / "**" / "*.parquet").replace("'", "''")
-        return f"(SELECT * FROM read_parquet('{files}', union_by_name = true))"
+        # The files listed, not a glob of the path: a folder named like run[1] is no pattern.
+        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        return f"(SELECT * FROM read_parquet([{listed}], union_by_name = true))"
 
     def add_missing_columns(self, name: str, declared: str) -> list[str]:
         """Add to table ``name`` the columns of the query ``declared`` it lacks (a store written by an earlier
@@ -132,8 +135,8 @@ class Store:
                 self.con.execute(f'ALTER TABLE {name} ADD COLUMN "{column}" {sql_type}')
                 added.append(column)
         if added:
-            log.warning("store %s: table %s predates column(s) %s, added empty; a full scan (without "
-                        "--incremental) fills them", self.path, name, ", ".join(added))
+            log.warning("store %s: table %s predates column(s) %s, added: empty (NULL) in its rows so far, "
+                        "filled in rows written from now on", self.path, name, ", ".join(added))
         return added
 
     # -- reading -------------------------------------------------------------

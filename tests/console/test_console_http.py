@@ -229,10 +229,11 @@ def test_after_a_spark_scan_the_signals_are_read_from_its_warehouse(workdir: Sca
 
     campaigns = read_json_list(workdir.out / "campaigns.json", Campaign)
     build_index(workdir.db, workdir.out, campaigns=campaigns, dest=tmp_path / "from-table", retention=Retention())
-    warehouse = tmp_path / "s.spark" / "signals"
+    warehouse = tmp_path / "run[1]'s" / "signals"  # no glob, and quoted
     warehouse.mkdir(parents=True)
     with Store.open(workdir.db) as store:
-        store.con.execute(f"COPY signals TO '{warehouse}' (FORMAT parquet, PER_THREAD_OUTPUT true)")
+        quoted = str(warehouse).replace("'", "''")
+        store.con.execute(f"COPY signals TO '{quoted}' (FORMAT parquet, PER_THREAD_OUTPUT true)")
         store.con.execute("DELETE FROM signals")
         store.keep_signals_at(str(warehouse))
     build_index(workdir.db, workdir.out, campaigns=campaigns, dest=tmp_path / "from-warehouse", retention=Retention())

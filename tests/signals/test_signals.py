@@ -119,3 +119,15 @@ def test_cjk_instructions_are_words_not_one_run_into_the_content() -> None:
     heads = {instruction_hashes(f"{cjk}{task}")[0] for task in ("计算12加7等于多少", "写一首关于海的诗")}
     assert len(tails) == 1 and len(heads) == 1
     assert tokens("hello 世界 ok")[1:3] == ["世", "界"] and tokens("plain words") == ["plain", "words"]
+
+
+def test_a_closing_instruction_after_long_code_survives_the_masking_of_the_code() -> None:
+    """A prompt longer than the masked ends, cut inside its code block: the instruction after the code is still
+    the tail (the cut must not turn the closing fence into an opening one)."""
+    from distillguard.signals.template import instruction_hashes
+
+    def prompt(name: str) -> str:
+        code = "\n".join(f"x{i} = {name}_{i}(y, z)" for i in range(150))
+        return f"Implement this:\n```python\n{code}\n```\nExplain every step of your reasoning, then answer."
+    assert len(prompt("compute")) > 3000
+    assert instruction_hashes(prompt("compute"))[1] == instruction_hashes(prompt("calc"))[1]

@@ -15,7 +15,7 @@ from distillguard.console.decisions import Decision
 from distillguard.console.effects import effective_policy
 from distillguard.console.scan_data import AGES, STATUSES, Filters
 from distillguard.console.state import Console
-from distillguard.errors import InputError
+from distillguard.errors import InputError, StoreError
 from distillguard.gateway.policy import Policy
 from distillguard.records import PolicyRecord
 from distillguard.report.charts import timeline_svg
@@ -93,7 +93,7 @@ def account_page(console: Console, account_id: str) -> dict[str, Any]:
     try:
         details = console.accounts.details(account_id, key=scan.key, flagged=scan.flagged_ids(),
                                            cluster_id=row["cluster_id"])
-    except InputError as exc:  # the store is busy (a scan is writing it): show what the scan output has
+    except (InputError, StoreError) as exc:  # the store is busy, or its signals unreadable: show what the scan has
         problem = str(exc)
     now = Policy(console.settings.policy_path).decide(account_id)  # the gateway's own lookup on the file it loads
     current = console.log.current()

@@ -24,7 +24,7 @@ from distillguard.detect.harvest import HarvestEvidence
 OPERATION_KINDS = frozenset({"payment", "signup_burst", "template", "template_lsh", "sync", "release", "partner"})
 """Link evidence that ties an account to how a campaign is run (its cards, sign-up bursts, templates,
 timing, release chasing). The rest is shared by chance: addresses, networks and client software
-(a customer of the proxy or VPN service a campaign rents), an e-mail provider, common opening words."""
+(a customer of the proxy or VPN service a campaign rents), an e-mail provider, common opening or closing words."""
 
 
 @dataclass(frozen=True)

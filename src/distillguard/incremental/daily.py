@@ -119,8 +119,9 @@ def refresh(store: Store, touched: str, *, before: datetime | None = None) -> in
         con.execute("""INSERT INTO agg_activity SELECT account_id, day_index, """ + _ACTIVITY + """
             FROM (SELECT *, t_s - lag(t_s) OVER (PARTITION BY account_id, day_index ORDER BY t_s, exchange_id) AS iat
                   FROM _rows) GROUP BY account_id, day_index""")
-        con.execute("""INSERT INTO agg_templates SELECT account_id, day_index, template_sig, template_simhash,
-            template_head, template_tail, count(*) FROM _rows GROUP BY ALL""")
+        # By name: a store from before template_tail has it last (``Store.add_missing_columns``).
+        con.execute("""INSERT INTO agg_templates BY NAME SELECT account_id, day_index AS day, template_sig,
+            template_simhash, template_head, template_tail, count(*) AS c FROM _rows GROUP BY ALL""")
         con.execute("INSERT INTO agg_capabilities SELECT account_id, day_index, capability, count(*) FROM _rows "
                     "GROUP BY ALL")
         con.execute("INSERT INTO agg_temperatures SELECT DISTINCT account_id, day_index, temperature FROM _rows "

@@ -63,6 +63,7 @@ def enrich_new(
         source = f"SELECT {cols} FROM exchanges e SEMI JOIN {_FRESH} f ON e.exchange_id = f.exchange_id"
         # Batch by batch, each in its own transaction: an interrupted run leaves whole batches, and the
         # next finds the exchanges still without signals.
+        store.keep_signals_at(None)  # the table holds them from now on (after a Spark scan it was emptied)
         for table in enrich_batches(_batches(store, source, batch_rows), workers):
             store.append("signals", table)
             pairs.append(table.select(["account_id", "day_index"]).group_by(["account_id", "day_index"])

@@ -62,5 +62,5 @@ def _replace_by_key(store: Store, kind: TableKind, view: str) -> None:
     )
     same = " AND ".join(f"t.{k} IS NOT DISTINCT FROM n.{k}" for k in kind.key)
     store.con.execute(f"DELETE FROM {kind.name} t WHERE EXISTS (SELECT 1 FROM _new n WHERE {same})")
-    store.con.execute(f"INSERT INTO {kind.name} SELECT * FROM _new")
+    store.con.execute(f"INSERT INTO {kind.name} BY NAME SELECT * FROM _new")  # by name: see Store.append
     store.con.execute("DROP TABLE _new")

@@ -81,7 +81,11 @@ def _masked_ends(prompt: str | None) -> tuple[list[str], str, str]:
     head = mask(text[:_END_CHARS])
     words = head.split(" ")
     if len(text) > _END_CHARS:
-        end = mask(text[-_END_CHARS:])
+        cut = len(text) - _END_CHARS
+        # Cut inside a code block, the end's first fence is a closing one: reopen it, or masking would
+        # read it as an opening fence and swallow what follows the code (the closing instruction).
+        inside = text.count("```", 0, cut) % 2 == 1 and "```" not in text[cut - 2: cut + 3]
+        end = mask(("```" if inside else "") + text[cut:])
         return [*words[:_EDGE_WORDS], "…", *end.split(" ")[-_EDGE_WORDS:]], head, end
     if len(words) > 2 * _EDGE_WORDS:
         return [*words[:_EDGE_WORDS], "…", *words[-_EDGE_WORDS:]], head, head
@@ -124,7 +128,11 @@ def instruction_hashes(prompt: str | None) -> tuple[str, str]:
 
 
 def _instructions(head: str, end: str) -> tuple[str, str]:
-    return _hash_words(tokens(head)[:_HEAD_WORDS]), _hash_words(tokens(end)[-_HEAD_WORDS:])
+    # Every space-separated word gives at least one token: the first (last) eight words hold the first
+    # (last) eight tokens, so only they are tokenized (a CJK prompt's 1,500 characters would cost 5x more).
+    first = tokens(" ".join(head.split(" ", _HEAD_WORDS)[:_HEAD_WORDS]))[:_HEAD_WORDS]
+    last = tokens(" ".join(end.rsplit(" ", _HEAD_WORDS)[-_HEAD_WORDS:]))[-_HEAD_WORDS:]
+    return _hash_words(first), _hash_words(last)
 
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
