@@ -15,12 +15,14 @@ points are cached in OUT too, so a second run only computes what is missing):
    ``naive`` (every pair, with the reasoning it got), ``answers`` (answers only), ``correct`` (only pairs
    whose answer is right), ``perplexity`` (drops the 20% of replies its own model, the naive student,
    finds most surprising), more data (3,000 exchanges) and ``mixing`` (half of its accounts unflagged:
-   the defence reaches half the harvest).
+   the defence reaches half the harvest). Points labelled ``T=1`` harvest at temperature 1 (an OpenAI-style
+   API's default; the others decode greedily, the lab's default), seeded per prompt so that they repeat.
 
 Per point: student held-out accuracy; the honest user's accuracy and share of answers with reasoning
 when the defence applies to everyone (greedy; a gateway transform leaves answers as they are and changes
-the reasoning shown); teacher time per token (indicative: the machine is shared); the share of the
-harvest that went through flagged accounts (assumed by the setting, not measured by the detector here).
+the reasoning shown; for a ``T=1`` point also sampled at the harvest's temperature, as the ADS paper compares);
+teacher time per token (indicative: the machine is shared); the share of the harvest that went through
+flagged accounts (assumed by the setting, not measured by the detector here).
 
 Writes benchmarks/results/lab_defences.{json,md} and lab_defences.svg (student accuracy against
 honest-user accuracy: the trade-off frontier). ``--plan`` prints the points and exits.
@@ -56,6 +58,7 @@ from distillguard.models.generate import Model
 
 MAX_LOSS = 0.02  # honest-user accuracy an antidistillation setting may cost (#22)
 ADS, STACK = "antidistillation", "antidistillation+summarize_reasoning"
+T1 = {"harvest_temperature": 1.0}  # the attacker samples at an OpenAI-style API's default temperature
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,9 @@ class Point:
 def points() -> list[Point]:
     """Every point, cheapest and most telling first (``--points`` picks some)."""
     return [Point("naive", "none", 1000), Point("answers-only", "none", 1000, "answers"),
-            Point("ADS", ADS, 1000), Point("ADS correct-only", ADS, 1000, "correct"),
+            Point("ADS", ADS, 1000), Point("naive T=1", "none", 1000, update=T1),
+            Point("answers-only T=1", "none", 1000, "answers", update=T1), Point("ADS T=1", ADS, 1000, update=T1),
+            Point("ADS+summarize T=1", STACK, 1000, update=T1), Point("ADS correct-only", ADS, 1000, "correct"),
             Point("summarize", "summarize_reasoning", 1000), Point("ADS+summarize", STACK, 1000),
             Point("naive 3k", "none", 3000), Point("ADS 3k", ADS, 3000), Point("ADS+summarize 3k", STACK, 3000),
             Point("summarize correct-only", "summarize_reasoning", 1000, "correct"),
@@ -99,13 +104,14 @@ def _cached(path: Path, make: Any) -> Any:
     return value
 
 
-def honest_user(teacher: Model, config: LabConfig, specs: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+def honest_user(teacher: Model, config: LabConfig, specs: list[dict[str, Any]], out: Path,
+                temperature: float = 0.0) -> dict[str, Any]:
     """The teacher's held-out accuracy, share of answers with reasoning, and time per generated token, with the
-    processors ``specs`` on for everyone (greedy)."""
+    processors ``specs`` on for everyone (greedy, or sampled at ``temperature``, seeded)."""
     _, held_out, _ = task_sets(config)
     started = time.perf_counter()
     said = answers_with(teacher, [t.prompt for t in held_out], specs=specs, max_tokens=config.max_tokens,
-                        proxies=ProxyStore(out / "antidistillation"))
+                        temperature=temperature, seed=config.seed, proxies=ProxyStore(out / "antidistillation"))
     seconds = time.perf_counter() - started
     tokens = sum(len(teacher.tokenizer(f"{r}{a}", add_special_tokens=False)["input_ids"]) + (2 if r else 0) + 1
                  for a, r in said)  # + the <think> markers and the end token
@@ -230,6 +236,12 @@ def _honest(teacher: Model, p: Point, cfg: LabConfig, calibration: dict[str, Any
     if ADS in p.defence.split("+") and lam not in calibration:
         row = _cached(out / "honest" / f"{_key([antidistillation_spec(cfg)], cfg.eval_tasks)}.json",
                       lambda: honest_user(teacher, cfg, [antidistillation_spec(cfg)], out))
+    if cfg.harvest_temperature > 0:  # the honest user sampled as the attacker is (the ADS paper's comparison)
+        specs = [antidistillation_spec(cfg)] if ADS in p.defence.split("+") else []
+        t = cfg.harvest_temperature
+        row["sampled"] = _cached(out / "honest" / f"{_key(specs, cfg.eval_tasks, t)}.json",
+                                 lambda: honest_user(teacher, cfg, specs, out, temperature=t))
+        row["sampled"]["temperature"] = t
     parts = p.defence.split("+")
     row["reasoning_shown"] = ("none" if "withhold_reasoning" in parts else
                               "summarized" if "summarize_reasoning" in parts else "full")
@@ -237,10 +249,9 @@ def _honest(teacher: Model, p: Point, cfg: LabConfig, calibration: dict[str, Any
 
 
 def _markdown(data: dict[str, Any], args: argparse.Namespace) -> str:
-    naive = next((r for r in data["points"] if r["label"] == "naive"), None)
-    floor = next((r for r in data["points"] if r["label"] == "answers-only"), None)
     md = ["# Defences against adaptive attackers: the attacker's student and the honest user", "",
-          f"`python benchmarks/lab_defences.py --preset {args.preset} --lambdas {args.lambdas}` on {data['cpus']} "
+          f"`python benchmarks/lab_defences.py --preset {args.preset} --lambdas {args.lambdas}"
+          f"{' --points ' + repr(args.points) if args.points else ''}` on {data['cpus']} "
           f"CPUs ({data['seconds'] / 60:.1f} min this run; cached stages not counted). Teacher held-out accuracy "
           f"{data['teacher_accuracy']:.3f}; λ* = {data['lambda']:g}. Times per token: indicative, shared machine.",
           "", "Calibration (honest user, antidistillation on for everyone, greedy, held-out tasks):", "",
@@ -248,18 +259,31 @@ def _markdown(data: dict[str, Any], args: argparse.Namespace) -> str:
     for lam, row in data["calibration"].items():
         md.append(f"| {lam} | {row['accuracy']:.3f} | {row['with_reasoning']:.0%} | {row['ms_per_token']:.2f} |")
     md += ["", "| point | defence | attacker | exchanges | trained on | harvest correct | through flagged "
-           "| student accuracy | of naive's | gain kept | honest-user accuracy | reasoning shown | teacher ms/token |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+           "| student accuracy | of naive's | gain kept | honest-user accuracy | honest-user accuracy at T=1 "
+           "| reasoning shown | teacher ms/token |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in data["points"]:
         h = r["honest"]
+        naive, floor = _reference(data, r, "naive"), _reference(data, r, "answers-only")
+        sampled = f"{h['sampled']['accuracy']:.3f}" if "sampled" in h else "–"
         md.append(f"| {r['label']} | {r['defence']} | {r['attacker']} | {r['prompts']:,} | {r['trained_on']:,} "
                   f"| {r['harvest_correct']:.0%} | {r['through_flagged']:.0%} | {r['student_accuracy']:.3f} "
-                  f"| {_share(r, naive)} | {_kept(r, naive, floor)} | {h['accuracy']:.3f} | {h['reasoning_shown']} "
-                  f"| {h['ms_per_token']:.2f} |")
-    md += ["", "Of naive's: student accuracy / the naive attacker's at 1,000 exchanges (capability per harvested "
-           "exchange, relative). Gain kept: (student − answers-only student) / (naive student − answers-only "
-           "student): the share of what the with-reasoning harvest taught beyond its answers that survives."]
+                  f"| {_share(r, naive)} | {_kept(r, naive, floor)} | {h['accuracy']:.3f} | {sampled} "
+                  f"| {h['reasoning_shown']} | {h['ms_per_token']:.2f} |")
+    md += ["", "Points labelled T=1 harvest at temperature 1 (seeded per prompt); the others greedily. Of naive's: "
+           "student accuracy / the naive attacker's at 1,000 exchanges and the same temperature (capability per "
+           "harvested exchange, relative). Gain kept: (student − answers-only student) / (naive student − "
+           "answers-only student), both at the point's temperature: the share of what the with-reasoning harvest "
+           "taught beyond its answers that survives. Honest-user accuracy: greedy, the defence on for everyone "
+           "(λ* is calibrated on it); at T=1: sampled at temperature 1 (seeded), as the attacker was, with the "
+           "point's antidistillation setting (or none)."]
     return "\n".join(md) + "\n"
+
+
+def _reference(data: dict[str, Any], r: dict[str, Any], label: str) -> dict[str, Any] | None:
+    """The ``naive`` or ``answers-only`` point harvested at ``r``'s temperature (``naive T=1`` for T=1 points)."""
+    t = r["update"].get("harvest_temperature", 0.0)
+    return next((x for x in data["points"] if x["label"] == (f"{label} T={t:g}" if t else label)), None)
 
 
 def _share(r: dict[str, Any], naive: dict[str, Any] | None) -> str:
@@ -284,9 +308,11 @@ def _frontier(data: dict[str, Any]) -> str:
     plain = data["calibration"]["0"]["accuracy"]
     series: dict[str, list[tuple[float, float]]] = {}
     for r in data["points"]:
-        if r["prompts"] == 1000 and r["attacker"] in ("naive", "correct") and not r["update"]:
+        if r["prompts"] == 1000 and r["attacker"] in ("naive", "correct") and set(r["update"]) <= set(T1):
             loss = max(0.0, 100 * (plain - r["honest"]["accuracy"]))
-            series.setdefault(f"{r['attacker']} attacker", []).append((loss, r["student_accuracy"]))
+            t = r["update"].get("harvest_temperature")
+            name = f"{r['attacker']} attacker{f', harvest T={t:g}' if t else ''}"
+            series.setdefault(name, []).append((loss, r["student_accuracy"]))
     return lines_svg(series, references={"teacher": data["teacher_accuracy"] or 0.0},
                      x_label="honest-user accuracy lost (points)", y_label="student held-out accuracy")
 

@@ -314,6 +314,11 @@ def test_honest_users_answers_with_the_defence_on(store: ad.ProxyStore, teacher:
     assert answers_with(teacher, prompts, specs=[], max_tokens=8) == plain
     assert answers_with(teacher, prompts, specs=[{**spec, "lambda": 0}], max_tokens=8, proxies=store) == plain
     assert answers_with(teacher, prompts, specs=[{**spec, "lambda": 50}], max_tokens=8, proxies=store) != plain
+    sampled = {"specs": [{**spec, "lambda": 1}], "max_tokens": 8, "proxies": store, "temperature": 1.0}
+    together = answers_with(teacher, prompts, **sampled, seed=5)  # prompt i sampled with seed 5 + i
+    apart = [*answers_with(teacher, prompts[:2], **sampled, seed=5), *answers_with(teacher, prompts[2:], **sampled,
+                                                                                   seed=7)]
+    assert together == apart  # sampled, seeded per prompt: the batching changes nothing
     tasks = [Task("add", p, "", a) for p, (a, _) in zip(prompts, plain, strict=True)]
     assert scores_with(teacher, tasks, specs=[], max_tokens=8) == (1.0, {"add": 1.0})
 

@@ -74,3 +74,56 @@ def test_prompt_pools_and_harvest_files_name_their_bad_lines(tmp_path: Path) -> 
     bad.write_text('{"prompt": "a", "status": "ok", "answer": "1"}\n{broken\n')
     with pytest.raises(InputError, match=r"h\.jsonl:2"):
         read_outcomes(bad)
+
+
+def _recording(app: Any, bodies: list[dict[str, Any]]) -> Any:
+    """``app``, noting the JSON body of every chat completion request it receives."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/chat/completions"):
+            return await app(scope, receive, send)
+        chunks: list[bytes] = []
+
+        async def noted() -> dict[str, Any]:
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    bodies.append(json.loads(b"".join(chunks)))
+            return message
+
+        await app(scope, noted, send)
+
+    return wrapped
+
+
+def test_the_lab_config_harvest_temperature_reaches_the_model_server(tiny_model_dir: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from distillguard.lab import serve
+    from distillguard.lab.experiment import harvest_all, harvest_seed, preset
+    from distillguard.models.load import load_model
+
+    bodies: list[dict[str, Any]] = []
+    real = serve.create_app
+    monkeypatch.setattr(serve, "create_app", lambda *a, **k: _recording(real(*a, **k), bodies))
+    teacher = load_model(tiny_model_dir, "tiny")
+    prompts = [f"What is {i} + {i + 2}?" for i in range(6)]
+    base = preset("tiny").model_copy(update={"defences": ["none"], "accounts": 2, "max_tokens": 12})
+    assert base.harvest_temperature == 0.0  # the default harvest stays greedy
+
+    def run(temperature: float, name: str) -> list[Any]:
+        bodies.clear()
+        cfg = base.model_copy(update={"harvest_temperature": temperature})
+        result = harvest_all(cfg, teacher, prompts=prompts, out=tmp_path / name)["none"]
+        assert len(bodies) == len(prompts) and all(o.status == "ok" for o in result.outcomes)
+        return [(o.answer, o.reasoning) for o in result.outcomes]
+
+    greedy = run(0.0, "greedy")
+    assert {b["temperature"] for b in bodies} == {0.0} and not any("seed" in b for b in bodies)
+    first = run(1.0, "sampled")
+    assert {b["temperature"] for b in bodies} == {1.0}
+    seed = harvest_seed(base.model_copy(update={"harvest_temperature": 1.0}))
+    assert seed is not None
+    assert sorted(b["seed"] for b in bodies) == [seed + i for i in range(len(prompts))]  # one per prompt
+    assert run(1.0, "again") == first  # seeded: a sampled harvest repeats, whatever the batching
+    assert first != greedy  # and it samples (an untrained model's replies at T=1 are not its argmax)

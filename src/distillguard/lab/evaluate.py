@@ -51,8 +51,9 @@ def kind_accuracy(model: Model, tasks: Sequence[Task]) -> dict[str, float]:
 
 
 def answers_with(model: Model, prompts: Sequence[str], *, specs: list[dict[str, Any]], max_tokens: int = 160,
-                 batch: int = 64, **context: Any) -> list[tuple[str, str]]:
-    """(answer, reasoning) of ``model`` for each prompt, greedy, with the logits processors ``specs`` on.
+                 batch: int = 64, temperature: float = 0.0, seed: int = 0, **context: Any) -> list[tuple[str, str]]:
+    """(answer, reasoning) of ``model`` for each prompt, with the logits processors ``specs`` on: greedy, or sampled
+    at ``temperature`` (prompt ``i`` with seed ``seed + i``, so the answers repeat whatever the batching).
 
     ``context`` is what a server supplies to processors (``proxies``, ``keyring``); ``[]`` is plain decoding.
     """
@@ -62,8 +63,9 @@ def answers_with(model: Model, prompts: Sequence[str], *, specs: list[dict[str, 
     vocab = int(model.model.config.vocab_size)
     for start in range(0, len(order), batch):
         chunk = [i for i in order[start:start + batch] if len(encoded[i]) < model.context]
-        rows = [Row(encoded[i], Sampling(max_tokens=min(max_tokens, model.context - len(encoded[i])), temperature=0),
-                    build_processors(specs, vocab=vocab, temperature=0.0, **context)) for i in chunk]
+        rows = [Row(encoded[i], Sampling(max_tokens=min(max_tokens, model.context - len(encoded[i])),
+                                         temperature=temperature, seed=seed + i if temperature > 0 else None),
+                    build_processors(specs, vocab=vocab, temperature=temperature, **context)) for i in chunk]
         channels = [Channels(model.tokenizer) for _ in chunk]
         tilts = Prefetch([r.prompt for r in rows], [list(r.processors) for r in rows],
                          [r.sampling.max_tokens for r in rows])

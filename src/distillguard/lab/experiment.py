@@ -98,6 +98,9 @@ class LabConfig(BaseModel):
     rate: float = Field(100.0, gt=0, description="harvest requests per second, all accounts together")
     concurrency: int = Field(32, ge=1)
     max_tokens: int = Field(128, ge=1, description="per request; prompt + max_tokens must fit the context")
+    harvest_temperature: float = Field(0.0, ge=0, le=2, description="the attacker's sampling temperature (0: greedy; "
+                                       "1 is an OpenAI-style API's default); sampled harvests send a seed per "
+                                       "prompt, so they repeat")
     defences: list[str] = ["none", "withhold_reasoning"]
     small_data: int = Field(100, ge=1, description="ground-truth examples of the small-data baseline")
     watermark_delta: float = Field(2.0, ge=0, description="green-list strength of the 'watermark' defence")
@@ -340,12 +343,19 @@ def harvest_all(config: LabConfig, teacher: Model, *, prompts: list[str], out: P
             try:
                 with serving(create_app(gateway)) as url:
                     result = harvest(prompts, HarvestSettings(f"{url}/v1", tuple(secrets), teacher.name,
-                                                              config.rate, config.concurrency, config.max_tokens),
+                                                              config.rate, config.concurrency, config.max_tokens,
+                                                              temperature=config.harvest_temperature,
+                                                              seed=harvest_seed(config)),
                                      out=out / f"harvest-{defence}.jsonl", progress=_bar(tick, f"harvest {defence}"))
             finally:
                 log.close()
             harvests[defence] = result
     return harvests
+
+
+def harvest_seed(config: LabConfig) -> int | None:
+    """The sampled harvest's base seed (prompt ``i`` is sampled with seed + i), from the lab's; None when greedy."""
+    return 1_000_003 * (config.seed + 1) + 17 if config.harvest_temperature > 0 else None
 
 
 def _mark_in(config: LabConfig, teacher: Model, outcomes: list[Outcome]) -> ForensicTest:

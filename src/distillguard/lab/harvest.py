@@ -40,6 +40,7 @@ class HarvestSettings:
     concurrency: int = 4
     max_tokens: int = 160
     temperature: float = 0.0
+    seed: int | None = None  # when set, prompt i is sent with seed + i: a sampled harvest repeats, however batched
     max_retries: int = 2  # the client's own retries (429 honours Retry-After)
     timeout: float = 120.0
     allow_hosts: tuple[str, ...] = ()
@@ -103,7 +104,8 @@ async def _harvest(prompts: list[str], s: HarvestSettings, out: Path | None,
         nonlocal done
         await asyncio.sleep(max(0.0, started + i / s.rate - time.monotonic()))  # paced start, not bursts
         async with gate:
-            outcome = await _ask(clients[i % len(clients)], model, prompts[i], i % len(clients), s)
+            seed = None if s.seed is None else s.seed + i
+            outcome = await _ask(clients[i % len(clients)], model, prompts[i], i % len(clients), s, seed)
         results[i] = outcome
         if sink is not None:
             sink.write(outcome.to_json() + b"\n")
@@ -122,11 +124,13 @@ async def _harvest(prompts: list[str], s: HarvestSettings, out: Path | None,
     return HarvestResult([r for r in results if r is not None], time.monotonic() - started)
 
 
-async def _ask(client: Any, model: str, prompt: str, account: int, s: HarvestSettings) -> Outcome:
+async def _ask(client: Any, model: str, prompt: str, account: int, s: HarvestSettings,
+               seed: int | None = None) -> Outcome:
+    extra = {"seed": seed} if seed is not None else {}
     try:
         resp = await client.chat.completions.create(
             model=model, messages=[{"role": "user", "content": prompt}], max_tokens=s.max_tokens,
-            temperature=s.temperature)
+            temperature=s.temperature, **extra)
     except openai.APIStatusError as exc:
         body = exc.body if isinstance(exc.body, dict) else {}
         return Outcome(prompt, account, str(exc.status_code), code=body.get("code"))
