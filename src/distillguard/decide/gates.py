@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from distillguard.detect.harvest import HarvestEvidence
+from distillguard.link.evidence import INSTRUCTION_KINDS
 
 OPERATION_KINDS = frozenset({"payment", "signup_burst", "template", "template_lsh", "sync", "release", "partner"})
 """Link evidence that ties an account to how a campaign is run (its cards, sign-up bursts, templates,
@@ -60,7 +61,7 @@ def select_campaigns(
     (``schema.ACCOUNT_LINKS``) tell which members are tied by how the campaign is run.
     """
     operation = _neighbours(edges, OPERATION_KINDS) if edges is not None else None
-    instructions = _neighbours(edges, frozenset({"template_head", "template_tail"})) if edges is not None else None
+    instructions = _neighbours(edges, frozenset(INSTRUCTION_KINDS)) if edges is not None else None
     members: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in scored.to_pylist():
         if row["cluster_id"] is not None:

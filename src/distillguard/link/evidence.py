@@ -62,7 +62,9 @@ KINDS: dict[str, Kind] = {
 }
 """Evidence kinds: family, weight (before rarity), and how evidence sentences name them."""
 
-SUMMED_KINDS = frozenset({"template_head", "template_tail", "ip"})
+INSTRUCTION_KINDS = ("template_head", "template_tail")
+"""The recurring instructions an account wraps content in: its opening and its closing words."""
+SUMMED_KINDS = frozenset({*INSTRUCTION_KINDS, "ip"})
 """Kinds whose shared values add up (capped at ``SUMMED_CAP`` × weight) instead of the strongest counting."""
 SUMMED_CAP = 3.0
 
@@ -214,7 +216,7 @@ def _content(s: ir.Table, min_share: float) -> list[ir.Table]:
         bands.append(_rows(kept, "template_lsh", ibis.literal(f"{b}:") + kept.band.cast("string")))
     out = bands[0].union(*bands[1:])
     instructions = []
-    for kind in ("template_head", "template_tail"):
+    for kind in INSTRUCTION_KINDS:
         per = s.group_by(["account_id", kind]).aggregate(c=s.c.sum()).join(totals, "account_id")
         recurring = per.filter((per.c >= _HEAD_MIN) & (per.c.cast("float64") >= _HEAD_SHARE * per.n.cast("float64")))
         instructions.append(_rows(recurring, kind, recurring[kind]))
