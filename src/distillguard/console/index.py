@@ -73,7 +73,7 @@ def build_index(store_path: Path, out_dir: Path, *, campaigns: list[Campaign], d
                 retention: Retention) -> None:
     """Write the index of the scan in ``out_dir`` (whose exchanges are in the store at ``store_path``) to ``dest``."""
     flagged = duckdb.sql(f"SELECT account_id FROM read_parquet('{_q(out_dir / 'accounts.parquet')}') "
-                         "WHERE flagged").to_arrow_table()
+                         "WHERE flagged ORDER BY account_id").to_arrow_table()
     members = members_table(campaigns)
     try:
         store = Store.open(store_path, read_only=True)
@@ -101,8 +101,9 @@ def build_index(store_path: Path, out_dir: Path, *, campaigns: list[Campaign], d
             SELECT a.account_id, a.first_seen, a.last_seen, c.capability
             FROM (SELECT account_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen
                   FROM _by_hour GROUP BY 1) a
-            JOIN (SELECT account_id, arg_max(capability, n) AS capability FROM caps GROUP BY 1) c USING (account_id)
-            """).to_arrow_table()
+            JOIN (SELECT account_id, first(capability ORDER BY n DESC, capability) AS capability FROM caps GROUP BY 1) c
+              USING (account_id)
+            ORDER BY a.account_id""").to_arrow_table()
         # Samples: a few exchanges of each member, in an order fixed by the exchange ids, then the text of those
         # few only (the text columns are the store's bulk).
         picked = con.execute(f"""
@@ -118,7 +119,8 @@ def build_index(store_path: Path, out_dir: Path, *, campaigns: list[Campaign], d
         samples = con.execute(f"""
             SELECT p.campaign_id, p.account_id, p.exchange_id, p.timestamp, p.capability, e.model, e.status,
                    {retention.sql('e.prompt_text')} AS prompt, {retention.sql('e.response_text')} AS answer
-            FROM _picked p JOIN exchanges e USING (exchange_id) ORDER BY p.campaign_id, p.timestamp""").to_arrow_table()
+            FROM _picked p JOIN exchanges e USING (exchange_id)
+            ORDER BY p.campaign_id, p.timestamp, p.exchange_id""").to_arrow_table()
     dest.mkdir(parents=True, exist_ok=True)
     for name, table in zip(FILES, (timeline, samples, accounts, flagged), strict=True):
         pq.write_table(table, dest / f"{name}.parquet")
