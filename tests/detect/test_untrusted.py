@@ -162,9 +162,27 @@ def test_one_card_behind_many_unrelated_accounts_is_strong_harvest_evidence() ->
 
     def cluster(shared: int) -> float:
         f = pa.table({"account_id": [f"s{i}" for i in range(n)], "n_exchanges": [19] * n,
-                      "elicitation_rate": [0.6] * n, "duty_cycle": [0.1] * n, "account_age_days": [300.0] * n,
+                      "elicitation_rate": [0.3] * n, "duty_cycle": [0.1] * n, "account_age_days": [300.0] * n,
                       "payment_shared_accounts": [shared] * n})
         clusters = pa.table({"account_id": f.column("account_id"), "cluster_id": ["k"] * n})
         return campaign_evidence(f, clusters)["k"].score
     ring, pairs = cluster(29), cluster(1)
     assert pairs < 0.7 <= ring
+
+
+def test_reasoning_elicited_across_a_fleet_counts_where_a_class_or_a_few_eval_keys_do_not() -> None:
+    """A release chaser of 73 aged accounts on datacenter proxies, half its requests eliciting
+    reasoning (random-campaigns seed 4), has evidence a cluster of unusual accounts needs
+    (link.loose_min_harvest_evidence 0.5); a class of 30 asking for steps in lessons and four linked
+    eval-harness keys that elicit reasoning as much stay under the lowest bar (0.45)."""
+    def evidence(n: int, elicitation: float, duty: float) -> float:
+        f = pa.table({"account_id": [f"a{i}" for i in range(n)], "n_exchanges": [290] * n,
+                      "elicitation_rate": [elicitation] * n, "duty_cycle": [duty] * n,
+                      "account_age_days": [80.0] * n})
+        ev = campaign_evidence(f, pa.table({"account_id": f.column("account_id"), "cluster_id": ["k"] * n}))["k"]
+        assert (ev.score >= 0.5) == any("fleet" in r for r in ev.reasons)
+        return ev.score
+    assert evidence(73, 0.5, 0.3) >= 0.5
+    assert evidence(30, 0.5, 0.04) < 0.45
+    assert evidence(4, 0.5, 0.1) < 0.45
+    assert evidence(1000, 0.05, 0.3) < 0.45  # a large fleet of keys on plain requests

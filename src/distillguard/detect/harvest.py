@@ -21,7 +21,15 @@ cheaply made):
   each member ordinary alone, harvest evidence 0.67 and no campaign; a reseller paying for its
   clients' accounts is the benign case to review);
 - reasoning elicited around the clock (the elicitation share times the share of hours the
-  account is active in: scripts harvesting traces, not a class that asks for steps in lessons).
+  account is active in: scripts harvesting traces, not a class that asks for steps in lessons);
+- reasoning elicited across a fleet (the elicitation share times the cluster's breadth, from 0
+  at ``FLEET_MIN`` linked accounts to 1 at ``FLEET_FULL`` on a log scale): a hydra spreads its
+  trace harvest over dozens of accounts so no one of them stands out, while the benign groups
+  that ask for reasoning (eval harnesses, a research group's keys) are a handful of accounts.
+  Measured on the detection benchmark: a release chaser of 73 aged accounts on datacenter
+  proxies, half its requests eliciting reasoning (random-campaigns seed 4), had 0.29 without it
+  and 0.54 with it; the largest benign clusters, classrooms of 18-30 students behind a NAT
+  (elicitation 0.3-0.64), stay at or under 0.38 (hard-negatives, random-campaigns, 5 seeds each).
 
 Continuous operation alone is not a term: batch jobs and SaaS backends run around the clock
 on plain requests, and counting it made an enterprise's own fleet of batch keys a campaign
@@ -62,6 +70,8 @@ FRESH_DAYS = 14.0
 """An account first used within this many days of sign-up counts as fresh."""
 PAYMENT_RING = 10
 """Accounts outside its organization one card pays for, from which the card is a ring (``payment_ring``)."""
+FLEET_MIN, FLEET_FULL = 10, 100
+"""Linked accounts from which reasoning elicited across them counts (``fleet``), and at which it counts in full."""
 
 TERMS: dict[str, tuple[float, str]] = {
     "elicitation": (0.4, "reasoning elicited in {v:.0%} of requests"),
@@ -71,11 +81,14 @@ TERMS: dict[str, tuple[float, str]] = {
     "payment_ring": (0.8, "{v:.0%} of accounts share one payment card with ten or more accounts outside their "
                           "organization"),
     "sustained": (0.8, "reasoning elicited around the clock ({v:.0%}: elicitation share x active-hours share)"),
+    "fleet": (0.8, "reasoning elicited across a fleet of linked accounts ({v:.0%}: elicitation share x fleet "
+                   "breadth)"),
 }
 """term → (weight, reason template). Weights < 1 where ordinary customers show the trait too:
 a maths class asks for step-by-step answers all lesson long (elicitation alone stays below
 ``link.min_harvest_evidence``), new customers start within days; a class is not in session
-around the clock, so elicitation sustained over the account's hours weighs more."""
+around the clock, so elicitation sustained over the account's hours weighs more, and a class
+is one class: elicitation across many linked accounts weighs more too."""
 
 
 @dataclass(frozen=True)
@@ -123,8 +136,9 @@ def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, Harve
         volume = np.array([_float(m.get("n_exchanges"), 0.0) for m in ms])
         weights = volume / volume.sum() if volume.sum() > 0 else np.full(len(ms), 1 / len(ms))
         age = np.array([_float(m.get("account_age_days")) for m in ms])
+        elicited = float(weights @ np.array([_float(m.get("elicitation_rate"), 0.0) for m in ms]))
         out[cluster_id] = combine({
-            "elicitation": float(weights @ np.array([_float(m.get("elicitation_rate"), 0.0) for m in ms])),
+            "elicitation": elicited,
             "formatting": float(weights @ np.array([_float(m.get("harvest_format_share"), 0.0) for m in ms])),
             "fresh": float(np.mean(np.nan_to_num(age, nan=np.inf) < FRESH_DAYS)),
             "payment": float(np.mean([1 <= _float(m.get("payment_shared_accounts"), 0.0) < PAYMENT_RING
@@ -133,8 +147,20 @@ def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, Harve
                                            for m in ms])),
             "sustained": float(weights @ np.array([_float(m.get("duty_cycle"), 0.0)
                                                    * _float(m.get("elicitation_rate"), 0.0) for m in ms])),
+            "fleet": elicited * fleet_breadth(len(ms)),
         })
     return out
+
+
+def fleet_breadth(accounts: int) -> float:
+    """How much a cluster of ``accounts`` counts as a fleet: 0 up to ``FLEET_MIN``, 1 from ``FLEET_FULL``.
+
+    >>> [round(fleet_breadth(n), 2) for n in (3, 10, 30, 73, 100, 1000)]
+    [0.0, 0.0, 0.48, 0.86, 1.0, 1.0]
+    """
+    if accounts <= FLEET_MIN:
+        return 0.0
+    return min(float(np.log(accounts / FLEET_MIN) / np.log(FLEET_FULL / FLEET_MIN)), 1.0)
 
 
 def trace_harvesters(features: pa.Table, *, bar: float, min_exchanges: int) -> dict[str, HarvestEvidence]:

@@ -149,7 +149,8 @@ def flag_rule(*, threshold: float | None, units: str, target_fpr: float, member_
     member = ("As a campaign member: every account of a linked cluster that passed the campaign gates, whatever its "
               f"own score. A cluster needs {link.min_campaign_accounts} or more accounts and one of these "
               "(harvest evidence: requests shaped for dataset building, accounts put to work soon after sign-up, "
-              "payment cards shared across organizations, reasoning elicited around the clock"
+              "payment cards shared across organizations, reasoning elicited around the clock or across a fleet of "
+              "linked accounts"
               + ("; the settings this scan ran with):" if recorded
                  else "; default settings, which --config may change):"))
     gates = [
