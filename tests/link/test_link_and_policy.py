@@ -217,6 +217,23 @@ def test_a_vpn_customer_on_a_campaigns_exits_is_not_a_member() -> None:
     assert [r["account_id"] for r in campaign.suspicious] == ["a", "b", "c"]
 
 
+def test_a_few_requests_above_the_member_bar_do_not_keep_a_customer_on_a_campaigns_exits() -> None:
+    """A customer's single session through the proxy pool a campaign rents (3 requests, hard-negatives
+    seed 1) scores above the member bar by chance: too few requests to judge, it is not a member; the
+    same score over 40 requests keeps it."""
+    def members(n: int) -> list[str]:
+        scored = pa.table({"account_id": ["a", "b", "c", "vpn"], "cluster_id": ["k1"] * 4,
+                           "link_evidence": [["ip", "payment"]] * 3 + [["ip", "tls"]],
+                           "n_exchanges": [150, 170, 200, n]})
+        edges = pa.table({"src": ["a", "b", "a"], "dst": ["b", "c", "vpn"], "weight": [3.0, 3.0, 1.1],
+                          "kinds": [["ip", "payment"], ["ip", "payment"], ["ip", "tls"]]})
+        [campaign] = select_campaigns(scored, min_accounts=3, min_suspicious_share=0.5,
+                                      suspicious={"a", "b", "c", "vpn"}, unusual={"a", "b", "c", "vpn"}, edges=edges)
+        return [r["account_id"] for r in campaign.rows]
+    assert members(3) == ["a", "b", "c"]
+    assert members(40) == ["a", "b", "c", "vpn"]
+
+
 def test_vpn_customers_above_the_looser_bar_are_not_members_of_a_campaign_tied_by_routes() -> None:
     """Attackers on residential exits with cards shared in pairs (no operation core of three), and two
     VPN customers on the same exits who are unusual enough for the looser bar and share an
