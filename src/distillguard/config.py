@@ -35,7 +35,11 @@ class DetectSettings(_Frozen):
     scorer: str = Field("auto", description="robust-z, knn-novelty, or auto (knn-novelty with a reference)")
     k_neighbors: int = Field(2, ge=1, description="knn-novelty: reference neighbours averaged")
     target_fpr: float = Field(0.001, gt=0, lt=1, description="flag rate allowed on the benign reference")
-    min_exchanges: int = Field(5, ge=1, description="accounts with fewer exchanges are never flagged")
+    # A handful of requests is noise to the scorer: over the detection benchmark's 75 scans, the accounts
+    # flagged alone with 5-19 exchanges were 6 benign ones (a chat user trying a new model the day it came
+    # out) and no attacker (those are caught as campaign members, which this does not touch).
+    min_exchanges: int = Field(20, ge=1, description="accounts with fewer exchanges are never flagged on their own "
+                                                     "(a campaign member is flagged with its campaign)")
     # Off by default: on disclosure-2026 (x0.005) daily windows flagged 4 more benign accounts
     # (FPR 0.000 -> 0.004, recall unchanged at 1.000); see detect.windows.
     window_hours: float = Field(
