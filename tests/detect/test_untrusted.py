@@ -173,10 +173,11 @@ def test_one_card_behind_many_unrelated_accounts_is_strong_harvest_evidence() ->
 def test_reasoning_elicited_across_a_fleet_counts_where_a_class_or_a_few_eval_keys_do_not() -> None:
     """A release chaser of 73 aged accounts on datacenter proxies, half its requests eliciting
     reasoning (random-campaigns seed 4), has evidence a cluster of unusual accounts needs
-    (link.loose_min_harvest_evidence 0.5); a class of 30 asking for steps in lessons and four linked
-    eval-harness keys that elicit reasoning as much stay under the lowest bar (0.45)."""
-    def evidence(n: int, elicitation: float, duty: float) -> float:
-        f = pa.table({"account_id": [f"a{i}" for i in range(n)], "n_exchanges": [290] * n,
+    (link.loose_min_harvest_evidence 0.5); a class of 30 asking for steps in lessons, a class of 27
+    whose students ask a few dozen questions each (evasive seed 3), and four linked eval-harness keys
+    that elicit reasoning as much stay under the lowest bar (0.45)."""
+    def evidence(n: int, elicitation: float, duty: float, exchanges: int = 290) -> float:
+        f = pa.table({"account_id": [f"a{i}" for i in range(n)], "n_exchanges": [exchanges] * n,
                       "elicitation_rate": [elicitation] * n, "duty_cycle": [duty] * n,
                       "account_age_days": [80.0] * n})
         ev = campaign_evidence(f, pa.table({"account_id": f.column("account_id"), "cluster_id": ["k"] * n}))["k"]
@@ -184,5 +185,6 @@ def test_reasoning_elicited_across_a_fleet_counts_where_a_class_or_a_few_eval_ke
         return ev.score
     assert evidence(73, 0.5, 0.3) >= 0.5
     assert evidence(30, 0.5, 0.04) < 0.45
+    assert evidence(27, 0.7, 0.05, exchanges=44) < 0.45
     assert evidence(4, 0.5, 0.1) < 0.45
     assert evidence(1000, 0.05, 0.3) < 0.45  # a large fleet of keys on plain requests

@@ -22,14 +22,18 @@ cheaply made):
   clients' accounts is the benign case to review);
 - reasoning elicited around the clock (the elicitation share times the share of hours the
   account is active in: scripts harvesting traces, not a class that asks for steps in lessons);
-- reasoning elicited across a fleet (the elicitation share times the cluster's breadth, from 0
-  at ``FLEET_MIN`` linked accounts to 1 at ``FLEET_FULL`` on a log scale): a hydra spreads its
-  trace harvest over dozens of accounts so no one of them stands out, while the benign groups
-  that ask for reasoning (eval harnesses, a research group's keys) are a handful of accounts.
-  Measured on the detection benchmark: a release chaser of 73 aged accounts on datacenter
+- reasoning elicited across a fleet (the elicitation share times the fleet's breadth: the members
+  that each pulled a harvest of their own, ``FLEET_MIN_EXCHANGES`` exchanges or more, from 0 at
+  ``FLEET_MIN`` such accounts to 1 at ``FLEET_FULL`` on a log scale): a hydra spreads its trace
+  harvest over dozens of accounts so no one of them stands out, while the benign groups that ask
+  for reasoning are a handful of eval keys, or a class whose students ask a few dozen questions
+  each. Measured on the detection benchmark: a release chaser of 73 aged accounts on datacenter
   proxies, half its requests eliciting reasoning (random-campaigns seed 4), had 0.29 without it
-  and 0.54 with it; the largest benign clusters, classrooms of 18-30 students behind a NAT
-  (elicitation 0.3-0.64), stay at or under 0.38 (hard-negatives, random-campaigns, 5 seeds each).
+  and 0.54 with it (72 members over 50 exchanges). Counting every member instead made a class of
+  27 behind one NAT, 69% of its requests step-by-step, a campaign (evasive seed 3: 0.46); 12 of
+  its students reached 50 exchanges, and it stays at 0.33. A class of 60 or more, each student
+  over 50 step-by-step-heavy exchanges in the window, would reach the looser campaign bar: the
+  benign case to review.
 
 Continuous operation alone is not a term: batch jobs and SaaS backends run around the clock
 on plain requests, and counting it made an enterprise's own fleet of batch keys a campaign
@@ -71,7 +75,9 @@ FRESH_DAYS = 14.0
 PAYMENT_RING = 10
 """Accounts outside its organization one card pays for, from which the card is a ring (``payment_ring``)."""
 FLEET_MIN, FLEET_FULL = 10, 100
-"""Linked accounts from which reasoning elicited across them counts (``fleet``), and at which it counts in full."""
+"""Harvesting members from which reasoning elicited across a fleet counts (``fleet``), and where it counts in full."""
+FLEET_MIN_EXCHANGES = 50
+"""Exchanges a member needs to count in a fleet's breadth (as ``detect.trace_harvest_min_exchanges``)."""
 
 TERMS: dict[str, tuple[float, str]] = {
     "elicitation": (0.4, "reasoning elicited in {v:.0%} of requests"),
@@ -147,7 +153,7 @@ def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, Harve
                                            for m in ms])),
             "sustained": float(weights @ np.array([_float(m.get("duty_cycle"), 0.0)
                                                    * _float(m.get("elicitation_rate"), 0.0) for m in ms])),
-            "fleet": elicited * fleet_breadth(len(ms)),
+            "fleet": elicited * fleet_breadth(int((volume >= FLEET_MIN_EXCHANGES).sum())),
         })
     return out
 
