@@ -37,7 +37,8 @@ class DetectSettings(_Frozen):
     target_fpr: float = Field(0.001, gt=0, lt=1, description="flag rate allowed on the benign reference")
     # A handful of requests is noise to the scorer: over the detection benchmark's 75 scans, the accounts
     # flagged alone with 5-19 exchanges were 6 benign ones (a chat user trying a new model the day it came
-    # out) and no attacker (those are caught as campaign members, which this does not touch).
+    # out) and no attacker (those are caught as campaign members, which this does not touch). The price:
+    # an account linked to nothing is unseen under 20 exchanges a window instead of 5 (detect.windows too).
     min_exchanges: int = Field(20, ge=1, description="accounts with fewer exchanges are never flagged on their own "
                                                      "(a campaign member is flagged with its campaign)")
     # Off by default: on disclosure-2026 (x0.005) daily windows flagged 4 more benign accounts

@@ -10,11 +10,13 @@ import pyarrow as pa
 
 from distillguard.config import Settings
 from distillguard.decide import find_campaigns
+from distillguard.decide.gates import select_campaigns
+from distillguard.detect.base import GROUP_COLUMN
 from distillguard.detect.calibrated import Calibrated
 from distillguard.detect.either import Either
 from distillguard.detect.harvest import campaign_evidence, combine, trace_harvesters
 from distillguard.detect.knn import KNNNoveltyScorer
-from distillguard.scoring import score_population
+from distillguard.scoring import harvesting_accounts, score_population
 
 T0 = datetime(2026, 2, 2, tzinfo=UTC)
 
@@ -162,7 +164,7 @@ def test_one_card_behind_many_unrelated_accounts_is_strong_harvest_evidence() ->
 
     def cluster(shared: int) -> float:
         f = pa.table({"account_id": [f"s{i}" for i in range(n)], "n_exchanges": [19] * n,
-                      "elicitation_rate": [0.3] * n, "duty_cycle": [0.1] * n, "account_age_days": [300.0] * n,
+                      "elicitation_rate": [0.6] * n, "duty_cycle": [0.1] * n, "account_age_days": [300.0] * n,
                       "payment_shared_accounts": [shared] * n})
         clusters = pa.table({"account_id": f.column("account_id"), "cluster_id": ["k"] * n})
         return campaign_evidence(f, clusters)["k"].score
@@ -174,17 +176,38 @@ def test_reasoning_elicited_across_a_fleet_counts_where_a_class_or_a_few_eval_ke
     """A release chaser of 73 aged accounts on datacenter proxies, half its requests eliciting
     reasoning (random-campaigns seed 4), has evidence a cluster of unusual accounts needs
     (link.loose_min_harvest_evidence 0.5); a class of 30 asking for steps in lessons, a class of 27
-    whose students ask a few dozen questions each (evasive seed 3), and four linked eval-harness keys
+    whose students ask a few questions a day each (evasive seed 3), and four linked eval-harness keys
     that elicit reasoning as much stay under the lowest bar (0.45)."""
-    def evidence(n: int, elicitation: float, duty: float, exchanges: int = 290) -> float:
-        f = pa.table({"account_id": [f"a{i}" for i in range(n)], "n_exchanges": [exchanges] * n,
+    def evidence(n: int, elicitation: float, duty: float, per_day: float = 180.0) -> float:
+        f = pa.table({"account_id": [f"a{i}" for i in range(n)], "n_exchanges": [290] * n,
                       "elicitation_rate": [elicitation] * n, "duty_cycle": [duty] * n,
-                      "account_age_days": [80.0] * n})
+                      "account_age_days": [80.0] * n, "exchanges_per_active_day": [per_day] * n})
         ev = campaign_evidence(f, pa.table({"account_id": f.column("account_id"), "cluster_id": ["k"] * n}))["k"]
         assert (ev.score >= 0.5) == any("fleet" in r for r in ev.reasons)
         return ev.score
     assert evidence(73, 0.5, 0.3) >= 0.5
     assert evidence(30, 0.5, 0.04) < 0.45
-    assert evidence(27, 0.7, 0.05, exchanges=44) < 0.45
+    assert evidence(27, 0.7, 0.05, per_day=6.0) < 0.45
     assert evidence(4, 0.5, 0.1) < 0.45
     assert evidence(1000, 0.05, 0.3) < 0.45  # a large fleet of keys on plain requests
+
+
+def test_a_fleet_that_asks_for_reasoning_is_a_campaign_only_beside_unusual_members() -> None:
+    """100 tenant keys of a tutoring product, 80% of requests step-by-step, 200 a day each: a fleet with
+    evidence 0.77, yet no campaign while its members look ordinary (the coordinated gate leaves the
+    fleet term out), and not set aside from a reference as harvesting; with most members unusual it is one."""
+    n = 100
+    ids = [f"t{i}" for i in range(n)]
+    features = pa.table({"account_id": ids, "n_exchanges": [2000] * n, "elicitation_rate": [0.8] * n,
+                         "duty_cycle": [0.1] * n, "account_age_days": [300.0] * n,
+                         "exchanges_per_active_day": [200.0] * n})
+    clusters = pa.table({"account_id": ids, "cluster_id": ["k"] * n})
+    evidence = campaign_evidence(features, clusters)
+    assert evidence["k"].score >= 0.7 and evidence["k"].without("fleet").score < 0.45
+    scored = pa.table({"account_id": ids, "cluster_id": ["k"] * n, "link_evidence": [["template"]] * n})
+    gates = {"min_accounts": 3, "min_suspicious_share": 0.5, "evidence": evidence, "min_harvest": 0.45,
+             "loose_min_harvest": 0.5, "loose_min_accounts": 10, "coordinated_harvest": 0.7,
+             "coordinated_accounts": 10}
+    assert select_campaigns(scored, suspicious=set(), unusual=set(), **gates) == []
+    assert [c.cluster_id for c in select_campaigns(scored, suspicious=set(ids), unusual=set(ids), **gates)] == ["k"]
+    assert harvesting_accounts(features.append_column(GROUP_COLUMN, pa.array(["k"] * n)), 0.45) == frozenset()

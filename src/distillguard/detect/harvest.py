@@ -23,17 +23,20 @@ cheaply made):
 - reasoning elicited around the clock (the elicitation share times the share of hours the
   account is active in: scripts harvesting traces, not a class that asks for steps in lessons);
 - reasoning elicited across a fleet (the elicitation share times the fleet's breadth: the members
-  that each pulled a harvest of their own, ``FLEET_MIN_EXCHANGES`` exchanges or more, from 0 at
-  ``FLEET_MIN`` such accounts to 1 at ``FLEET_FULL`` on a log scale): a hydra spreads its trace
-  harvest over dozens of accounts so no one of them stands out, while the benign groups that ask
-  for reasoning are a handful of eval keys, or a class whose students ask a few dozen questions
-  each. Measured on the detection benchmark: a release chaser of 73 aged accounts on datacenter
-  proxies, half its requests eliciting reasoning (random-campaigns seed 4), had 0.29 without it
-  and 0.54 with it (72 members over 50 exchanges). Counting every member instead made a class of
-  27 behind one NAT, 69% of its requests step-by-step, a campaign (evasive seed 3: 0.46); 12 of
-  its students reached 50 exchanges, and it stays at 0.33. A class of 60 or more, each student
-  over 50 step-by-step-heavy exchanges in the window, would reach the looser campaign bar: the
-  benign case to review.
+  that each pull a harvest of their own, ``FLEET_MIN_DAILY`` exchanges or more per active day, from
+  0 at ``FLEET_MIN`` such accounts to 1 at ``FLEET_FULL`` on a log scale). A hydra spreads its trace
+  harvest over dozens of accounts so no one of them stands out; a class's students ask a few
+  questions a day each. It counts only beside members that look unusual (``without``): the
+  coordinated gate, which needs no unusual member, and the reference's vetting leave it out, because
+  a large benign group that asks for reasoning (a tutoring product with a key per student, an eval
+  team's keys running chain-of-thought benchmarks) is a fleet too. Measured on the detection
+  benchmark: a release chaser of 73 aged accounts on datacenter proxies, half its requests
+  eliciting reasoning (random-campaigns seed 4), had 0.29 without it and 0.54 with it (73 members
+  at 20 a day or more); counting every member made a class of 27 behind one NAT, 69% of its
+  requests step-by-step, a campaign (evasive seed 3: 0.46); no classroom in the benchmark has a
+  student at 20 a day. A rate, not a count, so a class looks the same in a day's scan and in a
+  30-day window. Cheap to evade: elicit in fewer requests, or keep the instruction out of the
+  last user message (the only one ``elicitation_rate`` reads).
 
 Continuous operation alone is not a term: batch jobs and SaaS backends run around the clock
 on plain requests, and counting it made an enterprise's own fleet of batch keys a campaign
@@ -76,8 +79,8 @@ PAYMENT_RING = 10
 """Accounts outside its organization one card pays for, from which the card is a ring (``payment_ring``)."""
 FLEET_MIN, FLEET_FULL = 10, 100
 """Harvesting members from which reasoning elicited across a fleet counts (``fleet``), and where it counts in full."""
-FLEET_MIN_EXCHANGES = 50
-"""Exchanges a member needs to count in a fleet's breadth (as ``detect.trace_harvest_min_exchanges``)."""
+FLEET_MIN_DAILY = 20.0
+"""Exchanges per active day a member needs to count in a fleet's breadth (chat users and students: about 6)."""
 
 TERMS: dict[str, tuple[float, str]] = {
     "elicitation": (0.4, "reasoning elicited in {v:.0%} of requests"),
@@ -105,6 +108,14 @@ class HarvestEvidence:
     shares: dict[str, float]
     reasons: list[str]
 
+    def without(self, *terms: str) -> HarvestEvidence:
+        """The evidence with ``terms`` left out (``fleet`` where no member needs to look unusual).
+
+        >>> combine({"elicitation": 0.5, "fleet": 0.5}).without("fleet").score
+        0.2
+        """
+        return combine({t: v for t, v in self.shares.items() if t not in terms})
+
 
 def combine(shares: dict[str, float]) -> HarvestEvidence:
     """Noisy-OR of the weighted shares, with a reason for every term of weighted share ≥ 0.2.
@@ -131,7 +142,7 @@ def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, Harve
     """
     rows = {r["account_id"]: r for r in features.select(
         [c for c in ("account_id", "n_exchanges", "elicitation_rate", "harvest_format_share", "account_age_days",
-                     "duty_cycle", "payment_shared_accounts")
+                     "duty_cycle", "payment_shared_accounts", "exchanges_per_active_day")
          if c in features.column_names]).to_pylist()}
     members: dict[str, list[dict[str, object]]] = defaultdict(list)
     for c in clusters.select(["account_id", "cluster_id"]).to_pylist():
@@ -153,7 +164,8 @@ def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, Harve
                                            for m in ms])),
             "sustained": float(weights @ np.array([_float(m.get("duty_cycle"), 0.0)
                                                    * _float(m.get("elicitation_rate"), 0.0) for m in ms])),
-            "fleet": elicited * fleet_breadth(int((volume >= FLEET_MIN_EXCHANGES).sum())),
+            "fleet": elicited * fleet_breadth(sum(_float(m.get("exchanges_per_active_day"), 0.0) >= FLEET_MIN_DAILY
+                                                  for m in ms)),
         })
     return out
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from distillguard.config import Settings
+from distillguard.decide.gates import MIN_JUDGED_EXCHANGES
 from distillguard.detect.calibrated import certified_fpr
 from distillguard.records.summary import ScanSummary
 
@@ -147,7 +148,10 @@ def flag_rule(*, threshold: float | None, units: str, target_fpr: float, member_
                 f"{d.trace_harvest_min_exchanges} exchanges or more, linked or not.")
     most = f"at least {link.min_suspicious_share:.0%} of its members"
     member = ("As a campaign member: every account of a linked cluster that passed the campaign gates, whatever its "
-              f"own score. A cluster needs {link.min_campaign_accounts} or more accounts and one of these "
+              "own score, except passengers: members tied to the campaign only by what is shared by chance (proxy "
+              "exits, client software, an e-mail provider) and neither above the member bar over "
+              f"{MIN_JUDGED_EXCHANGES} exchanges or more nor tied to its operation (cards, sign-up bursts, templates, "
+              f"timing). A cluster needs {link.min_campaign_accounts} or more accounts and one of these "
               "(harvest evidence: requests shaped for dataset building, accounts put to work soon after sign-up, "
               "payment cards shared across organizations, reasoning elicited around the clock or across a fleet of "
               "linked accounts"
@@ -159,6 +163,7 @@ def flag_rule(*, threshold: float | None, units: str, target_fpr: float, member_
         f"{most} above a looser bar (the score {link.loose_member_fpr:.0%} of benign accounts exceed), and harvest "
         f"evidence of {link.loose_min_harvest_evidence:.2f} or more;",
         f"{link.coordinated_min_accounts} or more members and harvest evidence of "
-        f"{link.coordinated_harvest_evidence:.2f} or more, however ordinary each member looks alone.",
+        f"{link.coordinated_harvest_evidence:.2f} or more, however ordinary each member looks alone (reasoning "
+        "elicited across a fleet does not count here: a large benign group that asks for reasoning is one too).",
     ]
     return FlagRule(own, member, gates)
