@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from distillguard.config import Settings
 from distillguard.decide.gates import MIN_JUDGED_EXCHANGES
 from distillguard.detect.calibrated import certified_fpr
+from distillguard.detect.harvest import FLEET_MIN, FLEET_MIN_DAILY
 from distillguard.records.summary import ScanSummary
 
 
@@ -153,8 +154,8 @@ def flag_rule(*, threshold: float | None, units: str, target_fpr: float, member_
               f"{MIN_JUDGED_EXCHANGES} exchanges or more nor tied to its operation (cards, sign-up bursts, templates, "
               f"timing). A cluster needs {link.min_campaign_accounts} or more accounts and one of these "
               "(harvest evidence: requests shaped for dataset building, accounts put to work soon after sign-up, "
-              "payment cards shared across organizations, reasoning elicited around the clock or across a fleet of "
-              "linked accounts"
+              "payment cards shared across organizations, reasoning elicited around the clock or across a fleet: "
+              f"more than {FLEET_MIN} linked accounts each pulling {FLEET_MIN_DAILY:.0f} exchanges or more a day"
               + ("; the settings this scan ran with):" if recorded
                  else "; default settings, which --config may change):"))
     gates = [
