@@ -114,7 +114,7 @@ class Store:
             row = self.con.execute("SELECT value FROM store_notes WHERE name = 'signals_at'").fetchone()
         except duckdb.CatalogException:  # a store no Spark scan wrote
             return "signals"
-        if row is None or self.count("signals"):  # a later DuckDB (or incremental) scan filled the table
+        if row is None:  # no Spark scan, or a later scan refilled the table (its writers clear the note)
             return "signals"
         where = Path(str(row[0]).removeprefix("file://"))
         files = sorted(where.rglob("*.parquet")) if "://" not in str(row[0]) and where.is_dir() else []
