@@ -33,8 +33,10 @@ class FaultyOps(OsFileOps):
         self.eio = False  # every write and fsync fails with EIO
         self.truncate_fails = False
         self.faults = 0
+        self.writes = 0  # write calls that reached this disk
 
     def write(self, fd: int, data: memoryview) -> int:
+        self.writes += 1
         if self.eio:
             self.faults += 1
             raise OSError(errno.EIO, os.strerror(errno.EIO))
@@ -60,6 +62,9 @@ class FaultyOps(OsFileOps):
         super().ftruncate(fd, size)
         if self.free is not None:
             self.free += max(0, before - size)
+
+    def free_bytes(self, path: Path) -> int:
+        return super().free_bytes(path) if self.free is None else self.free
 
 
 def _lines(log_dir: Path) -> list[dict[str, Any]]:
@@ -103,6 +108,24 @@ def test_the_writer_survives_enospc_and_eio_and_loses_nothing(tmp_path: Path, ta
     assert [r["exchange_id"] for r in rows] == [f"e{i}" for i in range(1, n + 1)]  # all, once, in order
     assert log.write_errors >= faults_expected and ops.faults >= faults_expected
     tally.update(records=n, faults_injected=ops.faults, failed_flushes=log.write_errors, records_lost=0)
+
+
+def test_a_full_disk_is_not_written_again_until_it_has_room(tmp_path: Path) -> None:
+    ops = FaultyOps()
+    log = SegmentLog(tmp_path, flush_interval=0.005, stall_seconds=60, ops=ops)
+    log.append({"exchange_id": "e0"})
+    _wait(lambda: log.pending == 0)
+    ops.free = 50  # room for half a record: one short write, ENOSPC, cut back
+    log.append({"exchange_id": "e1", "pad": "x" * 200})
+    _wait(lambda: log.error is not None)
+    writes = ops.writes
+    _wait(lambda: log.write_errors >= 10)  # ten retries later the segment was not touched again
+    assert ops.writes == writes and not log.healthy
+    assert [r["exchange_id"] for r in _lines(tmp_path)] == ["e0"]  # and ends at a line boundary
+    ops.free = None  # space freed
+    _wait(lambda: log.pending == 0 and log.healthy)
+    log.close()
+    assert [r["exchange_id"] for r in _lines(tmp_path)] == ["e0", "e1"]
 
 
 @pytest.mark.parametrize("mode", ["reject", "serve"])

@@ -15,7 +15,10 @@ Segments rotate by size and age; a rotated segment is never written again.
 A failed write (``ENOSPC``, ``EIO``, a failed ``fsync``) loses nothing: the
 segment is cut back to its last whole line (``ftruncate``; retried at later
 flushes if that fails too), the unwritten records go back to the head of the
-queue, and the writer retries every interval until the disk takes them.
+queue, and the writer retries every interval until the disk takes them. After
+``ENOSPC`` it writes again only once the file system reports room for the batch,
+so a full disk does not see a partial line written and cut back at every retry
+(a reader of the live segment would meet it).
 Meanwhile ``healthy`` is false (the gateway turns unready and, by default,
 stops serving), as it is when queued records have waited ``stall_seconds``.
 Files are created 0600 (the log holds prompts and answers), directories 0700.
@@ -23,6 +26,7 @@ Files are created 0600 (the log holds prompts and answers), directories 0700.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -52,6 +56,8 @@ class FileOps(Protocol):
 
     def close(self, fd: int) -> None: ...
 
+    def free_bytes(self, path: Path) -> int: ...
+
 
 class OsFileOps:
     """The real thing: plain ``os`` calls."""
@@ -70,6 +76,11 @@ class OsFileOps:
 
     def close(self, fd: int) -> None:
         os.close(fd)
+
+    def free_bytes(self, path: Path) -> int:
+        st = os.statvfs(path)
+        # root may write into the blocks reserved for it; anyone else only into the available ones
+        return (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
 
 
 class SegmentLog:
@@ -205,6 +216,7 @@ class SegmentLog:
                 size += len(batch[j][1])
                 j += 1
             view = memoryview(b"".join(line for _, line in batch[i:j]))
+            self._wait_for_room(size)
             try:
                 while view:  # a regular file takes the whole buffer in one write, unless the disk is full
                     n = self.ops.write(fd, view)
@@ -217,6 +229,17 @@ class SegmentLog:
             self.written += j - i
             self.flushed_through = batch[j - 1][0]
             i = j
+
+    def _wait_for_room(self, size: int) -> None:
+        """After ``ENOSPC``, fail at once (touching no segment) until the file system has room for ``size`` bytes."""
+        if self.error is None or self.error.errno != errno.ENOSPC:
+            return
+        try:
+            free = self.ops.free_bytes(self.dir)
+        except OSError as exc:
+            raise _WriteFailed(exc) from exc
+        if free < size:
+            raise _WriteFailed(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
 
     def _cut_back(self, fd: int) -> None:
         """Drop a failed write's partial bytes; if that fails too, close the segment and repair it later."""
