@@ -38,6 +38,9 @@ FUTURE = "2099-01-01T00:00:00+00:00"
 INTERNAL = "http://10.9.8.7:8001/v1 on gpu-node-3.cluster.internal, /opt/models/frontier"
 
 
+LATE = {"late": 0.3, "silent": 5.0}  # fake upstream models: seconds before a stream's first event
+
+
 @dataclass
 class FakeUpstream:
     url: str = ""
@@ -116,6 +119,8 @@ async def _events(path: str, body: dict[str, Any], model: str, used: int) -> Asy
         yield event({"type": "response.completed", "response": {"status": "completed",
                                                                 "usage": {"input_tokens": 5, "output_tokens": used}}})
         return
+    if model in LATE:  # headers at once, the first event only after a while (a model thinking)
+        await asyncio.sleep(LATE[model])
     key = "delta" if path.endswith("/chat/completions") else "text"
     piece: Any = (lambda t: {"content": t}) if key == "delta" else (lambda t: t)
     yield event({"choices": [{"index": 0, key: piece("fo"), "finish_reason": None}]})

@@ -1,0 +1,60 @@
+"""Streams relayed by ``gateway.eventstream``: keep-alives while the model is silent, and a client that
+hangs up (while waiting or mid-stream) ends the relay and the upstream call, logged as interrupted."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+
+CHAT = {"messages": [{"role": "user", "content": "What is 2 + 2?"}], "max_tokens": 4, "stream": True}
+
+
+def _stream(g: Any, model: str, stop_after: str | None = None) -> tuple[str, list[str]]:
+    """The exchange id and the lines received, hanging up at the first line starting with ``stop_after``."""
+    lines = []
+    with httpx.stream("POST", f"{g.url}/v1/chat/completions", json={**CHAT, "model": model},
+                      headers=g.headers(), timeout=10) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if not line:
+                continue  # the blank line that ends each event
+            lines.append(line)
+            if stop_after is not None and line.startswith(stop_after):
+                break
+    return r.headers["x-request-id"], lines
+
+
+def test_keep_alives_until_the_first_event_then_the_whole_answer(tmp_path: Any, fake_upstream: Any,
+                                                                 make_gateway: Any) -> None:
+    with make_gateway(tmp_path, fake_upstream, keepalive_seconds=0.05) as g:
+        exchange_id, lines = _stream(g, "late")  # the first event after 0.3 s
+        first = next(i for i, line in enumerate(lines) if line.startswith("data:"))
+        assert lines[:first].count(": keep-alive") >= 2
+        assert lines[-1] == "data: [DONE]" and ": keep-alive" not in lines[first:]
+        [record] = g.record(exchange_id)
+    assert record["response"]["content"] == "four" and record["response"]["finish_reason"] == "stop"
+    assert record["response"]["interrupted"] is False
+
+
+def test_a_client_that_hangs_up_while_the_model_is_silent(tmp_path: Any, fake_upstream: Any,
+                                                          make_gateway: Any) -> None:
+    with make_gateway(tmp_path, fake_upstream, keepalive_seconds=0.05) as g:
+        started = time.monotonic()
+        exchange_id, lines = _stream(g, "silent", stop_after=": keep-alive")  # the first event would take 5 s
+        [record] = g.record(exchange_id)
+        assert time.monotonic() - started < 4  # logged as the client left, not when the model would have answered
+        # The gateway still serves: the hang-up cancelled that relay, nothing else.
+        assert g.post("/v1/chat/completions", {**CHAT, "model": "fake", "stream": False}).status_code == 200
+    assert record["response"]["interrupted"] is True
+    assert record["response"]["finish_reason"] == "client_disconnected"
+
+
+def test_a_client_that_hangs_up_mid_stream(tmp_path: Any, fake_upstream: Any, make_gateway: Any) -> None:
+    with make_gateway(tmp_path, fake_upstream) as g:
+        exchange_id, lines = _stream(g, "hang", stop_after="data: {")  # the second event would take 5 s
+        [record] = g.record(exchange_id)
+    assert json.loads(lines[-1].removeprefix("data: "))["choices"][0]["delta"]["content"] == "fo"
+    assert record["response"]["interrupted"] is True and record["response"]["content"] == "fo"
