@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from distillguard.gateway.canary import Canary
+from distillguard.gateway.eventstream import EventStream
 from distillguard.gateway.exchange import Exchange, used_tokens
 from distillguard.gateway.reasoning import summarize
 from distillguard.gateway.reject import Reject, scrub
@@ -98,8 +99,7 @@ async def forward(gw: Gateway, call: Call, ex: Exchange) -> Response:
                             withhold_reasoning=call.withhold_reasoning,
                             canary=call.canary.text if call.canary else None,
                             summarize_reasoning=call.summarize_reasoning)
-    return StreamingResponse(_relay(gw, resp, capture, ex), media_type="text/event-stream",
-                             headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+    return EventStream(_relay(gw, resp, capture, ex), headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
 
 def _answer(call: Call, ex: Exchange, status: int, content: bytes, content_type: str) -> Response:
@@ -205,6 +205,28 @@ def _rewritten(data: dict[str, Any], withhold_reasoning: bool, canary: Canary | 
     return bytes(orjson.dumps(data))
 
 
+class _Quiet(Exception):
+    """No chunk from the upstream within the keep-alive interval."""
+
+
+async def _next_within(chunks: AsyncIterator[bytes], wait: float) -> bytes | None:
+    """The upstream's next chunk, None at its end; ``_Quiet`` after ``wait`` seconds without one.
+
+    A timer on the read rather than a task per stream; a read cut short by it loses nothing (aiohttp
+    keeps what arrives in its buffer for the next read).
+    """
+    timer = asyncio.timeout(wait)
+    try:
+        async with timer:
+            return await chunks.__anext__()
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        if timer.expired():
+            raise _Quiet from None
+        raise  # the upstream's own read timeout
+
+
 async def _relay(gw: Gateway, resp: aiohttp.ClientResponse, capture: StreamCapture,
                  ex: Exchange) -> AsyncIterator[bytes]:
     """Upstream bytes to the client as they arrive; keep-alives until the first; log in every case."""
@@ -212,19 +234,12 @@ async def _relay(gw: Gateway, resp: aiohttp.ClientResponse, capture: StreamCaptu
     finished = False
     fault: Reject | None = None
     try:
-        first = asyncio.ensure_future(chunks.__anext__())
-        try:
-            while True:
-                done, _ = await asyncio.wait({first}, timeout=gw.settings.keepalive_seconds)
-                if done:
-                    break
+        while True:
+            try:
+                chunk = await _next_within(chunks, gw.settings.keepalive_seconds)
+                break
+            except _Quiet:
                 yield b": keep-alive\n\n"
-        finally:
-            first.cancel()
-        try:
-            chunk: bytes | None = first.result()
-        except StopAsyncIteration:
-            chunk = None
         while chunk is not None:
             out = capture.feed(chunk)
             if out:
