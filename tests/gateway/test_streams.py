@@ -3,11 +3,15 @@ hangs up (while waiting or mid-stream) ends the relay and the upstream call, log
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import httpx
+
+from distillguard.gateway.eventstream import EventStream
 
 CHAT = {"messages": [{"role": "user", "content": "What is 2 + 2?"}], "max_tokens": 4, "stream": True}
 
@@ -43,7 +47,7 @@ def test_a_client_that_hangs_up_while_the_model_is_silent(tmp_path: Any, fake_up
                                                           make_gateway: Any) -> None:
     with make_gateway(tmp_path, fake_upstream, keepalive_seconds=0.05) as g:
         started = time.monotonic()
-        exchange_id, lines = _stream(g, "silent", stop_after=": keep-alive")  # the first event would take 5 s
+        exchange_id, _ = _stream(g, "silent", stop_after=": keep-alive")  # the first event would take 5 s
         [record] = g.record(exchange_id)
         assert time.monotonic() - started < 4  # logged as the client left, not when the model would have answered
         # The gateway still serves: the hang-up cancelled that relay, nothing else.
@@ -58,3 +62,25 @@ def test_a_client_that_hangs_up_mid_stream(tmp_path: Any, fake_upstream: Any, ma
         [record] = g.record(exchange_id)
     assert json.loads(lines[-1].removeprefix("data: "))["choices"][0]["delta"]["content"] == "fo"
     assert record["response"]["interrupted"] is True and record["response"]["content"] == "fo"
+
+
+def test_a_client_gone_before_the_stream_begins_still_ends_it() -> None:
+    """The relay never starts (the client left while the headers were being sent): ``on_close`` still runs."""
+    started, closed = [], []
+
+    async def body() -> AsyncIterator[bytes]:
+        started.append(True)
+        yield b"data: 1\n\n"
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        await asyncio.sleep(1)  # a slow client socket: the disconnect is noticed meanwhile
+
+    async def main() -> None:
+        stream = EventStream(body(), on_close=lambda: closed.append(True))
+        await asyncio.wait_for(stream({"type": "http"}, receive, send), 5)
+
+    asyncio.run(main())
+    assert closed == [True] and started == []

@@ -26,19 +26,25 @@ does not fail after a disconnect (uvicorn drops what is sent).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 
 class EventStream(Response):
-    """``text/event-stream`` from ``body``, ended (and the iterator closed) when the client hangs up."""
+    """``text/event-stream`` from ``body``, ended (and the iterator closed) when the client hangs up.
+
+    ``on_close`` runs last, whatever happened: a body iterator never started (the client gone before
+    the headers were sent) runs no code of its own, so what must happen in every case goes there.
+    """
 
     media_type = "text/event-stream"
 
-    def __init__(self, body: AsyncIterator[bytes], headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, body: AsyncIterator[bytes], headers: Mapping[str, str] | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.body_iterator = body
+        self.on_close = on_close
         self.status_code = 200
         self.background = None
         self.init_headers(headers)
@@ -67,7 +73,11 @@ class EventStream(Response):
         finally:
             state["finished"] = True
             watcher.cancel()
-            await _close(self.body_iterator)
+            try:
+                await _close(self.body_iterator)
+            finally:
+                if self.on_close is not None:
+                    self.on_close()
 
 
 async def _disconnect(receive: Receive) -> None:

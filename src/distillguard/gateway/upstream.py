@@ -99,7 +99,18 @@ async def forward(gw: Gateway, call: Call, ex: Exchange) -> Response:
                             withhold_reasoning=call.withhold_reasoning,
                             canary=call.canary.text if call.canary else None,
                             summarize_reasoning=call.summarize_reasoning)
-    return EventStream(_relay(gw, resp, capture, ex), headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+    return EventStream(_relay(gw, resp, capture, ex), headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+                       on_close=lambda: _abandoned(resp, capture, ex))
+
+
+def _abandoned(resp: aiohttp.ClientResponse, capture: StreamCapture, ex: Exchange) -> None:
+    """A stream whose relay never ran (the client left before it began): the upstream call closed, the
+    exchange logged as interrupted. Nothing to do once the relay has logged it."""
+    if ex.logged:
+        return
+    resp.close()
+    fields = capture.response_fields(200, ex.latency_ms(), interrupted=True)
+    ex.finish(fields, used_tokens(fields.get("usage")))
 
 
 def _answer(call: Call, ex: Exchange, status: int, content: bytes, content_type: str) -> Response:
