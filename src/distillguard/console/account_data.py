@@ -79,13 +79,13 @@ class AccountData:
                 rows = ref.con.execute(
                     f"""SELECT f.account_id, NULL AS cluster_id, {cols} FROM account_features f
                         LEFT JOIN account_scores s USING (account_id)
-                        WHERE NOT coalesce(s.flagged, FALSE)""").fetchall()
+                        WHERE NOT coalesce(s.flagged, FALSE) ORDER BY f.account_id""").fetchall()
             source = f"the reference period ({ref_path.name}), less its flagged accounts"
         else:
             with _open(self.store_path) as store:
                 rows = store.con.execute(
                     f"""SELECT f.account_id, c.cluster_id, {cols} FROM account_features f
-                        LEFT JOIN account_clusters c USING (account_id)""").fetchall()
+                        LEFT JOIN account_clusters c USING (account_id) ORDER BY f.account_id""").fetchall()
             rows = [r for r in rows if r[0] not in flagged]
             source = "this scan's accounts that are not flagged (the scan had no reference period)"
         raw = np.array([[np.nan if v is None else float(v) for v in r[2:]] for r in rows], dtype=float)
@@ -113,7 +113,7 @@ class AccountData:
                    FROM {signals} WHERE account_id = ? GROUP BY 1 ORDER BY 1""", [account_id]).fetchall()
             caps = con.execute(
                 f"""SELECT coalesce(capability, 'unknown'), count(*) FROM {signals} WHERE account_id = ?
-                   GROUP BY 1 ORDER BY 2 DESC""", [account_id]).fetchall()
+                   GROUP BY 1 ORDER BY 2 DESC, 1""", [account_id]).fetchall()
             cur = con.execute(
                 f"""SELECT exchange_id, account_id, timestamp, model, status, CAST(NULL AS VARCHAR) AS capability,
                            {self.retention.sql('prompt_text')} AS prompt,
@@ -138,7 +138,9 @@ class AccountData:
             features.sort(key=lambda f: -abs(f["gap"]))
             if len(ref.ids):
                 dist = np.sqrt(((ref.scaled(ref.raw) - z) ** 2).sum(axis=1))
-                eligible = [i for i in np.argsort(dist) if ref.ids[i] != account_id
+                # Stable over the reference's account order: accounts at the same distance (identical features,
+                # common among quiet accounts) are listed the same way on every load of the page.
+                eligible = [i for i in np.argsort(dist, kind="stable") if ref.ids[i] != account_id
                             and (cluster_id is None or ref.clusters[i] != cluster_id)]
                 nearest = [{"account_id": ref.ids[i], "distance": float(dist[i])} for i in eligible[:NEAREST]]
         return {"features": features, "nearest": nearest, "reference_source": ref.source,

@@ -182,16 +182,16 @@ class ScanData:
         with self._lock:
             rows = self._con.cursor().execute(
                 """SELECT capability, strftime(hour, '%Y-%m-%dT%H:%MZ'), n FROM ix_timeline
-                   WHERE campaign_id = ? ORDER BY hour""", [campaign_id]).fetchall()
+                   WHERE campaign_id = ? ORDER BY hour, capability""", [campaign_id]).fetchall()
         out: dict[str, list[tuple[str, int]]] = {}
         for cap, hour, n in rows:
             out.setdefault(cap, []).append((hour, int(n)))
-        return dict(sorted(out.items(), key=lambda kv: -sum(n for _, n in kv[1])))
+        return dict(sorted(out.items(), key=lambda kv: (-sum(n for _, n in kv[1]), kv[0])))  # ties by name
 
     def samples(self, campaign_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return _dicts(self._con.cursor().execute(
-                "SELECT * FROM ix_samples WHERE campaign_id = ? ORDER BY timestamp", [campaign_id]))
+                "SELECT * FROM ix_samples WHERE campaign_id = ? ORDER BY timestamp, exchange_id", [campaign_id]))
 
     def account(self, account_id: str) -> dict[str, Any] | None:
         """The account's row of ``accounts.parquet`` (none if the scan did not see it)."""
