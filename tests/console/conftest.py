@@ -19,7 +19,7 @@ import uvicorn
 from distillguard.console.app import create_app
 from distillguard.console.auth import user_line
 from distillguard.console.state import Console, ConsoleSettings
-from distillguard.lab.loopback import free_port
+from distillguard.lab.loopback import loopback_socket
 from distillguard.pipeline import scan
 from distillguard.store import Store
 
@@ -65,19 +65,21 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @contextlib.contextmanager
 def serving(console: Console) -> Iterator[str]:
     """The console app under uvicorn on a free loopback port, in a thread."""
-    port = free_port()
+    sock = loopback_socket()  # bound now: a port picked and bound later could be taken in between
+    port = int(sock.getsockname()[1])
     server = uvicorn.Server(uvicorn.Config(create_app(console), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the console did not start"
-        time.sleep(0.02)
     try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the console did not start"
+            time.sleep(0.02)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(30)
+        sock.close()
         console.close()
 
 

@@ -32,7 +32,7 @@ from distillguard.gateway.keys import KeyStore
 from distillguard.gateway.policy import Policy
 from distillguard.gateway.segments import FileOps, SegmentLog
 from distillguard.gateway.server import server_config
-from distillguard.lab.loopback import free_port, serving
+from distillguard.lab.loopback import loopback_socket, serving
 
 FUTURE = "2099-01-01T00:00:00+00:00"
 INTERNAL = "http://10.9.8.7:8001/v1 on gpu-node-3.cluster.internal, /opt/models/frontier"
@@ -150,20 +150,25 @@ def serving_gateway(app: Any, settings: GatewaySettings) -> Iterator[str]:
     """The gateway app under the server configuration ``distillguard gateway`` uses, on a free loopback port."""
     import uvicorn
 
-    port = free_port()
-    server = uvicorn.Server(server_config(app, settings, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True, name=f"gateway-{port}")
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the gateway did not start")
-        time.sleep(0.02)
+    sock = loopback_socket()  # bound now: a port picked and bound later could be taken in between
+    port = int(sock.getsockname()[1])
     try:
-        yield f"http://127.0.0.1:{port}"
+        server = uvicorn.Server(server_config(app, settings, port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"gateway-{port}")
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                server.should_exit = True
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(30)
     finally:
-        server.should_exit = True
-        thread.join(30)
+        sock.close()
 
 
 @dataclass

@@ -27,9 +27,23 @@ from distillguard.errors import ConfigError
 
 
 def free_port() -> int:
+    """A port free on loopback now (for a server in another process; one in this process takes
+    ``loopback_socket()``, which keeps its port, where this one may be taken before it is bound)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def loopback_socket(port: int = 0) -> socket.socket:
+    """A TCP socket bound to ``127.0.0.1:port`` (0: a free port, held from now on) for ``uvicorn.Server.run``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds its own
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 @contextlib.contextmanager
@@ -38,20 +52,26 @@ def serving(app: Any, port: int | None = None, timeout: float = 30.0) -> Iterato
 
     Leaving the block stops the server the way SIGTERM would (in-flight requests drain, lifespan ends).
     """
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"the server on port {port} did not start")
-        time.sleep(0.02)
+    sock = loopback_socket(port or 0)  # bound before uvicorn starts: no other server can take the port meanwhile
+    port = int(sock.getsockname()[1])
     try:
-        yield f"http://127.0.0.1:{port}"
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                                  name=f"uvicorn-{port}")
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                server.should_exit = True
+                raise RuntimeError(f"the server on port {port} did not start")
+            time.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(timeout)
     finally:
-        server.should_exit = True
-        thread.join(timeout)
+        sock.close()
 
 
 def is_loopback(host: str) -> bool:
