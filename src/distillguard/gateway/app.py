@@ -401,7 +401,11 @@ def create_app(gw: Gateway) -> Starlette:
         # (encode/httpcore#928), which at a few hundred requests/s costs more than the rest of the gateway.
         gw.client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=gw.settings.upstream_timeout),
-            connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=30.0))
+            # A pooled connection the upstream is closing as it is reused resets the request sent on it: reuse
+            # only those idle for less than the upstream keeps them (the readiness probe, every 5 s, met uvicorn's
+            # 5-s keep-alive timeout, and so did requests seconds apart: 502s).
+            connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0,
+                                           keepalive_timeout=gw.settings.upstream_idle_seconds))
         gw.live.warm()
         await probe()
         prober = asyncio.create_task(probe_loop())

@@ -68,6 +68,9 @@ class GatewaySettings(BaseModel):
     header_timeout: float = Field(10.0, gt=0, description="seconds a connection may take to send its headers")
     body_timeout: float = Field(30.0, gt=0, description="seconds a request may take to send its body")
     upstream_probe_seconds: float = Field(5.0, gt=0, description="how often readiness checks the upstream")
+    upstream_idle_seconds: float = Field(
+        4.0, gt=0, description="an idle upstream connection is reused this long at most: keep it below the upstream's "
+        "keep-alive timeout (uvicorn's and vLLM's: 5 s), or a request sent as the upstream closes one fails (502)")
 
     @model_validator(mode="after")
     def _shared_limits(self) -> GatewaySettings:
