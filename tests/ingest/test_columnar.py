@@ -145,8 +145,10 @@ def _rows(n_random: int, seed: int) -> list[dict[str, Any]]:
 def _ingest(traffic: Path, db: Path, *, columnar: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     with Store.open(db) as store:
         ingest_traffic_dir(traffic, store, columnar=columnar)
-        exchanges = sorted(store.read("exchanges").to_pylist(), key=lambda r: r["source_line"])
-        quarantine = sorted(store.read("quarantine").to_pylist(), key=lambda r: r["line"])
+        # The stored order is the parallel insert's (it differs between two ingests of one file): sort by file and
+        # line, since a line number alone repeats across the shards of a larger traffic directory.
+        exchanges = sorted(store.read("exchanges").to_pylist(), key=lambda r: (r["source_file"], r["source_line"]))
+        quarantine = sorted(store.read("quarantine").to_pylist(), key=lambda r: (r["file"], r["line"]))
     for r in exchanges:
         r["request_json"] = json.loads(r["request_json"])
     return exchanges, quarantine
