@@ -401,9 +401,9 @@ def create_app(gw: Gateway) -> Starlette:
         # (encode/httpcore#928), which at a few hundred requests/s costs more than the rest of the gateway.
         gw.client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=10.0, sock_read=gw.settings.upstream_timeout),
-            # A pooled connection the upstream is closing as it is reused resets the request sent on it: reuse
-            # only those idle for less than the upstream keeps them (the readiness probe, every 5 s, met uvicorn's
-            # 5-s keep-alive timeout, and so did requests seconds apart: 502s).
+            # A pooled connection the upstream is closing as it is reused resets the request sent on it (a 502):
+            # reuse only those idle for less than the upstream keeps them (uvicorn's 5 s; requests about that far
+            # apart, and the readiness probe every 5 s, reuse connections of about that age).
             connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0,
                                            keepalive_timeout=gw.settings.upstream_idle_seconds))
         gw.live.warm()
