@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -269,11 +271,14 @@ def test_a_bad_setting_is_one_error_before_any_worker_starts(tmp_path: Path) -> 
     assert time.monotonic() - started < 5
 
 
-def test_one_worker_with_the_live_process_cleans_up_on_sigterm(tmp_path: Path) -> None:
+def test_one_worker_with_the_live_process_cleans_up_on_sigterm(tmp_path: Path,
+                                                              request: pytest.FixtureRequest) -> None:
     keys = KeyStore(tmp_path / "keys.db")
     secret = keys.add("acct-1")[0]
-    tmp = tmp_path / "t"
-    tmp.mkdir()
+    # The gateway's TMPDIR, short: under a longer one (tmp_path is, once pytest numbers its folders past 99) the
+    # live socket's directory goes to /tmp instead (a socket path has room for 107 bytes), and this test failed.
+    tmp = Path(tempfile.mkdtemp(prefix="dg-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(tmp, ignore_errors=True))
     port = free_port()
     with serving(_upstream_app()) as upstream:
         proc = subprocess.Popen(
