@@ -42,17 +42,23 @@ from distillguard.detect.base import (
 FEATURES = (
     "n_exchanges", "exchanges_per_active_day", "template_reuse", "top_template_share", "output_input_ratio",
     "hour_entropy", "iat_cv", "multi_turn_share", "tool_share", "elicitation_rate", "top_capability_share",
-    "new_model_share_24h", "account_age_days", "mean_prompt_chars",
+    "account_age_days", "mean_prompt_chars",
 )
 # Computed but not used by default: with them the evasive mimicry campaign is caught, but
 # evaluation harnesses (n > 1 for pass@k) cross the 0.1% threshold on hard-negatives.
 # topic_mmd: helps against mimicry (evasive capability-targeted recall at the 5% member bar 0.95 → 1.0)
 # but a classroom, whose students all ask about one assignment, crosses the member bar as a
 # group and became a campaign on disclosure-2026 (campaign FPR 0.000 → 0.007).
+# new_model_share_24h: people try a new model the day it ships, so on an account alone it is no
+# sign of harvesting. In the detection benchmark at 04be255 the lone false positives of 7 of 75
+# scans (chat users with 24-137 exchanges) all led with "moved to a new model as soon as it was
+# released"; without the feature none of them is flagged and no campaign is lost. A release pivot
+# counts where it is rare: shared by linked accounts (``link.evidence`` kind "release") and in a
+# campaign's record.
 # weekly_entropy, duty_cycle: computed for analysts and custom scorers; the default set already
 # separates the simulated scenarios, and each added dimension dilutes the nearest-neighbour distance.
 OPTIONAL_FEATURES = ("harvest_format_share", "distinct_temperatures", "topic_mmd", "topic_cohesion",
-                     "weekly_entropy", "duty_cycle")
+                     "new_model_share_24h", "weekly_entropy", "duty_cycle")
 # feature -> (its value in words, the number's format, what a high value says, what a low one says).
 # A reason leads with the words for its direction and keeps every number in brackets: a campaign's
 # "most common member findings" count reasons by the text before the bracket.
