@@ -50,9 +50,9 @@ FEATURES = (
 # but a classroom, whose students all ask about one assignment, crosses the member bar as a
 # group and became a campaign on disclosure-2026 (campaign FPR 0.000 → 0.007).
 # new_model_share_24h: people try a new model the day it ships, so on an account alone it is no
-# sign of harvesting. In the detection benchmark at 04be255 the lone false positives of 7 of 75
-# scans (chat users with 24-137 exchanges) all led with "moved to a new model as soon as it was
-# released"; without the feature none of them is flagged and no campaign is lost. A release pivot
+# sign of harvesting. In the detection benchmark at 04be255 all 6 lone false positives (4 of 75
+# scans; chat users and a developer with 24-137 exchanges) led with "moved to a new model as soon
+# as it was released"; without the feature none of them is flagged and no campaign is lost. A release pivot
 # counts where it is rare: shared by linked accounts (``link.evidence`` kind "release") and in a
 # campaign's record.
 # weekly_entropy, duty_cycle: computed for analysts and custom scorers; the default set already
