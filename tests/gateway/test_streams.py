@@ -84,3 +84,51 @@ def test_a_client_gone_before_the_stream_begins_still_ends_it() -> None:
 
     asyncio.run(main())
     assert closed == [True] and started == []
+
+
+def _endless() -> AsyncIterator[bytes]:
+    async def body() -> AsyncIterator[bytes]:
+        while True:
+            await asyncio.sleep(10)
+            yield b"data: x\n\n"
+    return body()
+
+
+async def _ignore(message: MutableMapping[str, Any]) -> None:
+    pass
+
+
+def test_a_shutdown_cancel_that_lands_with_a_hang_up_still_propagates() -> None:
+    async def main() -> bool:
+        gone = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        task = asyncio.ensure_future(EventStream(_endless())({"type": "http"}, receive, _ignore))
+        await asyncio.sleep(0.05)
+        gone.set()  # the client hangs up ...
+        await asyncio.sleep(0)  # (the watcher has its answer; its callback is queued)
+        task.cancel()  # ... and the server cancels the request in the same loop iteration
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    assert asyncio.run(main())
+
+
+def test_a_client_whose_messages_cannot_be_read_ends_the_stream() -> None:
+    closed = []
+
+    async def receive() -> dict[str, Any]:
+        raise RuntimeError("a middleware's receive failed")
+
+    async def main() -> None:
+        stream = EventStream(_endless(), on_close=lambda: closed.append(True))
+        await asyncio.wait_for(stream({"type": "http"}, receive, _ignore), 5)  # not the body's 10 s per chunk
+
+    asyncio.run(main())
+    assert closed == [True]

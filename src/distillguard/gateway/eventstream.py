@@ -26,10 +26,13 @@ does not fail after a disconnect (uvicorn drops what is sent).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 
 class EventStream(Response):
@@ -52,12 +55,16 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         assert task is not None
+        before = task.cancelling()  # cancel requests pending already: not ours to take back
         state = {"finished": False, "gone": False}
 
         def hung_up(watcher: asyncio.Future[None]) -> None:
-            if not watcher.cancelled() and watcher.exception() is None and not state["finished"]:
-                state["gone"] = True
-                task.cancel()
+            if watcher.cancelled() or state["finished"]:
+                return
+            if watcher.exception() is not None:  # no way left to see the client leave: end the stream now
+                log.warning("reading the client's messages failed (%r); ending the stream", watcher.exception())
+            state["gone"] = True
+            task.cancel()
 
         watcher = asyncio.ensure_future(_disconnect(receive))
         watcher.add_done_callback(hung_up)
@@ -67,9 +74,10 @@ class EventStream(Response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not state["gone"]:
-                raise  # the server shutting down: not ours to swallow
-            task.uncancel()
+            # Take back only the hang-up's own cancel: a server shutting down in the same loop iteration
+            # leaves a second request pending, and that one propagates.
+            if not state["gone"] or task.uncancel() > before:
+                raise
         finally:
             state["finished"] = True
             watcher.cancel()
@@ -77,7 +85,10 @@ class EventStream(Response):
                 await _close(self.body_iterator)
             finally:
                 if self.on_close is not None:
-                    self.on_close()
+                    try:
+                        self.on_close()
+                    except Exception:  # never in place of what is propagating (a shutdown's cancel)
+                        log.exception("closing an event stream failed")
 
 
 async def _disconnect(receive: Receive) -> None:
