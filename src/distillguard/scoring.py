@@ -123,9 +123,9 @@ def harvesting_accounts(features: pa.Table, bar: float) -> frozenset[str]:
     groups = features.column(GROUP_COLUMN).to_pylist() if GROUP_COLUMN in features.column_names else [None] * len(ids)
     keyed = pa.table({"account_id": ids, "cluster_id": [g or f"solo:{a}" for a, g in zip(ids, groups, strict=True)]})
     evidence = campaign_evidence(features, keyed)
-    # The fleet term counts only beside unusual members (``detect.harvest``), which no one has checked here.
+    # No one has checked here whether members look unusual (``HarvestEvidence.alone``).
     return frozenset(a for a, g in zip(ids, keyed.column("cluster_id").to_pylist(), strict=True)
-                     if evidence[g].without("fleet").score >= bar)
+                     if evidence[g].alone.score >= bar)
 
 
 def vet_reference(reference: Reference, settings: Settings, cleared: frozenset[str] = frozenset()) -> SetAside:

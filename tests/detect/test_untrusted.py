@@ -203,7 +203,7 @@ def test_a_fleet_that_asks_for_reasoning_is_a_campaign_only_beside_unusual_membe
                          "exchanges_per_active_day": [200.0] * n})
     clusters = pa.table({"account_id": ids, "cluster_id": ["k"] * n})
     evidence = campaign_evidence(features, clusters)
-    assert evidence["k"].score >= 0.7 and evidence["k"].without("fleet").score < 0.45
+    assert evidence["k"].score >= 0.7 and evidence["k"].alone.score < 0.45
     scored = pa.table({"account_id": ids, "cluster_id": ["k"] * n, "link_evidence": [["template"]] * n})
     gates = {"min_accounts": 3, "min_suspicious_share": 0.5, "evidence": evidence, "min_harvest": 0.45,
              "loose_min_harvest": 0.5, "loose_min_accounts": 10, "coordinated_harvest": 0.7,

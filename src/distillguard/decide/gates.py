@@ -87,9 +87,8 @@ def select_campaigns(
         small = len(rows) < loose_min_accounts
         loose_bar = max(loose_min_harvest, coordinated_harvest) if small else loose_min_harvest
         novel = novel or (loose and h >= loose_bar)
-        # Alone (no member need look unusual) the fleet term does not count: a large benign group that
-        # asks for reasoning is a fleet too (``detect.harvest``).
-        alone = harvest.without("fleet").score if harvest is not None else h
+        # No member need look unusual here, so the terms that count only beside unusual ones are left out.
+        alone = harvest.alone.score if harvest is not None else h
         coordinated = len(rows) >= coordinated_accounts and alone >= coordinated_harvest
         if not (novel or coordinated):
             continue

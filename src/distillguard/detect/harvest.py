@@ -26,7 +26,7 @@ cheaply made):
   that each pull a harvest of their own, ``FLEET_MIN_DAILY`` exchanges or more per active day, from
   0 at ``FLEET_MIN`` such accounts to 1 at ``FLEET_FULL`` on a log scale). A hydra spreads its trace
   harvest over dozens of accounts so no one of them stands out; a class's students ask a few
-  questions a day each. It counts only beside members that look unusual (``without``): the
+  questions a day each. It counts only beside members that look unusual (``alone`` leaves it out): the
   coordinated gate, which needs no unusual member, and the reference's vetting leave it out, because
   a large benign group that asks for reasoning (a tutoring product with a key per student, an eval
   team's keys running chain-of-thought benchmarks) is a fleet too. Measured on the detection
@@ -81,6 +81,8 @@ FLEET_MIN, FLEET_FULL = 10, 100
 """Harvesting members from which reasoning elicited across a fleet counts (``fleet``), and where it counts in full."""
 FLEET_MIN_DAILY = 20.0
 """Exchanges per active day a member needs to count in a fleet's breadth (chat users and students: about 6)."""
+BESIDE_UNUSUAL = frozenset({"fleet"})
+"""Terms that count only beside members that look unusual (``HarvestEvidence.alone`` leaves them out)."""
 
 TERMS: dict[str, tuple[float, str]] = {
     "elicitation": (0.4, "reasoning elicited in {v:.0%} of requests"),
@@ -108,13 +110,14 @@ class HarvestEvidence:
     shares: dict[str, float]
     reasons: list[str]
 
-    def without(self, *terms: str) -> HarvestEvidence:
-        """The evidence with ``terms`` left out (``fleet`` where no member needs to look unusual).
+    @property
+    def alone(self) -> HarvestEvidence:
+        """The evidence that stands where no member need look unusual: every term but ``BESIDE_UNUSUAL``.
 
-        >>> combine({"elicitation": 0.5, "fleet": 0.5}).without("fleet").score
+        >>> combine({"elicitation": 0.5, "fleet": 0.5}).alone.score
         0.2
         """
-        return combine({t: v for t, v in self.shares.items() if t not in terms})
+        return combine({t: v for t, v in self.shares.items() if t not in BESIDE_UNUSUAL})
 
 
 def combine(shares: dict[str, float]) -> HarvestEvidence:
