@@ -99,17 +99,23 @@ async def forward(gw: Gateway, call: Call, ex: Exchange) -> Response:
                             withhold_reasoning=call.withhold_reasoning,
                             canary=call.canary.text if call.canary else None,
                             summarize_reasoning=call.summarize_reasoning)
+    # on_close: a relay that never ran (the client left before it began) ends the stream all the same.
     return EventStream(_relay(gw, resp, capture, ex), headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-                       on_close=lambda: _abandoned(resp, capture, ex))
+                       on_close=lambda: None if ex.logged else _end_stream(resp, capture, ex))
 
 
-def _abandoned(resp: aiohttp.ClientResponse, capture: StreamCapture, ex: Exchange) -> None:
-    """A stream whose relay never ran (the client left before it began): the upstream call closed, the
-    exchange logged as interrupted. Nothing to do once the relay has logged it."""
-    if ex.logged:
-        return
-    resp.close()
-    fields = capture.response_fields(200, ex.latency_ms(), interrupted=True)
+def _end_stream(resp: aiohttp.ClientResponse, capture: StreamCapture, ex: Exchange, *, finished: bool = False,
+                fault: Reject | None = None) -> None:
+    """Release the upstream call (close it, which cancels it, unless ``finished``) and log the stream:
+    completed, interrupted (the client left) or failed (``fault``)."""
+    if finished:
+        resp.release()  # the connection goes back to the pool
+    else:
+        resp.close()
+    fields = capture.response_fields(200, ex.latency_ms(), interrupted=not finished)
+    if fault is not None:
+        fields.update(finish_reason="error" if fault.code == "internal_error" else "upstream_error",
+                      error=fault.log_error())
     ex.finish(fields, used_tokens(fields.get("usage")))
 
 
@@ -270,12 +276,4 @@ async def _relay(gw: Gateway, resp: aiohttp.ClientResponse, capture: StreamCaptu
         log.exception("relaying the stream of %s failed", ex.record["exchange_id"])
         fault = Reject(500, "internal error", "api_error", "internal_error", detail=repr(exc))
     finally:
-        if finished:
-            resp.release()  # the connection goes back to the pool
-        else:
-            resp.close()  # a client disconnect (or an upstream failure): closing cancels the upstream call
-        fields = capture.response_fields(200, ex.latency_ms(), interrupted=not finished)
-        if fault is not None:
-            fields.update(finish_reason="error" if fault.code == "internal_error" else "upstream_error",
-                          error=fault.log_error())
-        ex.finish(fields, used_tokens(fields.get("usage")))
+        _end_stream(resp, capture, ex, finished=finished, fault=fault)
