@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from distillguard.console.app import create_app
 from distillguard.console.auth import user_line
 from distillguard.console.state import Console, ConsoleSettings
-from distillguard.lab.loopback import loopback_socket
+from distillguard.lab import loopback
 from distillguard.pipeline import scan
 from distillguard.store import Store
 
@@ -65,21 +62,10 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @contextlib.contextmanager
 def serving(console: Console) -> Iterator[str]:
     """The console app under uvicorn on a free loopback port, in a thread."""
-    sock = loopback_socket()  # bound now: a port picked and bound later could be taken in between
-    port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(console), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the console did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        with loopback.serving(create_app(console)) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
         console.close()
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from distillguard.gateway.keys import KeyStore
 from distillguard.gateway.policy import Policy
 from distillguard.gateway.segments import FileOps, SegmentLog
 from distillguard.gateway.server import server_config
-from distillguard.lab.loopback import loopback_socket, serving
+from distillguard.lab.loopback import serving
 
 FUTURE = "2099-01-01T00:00:00+00:00"
 INTERNAL = "http://10.9.8.7:8001/v1 on gpu-node-3.cluster.internal, /opt/models/frontier"
@@ -148,27 +147,8 @@ def fake_upstream() -> Iterator[FakeUpstream]:
 @contextlib.contextmanager
 def serving_gateway(app: Any, settings: GatewaySettings) -> Iterator[str]:
     """The gateway app under the server configuration ``distillguard gateway`` uses, on a free loopback port."""
-    import uvicorn
-
-    sock = loopback_socket()  # bound now: a port picked and bound later could be taken in between
-    port = int(sock.getsockname()[1])
-    try:
-        server = uvicorn.Server(server_config(app, settings, port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"gateway-{port}")
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                server.should_exit = True
-                raise RuntimeError("the gateway did not start")
-            time.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(30)
-    finally:
-        sock.close()
+    with serving(app, config=lambda port: server_config(app, settings, port=port, log_level="warning")) as url:
+        yield url
 
 
 @dataclass

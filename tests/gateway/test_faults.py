@@ -235,33 +235,23 @@ def test_upstream_resets_and_hangs_mid_stream_are_upstream_errors(tmp_path: Path
 def test_a_pooled_connection_the_upstream_is_closing_is_not_reused(tmp_path: Path, make_gateway: Any) -> None:
     """Requests about one upstream keep-alive timeout apart: reused, a connection the upstream was closing reset
     the request on it (a 502 in 20-odd; the readiness probe, every 5 s against uvicorn's 5 s, met it too)."""
-    import threading
-
     import uvicorn
     from tests.gateway.conftest import FakeUpstream, fake_upstream_app
 
-    from distillguard.lab.loopback import loopback_socket
+    from distillguard.lab.loopback import serving
 
     keep_alive = 0.15  # the upstream's (uvicorn's default is 5 s): the gateway reuses for less
     state = FakeUpstream()
-    sock = loopback_socket()
-    server = uvicorn.Server(uvicorn.Config(fake_upstream_app(state), host="127.0.0.1", port=sock.getsockname()[1],
-                                           log_level="warning", timeout_keep_alive=keep_alive))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        _wait(lambda: server.started, timeout=30)
-        state.url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    app = fake_upstream_app(state)
+    with serving(app, config=lambda port: uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                         timeout_keep_alive=keep_alive)) as url:
+        state.url = f"{url}/v1"
         with make_gateway(tmp_path, state, upstream_idle_seconds=keep_alive * 0.7) as g, \
                 httpx.Client(base_url=g.url, headers=g.headers(), timeout=10) as client:
             statuses = []
             for i in range(60):
                 time.sleep(keep_alive * (0.85 + 0.3 * (i % 11) / 10))  # around the moment the upstream closes
                 statuses.append(client.post("/v1/chat/completions", json=CHAT).status_code)
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
     assert statuses == [200] * 60
 
 

@@ -17,7 +17,7 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,14 +27,14 @@ from distillguard.errors import ConfigError
 
 
 def free_port() -> int:
-    """A port free on loopback now (for a server in another process; one in this process takes
-    ``loopback_socket()``, which keeps its port, where this one may be taken before it is bound)."""
+    """A port free on loopback now, for a server in another process (it may be taken before that server binds
+    it; a server in this process runs in ``serving``, which binds its port first)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def loopback_socket(port: int = 0) -> socket.socket:
+def _loopback_socket(port: int = 0) -> socket.socket:
     """A TCP socket bound to ``127.0.0.1:port`` (0: a free port, held from now on) for ``uvicorn.Server.run``."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -47,15 +47,19 @@ def loopback_socket(port: int = 0) -> socket.socket:
 
 
 @contextlib.contextmanager
-def serving(app: Any, port: int | None = None, timeout: float = 30.0) -> Iterator[str]:
+def serving(app: Any, port: int | None = None, timeout: float = 30.0,
+            config: Callable[[int], uvicorn.Config] | None = None) -> Iterator[str]:
     """Run an ASGI ``app`` with uvicorn in a thread on loopback; yield ``http://127.0.0.1:PORT``.
 
-    Leaving the block stops the server the way SIGTERM would (in-flight requests drain, lifespan ends).
+    ``config`` builds the server's configuration (its app included) for the port taken, where uvicorn's
+    defaults will not do. Leaving the block stops the server the way SIGTERM would (in-flight requests
+    drain, lifespan ends).
     """
-    sock = loopback_socket(port or 0)  # bound before uvicorn starts: no other server can take the port meanwhile
+    sock = _loopback_socket(port or 0)  # bound before uvicorn starts: no other server can take the port meanwhile
     port = int(sock.getsockname()[1])
     try:
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        server = uvicorn.Server(config(port) if config is not None
+                                else uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                                   name=f"uvicorn-{port}")
         thread.start()
