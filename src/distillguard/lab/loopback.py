@@ -47,7 +47,7 @@ def _loopback_socket(port: int = 0) -> socket.socket:
 
 
 @contextlib.contextmanager
-def serving(app: Any, port: int | None = None, timeout: float = 30.0,
+def serving(app: Any, port: int | None = None, *, timeout: float = 30.0,
             config: Callable[[int], uvicorn.Config] | None = None) -> Iterator[str]:
     """Run an ASGI ``app`` with uvicorn in a thread on loopback; yield ``http://127.0.0.1:PORT``.
 
