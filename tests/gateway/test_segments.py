@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -69,10 +70,48 @@ def test_sigkill_loses_nothing_flushed_and_corrupts_no_segment(tmp_path: Path) -
             break
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
+    # The kill may cut a write between pages; the restarted log cuts that tail off and keeps it aside.
+    restarted = SegmentLog(tmp_path, flush_interval=0.01)
+    restarted.close()
     rows = _lines(tmp_path)  # asserts every segment ends at a line boundary
     numbers = sorted(int(r["n"]) for r in rows)
     assert numbers == list(range(1, len(numbers) + 1))  # a prefix, in order, no gaps or duplicates
     assert len(numbers) >= reported  # everything reported flushed is on disk
+    torn = list((tmp_path / "torn").glob("*.tail"))
+    assert len(torn) == len(restarted.recovered) <= 1  # only the segment being written when killed
+
+
+def test_a_dead_writers_torn_tail_is_cut_and_kept_a_live_one_is_not(tmp_path: Path) -> None:
+    segments = tmp_path / "exchanges"
+    segments.mkdir()
+    dead = segments / "seg-20260201T000000Z-1-00001.jsonl"
+    dead.write_bytes(b'{"n":1}\n{"n":2}\n{"n":3,"pad":"yy')
+    live = segments / "seg-20260201T000000Z-2-00001.jsonl"
+    live.write_bytes(b'{"n":1}\n{"n":2')
+    holder = os.open(live, os.O_WRONLY | os.O_APPEND)  # a writer in another process, mid-write
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        log = SegmentLog(tmp_path, flush_interval=0.01)
+        log.append({"n": 9})
+        log.close()
+        assert log.recovered == [dead]
+        assert dead.read_bytes() == b'{"n":1}\n{"n":2}\n'
+        assert (tmp_path / "torn" / f"{dead.name}.tail").read_bytes() == b'{"n":3,"pad":"yy'
+        assert live.read_bytes() == b'{"n":1}\n{"n":2'  # its writer may still finish the line
+        # A second log on the directory (another worker) leaves the first one's open segment alone.
+        first = SegmentLog(tmp_path, flush_interval=60)
+        first.append({"n": 10})
+        first.flush()
+        own = first._path
+        assert own is not None
+        with open(own, "ab") as fh:  # as if first's next write were in progress
+            fh.write(b'{"n":1')
+        second = SegmentLog(tmp_path, flush_interval=0.01)
+        second.close()
+        assert own not in second.recovered and own.read_bytes().endswith(b'{"n":1')
+        first.close()
+    finally:
+        os.close(holder)
 
 
 def test_scan_reads_a_log_directory(tmp_path: Path) -> None:

@@ -7,10 +7,20 @@ Durability is explicit. ``append`` only queues the record (the request never
 waits on the disk); a writer thread writes everything queued every
 ``flush_interval`` seconds with one ``write`` per segment on an ``O_APPEND``
 descriptor, then ``fsync``s. Records are serialized before they are queued, so
-every write is whole lines: a process killed at any moment (``SIGKILL`` included) leaves every
-segment ending at a line boundary, and every record queued before the last
-completed flush is on disk. ``flushed_through`` tells which ones that is.
-Segments rotate by size and age; a rotated segment is never written again.
+every write is whole lines, and every record queued before the last completed
+flush is on disk: ``flushed_through`` tells which ones that is. Segments rotate
+by size and age; a rotated segment is never written again.
+
+A process killed during a write (``SIGKILL``, the OOM killer) can leave its
+segment ending in part of a line: Linux stops a large ``write`` between pages
+when a fatal signal arrives. That tail belongs to a batch that was never
+reported flushed, and a scan run before the restart quarantines it as a
+truncated last line. Each writer holds an ``flock`` on its open segment, so the
+next ``SegmentLog`` on the directory (the restarted gateway) can tell a dead
+writer's segment from a live one: it moves a dead writer's partial tail to
+``LOG_DIR/torn/<segment>.tail`` and cuts the segment back to its last whole line
+(``recover_torn_segments``). Live segments, and file systems without locks, are
+left alone.
 
 A failed write (``ENOSPC``, ``EIO``, a failed ``fsync``) loses nothing: the
 segment is cut back to its last whole line (``ftruncate``; retried at later
@@ -27,6 +37,7 @@ Files are created 0600 (the log holds prompts and answers), directories 0700.
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import threading
@@ -127,6 +138,7 @@ class SegmentLog:
         self._segment_bytes = 0
         self._segment_started = 0.0
         self._n = 0
+        self.recovered = recover_torn_segments(self.dir)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="distillguard-log", daemon=True)
         self._thread.start()
@@ -286,6 +298,7 @@ class SegmentLog:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             path = self.dir / f"seg-{stamp}-{os.getpid()}-{self._n:05d}.jsonl"
             self._fd = self.ops.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            _hold(self._fd, path)
             self._path = path
             self._segment_bytes = 0
             self._segment_started = now
@@ -298,6 +311,78 @@ class SegmentLog:
         if self._queue:
             log.error("exchange log closed with %d records not written (%s)", len(self._queue), self.error)
         self._close_segment()
+
+
+def _hold(fd: int, path: Path) -> None:
+    """Lock the open segment for this process's lifetime: the kernel drops the lock when the process dies."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:  # no locks on this file system: recovery then leaves the segment alone
+        log.debug("cannot lock %s (%s); a torn tail there will not be recovered", path, exc.strerror)
+
+
+def recover_torn_segments(segment_dir: Path) -> list[Path]:
+    """Cut segments whose writer died mid-write back to their last whole line; return the ones cut.
+
+    The partial tail is kept, appended to ``segment_dir/../torn/<segment name>.tail``. A segment
+    whose lock is held (a live writer, in this process or another) or cannot be taken is skipped.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "seg-1.jsonl").write_bytes(b'{"n":1}\\n{"n"')
+    >>> [p.name for p in recover_torn_segments(d)], (d / "seg-1.jsonl").read_bytes()
+    (['seg-1.jsonl'], b'{"n":1}\\n')
+    >>> (d.parent / "torn" / "seg-1.jsonl.tail").read_bytes()
+    b'{"n"'
+    """
+    cut: list[Path] = []
+    for path in sorted(segment_dir.glob("seg-*.jsonl")):
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            if _recover_one(fd, path):
+                cut.append(path)
+        except OSError as exc:
+            log.error("cannot recover the torn end of %s: %s", path, exc.strerror)
+        finally:
+            os.close(fd)  # also releases the lock taken in _recover_one
+    return cut
+
+
+def _recover_one(fd: int, path: Path) -> bool:
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # a live writer holds it (its write may be in progress), or locks are unsupported
+        return False
+    # Segments are at most a few hundred MB and this runs once at start-up: reading back by blocks
+    # for the last newline is enough.
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        newline = os.pread(fd, end - start, start).rfind(b"\n")
+        if newline >= 0:
+            end = start + newline + 1
+            break
+        end = start
+    torn_dir = path.parent.parent / "torn"
+    torn_dir.mkdir(mode=0o700, exist_ok=True)
+    tail = os.pread(fd, size - end, end)
+    out = os.open(torn_dir / f"{path.name}.tail", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(out, tail)
+        os.fsync(out)
+    finally:
+        os.close(out)
+    os.ftruncate(fd, end)
+    os.fsync(fd)
+    log.warning("%s ended in a partial line (its writer died mid-write): %d bytes moved to %s",
+                path, size - end, torn_dir / f"{path.name}.tail")
+    return True
 
 
 class _WriteFailed(Exception):
