@@ -69,7 +69,15 @@ SUMMED_KINDS = frozenset({*INSTRUCTION_KINDS, "ip"})
 SUMMED_CAP = 3.0
 
 _BANDS = 4  # 64-bit SimHash in four 16-bit bands
-_HEAD_SHARE, _HEAD_MIN = 0.05, 3  # an instruction recurs: 5% of an account's traffic and 3 requests
+_HEAD_SHARE, _HEAD_MIN = 0.02, 3
+"""An instruction recurs in an account's traffic at 3 requests and 2% of them: a campaign rotating over up to
+fifty instructions. Measured on the detection benchmark's scans (no reference) of evasive seed 4,
+random-campaigns seeds 1, 3 and 4, hard-negatives seed 1 and disclosure-2026 seed 1, as pairs of accounts tied by
+instructions alone (weight 1.0 or more), at 5% with short prompts counted → at 2% without them: one campaign's
+accounts 4, 34, 94, 35, 9, 3 → 113, 280, 942, 849, 66, 426; benign accounts 143, 193, 202, 211, 440, 203 →
+169, 193, 202, 211, 441, 203 (classes and research groups, as before); two campaigns' accounts 0 → 0, 1, 25, 184,
+0, 0 (the simulator's campaigns draw instructions from one pool). With no share rule, developers' common
+openings tied hundreds of developers."""
 _BURST_SECONDS = 600
 
 
@@ -216,8 +224,11 @@ def _content(s: ir.Table, min_share: float) -> list[ir.Table]:
         bands.append(_rows(kept, "template_lsh", ibis.literal(f"{b}:") + kept.band.cast("string")))
     out = bands[0].union(*bands[1:])
     instructions = []
+    # A prompt of eight words or fewer is its own head and tail ("thanks!", "continue"): a whole prompt
+    # many people type, not an instruction wrapped around varied content.
+    wrapped = s.filter(s.template_head != s.template_tail)
     for kind in INSTRUCTION_KINDS:
-        per = s.group_by(["account_id", kind]).aggregate(c=s.c.sum()).join(totals, "account_id")
+        per = wrapped.group_by(["account_id", kind]).aggregate(c=wrapped.c.sum()).join(totals, "account_id")
         recurring = per.filter((per.c >= _HEAD_MIN) & (per.c.cast("float64") >= _HEAD_SHARE * per.n.cast("float64")))
         instructions.append(_rows(recurring, kind, recurring[kind]))
     return [_rows(dominant, "template", dominant.template_sig), out, *instructions]
