@@ -58,12 +58,30 @@ def test_harvest_evidence_separates_a_class_from_a_hydra_cluster() -> None:
         "account_age_days": [25.0, 25.0, 26.0, 0.5, 1.0, 0.2],
         "duty_cycle": [0.04, 0.05, 0.04, 0.9, 0.95, 0.9],
         "payment_shared_accounts": [0, 0, 0, 2, 2, 2],
+        "exchanges_per_active_day": [8.0, 9.0, 8.0, 60.0, 62.0, 61.0],
     })
     clusters = pa.table({"account_id": ["s1", "s2", "s3", "h1", "h2", "h3"],
                          "cluster_id": ["class", "class", "class", "hydra", "hydra", "hydra"]})
     ev = campaign_evidence(features, clusters)
     assert ev["class"].score < 0.45 < 0.9 < ev["hydra"].score
     assert any("dataset building" in r for r in ev["hydra"].reasons)
+
+
+def test_new_accounts_count_as_harvest_evidence_only_when_put_to_work() -> None:
+    """A class that signs up at the start of term is new, but asks a few questions a day; a harvester's
+    new accounts send dozens. Only the second is volume against account age."""
+    features = pa.table({
+        "account_id": ["s1", "s2", "s3", "h1", "h2", "h3"],
+        "n_exchanges": [25, 20, 30, 700, 650, 720],
+        "elicitation_rate": [0.1, 0.1, 0.1, 0.05, 0.05, 0.05],
+        "account_age_days": [2.0, 1.0, 3.0, 0.5, 1.0, 0.2],
+        "exchanges_per_active_day": [4.0, 5.0, 4.0, 50.0, 48.0, 52.0],
+    })
+    clusters = pa.table({"account_id": ["s1", "s2", "s3", "h1", "h2", "h3"],
+                         "cluster_id": ["class", "class", "class", "hydra", "hydra", "hydra"]})
+    ev = campaign_evidence(features, clusters)
+    assert ev["class"].shares["fresh"] == 0.0 and ev["class"].score < 0.45
+    assert ev["hydra"].shares["fresh"] == 1.0 and ev["hydra"].score > 0.45
 
 
 def test_combined_evidence_is_a_noisy_or() -> None:

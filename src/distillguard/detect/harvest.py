@@ -13,7 +13,13 @@ cheaply made):
 
 - reasoning elicited (step-by-step, show-your-work requests: the traces are the product);
 - requests shaped for dataset building (JSON lines, fixed fields, "output only ...");
-- accounts put to work within two weeks of sign-up (sign-up bursts for the campaign);
+- accounts put to work within two weeks of sign-up (sign-up bursts for the campaign): new *and* busy, at
+  ``FLEET_MIN_DAILY`` exchanges or more per active day. Every new customer is new; a university class that
+  signs up at the start of term and asks a few questions a day in lab sessions is a group of new accounts,
+  and counting newness alone made whole classes campaigns (traffic from a generator written apart from this
+  project's simulator, ``benchmarks/independent_traffic.py`` seed 1: 71 students in two campaigns, each on
+  this term alone, 0.62 and 0.60). Volume against account age is the trait: a harvester's new accounts
+  send 20 to hundreds a day, a student about 4;
 - payment cards shared by unrelated accounts (one card behind many accounts; a company card behind
   its own organization's accounts does not count: ``features.account.payment_sharing``), weighing
   more when one card pays for ``PAYMENT_RING`` or more accounts outside their organization: a swarm
@@ -50,11 +56,15 @@ tightly linked cluster with strong evidence become one on its own.
 >>> import pyarrow as pa
 >>> f = pa.table({"account_id": ["a", "b", "c"], "n_exchanges": [100, 100, 100],
 ...               "elicitation_rate": [0.9, 0.8, 0.7], "harvest_format_share": [0.0, 0.0, 0.0],
-...               "account_age_days": [0.5, 1.0, 300.0], "payment_shared_accounts": [1, 1, 0]})
+...               "account_age_days": [0.5, 1.0, 300.0], "payment_shared_accounts": [1, 1, 0],
+...               "exchanges_per_active_day": [40.0, 25.0, 30.0]})
 >>> c = pa.table({"account_id": ["a", "b", "c"], "cluster_id": ["k1", "k1", "k1"]})
 >>> ev = campaign_evidence(f, c)["k1"]
 >>> round(ev.score, 3), ev.reasons[0]
-(0.728, '67% of accounts put to work within 14 days of sign-up')
+(0.728, '67% of accounts put to work within 14 days of sign-up (20 or more exchanges a day)')
+>>> students = f.set_column(6, "exchanges_per_active_day", pa.array([4.0, 4.0, 4.0]))
+>>> round(campaign_evidence(students, c)["k1"].score, 3)  # new, but a few questions a day
+0.547
 >>> fleet = pa.table({"account_id": ["d", "e"], "n_exchanges": [100, 100], "elicitation_rate": [0.05, 0.05],
 ...                   "duty_cycle": [1.0, 1.0], "account_age_days": [400.0, 400.0]})
 >>> k = pa.table({"account_id": ["d", "e"], "cluster_id": ["k2", "k2"]})
@@ -87,7 +97,7 @@ BESIDE_UNUSUAL = frozenset({"fleet"})
 TERMS: dict[str, tuple[float, str]] = {
     "elicitation": (0.4, "reasoning elicited in {v:.0%} of requests"),
     "formatting": (1.0, "{v:.0%} of requests shaped for dataset building"),
-    "fresh": (0.6, "{v:.0%} of accounts put to work within 14 days of sign-up"),
+    "fresh": (0.6, "{v:.0%} of accounts put to work within 14 days of sign-up (20 or more exchanges a day)"),
     "payment": (0.5, "{v:.0%} of accounts share a payment card with accounts outside their organization"),
     "payment_ring": (0.8, "{v:.0%} of accounts share one payment card with ten or more accounts outside their "
                           "organization"),
@@ -156,19 +166,19 @@ def campaign_evidence(features: pa.Table, clusters: pa.Table) -> dict[str, Harve
         volume = np.array([_float(m.get("n_exchanges"), 0.0) for m in ms])
         weights = volume / volume.sum() if volume.sum() > 0 else np.full(len(ms), 1 / len(ms))
         age = np.array([_float(m.get("account_age_days")) for m in ms])
+        daily = np.array([_float(m.get("exchanges_per_active_day"), 0.0) for m in ms])
         elicited = float(weights @ np.array([_float(m.get("elicitation_rate"), 0.0) for m in ms]))
         out[cluster_id] = combine({
             "elicitation": elicited,
             "formatting": float(weights @ np.array([_float(m.get("harvest_format_share"), 0.0) for m in ms])),
-            "fresh": float(np.mean(np.nan_to_num(age, nan=np.inf) < FRESH_DAYS)),
+            "fresh": float(np.mean((np.nan_to_num(age, nan=np.inf) < FRESH_DAYS) & (daily >= FLEET_MIN_DAILY))),
             "payment": float(np.mean([1 <= _float(m.get("payment_shared_accounts"), 0.0) < PAYMENT_RING
                                       for m in ms])),
             "payment_ring": float(np.mean([_float(m.get("payment_shared_accounts"), 0.0) >= PAYMENT_RING
                                            for m in ms])),
             "sustained": float(weights @ np.array([_float(m.get("duty_cycle"), 0.0)
                                                    * _float(m.get("elicitation_rate"), 0.0) for m in ms])),
-            "fleet": elicited * fleet_breadth(sum(_float(m.get("exchanges_per_active_day"), 0.0) >= FLEET_MIN_DAILY
-                                                  for m in ms)),
+            "fleet": elicited * fleet_breadth(int(np.sum(daily >= FLEET_MIN_DAILY))),
         })
     return out
 
