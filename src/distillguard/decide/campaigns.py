@@ -16,10 +16,10 @@ import pyarrow.compute as pc
 from distillguard.config import Settings
 from distillguard.decide.campaign_records import build_campaigns
 from distillguard.decide.details import campaign_details
-from distillguard.decide.gates import select_campaigns
+from distillguard.decide.gates import MIN_JUDGED_EXCHANGES, select_campaigns
 from distillguard.decide.members import account_view, flag_campaign_members, flag_harvesters
 from distillguard.decide.traffic import TrafficOf
-from distillguard.detect.harvest import campaign_evidence, trace_harvesters
+from distillguard.detect.harvest import campaign_evidence, harvest_carriers, trace_harvesters
 from distillguard.records import Campaign
 from distillguard.store import Store
 
@@ -54,7 +54,8 @@ def find_campaigns(
     traffic since ``since`` (the scan's window); replay leaves them out. With ``edges``
     (``schema.ACCOUNT_LINKS``), passengers are found along the links (``gates._passengers``). Accounts
     above the member bar whose own traffic is a trace harvest (``detect.harvest.trace_harvesters``) are
-    flagged on their own, linked or not.
+    flagged on their own, linked or not; members whose own traffic and volume carry harvest evidence
+    (``detect.harvest.harvest_carriers``) are never passengers.
     """
     if cleared:
         clusters = clusters.set_column(
@@ -78,7 +79,9 @@ def find_campaigns(
                                   loose_min_harvest=link.loose_min_harvest_evidence,
                                   loose_min_accounts=link.loose_min_accounts,
                                   coordinated_harvest=link.coordinated_harvest_evidence,
-                                  coordinated_accounts=link.coordinated_min_accounts, edges=edges)
+                                  coordinated_accounts=link.coordinated_min_accounts, edges=edges,
+                                  carriers=harvest_carriers(features, bar=link.min_harvest_evidence,
+                                                            min_exchanges=MIN_JUDGED_EXCHANGES) - cleared)
     details = (campaign_details(store, candidates, traffic=traffic, since=since)
                if store is not None and traffic is not None else {})
     campaigns = build_campaigns(candidates, details)

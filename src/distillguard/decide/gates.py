@@ -52,6 +52,7 @@ def select_campaigns(
     unusual: set[str] | None = None, evidence: dict[str, HarvestEvidence] | None = None,
     min_harvest: float = 0.0, loose_min_harvest: float = 1.1, loose_min_accounts: int = 2,
     coordinated_harvest: float = 1.1, coordinated_accounts: int = 10, edges: pa.Table | None = None,
+    carriers: set[str] | None = None,
 ) -> list[Candidate]:
     """Clusters that become campaigns (``scored``: account rows with ``cluster_id``), by cluster id.
 
@@ -66,7 +67,8 @@ def select_campaigns(
     A campaign leaves out its passengers (``_passengers``): members tied to it only by evidence
     shared by chance (addresses, client software, an e-mail provider), such as a VPN customer on
     the proxy exits a campaign rents; the gates are decided on the whole cluster. ``edges``
-    (``schema.ACCOUNT_LINKS``) tell which members are tied by how the campaign is run.
+    (``schema.ACCOUNT_LINKS``) tell which members are tied by how the campaign is run. ``carriers``: accounts
+    whose own traffic and volume carry harvest evidence (``detect.harvest.harvest_carriers``), never passengers.
     """
     operation = _neighbours(edges, OPERATION_KINDS) if edges is not None else None
     instructions = _neighbours(edges, frozenset(INSTRUCTION_KINDS)) if edges is not None else None
@@ -93,7 +95,7 @@ def select_campaigns(
         if not (novel or coordinated):
             continue
         passengers = _passengers(rows, unusual, operation, min_accounts, suspicious, instructions,
-                                 min_suspicious_share)
+                                 min_suspicious_share) - (carriers or set())
         kept = [r for r in rows if r["account_id"] not in passengers]
         if len(kept) >= min_accounts:
             odd = [r for r in odd if r["account_id"] not in passengers]

@@ -222,5 +222,33 @@ def trace_harvesters(features: pa.Table, *, bar: float, min_exchanges: int) -> d
     return out
 
 
+OWN_TERMS = frozenset({"elicitation", "formatting", "fresh", "sustained"})
+"""The terms an account shows by itself (its traffic, its volume against its age); cards and fleets are links."""
+
+
+def harvest_carriers(features: pa.Table, *, bar: float, min_exchanges: int) -> set[str]:
+    """Accounts whose own traffic and volume carry harvest evidence of ``bar`` (``OWN_TERMS`` only).
+
+    A member of a linked cluster that carries it is one of the campaign's accounts, not a passenger
+    on its proxy exits (``decide.gates``): a customer of the proxy service asks what people ask, at
+    the pace people ask it. Over at least ``min_exchanges`` exchanges.
+
+    >>> f = pa.table({"account_id": ["bot", "vpn-user"], "n_exchanges": [700, 60],
+    ...               "elicitation_rate": [0.05, 0.1], "account_age_days": [3.0, 2.0],
+    ...               "exchanges_per_active_day": [50.0, 5.0]})
+    >>> sorted(harvest_carriers(f, bar=0.45, min_exchanges=20))
+    ['bot']
+    """
+    ids = features.column("account_id").to_pylist()
+    evidence = campaign_evidence(features, pa.table({"account_id": ids, "cluster_id": ids}))
+    counts = dict(zip(ids, features.column("n_exchanges").to_pylist(), strict=True))
+    out = set()
+    for a, ev in evidence.items():
+        own = combine({t: v for t, v in ev.shares.items() if t in OWN_TERMS})
+        if own.score >= bar and _float(counts.get(a), 0.0) >= min_exchanges:
+            out.add(a)
+    return out
+
+
 def _float(value: object, default: float = float("nan")) -> float:
     return default if value is None else float(value)  # type: ignore[arg-type]
