@@ -4,16 +4,17 @@ Connected components let one stray edge (two campaigns renting the same proxy
 provider, a customer who shared an exit address with a harvester) merge
 groups; Leiden (Traag et al. 2019, via ``leidenalg``) optimises weighted
 modularity and keeps well-connected communities apart. The resolution is low
-(0.3): plain modularity (1.0) also cuts a homogeneous hydra network, whose
-rotating proxies make a random graph, into arbitrary pieces (random-campaigns
-seeds 3 and 5: ARI 0.89 → 0.45 and 1.0 → 0.35), while at 0.3 two groups stay
-apart only when the edges between them are a small fraction of what chance
-would give. It was 0.1 until campaigns rotating over many instructions were
-linked by them (``link.evidence._HEAD_SHARE``): small campaigns sharing a few of a
-larger one's instructions then joined it (random-campaigns seed 4: ARI 0.65 at
-0.1, 0.86 at 0.2 to 0.5; seed 5: 0.96 and 0.99), and no scenario of the detection
-benchmark, nor disclosure-2026 at 0.02 (a hydra of about 380 accounts), lost
-anything between 0.1 and 0.5. Seeded, so the same graph always gives the same clusters.
+(0.1): plain modularity (1.0) also cuts a homogeneous hydra network, whose
+rotating proxies make a random graph, into arbitrary pieces, while at 0.1 two
+groups stay apart only when the edges between them are a small fraction of what
+chance would give (a bridge of one edge between two groups of a few dozen links
+each). Measured trade-off (ARI over attack accounts): 0.3 kept small campaigns
+that share a few of a larger one's instructions apart on the simulator
+(random-campaigns seed 4: 0.65 at 0.1, 0.86 at 0.3; seed 5: 0.96 and 0.99) but
+cut an independently generated campaign on sticky residential exits into six
+(``benchmarks/independent_traffic.py`` seed 3: 0.64 at 0.1, 0.42 at 0.2, 0.16 at 0.3).
+Merging is the lesser harm: both parts stay flagged. Seeded, so the same graph
+always gives the same clusters.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pyarrow as pa
 from distillguard.schema import ACCOUNT_CLUSTERS
 
 
-def communities(edges: pa.Table, resolution: float = 0.3, seed: int = 0) -> pa.Table:
+def communities(edges: pa.Table, resolution: float = 0.1, seed: int = 0) -> pa.Table:
     """``account_id, cluster_id, link_evidence`` (``schema.ACCOUNT_CLUSTERS``) from weighted edges.
 
     ``edges`` has ``src``, ``dst``, ``weight`` and ``kinds``. Communities of one
