@@ -217,6 +217,23 @@ def test_a_vpn_customer_on_a_campaigns_exits_is_not_a_member() -> None:
     assert [r["account_id"] for r in campaign.suspicious] == ["a", "b", "c"]
 
 
+def test_a_member_carrying_harvest_evidence_itself_is_no_passenger() -> None:
+    """New accounts put to heavy work on the exits a campaign rents, ordinary to the detectors and tied
+    only by routes: their own volume against their age keeps them in the campaign (independent_traffic
+    seed 1: 28 of an agentic campaign's 41 accounts were dropped as passengers)."""
+    scored = pa.table({
+        "account_id": ["a", "b", "c", "vpn", "bot"],
+        "cluster_id": ["k1"] * 5,
+        "link_evidence": [["ip", "payment"], ["ip", "payment"], ["ip", "payment"], ["ip", "tls"], ["ip", "tls"]],
+    })
+    def members(carriers: set[str]) -> list[str]:
+        [campaign] = select_campaigns(scored, min_accounts=3, min_suspicious_share=0.5, suspicious={"a", "b", "c"},
+                                      unusual={"a", "b", "c"}, carriers=carriers)
+        return [r["account_id"] for r in campaign.rows]
+    assert members(set()) == ["a", "b", "c"]
+    assert members({"bot"}) == ["a", "b", "c", "bot"]
+
+
 def test_a_few_requests_above_the_member_bar_do_not_keep_a_customer_on_a_campaigns_exits() -> None:
     """A customer's single session through the proxy pool a campaign rents (3 requests, hard-negatives
     seed 1) scores above the member bar by chance: too few requests to judge, it is not a member; the
