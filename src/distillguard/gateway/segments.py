@@ -328,7 +328,8 @@ def recover_torn_segments(segment_dir: Path) -> list[Path]:
     whose lock is held (a live writer, in this process or another) or cannot be taken is skipped.
 
     >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> d = pathlib.Path(tempfile.mkdtemp()) / "exchanges"
+    >>> d.mkdir()
     >>> _ = (d / "seg-1.jsonl").write_bytes(b'{"n":1}\\n{"n"')
     >>> [p.name for p in recover_torn_segments(d)], (d / "seg-1.jsonl").read_bytes()
     (['seg-1.jsonl'], b'{"n":1}\\n')
