@@ -9,7 +9,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ("detection", "independent_detection", "replay_detect", "incremental", "link_scale", "scan_throughput", "enrich_cost", "spark_scale",
+ORDER = ("detection", "independent_detection", "replay_detect", "incremental", "link_scale", "scan_throughput",
+         "enrich_cost", "spark_scale",
          "gateway_latency", "gateway_soak", "lab_distillation", "lab_defences", "watermark_calibration",
          "watermark_power", "watermark_radioactivity", "canary_share",
          "sim_throughput", "ingest_memory", "elicitation", "safeguard")
